@@ -1,0 +1,355 @@
+"""The ObjectStore contract: the only I/O boundary of s3db-async.
+
+Every method is one logical request. Conditional writes are part of the
+contract and every store implements them atomically:
+
+- ``put(..., if_none_match=True)`` raises :class:`PreconditionFailed` when the key exists;
+- ``put(..., if_match=etag)`` raises :class:`PreconditionFailed` when the current etag
+  differs or the key is missing;
+- ``delete(..., if_match=etag)`` likewise where the backend supports it
+  (``capabilities().conditional_delete``).
+
+User metadata follows S3: keys are case-insensitive (stores lowercase them), values
+are strings, and the limit is 2 KB counted as the UTF-8 bytes of keys plus values.
+"""
+
+from __future__ import annotations
+
+import abc
+import base64
+import collections
+import re
+from collections.abc import AsyncIterator, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from types import TracebackType
+from typing import Any
+
+from ..errors import InvalidKeyError, MetadataLimitError
+
+__all__ = [
+    "METADATA_LIMIT",
+    "Capabilities",
+    "CommonPrefix",
+    "ListEntry",
+    "ObjectInfo",
+    "ObjectStore",
+    "RequestStats",
+    "StoredObject",
+    "decode_metadata_value",
+    "encode_metadata_value",
+    "metadata_size",
+    "validate_key",
+]
+
+METADATA_LIMIT = 2048
+"""S3's user-defined metadata limit in bytes (keys + values, UTF-8)."""
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_B64_PREFIX = "=?UTF-8?B?"
+_B64_SUFFIX = "?="
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectInfo:
+    """What a HEAD returns: everything but the body."""
+
+    key: str
+    metadata: dict[str, str]
+    etag: str
+    last_modified: datetime
+    size: int
+    content_type: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredObject:
+    """What a GET returns: metadata and body in one request."""
+
+    key: str
+    body: bytes
+    metadata: dict[str, str]
+    etag: str
+    last_modified: datetime
+    size: int
+    content_type: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ListEntry:
+    """One object of a listing."""
+
+    key: str
+    size: int
+    etag: str
+    last_modified: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CommonPrefix:
+    """A "folder" of a delimited listing (``prefix`` ends with the delimiter)."""
+
+    prefix: str
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a store guarantees, probed once per endpoint at connect."""
+
+    conditional_create: bool = True
+    conditional_update: bool = True
+    conditional_delete: bool = True
+    detail: str = ""
+
+    @property
+    def conditional_writes(self) -> bool:
+        """Both create-if-absent and compare-and-swap work."""
+        return self.conditional_create and self.conditional_update
+
+
+class RequestStats(collections.Counter[str]):
+    """Requests issued per operation (``put``, ``get``, ``head``, ``list``, ...).
+
+    One count per request sent to the backend, retries included.
+    """
+
+    def reset(self) -> None:
+        """Forget every count."""
+        self.clear()
+
+    @property
+    def total(self) -> int:
+        """All requests of every operation."""
+        return sum(self.values())
+
+    def snapshot(self) -> dict[str, int]:
+        """A plain copy of the counts."""
+        return dict(self)
+
+
+def validate_key(key: str) -> str:
+    """Return ``key`` if it is a safe object key, else raise :class:`InvalidKeyError`.
+
+    A key must be non-empty, at most 1024 UTF-8 bytes, free of control characters,
+    must not start with ``/`` and must not contain ``.`` or ``..`` segments (which
+    would escape the root on a file system and are ambiguous on S3).
+    """
+    if not isinstance(key, str) or not key:
+        raise InvalidKeyError(
+            "object key must be a non-empty string",
+            suggestion="pass a key such as 'resource=users/data/id=1'",
+            metadata={"key": key},
+        )
+    reason = None
+    if _CONTROL.search(key):
+        reason = "contains control characters"
+    elif key.startswith("/"):
+        reason = "starts with '/'"
+    elif len(key.encode("utf-8")) > 1024:
+        reason = "is longer than 1024 bytes"
+    elif any(seg in (".", "..") for seg in key.split("/")):
+        reason = "has a '.' or '..' segment"
+    elif "//" in key:
+        reason = "has an empty segment ('//')"
+    if reason:
+        raise InvalidKeyError(
+            f"unsafe object key {key!r}: it {reason}",
+            suggestion="encode user-supplied parts of keys (ids, partition values) before use",
+            metadata={"key": key, "reason": reason},
+        )
+    return key
+
+
+def _is_header_safe(value: str) -> bool:
+    return value.isascii() and value.isprintable() and value == value.strip()
+
+
+def encode_metadata_value(value: str) -> str:
+    """Make a metadata value safe for an HTTP header.
+
+    Printable ASCII passes unchanged; anything else (unicode, control characters,
+    leading/trailing blanks) is wrapped as RFC 2047 ``=?UTF-8?B?...?=``.
+    """
+    if _is_header_safe(value) and not value.startswith(_B64_PREFIX):
+        return value
+    return _B64_PREFIX + base64.b64encode(value.encode("utf-8")).decode("ascii") + _B64_SUFFIX
+
+
+def decode_metadata_value(value: str) -> str:
+    """Reverse :func:`encode_metadata_value`."""
+    if value.startswith(_B64_PREFIX) and value.endswith(_B64_SUFFIX):
+        raw = value[len(_B64_PREFIX) : -len(_B64_SUFFIX)]
+        try:
+            return base64.b64decode(raw, validate=True).decode("utf-8")
+        except (ValueError, UnicodeDecodeError):
+            return value
+    return value
+
+
+def metadata_size(metadata: Mapping[str, str]) -> int:
+    """Bytes of user metadata exactly as S3 counts them (UTF-8 keys + values).
+
+    Values are counted in the form they travel in (after header-safe encoding).
+    """
+    return sum(
+        len(k.lower().encode("utf-8")) + len(encode_metadata_value(v).encode("utf-8"))
+        for k, v in metadata.items()
+    )
+
+
+def normalize_metadata(metadata: Mapping[str, str] | None) -> dict[str, str]:
+    """Lowercase keys (as S3 does) and check types; returns a new dict."""
+    if not metadata:
+        return {}
+    out: dict[str, str] = {}
+    for k, v in metadata.items():
+        if not isinstance(k, str) or not isinstance(v, str):
+            raise InvalidKeyError(
+                f"metadata keys and values must be str, got {type(k).__name__}: {type(v).__name__}",
+                suggestion="encode values to str before storing them as metadata",
+                metadata={"metadata_key": str(k)},
+            )
+        lk = k.lower()
+        if not lk or not lk.isascii() or not all(c.isalnum() or c in "-_." for c in lk):
+            raise InvalidKeyError(
+                f"metadata key {k!r} is not a valid header token",
+                suggestion="use ASCII letters, digits, '-', '_' or '.' in metadata keys",
+                metadata={"metadata_key": k},
+            )
+        out[lk] = v
+    return out
+
+
+def check_metadata_limit(key: str, metadata: Mapping[str, str]) -> None:
+    """Raise :class:`MetadataLimitError` when metadata is over 2 KB."""
+    size = metadata_size(metadata)
+    if size > METADATA_LIMIT:
+        raise MetadataLimitError(
+            f"metadata of {key!r} is {size} bytes, over S3's {METADATA_LIMIT}-byte limit",
+            suggestion="store large fields in the body (behavior 'body-overflow')",
+            metadata={"key": key, "size": size, "limit": METADATA_LIMIT},
+        )
+
+
+class ObjectStore(abc.ABC):
+    """Abstract object store. Subclasses implement the ``_``-less methods.
+
+    Use as an async context manager or call :meth:`connect` / :meth:`close`.
+    """
+
+    url: str
+    """The connection string this store was opened from (credentials masked)."""
+
+    def __init__(self) -> None:
+        self.stats = RequestStats()
+        self._capabilities: Capabilities | None = None
+
+    # -- lifecycle -----------------------------------------------------------
+    async def connect(self) -> None:  # noqa: B027 - optional hook
+        """Open connections, check the bucket exists. Idempotent."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections; no request is left in flight."""
+
+    async def __aenter__(self) -> ObjectStore:
+        await self.connect()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # -- the contract --------------------------------------------------------
+    @abc.abstractmethod
+    async def put(
+        self,
+        key: str,
+        body: bytes,
+        metadata: Mapping[str, str] | None = None,
+        *,
+        content_type: str | None = None,
+        if_none_match: bool = False,
+        if_match: str | None = None,
+    ) -> str:
+        """Write an object; return its etag.
+
+        :raises PreconditionFailed: a condition did not hold.
+        """
+
+    @abc.abstractmethod
+    async def get(self, key: str) -> StoredObject:
+        """Read body and metadata in one request.
+
+        :raises NotFoundError: no such key.
+        """
+
+    @abc.abstractmethod
+    async def head(self, key: str) -> ObjectInfo:
+        """Read metadata only.
+
+        :raises NotFoundError: no such key.
+        """
+
+    @abc.abstractmethod
+    async def delete(self, key: str, *, if_match: str | None = None) -> None:
+        """Delete a key (a missing key is not an error unless ``if_match`` is given).
+
+        :raises PreconditionFailed: ``if_match`` did not match.
+        :raises UnsupportedCapabilityError: ``if_match`` on a store without conditional delete.
+        """
+
+    @abc.abstractmethod
+    async def delete_many(self, keys: Iterable[str]) -> int:
+        """Delete many keys in batches (1000 per request on S3); return how many were asked."""
+
+    @abc.abstractmethod
+    def list(
+        self,
+        prefix: str = "",
+        *,
+        start_after: str | None = None,
+        limit: int | None = None,
+        delimiter: str | None = None,
+    ) -> AsyncIterator[ListEntry | CommonPrefix]:
+        """Iterate keys under ``prefix`` in lexicographic order.
+
+        With ``delimiter`` the "folders" come as :class:`CommonPrefix` entries.
+        """
+
+    @abc.abstractmethod
+    async def copy(self, src: str, dst: str) -> str:
+        """Server-side copy (body and metadata); return the new etag."""
+
+    @abc.abstractmethod
+    async def _probe_capabilities(self) -> Capabilities:
+        """Measure what the backend guarantees."""
+
+    # -- conveniences built on the contract ---------------------------------
+    async def capabilities(self) -> Capabilities:
+        """What this store guarantees (probed once, then cached)."""
+        if self._capabilities is None:
+            self._capabilities = await self._probe_capabilities()
+        return self._capabilities
+
+    async def exists(self, key: str) -> bool:
+        """True when ``key`` exists (one HEAD)."""
+        from ..errors import NotFoundError
+
+        try:
+            await self.head(key)
+        except NotFoundError:
+            return False
+        return True
+
+    async def list_keys(self, prefix: str = "", *, limit: int | None = None) -> list[str]:
+        """All keys under ``prefix`` as a list."""
+        return [e.key async for e in self.list(prefix, limit=limit) if isinstance(e, ListEntry)]
+
+    def describe(self) -> dict[str, Any]:
+        """A short, credential-free description for logs and the CLI."""
+        return {"store": type(self).__name__, "url": self.url}
+

@@ -1,0 +1,265 @@
+"""In-process object store (``memory://bucket/prefix``) with S3 semantics.
+
+Stores opened on the same bucket name in one process share the data, so tests can
+model several clients. Request accounting pages like S3 (one ``list`` per 1000 keys,
+one ``delete_many`` per 1000 keys) so request counts match the other stores.
+"""
+
+from __future__ import annotations
+
+import bisect
+import copy
+import hashlib
+from collections.abc import AsyncIterator, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import ClassVar
+
+import anyio.lowlevel
+
+from .._url import ConnectionConfig, parse_connection_string
+from ..errors import NotFoundError, PreconditionFailed
+from ._base import (
+    Capabilities,
+    CommonPrefix,
+    ListEntry,
+    ObjectInfo,
+    ObjectStore,
+    StoredObject,
+    check_metadata_limit,
+    normalize_metadata,
+    validate_key,
+)
+
+__all__ = ["MemoryStore"]
+
+PAGE_SIZE = 1000
+
+
+@dataclass(slots=True)
+class _Obj:
+    body: bytes
+    metadata: dict[str, str]
+    etag: str
+    last_modified: datetime
+    content_type: str | None
+
+
+class _Bucket:
+    __slots__ = ("keys", "objects", "version")
+
+    def __init__(self) -> None:
+        self.objects: dict[str, _Obj] = {}
+        self.keys: list[str] = []  # sorted
+        self.version = 0
+
+    def set(self, key: str, obj: _Obj) -> None:
+        if key not in self.objects:
+            bisect.insort(self.keys, key)
+        self.objects[key] = obj
+        self.version += 1
+
+    def remove(self, key: str) -> bool:
+        if self.objects.pop(key, None) is None:
+            return False
+        i = bisect.bisect_left(self.keys, key)
+        del self.keys[i]
+        self.version += 1
+        return True
+
+
+def make_etag(body: bytes) -> str:
+    """An S3-style quoted MD5 etag."""
+    return '"' + hashlib.md5(body, usedforsecurity=False).hexdigest() + '"'
+
+
+class MemoryStore(ObjectStore):
+    """Objects in a dict, same contract and error behaviour as S3.
+
+    :param url: ``memory://bucket/prefix`` (or a parsed :class:`ConnectionConfig`).
+    :param enforce_limits: reject metadata over 2 KB like S3 does.
+    """
+
+    _buckets: ClassVar[dict[str, _Bucket]] = {}
+
+    def __init__(
+        self, url: str | ConnectionConfig = "memory://default", *, enforce_limits: bool = True
+    ) -> None:
+        super().__init__()
+        config = url if isinstance(url, ConnectionConfig) else parse_connection_string(url)
+        self.config = config
+        self.url = config.masked
+        self.bucket = config.bucket
+        self.prefix = f"{config.prefix}/" if config.prefix else ""
+        self.enforce_limits = enforce_limits
+        self._data = self._buckets.setdefault(config.bucket, _Bucket())
+
+    @classmethod
+    def reset_all(cls) -> None:
+        """Drop every in-memory bucket of this process."""
+        cls._buckets.clear()
+
+    def snapshot(self) -> dict[str, _Obj]:
+        """A copy of every object under this store's prefix (restore with :meth:`restore`)."""
+        return {
+            k: copy.copy(v) for k, v in self._data.objects.items() if k.startswith(self.prefix)
+        }
+
+    def restore(self, snapshot: Mapping[str, _Obj]) -> None:
+        """Replace everything under this store's prefix with ``snapshot``."""
+        for k in [k for k in self._data.keys if k.startswith(self.prefix)]:
+            self._data.remove(k)
+        for k, v in snapshot.items():
+            self._data.set(k, copy.copy(v))
+
+    def _full(self, key: str) -> str:
+        return self.prefix + validate_key(key)
+
+    async def put(
+        self,
+        key: str,
+        body: bytes,
+        metadata: Mapping[str, str] | None = None,
+        *,
+        content_type: str | None = None,
+        if_none_match: bool = False,
+        if_match: str | None = None,
+    ) -> str:
+        full = self._full(key)
+        md = normalize_metadata(metadata)
+        if self.enforce_limits:
+            check_metadata_limit(key, md)
+        body = bytes(body)
+        await anyio.lowlevel.checkpoint()
+        self.stats["put"] += 1
+        current = self._data.objects.get(full)
+        if if_none_match and current is not None:
+            raise PreconditionFailed(
+                f"{key!r} already exists", metadata={"key": key, "condition": "If-None-Match"}
+            )
+        if if_match is not None and (current is None or current.etag != if_match):
+            raise PreconditionFailed(
+                f"{key!r} changed since it was read"
+                if current
+                else f"{key!r} does not exist (If-Match)",
+                metadata={"key": key, "condition": "If-Match", "expected": if_match},
+            )
+        etag = make_etag(body)
+        self._data.set(
+            full,
+            _Obj(body, md, etag, datetime.now(UTC), content_type or "application/octet-stream"),
+        )
+        return etag
+
+    def _lookup(self, key: str) -> _Obj:
+        obj = self._data.objects.get(self._full(key))
+        if obj is None:
+            raise NotFoundError(f"no object at {key!r}", metadata={"key": key})
+        return obj
+
+    async def get(self, key: str) -> StoredObject:
+        await anyio.lowlevel.checkpoint()
+        self.stats["get"] += 1
+        o = self._lookup(key)
+        return StoredObject(
+            key, o.body, dict(o.metadata), o.etag, o.last_modified, len(o.body), o.content_type
+        )
+
+    async def head(self, key: str) -> ObjectInfo:
+        await anyio.lowlevel.checkpoint()
+        self.stats["head"] += 1
+        o = self._lookup(key)
+        return ObjectInfo(
+            key, dict(o.metadata), o.etag, o.last_modified, len(o.body), o.content_type
+        )
+
+    async def delete(self, key: str, *, if_match: str | None = None) -> None:
+        full = self._full(key)
+        await anyio.lowlevel.checkpoint()
+        self.stats["delete"] += 1
+        if if_match is not None:
+            current = self._data.objects.get(full)
+            if current is None or current.etag != if_match:
+                raise PreconditionFailed(
+                    f"{key!r} changed or vanished since it was read",
+                    metadata={"key": key, "condition": "If-Match", "expected": if_match},
+                )
+        self._data.remove(full)
+
+    async def delete_many(self, keys: Iterable[str]) -> int:
+        fulls = [self._full(k) for k in keys]
+        await anyio.lowlevel.checkpoint()
+        for i in range(0, len(fulls), PAGE_SIZE):
+            self.stats["delete_many"] += 1
+            for full in fulls[i : i + PAGE_SIZE]:
+                self._data.remove(full)
+        return len(fulls)
+
+    async def list(
+        self,
+        prefix: str = "",
+        *,
+        start_after: str | None = None,
+        limit: int | None = None,
+        delimiter: str | None = None,
+    ) -> AsyncIterator[ListEntry | CommonPrefix]:
+        full_prefix = self.prefix + prefix
+        cursor = self.prefix + start_after if start_after is not None else None
+        strip = len(self.prefix)
+        emitted = 0
+        last_common: str | None = None
+        while True:
+            await anyio.lowlevel.checkpoint()
+            self.stats["list"] += 1
+            keys = self._data.keys
+            i = (
+                bisect.bisect_right(keys, cursor)
+                if cursor is not None and cursor >= full_prefix
+                else bisect.bisect_left(keys, full_prefix)
+            )
+            page: list[ListEntry | CommonPrefix] = []
+            scanned = 0
+            while i < len(keys) and scanned < PAGE_SIZE:
+                k = keys[i]
+                if not k.startswith(full_prefix):
+                    break
+                cursor = k
+                i += 1
+                if delimiter:
+                    rest = k[len(full_prefix) :]
+                    cut = rest.find(delimiter)
+                    if cut >= 0:
+                        common = k[: len(full_prefix) + cut + len(delimiter)]
+                        if common != last_common:
+                            last_common = common
+                            page.append(CommonPrefix(common[strip:]))
+                            scanned += 1
+                        # skip every key under this common prefix
+                        i = bisect.bisect_left(keys, common + "\U0010ffff")
+                        cursor = keys[i - 1]
+                        continue
+                o = self._data.objects[k]
+                page.append(ListEntry(k[strip:], len(o.body), o.etag, o.last_modified))
+                scanned += 1
+            for entry in page:
+                yield entry
+                emitted += 1
+                if limit is not None and emitted >= limit:
+                    return
+            more = i < len(keys) and keys[i].startswith(full_prefix)
+            if not more or not page:
+                return
+
+    async def copy(self, src: str, dst: str) -> str:
+        full_dst = self._full(dst)
+        await anyio.lowlevel.checkpoint()
+        self.stats["copy"] += 1
+        o = self._lookup(src)
+        self._data.set(
+            full_dst,
+            _Obj(o.body, dict(o.metadata), o.etag, datetime.now(UTC), o.content_type),
+        )
+        return o.etag
+
+    async def _probe_capabilities(self) -> Capabilities:
+        return Capabilities(detail="in-process, atomic by construction")
