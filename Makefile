@@ -27,6 +27,10 @@ bench: $(STAMP)
 
 demo: $(STAMP)
 	$(PY) examples/quickstart.py
+	@echo "--- the same data through the CLI ---"
+	S3DB_URL=file://./.s3db-demo S3DB_PASSPHRASE=demo-passphrase $(VENV)/bin/s3db resources
+	S3DB_URL=file://./.s3db-demo S3DB_PASSPHRASE=demo-passphrase $(VENV)/bin/s3db count customers --by region
+	S3DB_URL=file://./.s3db-demo S3DB_PASSPHRASE=demo-passphrase $(VENV)/bin/s3db list orders --limit 3
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .s3db-demo

@@ -1,17 +1,37 @@
-"""s3db-async: an async document database on any S3-compatible object store."""
+"""s3db-async: an async document database on any S3-compatible object store.
+
+::
+
+    from s3db_async import Database
+
+    async with Database("file://./data/myapp") as db:
+        users = await db.create_resource("users", attributes={"email": "string|required|email"})
+        await users.insert({"email": "ann@example.com"})
+"""
 
 from __future__ import annotations
 
 from . import errors
+from ._database import Database
+from ._record import BatchResult, ItemResult, Page, Record
+from ._resource import Resource
+from ._schema import Schema
 from ._url import ConnectionConfig, parse_connection_string
 from .errors import (
     AlreadyExistsError,
+    ConfigError,
     ConflictError,
+    DecryptionError,
+    EncryptionError,
+    MetadataLimitError,
     MissingDependencyError,
     NotFoundError,
     PluginError,
     PreconditionFailed,
+    ResourceNotFoundError,
     S3dbError,
+    SchemaError,
+    StoreError,
     ValidationError,
 )
 from .stores import FileStore, MemoryStore, ObjectStore, S3Store, open_store
@@ -20,17 +40,31 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AlreadyExistsError",
+    "BatchResult",
+    "ConfigError",
     "ConflictError",
     "ConnectionConfig",
+    "Database",
+    "DecryptionError",
+    "EncryptionError",
     "FileStore",
+    "ItemResult",
     "MemoryStore",
+    "MetadataLimitError",
     "MissingDependencyError",
     "NotFoundError",
     "ObjectStore",
+    "Page",
     "PluginError",
     "PreconditionFailed",
+    "Record",
+    "Resource",
+    "ResourceNotFoundError",
     "S3Store",
     "S3dbError",
+    "Schema",
+    "SchemaError",
+    "StoreError",
     "ValidationError",
     "__version__",
     "errors",

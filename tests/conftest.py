@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from s3db_async import Database
 from s3db_async.stores import MemoryStore, ObjectStore, open_store
 
 from ._servers import S3Server, start_moto, start_seaweedfs
@@ -87,3 +88,14 @@ async def store(store_url: str) -> AsyncIterator[ObjectStore]:
 def _reset_memory_buckets() -> Iterator[None]:
     yield
     MemoryStore.reset_all()
+
+
+@pytest.fixture
+async def db(store_url: str) -> AsyncIterator[Database]:
+    """A connected database on the current store kind (passphrase set for secret fields)."""
+    database = Database(store_url, passphrase="test-passphrase")
+    await database.connect()
+    try:
+        yield database
+    finally:
+        await database.disconnect()

@@ -1,0 +1,502 @@
+"""Database: a connection string, its resources, and the ``s3db.json`` registry.
+
+``s3db.json`` holds every resource's versions (definition + hash), its attribute-id
+registry, and the database's secret salt. Every write to it is a compare-and-swap on
+its etag, so processes that create resources at the same time never lose a definition.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import logging
+import os
+import random
+import re
+from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime
+from types import MappingProxyType, TracebackType
+from typing import Any
+
+import msgspec
+
+from ._codec import AttributeRegistry
+from ._crypto import SecretBox
+from ._events import EventEmitter, HookRegistry, TaskSupervisor
+from ._ids import IdGenerator
+from ._partitions import parse_partitions
+from ._resource import Resource
+from ._schema import Schema
+from ._url import parse_connection_string
+from .errors import (
+    ConfigError,
+    ConflictError,
+    DecryptionError,
+    NotFoundError,
+    PreconditionFailed,
+    ResourceNotFoundError,
+    SchemaError,
+)
+from .stores import ObjectStore, open_store
+
+__all__ = ["DATABASE_HOOKS", "Database"]
+
+METADATA_KEY = "s3db.json"
+FORMAT_VERSION = 1
+DATABASE_HOOKS = (
+    "before_create_resource",
+    "after_create_resource",
+    "before_connect",
+    "after_connect",
+    "before_disconnect",
+    "after_disconnect",
+)
+BEHAVIORS = ("body-overflow", "body-only", "enforce-limits", "truncate-data", "user-managed")
+_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$")
+_CHECK_TEXT = "s3db-passphrase-check"
+
+
+def _canonical_hash(definition: Mapping[str, Any]) -> str:
+    raw = msgspec.json.encode(definition, order="sorted")
+    return "sha256:" + hashlib.sha256(raw).hexdigest()
+
+
+class Database(EventEmitter):
+    """A document database on an object store.
+
+    ::
+
+        async with Database("file://./data/myapp") as db:
+            users = await db.create_resource("users", attributes={"name": "string|required"})
+            await users.insert({"name": "Ann"})
+
+    :param url: connection string (``memory://``, ``file://``, ``s3://``, ``http(s)://``);
+        defaults to the ``S3DB_URL`` environment variable.
+    :param passphrase: key for ``secret`` fields (or ``S3DB_PASSPHRASE``); there is no default.
+    :param parallelism: concurrent requests for batch reads and writes (default 100).
+    :param versioning: keep every definition as a new schema version (default ``True``);
+        with ``False`` a changed definition replaces the current version.
+    :param strict_validation: check partition fields against the schema (default ``True``).
+    :param store: an already built :class:`ObjectStore` (overrides ``url``).
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        plugins: list[Any] | tuple[Any, ...] = (),
+        passphrase: str | None = None,
+        parallelism: int | None = None,
+        versioning: bool = True,
+        strict_validation: bool = True,
+        store: ObjectStore | None = None,
+        **store_options: Any,
+    ) -> None:
+        super().__init__(logger=logging.getLogger("s3db_async.database"))
+        url = url or os.environ.get("S3DB_URL")
+        if store is None and not url:
+            raise ConfigError(
+                "no connection string",
+                suggestion="pass Database('file://./data') or set S3DB_URL",
+            )
+        self.config = parse_connection_string(url) if url else None
+        if parallelism is None:
+            parallelism = int((self.config.options.get("parallelism") if self.config else None) or 100)
+        if not isinstance(parallelism, int) or parallelism < 1:
+            raise ConfigError(
+                f"parallelism must be a positive integer, got {parallelism!r}",
+                metadata={"option": "parallelism"},
+            )
+        self.parallelism = parallelism
+        self.versioning = versioning
+        self.strict_validation = strict_validation
+        self._passphrase = passphrase or os.environ.get("S3DB_PASSPHRASE") or None
+        self._store = store
+        self._store_options = store_options
+        self._resources: dict[str, Resource] = {}
+        self._meta: dict[str, Any] = {}
+        self._meta_etag: str | None = None
+        self._secret_box: SecretBox | None = None
+        self._hooks = HookRegistry(DATABASE_HOOKS, owner="database")
+        self._supervisor = TaskSupervisor("database")
+        self._connected = False
+        self._pending_plugins = list(plugins)
+        self.log = logging.getLogger("s3db_async.database")
+
+    # -- lifecycle ---------------------------------------------------------------
+    @property
+    def store(self) -> ObjectStore:
+        """The open object store.
+
+        :raises ConfigError: before :meth:`connect`.
+        """
+        if self._store is None:
+            raise ConfigError("database is not connected", suggestion="await db.connect() first")
+        return self._store
+
+    @property
+    def is_connected(self) -> bool:
+        """True between :meth:`connect` and :meth:`disconnect`."""
+        return self._connected
+
+    @property
+    def url(self) -> str:
+        """The connection string with credentials masked."""
+        return self.config.masked if self.config else getattr(self._store, "url", "")
+
+    async def connect(self) -> Database:
+        """Open the store, load ``s3db.json`` and every resource. Idempotent."""
+        if self._connected:
+            return self
+        await self._hooks.run("before_connect", self)
+        if self._store is None:
+            assert self.config is not None
+            options = dict(self._store_options)
+            if self.config.scheme not in ("memory", "file"):
+                options.setdefault("parallelism", self.parallelism)
+            self._store = open_store(self.config, **options)
+        await self._store.connect()
+        await self._store.capabilities()
+        self._supervisor.reopen()
+        await self._load()
+        self._connected = True
+        await self._hooks.run("after_connect", self)
+        self.emit("connected", self)
+        return self
+
+    async def disconnect(self) -> None:
+        """Stop background work and close the store; no task outlives the database."""
+        if not self._connected:
+            return
+        await self._hooks.run("before_disconnect", self)
+        await self._supervisor.aclose()
+        if self._store is not None:
+            await self._store.close()
+        self._connected = False
+        await self._hooks.run("after_disconnect", self)
+        self.emit("disconnected", self)
+
+    async def __aenter__(self) -> Database:
+        return await self.connect()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.disconnect()
+
+    def add_hook(self, name: str, fn: Callable[..., Any]) -> None:
+        """Register a database hook (``before_/after_`` + ``connect``, ``disconnect``,
+        ``create_resource``)."""
+        self._hooks.add(name, fn)
+
+    def spawn(self, coro: Any, *, name: str | None = None) -> asyncio.Task[Any]:
+        """Run a coroutine in the background, cancelled and awaited on disconnect."""
+        return self._supervisor.spawn(coro, name=name)
+
+    # -- s3db.json -----------------------------------------------------------------
+    async def _read_meta(self) -> tuple[dict[str, Any], str | None]:
+        try:
+            obj = await self.store.get(METADATA_KEY)
+        except NotFoundError:
+            return {}, None
+        return msgspec.json.decode(obj.body) if obj.body else {}, obj.etag
+
+    async def _update_meta(self, mutate: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+        """Apply ``mutate`` to ``s3db.json`` by compare-and-swap; re-reads on conflicts."""
+        doc, etag = self._meta, self._meta_etag
+        fresh = False
+        for attempt in range(50):
+            if not doc or fresh:
+                doc, etag = await self._read_meta()
+            doc = msgspec.json.decode(msgspec.json.encode(doc)) if doc else self._new_meta()
+            if not mutate(doc):
+                self._meta, self._meta_etag = doc, etag
+                return doc
+            doc["updated_at"] = datetime.now(UTC).isoformat()
+            body = msgspec.json.encode(doc)
+            try:
+                if etag is None:
+                    new_etag = await self.store.put(
+                        METADATA_KEY, body, content_type="application/json", if_none_match=True
+                    )
+                else:
+                    new_etag = await self.store.put(
+                        METADATA_KEY, body, content_type="application/json", if_match=etag
+                    )
+            except PreconditionFailed:
+                fresh = True
+                await asyncio.sleep(random.uniform(0, min(0.5, 0.01 * 2**attempt)))
+                continue
+            self._meta, self._meta_etag = doc, new_etag
+            return doc
+        raise ConflictError(
+            f"{METADATA_KEY} kept changing: gave up after 50 tries",
+            suggestion="too many processes change resource definitions at once; retry",
+            metadata={"key": METADATA_KEY},
+        )
+
+    @staticmethod
+    def _new_meta() -> dict[str, Any]:
+        return {
+            "format": FORMAT_VERSION,
+            "created_at": datetime.now(UTC).isoformat(),
+            "secrets": {"salt": base64.b64encode(SecretBox.new_salt()).decode("ascii")},
+            "resources": {},
+        }
+
+    async def _load(self) -> None:
+        doc, etag = await self._read_meta()
+        if not doc:
+            doc = await self._update_meta(lambda d: True)
+        else:
+            self._meta, self._meta_etag = doc, etag
+        self._setup_secrets()
+        for name, entry in self._meta.get("resources", {}).items():
+            self._materialize(name, entry)
+
+    def _setup_secrets(self) -> None:
+        if not self._passphrase:
+            self._secret_box = None
+            return
+        salt = base64.b64decode(self._meta["secrets"]["salt"])
+        box = SecretBox(self._passphrase, salt)
+        check = self._meta.get("secrets", {}).get("check")
+        if check is not None:
+            try:
+                ok = box.decrypt(check) == _CHECK_TEXT
+            except DecryptionError:
+                ok = False
+            if not ok:
+                raise DecryptionError(
+                    "the passphrase does not match the one this database was written with",
+                    suggestion="pass the original passphrase, or rotate it with the old one",
+                )
+        self._secret_box = box
+
+    async def _ensure_passphrase_check(self) -> None:
+        if self._secret_box is None or self._meta.get("secrets", {}).get("check"):
+            return
+        token = self._secret_box.encrypt(_CHECK_TEXT)
+
+        def mutate(doc: dict[str, Any]) -> bool:
+            if doc.setdefault("secrets", {}).get("check"):
+                return False
+            doc["secrets"]["check"] = token
+            return True
+
+        await self._update_meta(mutate)
+
+    def _materialize(
+        self, name: str, entry: Mapping[str, Any], id_generator: IdGenerator | None = None
+    ) -> Resource:
+        version = entry["current_version"]
+        versions = entry["versions"]
+        registry = AttributeRegistry.from_dict(entry.get("registry") or {})
+        existing = self._resources.get(name)
+        if existing is not None:
+            existing.registry = registry
+            if id_generator is not None:
+                existing._custom_id_generator = id_generator
+            existing._apply(versions[version]["definition"], version, versions)
+            return existing
+        resource = Resource(
+            self,
+            name,
+            definition=versions[version]["definition"],
+            version=version,
+            versions=versions,
+            registry=registry,
+            id_generator=id_generator,
+        )
+        self._resources[name] = resource
+        return resource
+
+    async def _assign_ids(self, resource: Resource, paths: list[str], *, plugin: bool) -> None:
+        """Give stable ids to new field paths of ``resource`` (persisted by compare-and-swap)."""
+        result: list[AttributeRegistry] = []
+
+        def mutate(doc: dict[str, Any]) -> bool:
+            entry = doc.get("resources", {}).get(resource.name)
+            if entry is None:
+                registry = resource.registry
+                registry.assign(paths, plugin=plugin)
+                result.append(registry)
+                return False
+            registry = AttributeRegistry.from_dict(entry.get("registry") or {})
+            changed = registry.assign(paths, plugin=plugin)
+            entry["registry"] = registry.to_dict()
+            result.append(registry)
+            return changed
+
+        await self._update_meta(mutate)
+        resource.registry = result[-1]
+
+    # -- resources -----------------------------------------------------------------
+    async def create_resource(
+        self,
+        name: str,
+        *,
+        attributes: Mapping[str, Any],
+        partitions: Mapping[str, Any] | None = None,
+        behavior: str = "body-overflow",
+        timestamps: bool = False,
+        id_generator: str | IdGenerator | None = None,
+        id_size: int | None = None,
+        allow_extra: bool = False,
+        conflict_retries: int = 5,
+        hooks: Mapping[str, Any] | None = None,
+        description: str | None = None,
+    ) -> Resource:
+        """Create a resource, or update its definition (a changed definition is a new version;
+        an identical one is a no-op).
+
+        :raises SchemaError: unknown rule, bad partition field, bad behavior or name.
+        """
+        if not isinstance(name, str) or not _NAME_RE.match(name):
+            raise SchemaError(
+                f"invalid resource name {name!r}",
+                suggestion="use up to 100 letters, digits, '_', '-' or '.'",
+                metadata={"resource": name},
+            )
+        config: dict[str, Any] = {
+            "name": name,
+            "attributes": dict(attributes),
+            "partitions": dict(partitions or {}),
+            "behavior": behavior,
+            "timestamps": timestamps,
+            "id_generator": id_generator,
+            "id_size": id_size,
+            "allow_extra": allow_extra,
+            "conflict_retries": conflict_retries,
+            "hooks": dict(hooks or {}),
+            "description": description,
+        }
+        config = dict(await self._hooks.run("before_create_resource", config))
+        if config["behavior"] not in BEHAVIORS:
+            raise SchemaError(
+                f"unknown behavior {config['behavior']!r} for resource {name!r}",
+                suggestion=f"use one of: {', '.join(BEHAVIORS)}",
+                metadata={"resource": name, "option": "behavior"},
+            )
+        gen = config["id_generator"]
+        custom_gen = gen if callable(gen) else None
+        attrs = {k: v for k, v in config["attributes"].items() if k != "id"}
+        definition = {
+            "attributes": attrs,
+            "partitions": {},
+            "behavior": config["behavior"],
+            "timestamps": bool(config["timestamps"]),
+            "id_generator": "custom" if custom_gen else (gen or "nanoid"),
+            "id_size": config["id_size"],
+            "allow_extra": bool(config["allow_extra"]),
+            "conflict_retries": int(config["conflict_retries"]),
+            "description": config["description"],
+        }
+        schema = Schema(Resource.attributes_of(definition), allow_extra=definition["allow_extra"])
+        parsed = parse_partitions(
+            config["partitions"],
+            known_fields=set(schema.fields),
+            resource=name,
+            strict=self.strict_validation,
+        )
+        definition["attributes"] = schema.definition()
+        for f in ("created_at", "updated_at") if definition["timestamps"] else ():
+            if f not in attrs:
+                definition["attributes"].pop(f, None)
+        definition["partitions"] = {n: p.definition() for n, p in parsed.items()}
+        if not custom_gen and gen is not None:
+            from ._ids import make_id_generator
+
+            make_id_generator(gen, size=config["id_size"])  # validate now
+        digest = _canonical_hash(definition)
+        paths = list(schema.fields)
+        now = datetime.now(UTC).isoformat()
+
+        def mutate(doc: dict[str, Any]) -> bool:
+            resources = doc.setdefault("resources", {})
+            entry = resources.get(name)
+            if entry is None:
+                registry = AttributeRegistry()
+                registry.assign(paths)
+                resources[name] = {
+                    "current_version": "v1",
+                    "versions": {"v1": {"hash": digest, "definition": definition, "created_at": now}},
+                    "registry": registry.to_dict(),
+                }
+                return True
+            current = entry["versions"][entry["current_version"]]
+            registry = AttributeRegistry.from_dict(entry.get("registry") or {})
+            changed_ids = registry.assign(paths)
+            entry["registry"] = registry.to_dict()
+            if current["hash"] == digest:
+                return changed_ids
+            if self.versioning:
+                number = max(int(v[1:]) for v in entry["versions"]) + 1
+                version = f"v{number}"
+            else:
+                version = entry["current_version"]
+            entry["versions"][version] = {"hash": digest, "definition": definition, "created_at": now}
+            entry["current_version"] = version
+            return True
+
+        doc = await self._update_meta(mutate)
+        resource = self._materialize(name, doc["resources"][name], custom_gen)
+        for hook_name, fns in config["hooks"].items():
+            for fn in fns if isinstance(fns, list | tuple) else [fns]:
+                if fn not in resource._hooks.get(hook_name):
+                    resource.add_hook(hook_name, fn)
+        if schema.secret_fields:
+            await self._ensure_passphrase_check()
+        await self._hooks.run("after_create_resource", resource)
+        self.emit("resource_created", resource)
+        return resource
+
+    def get_resource(self, name: str) -> Resource:
+        """The resource called ``name``.
+
+        :raises ResourceNotFoundError: no such resource.
+        """
+        try:
+            return self._resources[name]
+        except KeyError:
+            raise ResourceNotFoundError(
+                f"resource {name!r} does not exist",
+                suggestion=f"create it first; existing: {', '.join(sorted(self._resources)) or 'none'}",
+                metadata={"resource": name},
+            ) from None
+
+    def resource_exists(self, name: str) -> bool:
+        """True when a resource called ``name`` exists."""
+        return name in self._resources
+
+    def list_resources(self) -> list[str]:
+        """Names of every resource, sorted."""
+        return sorted(self._resources)
+
+    @property
+    def resources(self) -> Mapping[str, Resource]:
+        """Read-only mapping of resource name to :class:`Resource`."""
+        return MappingProxyType(self._resources)
+
+    def __iter__(self) -> Iterator[Resource]:
+        return iter(list(self._resources.values()))
+
+    @property
+    def metadata(self) -> Mapping[str, Any]:
+        """The last known content of ``s3db.json``."""
+        return MappingProxyType(self._meta)
+
+    async def reload(self) -> None:
+        """Re-read ``s3db.json`` (pick up resources other processes created)."""
+        doc, etag = await self._read_meta()
+        self._meta, self._meta_etag = doc, etag
+        for name, entry in doc.get("resources", {}).items():
+            self._materialize(name, entry)
+
+    def __repr__(self) -> str:
+        state = "connected" if self._connected else "disconnected"
+        return f"<Database {self.url} {state} resources={len(self._resources)}>"

@@ -1,0 +1,249 @@
+"""Events, hooks, middlewares and the task supervisor shared by Database and Resource.
+
+- **Hooks** are awaited in order inside an operation. A ``before_*`` hook gets the data
+  and returns it (changed or not; ``None`` keeps it); raising aborts the operation.
+- **Events** are notifications: sync handlers run inline, async handlers run as tasks
+  owned by the database. A failing handler is logged and re-emitted as ``error``; it
+  never breaks the operation that emitted.
+- **Middlewares** wrap a method: ``async def mw(next, *args, **kwargs)`` calls
+  ``await next(*args, **kwargs)`` (or not) and returns the result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from typing import Any
+
+from .errors import ConfigError
+
+__all__ = [
+    "EventEmitter",
+    "Handler",
+    "HookRegistry",
+    "Middleware",
+    "TaskSupervisor",
+]
+
+Handler = Callable[..., Any]
+Middleware = Callable[..., Awaitable[Any]]
+
+_log = logging.getLogger("s3db_async.events")
+
+
+class TaskSupervisor:
+    """Owns background tasks so none outlives the database.
+
+    Tasks are tracked; :meth:`aclose` cancels the ones still running and awaits them.
+    """
+
+    def __init__(self, name: str = "s3db") -> None:
+        self.name = name
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._closed = False
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str | None = None) -> asyncio.Task[Any]:
+        """Run ``coro`` in the background; exceptions are logged, never lost."""
+        if self._closed:
+            coro.close()
+            raise ConfigError(
+                f"cannot start task {name or coro!r}: {self.name} is closed",
+                suggestion="connect the database before starting background work",
+            )
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+        return task
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            _log.error(
+                "background task %s failed",
+                task.get_name(),
+                exc_info=task.exception(),
+                extra={"op": "task", "task": task.get_name()},
+            )
+
+    @property
+    def tasks(self) -> frozenset[asyncio.Task[Any]]:
+        """Tasks still running."""
+        return frozenset(self._tasks)
+
+    def reopen(self) -> None:
+        """Allow spawning again after :meth:`aclose` (reconnect)."""
+        self._closed = False
+
+    async def drain(self, timeout: float | None = None) -> None:
+        """Wait for the running tasks to finish on their own (event handlers)."""
+        pending = [t for t in self._tasks if t is not asyncio.current_task()]
+        if pending:
+            await asyncio.wait(pending, timeout=timeout)
+
+    async def aclose(self) -> None:
+        """Cancel every task and wait until all have ended."""
+        self._closed = True
+        current = asyncio.current_task()
+        while True:
+            pending = [t for t in self._tasks if t is not current]
+            if not pending:
+                return
+            for t in pending:
+                t.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+
+
+class EventEmitter:
+    """``on``/``once``/``off``/``emit`` with the semantics in the module docstring."""
+
+    _supervisor: TaskSupervisor | None
+
+    def __init__(self, *, logger: logging.Logger | None = None) -> None:
+        self._handlers: dict[str, list[Handler]] = defaultdict(list)
+        self._supervisor = None
+        self._event_log = logger or _log
+
+    def on(self, event: str, handler: Handler) -> Handler:
+        """Call ``handler(*args)`` on every ``event``; returns the handler (usable as decorator)."""
+        if not callable(handler):
+            raise ConfigError(f"handler for {event!r} is not callable", metadata={"event": event})
+        self._handlers[event].append(handler)
+        return handler
+
+    def once(self, event: str, handler: Handler) -> Handler:
+        """Like :meth:`on`, but only for the next ``event``."""
+
+        def wrapper(*args: Any) -> Any:
+            self.off(event, wrapper)
+            return handler(*args)
+
+        wrapper.__wrapped__ = handler  # type: ignore[attr-defined]
+        return self.on(event, wrapper)
+
+    def off(self, event: str, handler: Handler | None = None) -> None:
+        """Remove one handler, or all handlers of ``event``."""
+        if handler is None:
+            self._handlers.pop(event, None)
+            return
+        handlers = self._handlers.get(event, [])
+        for i, h in enumerate(handlers):
+            if h is handler or getattr(h, "__wrapped__", None) is handler:
+                del handlers[i]
+                return
+
+    def listeners(self, event: str) -> list[Handler]:
+        """The handlers of ``event``."""
+        return list(self._handlers.get(event, ()))
+
+    def has_listeners(self, event: str) -> bool:
+        """True when something listens to ``event``."""
+        return bool(self._handlers.get(event))
+
+    def emit(self, event: str, *args: Any) -> None:
+        """Notify the handlers of ``event`` (never raises)."""
+        for handler in list(self._handlers.get(event, ())):
+            try:
+                result = handler(*args)
+                if inspect.isawaitable(result):
+                    self._spawn_handler(event, result)
+            except Exception as exc:
+                self._handler_failed(event, handler, exc)
+
+    def _spawn_handler(self, event: str, awaitable: Awaitable[Any]) -> None:
+        async def run() -> None:
+            try:
+                await awaitable
+            except Exception as exc:
+                self._handler_failed(event, awaitable, exc)
+
+        if self._supervisor is not None:
+            try:
+                self._supervisor.spawn(run(), name=f"event:{event}")
+                return
+            except ConfigError:
+                pass
+        # not attached to a running database: still run it, on the current loop
+        task = asyncio.get_running_loop().create_task(run(), name=f"event:{event}")
+        _orphans.add(task)
+        task.add_done_callback(_orphans.discard)
+
+    def _handler_failed(self, event: str, handler: object, exc: Exception) -> None:
+        self._event_log.error(
+            "handler for %r failed: %s",
+            event,
+            exc,
+            exc_info=exc,
+            extra={"op": "event", "event": event},
+        )
+        if event != "error" and self.has_listeners("error"):
+            self.emit("error", exc, {"event": event, "handler": handler})
+
+
+_orphans: set[asyncio.Task[Any]] = set()
+
+
+class HookRegistry:
+    """Ordered hooks per name, validated against the allowed names."""
+
+    def __init__(self, allowed: Iterable[str], *, owner: str) -> None:
+        self._allowed = frozenset(allowed)
+        self._owner = owner
+        self._hooks: dict[str, list[Handler]] = defaultdict(list)
+
+    def add(self, name: str, fn: Handler) -> None:
+        """Register ``fn`` for hook ``name``."""
+        if name not in self._allowed:
+            raise ConfigError(
+                f"unknown hook {name!r} on {self._owner}",
+                suggestion=f"use one of: {', '.join(sorted(self._allowed))}",
+                metadata={"hook": name},
+            )
+        if not callable(fn):
+            raise ConfigError(f"hook {name!r} is not callable", metadata={"hook": name})
+        self._hooks[name].append(fn)
+
+    def remove(self, name: str, fn: Handler) -> bool:
+        """Unregister ``fn``; returns whether it was registered."""
+        hooks = self._hooks.get(name, [])
+        if fn in hooks:
+            hooks.remove(fn)
+            return True
+        return False
+
+    def has(self, name: str) -> bool:
+        """True when ``name`` has hooks."""
+        return bool(self._hooks.get(name))
+
+    def get(self, name: str) -> list[Handler]:
+        """The hooks registered for ``name``."""
+        return list(self._hooks.get(name, ()))
+
+    async def run(self, name: str, value: Any, *extra: Any) -> Any:
+        """Pass ``value`` through every hook of ``name`` in order; ``None`` keeps the value."""
+        for fn in self._hooks.get(name, ()):
+            result = fn(value, *extra)
+            if inspect.isawaitable(result):
+                result = await result
+            if result is not None:
+                value = result
+        return value
+
+
+def compose_middlewares(
+    middlewares: list[Middleware], final: Callable[..., Awaitable[Any]]
+) -> Callable[..., Awaitable[Any]]:
+    """Wrap ``final`` so the first-registered middleware runs outermost."""
+    call = final
+    for mw in reversed(middlewares):
+
+        def bind(mw: Middleware, nxt: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+            async def wrapped(*args: Any, **kwargs: Any) -> Any:
+                return await mw(nxt, *args, **kwargs)
+
+            return wrapped
+
+        call = bind(mw, call)
+    return call

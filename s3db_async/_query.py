@@ -1,0 +1,156 @@
+"""Query filters compiled to predicates.
+
+A filter is a mapping of field paths to conditions::
+
+    {"status": "active"}                         # equality
+    {"profile.age": {"$gte": 18, "$lt": 65}}     # dotted paths, comparison operators
+    {"profile": {"country": "PT"}}               # nested mappings = nested paths
+    {"region": {"$in": ["eu", "us"]}, "deleted": {"$ne": True}}
+    {"$or": [{"a": 1}, {"b": {"$exists": False}}]}
+
+Operators: ``$eq $ne $gt $gte $lt $lte $in $nin $exists $contains`` and the
+combinators ``$and``, ``$or``, ``$not``. Comparisons between incomparable types
+are simply false.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ._partitions import get_path, is_missing
+from .errors import ValidationError
+
+__all__ = ["Predicate", "compile_filter", "equality_pins"]
+
+Predicate = Callable[[Mapping[str, Any]], bool]
+
+_OPS = {"$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin", "$exists", "$contains"}
+
+
+def _bad(message: str, path: str) -> ValidationError:
+    return ValidationError(
+        f"invalid filter: {message}",
+        errors=[{"field": path or "$", "rule": "filter", "message": message}],
+        suggestion="see the query operators in docs/guide.md",
+        metadata={"field": path},
+    )
+
+
+def _cmp(op: str, expected: Any) -> Callable[[Any], bool]:
+    def compare(value: Any) -> bool:
+        if is_missing(value) or value is None:
+            return False
+        try:
+            if op == "$gt":
+                return bool(value > expected)
+            if op == "$gte":
+                return bool(value >= expected)
+            if op == "$lt":
+                return bool(value < expected)
+            return bool(value <= expected)
+        except TypeError:
+            return False
+
+    return compare
+
+
+def _condition(op: str, arg: Any, path: str) -> Callable[[Any], bool]:
+    if op == "$eq":
+        return lambda v: not is_missing(v) and v == arg
+    if op == "$ne":
+        return lambda v: is_missing(v) or v != arg
+    if op in ("$gt", "$gte", "$lt", "$lte"):
+        return _cmp(op, arg)
+    if op in ("$in", "$nin"):
+        if not isinstance(arg, list | tuple | set | frozenset):
+            raise _bad(f"{op} needs a list, got {type(arg).__name__}", path)
+        options = list(arg)
+        if op == "$in":
+            return lambda v: not is_missing(v) and v in options
+        return lambda v: is_missing(v) or v not in options
+    if op == "$exists":
+        want = bool(arg)
+        return lambda v: (not is_missing(v) and v is not None) == want
+    if op == "$contains":
+        return lambda v: isinstance(v, list | str | dict) and arg in v
+    raise _bad(f"unknown operator {op!r} (use one of {', '.join(sorted(_OPS))})", path)
+
+
+def _compile(flt: Mapping[str, Any], base: str) -> list[Predicate]:
+    preds: list[Predicate] = []
+    for key, cond in flt.items():
+        if not isinstance(key, str):
+            raise _bad(f"keys must be strings, got {key!r}", base)
+        if key in ("$and", "$or"):
+            if not isinstance(cond, list) or not all(isinstance(c, Mapping) for c in cond):
+                raise _bad(f"{key} needs a list of filters", base)
+            subs = [compile_filter(c, _base=base) for c in cond]
+            if key == "$and":
+                preds.append(lambda r, subs=subs: all(s(r) for s in subs))
+            else:
+                preds.append(lambda r, subs=subs: any(s(r) for s in subs))
+            continue
+        if key == "$not":
+            if not isinstance(cond, Mapping):
+                raise _bad("$not needs a filter", base)
+            sub = compile_filter(cond, _base=base)
+            preds.append(lambda r, sub=sub: not sub(r))
+            continue
+        if key.startswith("$"):
+            raise _bad(f"operator {key!r} needs a field", base)
+        path = f"{base}.{key}" if base else key
+        if isinstance(cond, Mapping) and cond and all(str(k).startswith("$") for k in cond):
+            checks = [_condition(op, arg, path) for op, arg in cond.items()]
+            preds.append(
+                lambda r, path=path, checks=checks: all(c(get_path(r, path)) for c in checks)
+            )
+        elif isinstance(cond, Mapping) and cond:
+            preds.extend(_compile(cond, path))
+        else:
+            preds.append(
+                lambda r, path=path, cond=cond: (
+                    not is_missing(v := get_path(r, path)) and v == cond
+                )
+            )
+    return preds
+
+
+def compile_filter(flt: Mapping[str, Any] | None, *, _base: str = "") -> Predicate:
+    """Compile ``flt`` into ``predicate(record) -> bool``.
+
+    :raises ValidationError: malformed filter (unknown operator, wrong argument type).
+    """
+    if flt is None:
+        return lambda r: True
+    if not isinstance(flt, Mapping):
+        raise _bad(f"a filter must be a mapping, got {type(flt).__name__}", _base)
+    preds = _compile(flt, _base)
+    if not preds:
+        return lambda r: True
+    if len(preds) == 1:
+        return preds[0]
+    return lambda r: all(p(r) for p in preds)
+
+
+def equality_pins(flt: Mapping[str, Any] | None, *, _base: str = "") -> dict[str, Any]:
+    """Field paths the filter pins to a single value (plain equality or ``$eq``)."""
+    pins: dict[str, Any] = {}
+    for key, cond in (flt or {}).items():
+        if key == "$and" and isinstance(cond, list):
+            for sub in cond:
+                if isinstance(sub, Mapping):
+                    pins.update(equality_pins(sub, _base=_base))
+            continue
+        if key.startswith("$"):
+            continue
+        path = f"{_base}.{key}" if _base else key
+        if isinstance(cond, Mapping):
+            if cond and all(str(k).startswith("$") for k in cond):
+                if "$eq" in cond:
+                    pins[path] = cond["$eq"]
+            else:
+                pins.update(equality_pins(cond, _base=path))
+        else:
+            pins[path] = cond
+    return pins

@@ -1,0 +1,85 @@
+"""Record and batch result types returned by Resource methods."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import S3dbError
+
+__all__ = ["BatchResult", "ItemResult", "Page", "Record"]
+
+
+class Record(dict[str, Any]):
+    """A record: a plain ``dict`` of its fields (``id`` first) that also knows its etag.
+
+    ``record.etag`` is the object's etag after the read or write that produced it; pass it
+    to ``update(..., if_match=record.etag)`` to manage optimistic concurrency yourself.
+    ``record.version`` is the schema version the record was stored under.
+    """
+
+    __slots__ = ("etag", "version")
+
+    def __init__(self, data: Any = (), *, etag: str | None = None, version: str | None = None):
+        super().__init__(data)
+        self.etag = etag
+        self.version = version
+
+    @property
+    def id(self) -> str:
+        """The record id."""
+        return str(self["id"])
+
+    def __repr__(self) -> str:
+        return f"Record({dict.__repr__(self)})"
+
+
+@dataclass(frozen=True, slots=True)
+class ItemResult:
+    """The outcome of one item of a batch operation."""
+
+    id: str | None
+    ok: bool
+    data: Record | None = None
+    error: S3dbError | None = None
+
+
+class BatchResult(list[ItemResult]):
+    """Per-item results of ``insert_many``/``get_many``/``update_many``/``delete_many``."""
+
+    @property
+    def ok(self) -> list[Record]:
+        """The records (or ids, for deletes) of the items that succeeded."""
+        return [r.data for r in self if r.ok and r.data is not None]
+
+    @property
+    def errors(self) -> list[ItemResult]:
+        """The items that failed."""
+        return [r for r in self if not r.ok]
+
+    @property
+    def all_ok(self) -> bool:
+        """True when no item failed."""
+        return all(r.ok for r in self)
+
+    def raise_first(self) -> None:
+        """Raise the first item's error, if any."""
+        for r in self:
+            if r.error is not None:
+                raise r.error
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of records; ``next_cursor`` is ``None`` on the last page."""
+
+    items: list[Record]
+    next_cursor: str | None
+    size: int
+
+    def __iter__(self) -> Iterator[Record]:
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)

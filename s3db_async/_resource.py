@@ -1,0 +1,858 @@
+"""Resource: a collection of records stored as S3 objects.
+
+Request budget (asserted in tests): ``insert`` = 1 conditional PUT (+1 PUT per
+partition), ``get`` = 1 GET, ``exists`` = 1 HEAD, ``update``/``patch``/``replace`` =
+1 GET + 1 conditional PUT (+1 PUT and 1 DELETE when a partition value moves),
+``delete`` = 1 batched DELETE, plus 1 GET first when the delete is observed
+(partitions, delete hooks or ``deleted`` listeners).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from ._codec import AttributeRegistry, RecordCodec, record_version
+from ._concurrency import bounded_gather
+from ._events import EventEmitter, HookRegistry, Middleware, compose_middlewares
+from ._ids import IdGenerator, make_id_generator, validate_id
+from ._listing import ListingMixin
+from ._partitions import Partition, parse_partitions
+from ._record import BatchResult, ItemResult, Record
+from ._schema import Schema
+from .errors import (
+    AlreadyExistsError,
+    ConfigError,
+    ConflictError,
+    NotFoundError,
+    PreconditionFailed,
+    S3dbError,
+    SchemaError,
+)
+from .stores import StoredObject
+
+if TYPE_CHECKING:
+    from ._database import Database
+
+__all__ = ["HOOK_NAMES", "MIDDLEWARE_METHODS", "Resource"]
+
+HOOK_NAMES = tuple(
+    f"{when}_{op}"
+    for op in ("insert", "update", "delete", "get", "list")
+    for when in ("before", "after")
+)
+MIDDLEWARE_METHODS = frozenset(
+    {
+        "insert",
+        "insert_many",
+        "get",
+        "get_many",
+        "get_or_none",
+        "exists",
+        "update",
+        "patch",
+        "replace",
+        "upsert",
+        "delete",
+        "delete_many",
+        "list",
+        "list_ids",
+        "count",
+        "page",
+        "query",
+        "set_content",
+        "get_content",
+    }
+)
+TIMESTAMP_FIELDS = ("created_at", "updated_at")
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class Resource(ListingMixin, EventEmitter):
+    """A named collection of records with a schema, partitions, hooks and events.
+
+    Get one from :meth:`Database.create_resource` or ``db.resources[name]``::
+
+        users = await db.create_resource("users", attributes={"email": "string|required|email"})
+        user = await users.insert({"email": "a@b.co"})
+        await users.update(user["id"], {"email": "c@d.co"})
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        name: str,
+        *,
+        definition: Mapping[str, Any],
+        version: str,
+        versions: Mapping[str, Mapping[str, Any]],
+        registry: AttributeRegistry,
+        id_generator: IdGenerator | None = None,
+    ) -> None:
+        EventEmitter.__init__(self, logger=logging.getLogger(f"s3db_async.resource.{name}"))
+        self.db = db
+        self.name = name
+        self.log = logging.getLogger(f"s3db_async.resource.{name}")
+        self._supervisor = db._supervisor
+        self._hooks = HookRegistry(HOOK_NAMES, owner=f"resource {name!r}")
+        self._middlewares: dict[str, list[Middleware]] = {}
+        self._chains: dict[str, Callable[..., Awaitable[Any]]] = {}
+        self._methods: dict[str, str | None] = {}
+        self._plugin_attributes: dict[str, tuple[Any, str]] = {}
+        self.registry = registry
+        self._custom_id_generator = id_generator
+        self._apply(definition, version, versions)
+
+    # -- definition -----------------------------------------------------------
+    def _apply(
+        self,
+        definition: Mapping[str, Any],
+        version: str,
+        versions: Mapping[str, Mapping[str, Any]],
+    ) -> None:
+        """(Re)build schema, codecs and partitions from a stored definition."""
+        self.definition: dict[str, Any] = dict(definition)
+        self.version = version
+        self._versions = {v: dict(d) for v, d in versions.items()}
+        self.behavior: str = definition.get("behavior", "body-overflow")
+        self.timestamps: bool = bool(definition.get("timestamps", False))
+        self.conflict_retries: int = int(definition.get("conflict_retries", 5))
+        gen = definition.get("id_generator") or "nanoid"
+        self._id_generator = (
+            self._custom_id_generator
+            if gen == "custom" and self._custom_id_generator
+            else make_id_generator(
+                "nanoid" if gen == "custom" else gen, size=definition.get("id_size")
+            )
+        )
+        self.schema = self._build_schema(definition)
+        self.partitions: dict[str, Partition] = parse_partitions(
+            definition.get("partitions"),
+            known_fields=set(self.schema.fields),
+            resource=self.name,
+            strict=self.db.strict_validation,
+        )
+        self._codecs: dict[str, RecordCodec] = {}
+        self.codec = self._codec_for(version)
+
+    @staticmethod
+    def attributes_of(definition: Mapping[str, Any]) -> dict[str, Any]:
+        """User attributes plus timestamps, as the schema sees them."""
+        attributes = dict(definition.get("attributes") or {})
+        if definition.get("timestamps"):
+            for f in TIMESTAMP_FIELDS:
+                attributes.setdefault(f, "string|optional")
+        return attributes
+
+    def _build_schema(self, definition: Mapping[str, Any]) -> Schema:
+        return Schema(
+            self.attributes_of(definition),
+            plugin_attributes={n: d for n, (d, _) in self._plugin_attributes.items()} or None,
+            allow_extra=bool(definition.get("allow_extra", False)),
+        )
+
+    def _codec_for(self, version: str) -> RecordCodec:
+        codec = self._codecs.get(version)
+        if codec is None:
+            definition = self._versions.get(version, {}).get("definition")
+            schema = (
+                self.schema
+                if version == self.version or definition is None
+                else self._build_schema(definition)
+            )
+            codec = RecordCodec(
+                schema,
+                self.registry,
+                version=version,
+                behavior=(definition or self.definition).get("behavior", self.behavior),
+                secret_box=self.db._secret_box,
+            )
+            self._codecs[version] = codec
+        return codec
+
+    # -- keys ------------------------------------------------------------------
+    @property
+    def data_prefix(self) -> str:
+        """Key prefix of the records: ``resource={name}/data/``."""
+        return f"resource={self.name}/data/"
+
+    def key_for(self, record_id: str) -> str:
+        """Object key of a record."""
+        return f"resource={self.name}/data/id={record_id}"
+
+    def content_key_for(self, record_id: str) -> str:
+        """Object key of a record's binary content."""
+        return f"resource={self.name}/content/id={record_id}"
+
+    def _id(self, value: object) -> str:
+        return validate_id(value, resource=self.name)
+
+    def _ref_keys(self, record: Mapping[str, Any], record_id: str) -> dict[str, str]:
+        refs = {}
+        for name, p in self.partitions.items():
+            key = p.ref_key(self.name, record, record_id)
+            if key is not None:
+                refs[name] = key
+        return refs
+
+    # -- hooks, middlewares, methods ------------------------------------------
+    def add_hook(self, name: str, fn: Callable[..., Any]) -> None:
+        """Register a hook: ``before_``/``after_`` + ``insert|update|delete|get|list``."""
+        self._hooks.add(name, fn)
+
+    def remove_hook(self, name: str, fn: Callable[..., Any]) -> bool:
+        """Unregister a hook; returns whether it was registered."""
+        return self._hooks.remove(name, fn)
+
+    def use_middleware(self, method: str, fn: Middleware) -> None:
+        """Wrap ``method``: ``async def fn(next, *args, **kwargs)``."""
+        if method not in MIDDLEWARE_METHODS:
+            raise ConfigError(
+                f"cannot add middleware to {method!r} on resource {self.name!r}",
+                suggestion=f"use one of: {', '.join(sorted(MIDDLEWARE_METHODS))}",
+                metadata={"resource": self.name, "method": method},
+            )
+        self._middlewares.setdefault(method, []).append(fn)
+        self._chains.pop(method, None)
+
+    def remove_middleware(self, method: str, fn: Middleware) -> bool:
+        """Remove a middleware; returns whether it was registered."""
+        mws = self._middlewares.get(method, [])
+        if fn in mws:
+            mws.remove(fn)
+            self._chains.pop(method, None)
+            return True
+        return False
+
+    async def _call(self, method: str, impl: Callable[..., Awaitable[Any]], *a: Any, **kw: Any) -> Any:
+        if not self._middlewares.get(method):
+            return await impl(*a, **kw)
+        chain = self._chains.get(method)
+        if chain is None:
+            chain = self._chains[method] = compose_middlewares(self._middlewares[method], impl)
+        return await chain(*a, **kw)
+
+    def add_method(self, name: str, fn: Callable[..., Any], *, owner: str | None = None) -> None:
+        """Attach a method (plugins); an existing attribute of that name raises."""
+        if hasattr(self, name):
+            raise ConfigError(
+                f"resource {self.name!r} already has an attribute {name!r}",
+                suggestion="choose another method name (prefix it with your plugin's name)",
+                metadata={"resource": self.name, "method": name, "owner": owner},
+            )
+        setattr(self, name, fn)
+        self._methods[name] = owner
+
+    def remove_method(self, name: str) -> bool:
+        """Detach a method added with :meth:`add_method`."""
+        if name not in self._methods:
+            return False
+        del self._methods[name]
+        delattr(self, name)
+        return True
+
+    # -- plugin attributes ----------------------------------------------------
+    async def add_plugin_attribute(self, name: str, definition: Any, plugin_name: str) -> None:
+        """Add a field owned by a plugin (ids from the ``p0, p1, ...`` space).
+
+        :raises SchemaError: the name is a user field or another plugin's field.
+        """
+        if name in self.schema.fields and name not in self._plugin_attributes:
+            raise SchemaError(
+                f"plugin {plugin_name!r} cannot add {name!r} to {self.name!r}: a user field",
+                suggestion=f"prefix plugin fields, e.g. '_{plugin_name}_{name}'",
+                metadata={"resource": self.name, "field": name, "plugin": plugin_name},
+            )
+        owner = self._plugin_attributes.get(name, (None, plugin_name))[1]
+        if owner != plugin_name:
+            raise SchemaError(
+                f"{name!r} on {self.name!r} belongs to plugin {owner!r}, not {plugin_name!r}",
+                suggestion="plugins must not share attribute names",
+                metadata={"resource": self.name, "field": name, "plugin": plugin_name},
+            )
+        self._plugin_attributes[name] = (definition, plugin_name)
+        await self._refresh_plugin_schema()
+
+    async def remove_plugin_attribute(self, name: str, plugin_name: str | None = None) -> bool:
+        """Remove a plugin field (its id is kept reserved, never reused)."""
+        entry = self._plugin_attributes.get(name)
+        if entry is None or (plugin_name is not None and entry[1] != plugin_name):
+            return False
+        del self._plugin_attributes[name]
+        await self._refresh_plugin_schema()
+        return True
+
+    async def _refresh_plugin_schema(self) -> None:
+        schema = self._build_schema(self.definition)
+        new = [f for f in schema.plugin_fields if f not in self.registry.plugin_ids]
+        if new:
+            await self.db._assign_ids(self, new, plugin=True)
+        self._apply(self.definition, self.version, self._versions)
+
+    # -- writes ------------------------------------------------------------------
+    async def insert(self, data: Mapping[str, Any] | None = None, /, **fields: Any) -> Record:
+        """Validate and store a new record; returns it with its ``id``.
+
+        :raises ValidationError: the data does not satisfy the schema (nothing is written).
+        :raises AlreadyExistsError: a record with this id exists (it is not overwritten).
+        """
+        return await self._call("insert", self._insert, {**(data or {}), **fields})  # type: ignore[no-any-return]
+
+    async def _insert(self, data: Mapping[str, Any]) -> Record:
+        data = dict(data)
+        if self._hooks.has("before_insert"):
+            data = dict(await self._hooks.run("before_insert", data))
+        raw_id = data.pop("id", None)
+        rid = self._id(raw_id) if raw_id is not None else self._id_generator()
+        if self.timestamps:
+            now = _now()
+            data["created_at"] = now
+            data["updated_at"] = now
+        record = self.schema.validate(data)
+        encoded = self._encode(record, rid)
+        try:
+            etag = await self.db.store.put(
+                self.key_for(rid),
+                encoded.body,
+                encoded.metadata,
+                content_type=encoded.content_type,
+                if_none_match=True,
+            )
+        except PreconditionFailed:
+            raise AlreadyExistsError(
+                f"{self.name} record {rid!r} already exists",
+                suggestion="use update() or upsert(), or omit 'id' to get a new one",
+                metadata={"resource": self.name, "id": rid},
+            ) from None
+        refs = self._ref_keys(record, rid)
+        if refs:
+            await self._put_refs(refs.values())
+        result = Record({"id": rid}, etag=etag, version=self.version)
+        result.update(record)
+        if self._hooks.has("after_insert"):
+            result = await self._hooks.run("after_insert", result)
+        self.emit("inserted", result)
+        return result
+
+    def _encode(self, record: Mapping[str, Any], rid: str) -> Any:
+        encoded = self.codec.encode(record)
+        if encoded.overflowed and self.behavior == "user-managed":
+            self.emit("exceeds_limits", {"id": rid, "fields": list(encoded.overflowed)})
+        if encoded.truncated:
+            self.emit("truncated", {"id": rid, "fields": list(encoded.truncated)})
+        return encoded
+
+    async def _put_refs(self, keys: Iterable[str]) -> None:
+        keys = list(keys)
+        await bounded_gather(lambda k: self.db.store.put(k, b""), keys, self.db.parallelism)
+
+    async def insert_many(self, items: Iterable[Mapping[str, Any]]) -> BatchResult:
+        """Insert many records concurrently; per-item results, the batch never fails as a whole."""
+        return await self._call("insert_many", self._insert_many, list(items))  # type: ignore[no-any-return]
+
+    async def _insert_many(self, items: list[Mapping[str, Any]]) -> BatchResult:
+        async def one(item: Mapping[str, Any]) -> ItemResult:
+            try:
+                rec = await self.insert(item)
+                return ItemResult(rec["id"], True, rec)
+            except S3dbError as exc:
+                return ItemResult(item.get("id"), False, error=exc)
+
+        return BatchResult(await bounded_gather(one, items, self.db.parallelism))
+
+    async def _read(self, rid: str) -> tuple[StoredObject, Record]:
+        try:
+            obj = await self.db.store.get(self.key_for(rid))
+        except NotFoundError:
+            raise NotFoundError(
+                f"{self.name} record {rid!r} not found",
+                suggestion="check the id, or use get_or_none()",
+                metadata={"resource": self.name, "id": rid},
+            ) from None
+        return obj, self._decode(rid, obj.metadata, obj.body, obj.etag)
+
+    def _decode(self, rid: str, metadata: Mapping[str, str], body: bytes, etag: str) -> Record:
+        version = record_version(metadata) or self.version
+        data = self._codec_for(version).decode(metadata, body)
+        rec = Record({"id": rid}, etag=etag, version=version)
+        rec.update(data)
+        return rec
+
+    async def _modify(
+        self,
+        record_id: object,
+        build: Callable[[Record], dict[str, Any]],
+        *,
+        if_match: str | None,
+        retries: int | None,
+    ) -> Record:
+        """Read-modify-write with If-Match; retries lost races, then ConflictError."""
+        rid = self._id(record_id)
+        attempts = (self.conflict_retries if retries is None else retries) + 1
+        for attempt in range(attempts):
+            obj, current = await self._read(rid)
+            if if_match is not None and obj.etag != if_match:
+                raise PreconditionFailed(
+                    f"{self.name} record {rid!r} changed since etag {if_match}",
+                    suggestion="re-read the record and apply your change again",
+                    metadata={"resource": self.name, "id": rid, "etag": obj.etag},
+                )
+            record = build(current)
+            encoded = self._encode(record, rid)
+            try:
+                etag = await self.db.store.put(
+                    self.key_for(rid),
+                    encoded.body,
+                    encoded.metadata,
+                    content_type=encoded.content_type,
+                    if_match=obj.etag,
+                )
+            except PreconditionFailed:
+                if if_match is not None:
+                    raise
+                if attempt + 1 >= attempts:
+                    raise ConflictError(
+                        f"{self.name} record {rid!r} kept changing: gave up after {attempts} tries",
+                        suggestion="retry later or raise the resource's conflict_retries",
+                        metadata={"resource": self.name, "id": rid, "attempts": attempts},
+                    ) from None
+                await asyncio.sleep(random.uniform(0, 0.005 * 2**attempt))
+                continue
+            await self._move_refs(current, record, rid)
+            result = Record({"id": rid}, etag=etag, version=self.version)
+            result.update(record)
+            if self._hooks.has("after_update"):
+                result = await self._hooks.run("after_update", result, current)
+            self.emit("updated", result, current)
+            return result
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _move_refs(self, before: Mapping[str, Any], after: Mapping[str, Any], rid: str) -> None:
+        if not self.partitions:
+            return
+        old = self._ref_keys(before, rid)
+        new = self._ref_keys(after, rid)
+        added = [k for n, k in new.items() if old.get(n) != k]
+        removed = [k for n, k in old.items() if new.get(n) != k]
+        if added:
+            await self._put_refs(added)
+        if len(removed) == 1:
+            await self.db.store.delete(removed[0])
+        elif removed:
+            await self.db.store.delete_many(removed)
+
+    async def _before_update(self, rid: str, changes: Mapping[str, Any]) -> dict[str, Any]:
+        changes = dict(changes)
+        given = changes.pop("id", rid)
+        if str(given) != rid:
+            raise ConfigError(
+                f"cannot change the id of {self.name} record {rid!r} to {given!r}",
+                suggestion="insert a new record and delete the old one",
+                metadata={"resource": self.name, "id": rid},
+            )
+        if self._hooks.has("before_update"):
+            changes = dict(await self._hooks.run("before_update", {"id": rid, **changes}))
+            changes.pop("id", None)
+        return changes
+
+    def _merge(self, current: Mapping[str, Any], changes: Mapping[str, Any], base: str = "") -> dict[str, Any]:
+        out = {k: v for k, v in current.items() if k != "id"} if not base else dict(current)
+        for k, v in changes.items():
+            path = f"{base}.{k}" if base else k
+            old = out.get(k)
+            if isinstance(v, Mapping) and isinstance(old, Mapping) and path not in self.schema.fields:
+                out[k] = self._merge(old, v, path)
+            else:
+                out[k] = v
+        return out
+
+    @staticmethod
+    def _changes(changes: Any, fields: Mapping[str, Any]) -> Any:
+        if callable(changes):
+            if fields:
+                raise ConfigError("pass either a function or field changes, not both")
+            return changes
+        return {**(changes or {}), **fields}
+
+    async def update(
+        self,
+        record_id: str,
+        changes: Mapping[str, Any] | Callable[[Record], Mapping[str, Any]] | None = None,
+        /,
+        *,
+        if_match: str | None = None,
+        retries: int | None = None,
+        **fields: Any,
+    ) -> Record:
+        """Merge ``changes`` into a record (nested objects merge too) and validate the result.
+
+        ``changes`` may be a function of the current record returning the changes; it is
+        re-applied to the fresh record after a lost race, so increments never get lost::
+
+            await counters.update(cid, lambda r: {"hits": r["hits"] + 1})
+
+        One GET and one conditional PUT; a lost race re-reads and re-applies the change
+        (``retries``, default the resource's ``conflict_retries``). With ``if_match`` the
+        write happens only if the record still has that etag.
+
+        :raises NotFoundError: no such record.
+        :raises ConflictError: the record kept changing.
+        :raises PreconditionFailed: ``if_match`` did not match.
+        """
+        return await self._call(  # type: ignore[no-any-return]
+            "update", self._update, record_id, self._changes(changes, fields),
+            if_match=if_match, retries=retries, full=True,
+        )
+
+    async def patch(
+        self,
+        record_id: str,
+        changes: Mapping[str, Any] | Callable[[Record], Mapping[str, Any]] | None = None,
+        /,
+        *,
+        if_match: str | None = None,
+        retries: int | None = None,
+        **fields: Any,
+    ) -> Record:
+        """Like :meth:`update`, but validates only the changed fields.
+
+        Use it to touch records written under an older, laxer schema.
+        """
+        return await self._call(  # type: ignore[no-any-return]
+            "patch", self._update, record_id, self._changes(changes, fields),
+            if_match=if_match, retries=retries, full=False,
+        )
+
+    async def _update(
+        self, record_id: str, changes: Any, *, if_match: str | None,
+        retries: int | None, full: bool,
+    ) -> Record:
+        rid = self._id(record_id)
+        compute = changes if callable(changes) else None
+        if compute is None:
+            changes = await self._before_update(rid, changes)
+        checked = changes if full or compute else self.schema.validate(changes, partial=True)
+
+        def build(current: Record) -> dict[str, Any]:
+            delta = checked
+            if compute is not None:
+                delta = dict(compute(Record(current)))
+                delta.pop("id", None)
+                if not full:
+                    delta = self.schema.validate(delta, partial=True)
+            merged = self._merge(current, delta)
+            if self.timestamps:
+                merged["updated_at"] = _now()
+                merged.setdefault("created_at", current.get("created_at") or merged["updated_at"])
+            return self.schema.validate(merged) if full else merged
+
+        return await self._modify(rid, build, if_match=if_match, retries=retries)
+
+    async def replace(
+        self,
+        record_id: str,
+        data: Mapping[str, Any] | None = None,
+        /,
+        *,
+        if_match: str | None = None,
+        retries: int | None = None,
+        **fields: Any,
+    ) -> Record:
+        """Replace a whole record (fields not given are dropped); no lost updates.
+
+        :raises NotFoundError: no such record (use :meth:`upsert` to create).
+        """
+        return await self._call(  # type: ignore[no-any-return]
+            "replace", self._replace, record_id, {**(data or {}), **fields},
+            if_match=if_match, retries=retries,
+        )
+
+    async def _replace(
+        self, record_id: str, data: Mapping[str, Any], *, if_match: str | None, retries: int | None
+    ) -> Record:
+        rid = self._id(record_id)
+        data = await self._before_update(rid, data)
+        for f in TIMESTAMP_FIELDS if self.timestamps else ():
+            data.pop(f, None)
+        self.schema.validate(data)  # fail before any request
+
+        def build(current: Record) -> dict[str, Any]:
+            new = dict(data)
+            if self.timestamps:
+                new["created_at"] = current.get("created_at") or _now()
+                new["updated_at"] = _now()
+            return self.schema.validate(new)
+
+        return await self._modify(rid, build, if_match=if_match, retries=retries)
+
+    async def upsert(self, data: Mapping[str, Any] | None = None, /, **fields: Any) -> Record:
+        """Insert the record, or update (merge) it if its ``id`` exists."""
+        return await self._call("upsert", self._upsert, {**(data or {}), **fields})  # type: ignore[no-any-return]
+
+    async def _upsert(self, data: Mapping[str, Any]) -> Record:
+        if data.get("id") is None:
+            return await self.insert(data)
+        rid = self._id(data["id"])
+        changes = {k: v for k, v in data.items() if k != "id"}
+        for _ in range(self.conflict_retries + 1):
+            try:
+                return await self.update(rid, changes)
+            except NotFoundError:
+                pass
+            try:
+                return await self.insert({**changes, "id": rid})
+            except AlreadyExistsError:
+                continue  # created meanwhile: update it
+        raise ConflictError(
+            f"{self.name} record {rid!r} kept appearing and vanishing during upsert",
+            metadata={"resource": self.name, "id": rid},
+        )
+
+    async def update_many(
+        self, changes: Iterable[Mapping[str, Any]]
+    ) -> BatchResult:
+        """Apply many updates (each mapping carries its ``id``); per-item results."""
+        async def one(item: Mapping[str, Any]) -> ItemResult:
+            rid = item.get("id")
+            try:
+                rec = await self.update(str(rid), {k: v for k, v in item.items() if k != "id"})
+                return ItemResult(rec["id"], True, rec)
+            except S3dbError as exc:
+                return ItemResult(None if rid is None else str(rid), False, error=exc)
+
+        return BatchResult(await bounded_gather(one, list(changes), self.db.parallelism))
+
+    # -- deletes ---------------------------------------------------------------
+    def _delete_observed(self) -> bool:
+        return bool(
+            self.partitions
+            or self._hooks.has("before_delete")
+            or self._hooks.has("after_delete")
+            or self.has_listeners("deleted")
+        )
+
+    async def delete(self, record_id: str, *, must_exist: bool = False) -> bool:
+        """Delete a record, its partition references and its content.
+
+        Deletes are idempotent like S3's: a missing id is not an error unless
+        ``must_exist``. ``before_delete``/``after_delete`` hooks and ``deleted`` events
+        run only for a record that existed, after the store confirmed the delete.
+
+        :returns: ``True`` if the record existed (or was not checked), ``False`` if not.
+        :raises NotFoundError: ``must_exist`` and no such record.
+        """
+        return await self._call("delete", self._delete, record_id, must_exist=must_exist)  # type: ignore[no-any-return]
+
+    async def _delete(self, record_id: str, *, must_exist: bool) -> bool:
+        rid = self._id(record_id)
+        if not (must_exist or self._delete_observed()):
+            await self.db.store.delete_many([self.key_for(rid), self.content_key_for(rid)])
+            return True
+        try:
+            _, record = await self._read(rid)
+        except NotFoundError:
+            if must_exist:
+                raise
+            return False
+        if self._hooks.has("before_delete"):
+            await self._hooks.run("before_delete", record)
+        keys = [self.key_for(rid), self.content_key_for(rid), *self._ref_keys(record, rid).values()]
+        await self.db.store.delete_many(keys)
+        await self._after_delete(record)
+        return True
+
+    async def _after_delete(self, record: Record) -> None:
+        if self._hooks.has("after_delete"):
+            record = await self._hooks.run("after_delete", record)
+        self.emit("deleted", record)
+
+    async def delete_many(self, ids: Iterable[str]) -> BatchResult:
+        """Delete many records with batched requests (1 per 1000 keys); per-item results."""
+        return await self._call("delete_many", self._delete_many, list(ids))  # type: ignore[no-any-return]
+
+    async def _delete_many(self, ids: list[str]) -> BatchResult:
+        results: list[ItemResult] = []
+        valid: list[str] = []
+        for raw in ids:
+            try:
+                valid.append(self._id(raw))
+            except S3dbError as exc:
+                results.append(ItemResult(str(raw), False, error=exc))
+        if not self._delete_observed():
+            keys = [k for rid in valid for k in (self.key_for(rid), self.content_key_for(rid))]
+            await self.db.store.delete_many(keys)
+            return BatchResult(results + [ItemResult(rid, True) for rid in valid])
+
+        async def read(rid: str) -> Record | ItemResult:
+            try:
+                return (await self._read(rid))[1]
+            except NotFoundError as exc:
+                return ItemResult(rid, False, error=exc)
+
+        found: list[Record] = []
+        for item in await bounded_gather(read, valid, self.db.parallelism):
+            if isinstance(item, Record):
+                if self._hooks.has("before_delete"):
+                    await self._hooks.run("before_delete", item)
+                found.append(item)
+            else:
+                results.append(item)
+        keys = []
+        for rec in found:
+            rid = rec.id
+            keys += [self.key_for(rid), self.content_key_for(rid), *self._ref_keys(rec, rid).values()]
+        if keys:
+            await self.db.store.delete_many(keys)
+        for rec in found:
+            await self._after_delete(rec)
+            results.append(ItemResult(rec.id, True, rec))
+        return BatchResult(results)
+
+    async def delete_all(self, *, confirm: bool = False) -> int:
+        """Delete every record, reference and content of this resource; returns keys deleted.
+
+        :raises ConfigError: unless ``confirm=True`` (no accidental wipe).
+        """
+        if confirm is not True:
+            raise ConfigError(
+                f"delete_all() on {self.name!r} deletes every record",
+                suggestion="call delete_all(confirm=True) if you mean it",
+                metadata={"resource": self.name},
+            )
+        count = 0
+        batch: list[str] = []
+        prefix = f"resource={self.name}/"
+        plugin_prefix = f"resource={self.name}/plugin="
+        async for entry in self.db.store.list(prefix):
+            key = getattr(entry, "key", None)
+            if key is None or key.startswith(plugin_prefix):
+                continue
+            batch.append(key)
+            if len(batch) == 1000:
+                count += await self.db.store.delete_many(batch)
+                batch = []
+        if batch:
+            count += await self.db.store.delete_many(batch)
+        self.emit("deleted_all", {"resource": self.name, "keys": count})
+        return count
+
+    # -- reads -------------------------------------------------------------------
+    async def get(self, record_id: str) -> Record:
+        """Read a record (one request).
+
+        :raises NotFoundError: no such record.
+        """
+        return await self._call("get", self._get, record_id)  # type: ignore[no-any-return]
+
+    async def _get(self, record_id: str) -> Record:
+        rid = self._id(record_id)
+        if self._hooks.has("before_get"):
+            rid = self._id((await self._hooks.run("before_get", {"id": rid}))["id"])
+        _, record = await self._read(rid)
+        if self._hooks.has("after_get"):
+            record = await self._hooks.run("after_get", record)
+        return record
+
+    async def get_or_none(self, record_id: str) -> Record | None:
+        """Like :meth:`get`, but ``None`` for a missing record."""
+        try:
+            return await self.get(record_id)
+        except NotFoundError:
+            return None
+
+    async def get_with_etag(self, record_id: str) -> tuple[Record, str]:
+        """The record and its etag, for ``update(..., if_match=etag)``."""
+        record = await self.get(record_id)
+        return record, str(record.etag)
+
+    async def get_many(self, ids: Iterable[str]) -> BatchResult:
+        """Read many records concurrently (bounded by ``parallelism``); per-item results in order."""
+        return await self._call("get_many", self._get_many, list(ids))  # type: ignore[no-any-return]
+
+    async def _get_many(self, ids: list[str]) -> BatchResult:
+        async def one(rid: str) -> ItemResult:
+            try:
+                return ItemResult(rid, True, await self._get(rid))
+            except S3dbError as exc:
+                return ItemResult(str(rid), False, error=exc)
+
+        return BatchResult(await bounded_gather(one, ids, self.db.parallelism))
+
+    async def exists(self, record_id: str) -> bool:
+        """True when the record exists (one HEAD)."""
+        return await self._call("exists", self._exists, record_id)  # type: ignore[no-any-return]
+
+    async def _exists(self, record_id: str) -> bool:
+        return await self.db.store.exists(self.key_for(self._id(record_id)))
+
+    # -- binary content ----------------------------------------------------------
+    async def set_content(
+        self, record_id: str, content: bytes | str, content_type: str | None = None
+    ) -> str:
+        """Attach binary content to an existing record; returns the content's etag.
+
+        :raises NotFoundError: no such record.
+        """
+        return await self._call("set_content", self._set_content, record_id, content, content_type)  # type: ignore[no-any-return]
+
+    async def _set_content(self, record_id: str, content: bytes | str, content_type: str | None) -> str:
+        rid = self._id(record_id)
+        if not await self.db.store.exists(self.key_for(rid)):
+            raise NotFoundError(
+                f"{self.name} record {rid!r} not found",
+                suggestion="insert the record before attaching content",
+                metadata={"resource": self.name, "id": rid},
+            )
+        if isinstance(content, str):
+            body = content.encode("utf-8")
+            content_type = content_type or "text/plain; charset=utf-8"
+        else:
+            body = bytes(content)
+        return await self.db.store.put(
+            self.content_key_for(rid), body, content_type=content_type or "application/octet-stream"
+        )
+
+    async def get_content(self, record_id: str) -> tuple[bytes, str | None]:
+        """``(bytes, content_type)`` of a record's content.
+
+        :raises NotFoundError: the record has no content.
+        """
+        return await self._call("get_content", self._get_content, record_id)  # type: ignore[no-any-return]
+
+    async def _get_content(self, record_id: str) -> tuple[bytes, str | None]:
+        rid = self._id(record_id)
+        try:
+            obj = await self.db.store.get(self.content_key_for(rid))
+        except NotFoundError:
+            raise NotFoundError(
+                f"{self.name} record {rid!r} has no content",
+                suggestion="attach it with set_content()",
+                metadata={"resource": self.name, "id": rid},
+            ) from None
+        return obj.body, obj.content_type
+
+    async def has_content(self, record_id: str) -> bool:
+        """True when the record has content (one HEAD)."""
+        return await self.db.store.exists(self.content_key_for(self._id(record_id)))
+
+    async def delete_content(self, record_id: str) -> None:
+        """Remove a record's content (the record stays)."""
+        await self.db.store.delete(self.content_key_for(self._id(record_id)))
+
+    # -- misc ---------------------------------------------------------------------
+    def __repr__(self) -> str:
+        return f"<Resource {self.name!r} {self.version} partitions={list(self.partitions)}>"
+
+    async def stream_raw(self, prefix: str | None = None) -> AsyncIterator[str]:
+        """Keys under this resource (or ``prefix`` inside it), for maintenance tools."""
+        async for entry in self.db.store.list(f"resource={self.name}/" + (prefix or "")):
+            key = getattr(entry, "key", None)
+            if key is not None:
+                yield key

@@ -1,0 +1,380 @@
+"""The ``s3db`` command line.
+
+::
+
+    s3db --url file://./data resources
+    s3db --url file://./data list users --limit 10 --partition by_region --value region=eu
+    s3db export users > users.ndjson
+    s3db import users users.ndjson
+
+``--url`` defaults to ``S3DB_URL``; ``--passphrase`` to ``S3DB_PASSPHRASE``. Errors print
+one line and exit non-zero; ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import msgspec
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from ._database import Database
+from .errors import ConfigError, S3dbError, ValidationError
+
+__all__ = ["app", "main"]
+
+T = TypeVar("T")
+
+app = typer.Typer(
+    name="s3db",
+    help="Inspect and change an s3db-async database.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+
+class _State:
+    url: str | None = None
+    passphrase: str | None = None
+    debug: bool = False
+
+
+state = _State()
+
+
+@app.callback()
+def _options(
+    url: Annotated[
+        str | None, typer.Option("--url", envvar="S3DB_URL", help="connection string")
+    ] = None,
+    passphrase: Annotated[
+        str | None,
+        typer.Option("--passphrase", envvar="S3DB_PASSPHRASE", help="key for secret fields"),
+    ] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="show tracebacks")] = False,
+) -> None:
+    state.url = url
+    state.passphrase = passphrase
+    state.debug = debug
+
+
+@asynccontextmanager
+async def _open() -> AsyncIterator[Database]:
+    if not state.url:
+        raise ConfigError("no database given", suggestion="pass --url or set S3DB_URL")
+    async with Database(state.url, passphrase=state.passphrase) as db:
+        yield db
+
+
+def _run(make: Callable[[], Awaitable[T]]) -> T:
+    try:
+        return asyncio.run(make())  # type: ignore[arg-type]
+    except (S3dbError, OSError, ValueError) as exc:
+        if state.debug:
+            raise
+        message = exc.message if isinstance(exc, S3dbError) else str(exc)
+        hint = f" ({exc.suggestion})" if isinstance(exc, S3dbError) and exc.suggestion else ""
+        err.print(f"[bold red]error:[/] {type(exc).__name__}: {message}{hint}", highlight=False)
+        if isinstance(exc, ValidationError) and exc.errors:
+            for e in exc.errors:
+                err.print(f"  - {e.get('field')}: {e.get('message')}", highlight=False)
+        raise typer.Exit(1) from None
+
+
+def _json(value: Any) -> str:
+    return msgspec.json.encode(value).decode()
+
+
+def _parse_json(text: str, what: str) -> Any:
+    try:
+        return msgspec.json.decode(text)
+    except msgspec.DecodeError as exc:
+        raise ValidationError(
+            f"{what} is not valid JSON: {exc}",
+            suggestion="quote the argument, e.g. '{\"name\": \"Ann\"}'",
+        ) from None
+
+
+def _values(pairs: list[str] | None) -> dict[str, str] | None:
+    if not pairs:
+        return None
+    out = {}
+    for pair in pairs:
+        k, sep, v = pair.partition("=")
+        if not sep or not k:
+            raise ConfigError(f"bad --value {pair!r}", suggestion="write --value field=value")
+        out[k] = v
+    return out
+
+
+def _table(records: list[dict[str, Any]], title: str) -> Table:
+    columns: list[str] = []
+    for r in records:
+        for k in r:
+            if k not in columns:
+                columns.append(k)
+    table = Table(title=title)
+    for c in columns:
+        table.add_column(c, overflow="fold")
+    for r in records:
+        table.add_row(*(_cell(r.get(c)) for c in columns))
+    return table
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return _json(value)
+
+
+@app.command()
+def resources() -> None:
+    """List the resources with their version and partitions."""
+
+    async def go() -> None:
+        async with _open() as db:
+            table = Table(title=db.url)
+            for col in ("resource", "version", "behavior", "partitions", "fields"):
+                table.add_column(col)
+            for name in db.list_resources():
+                r = db.resources[name]
+                table.add_row(
+                    name, r.version, r.behavior, ", ".join(r.partitions), str(len(r.schema.fields))
+                )
+            out.print(table)
+
+    _run(go)
+
+
+@app.command()
+def schema(name: str) -> None:
+    """Show a resource's definition as JSON."""
+
+    async def go() -> None:
+        async with _open() as db:
+            r = db.get_resource(name)
+            out.print_json(_json({"name": name, "version": r.version, **r.definition}))
+
+    _run(go)
+
+
+@app.command("list")
+def list_(
+    name: str,
+    limit: Annotated[int | None, typer.Option(help="at most this many records")] = 20,
+    partition: Annotated[str | None, typer.Option(help="partition name")] = None,
+    value: Annotated[list[str] | None, typer.Option(help="partition value field=value")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print NDJSON")] = False,
+) -> None:
+    """List records (a table, or NDJSON with --json)."""
+
+    async def go() -> None:
+        async with _open() as db:
+            r = db.get_resource(name)
+            records = await r.list(partition=partition, partition_values=_values(value), limit=limit)
+            if as_json:
+                for rec in records:
+                    typer.echo(_json(rec))
+            else:
+                out.print(_table(records, f"{name} ({len(records)})"))
+
+    _run(go)
+
+
+@app.command()
+def get(name: str, record_id: str) -> None:
+    """Print one record as JSON."""
+
+    async def go() -> None:
+        async with _open() as db:
+            typer.echo(_json(await db.get_resource(name).get(record_id)))
+
+    _run(go)
+
+
+@app.command()
+def insert(name: str, data: str) -> None:
+    """Insert a record given as a JSON object; prints it with its id."""
+
+    async def go() -> None:
+        async with _open() as db:
+            payload = _parse_json(data, "record")
+            if not isinstance(payload, dict):
+                raise ValidationError("record must be a JSON object", suggestion="pass '{...}'")
+            typer.echo(_json(await db.get_resource(name).insert(payload)))
+
+    _run(go)
+
+
+@app.command()
+def count(
+    name: str,
+    partition: Annotated[str | None, typer.Option(help="partition name")] = None,
+    value: Annotated[list[str] | None, typer.Option(help="partition value field=value")] = None,
+    by: Annotated[str | None, typer.Option(help="group by this field")] = None,
+) -> None:
+    """Count records (LIST only), optionally by a field."""
+
+    async def go() -> None:
+        async with _open() as db:
+            n = await db.get_resource(name).count(
+                partition=partition, partition_values=_values(value), by=by
+            )
+            typer.echo(_json(n) if by else str(n))
+
+    _run(go)
+
+
+@app.command()
+def delete(name: str, record_id: str) -> None:
+    """Delete a record (fails if it does not exist)."""
+
+    async def go() -> None:
+        async with _open() as db:
+            await db.get_resource(name).delete(record_id, must_exist=True)
+            err.print(f"deleted {name}/{record_id}")
+
+    _run(go)
+
+
+@app.command()
+def query(
+    name: str,
+    filter: str,
+    limit: Annotated[int | None, typer.Option(help="at most this many records")] = None,
+) -> None:
+    """Print the records matching a JSON filter as NDJSON."""
+
+    async def go() -> None:
+        async with _open() as db:
+            flt = _parse_json(filter, "filter")
+            for rec in await db.get_resource(name).query(flt, limit=limit):
+                typer.echo(_json(rec))
+
+    _run(go)
+
+
+@app.command()
+def explain(name: str, filter: str) -> None:
+    """Show which partition a query uses."""
+
+    async def go() -> None:
+        async with _open() as db:
+            out.print_json(_json(db.get_resource(name).explain(_parse_json(filter, "filter"))))
+
+    _run(go)
+
+
+@app.command()
+def export(name: str) -> None:
+    """Write every record as NDJSON to stdout."""
+
+    async def go() -> None:
+        async with _open() as db:
+            n = 0
+            async for rec in db.get_resource(name).stream():
+                sys.stdout.write(_json(rec) + "\n")
+                n += 1
+            sys.stdout.flush()
+            err.print(f"exported {n} {name} records")
+
+    _run(go)
+
+
+def _read_rows(path: Path) -> Iterator[dict[str, Any]]:
+    suffix = path.suffix.lower()
+    text = path.read_text(encoding="utf-8")
+    if suffix == ".csv":
+        yield from csv.DictReader(io.StringIO(text))
+        return
+    if suffix == ".json":
+        data = _parse_json(text, str(path))
+        rows = data if isinstance(data, list) else [data]
+    else:
+        rows = [_parse_json(line, f"{path} line {i}") for i, line in enumerate(text.splitlines(), 1) if line.strip()]
+    for row in rows:
+        if not isinstance(row, dict):
+            raise ValidationError(f"{path}: every row must be a JSON object")
+        yield row
+
+
+@app.command("import")
+def import_(
+    name: str,
+    path: Path,
+    upsert: Annotated[bool, typer.Option(help="update records whose id exists")] = False,
+) -> None:
+    """Import records from .ndjson, .json or .csv, with a progress bar."""
+
+    async def go() -> None:
+        rows = list(_read_rows(path))
+        async with _open() as db:
+            r = db.get_resource(name)
+            failed: list[str] = []
+            with Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=err,
+            ) as progress:
+                task = progress.add_task(f"import {name}", total=len(rows))
+                sem = asyncio.Semaphore(db.parallelism)
+
+                async def one(i: int, row: dict[str, Any]) -> None:
+                    async with sem:
+                        try:
+                            await (r.upsert(row) if upsert else r.insert(row))
+                        except S3dbError as exc:
+                            failed.append(f"row {i}: {type(exc).__name__}: {exc.message}")
+                        progress.advance(task)
+
+                await asyncio.gather(*(one(i, row) for i, row in enumerate(rows, 1)))
+            for line in failed[:20]:
+                err.print(f"[red]{line}[/]", highlight=False)
+            err.print(f"imported {len(rows) - len(failed)} of {len(rows)} rows into {name}")
+            if failed:
+                raise typer.Exit(1)
+
+    _run(go)
+
+
+@app.command()
+def init() -> None:
+    """Create the bucket (S3 endpoints) and the database's s3db.json."""
+
+    async def go() -> None:
+        if not state.url:
+            raise ConfigError("no database given", suggestion="pass --url or set S3DB_URL")
+        from ._url import parse_connection_string
+
+        config = parse_connection_string(state.url)
+        if config.scheme not in ("memory", "file"):
+            from ._aws import ensure_bucket
+
+            created = await ensure_bucket(config)
+            err.print(f"bucket {config.bucket} {'created' if created else 'exists'}")
+        async with _open() as db:
+            err.print(f"database ready at {db.url}")
+
+    _run(go)
+
+
+def main() -> None:
+    """Entry point of the ``s3db`` script."""
+    app()
