@@ -46,6 +46,17 @@ METADATA_LIMIT = 2048
 """S3's user-defined metadata limit in bytes (keys + values, UTF-8)."""
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Names obstore sends as standard headers instead of x-amz-meta-*: refused on every store alike.
+_RESERVED_METADATA_KEYS = frozenset(
+    {
+        "cache-control",
+        "content-disposition",
+        "content-encoding",
+        "content-language",
+        "content-type",
+        "storage-class",
+    }
+)
 _B64_PREFIX = "=?UTF-8?B?"
 _B64_SUFFIX = "?="
 
@@ -127,6 +138,14 @@ class RequestStats(collections.Counter[str]):
         return dict(self)
 
 
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def validate_key(key: str) -> str:
     """Return ``key`` if it is a safe object key, else raise :class:`InvalidKeyError`.
 
@@ -145,12 +164,14 @@ def validate_key(key: str) -> str:
         reason = "contains control characters"
     elif key.startswith("/"):
         reason = "starts with '/'"
+    elif not _encodable(key):
+        reason = "is not valid unicode (lone surrogates)"
     elif len(key.encode("utf-8")) > 1024:
         reason = "is longer than 1024 bytes"
     elif any(seg in (".", "..") for seg in key.split("/")):
         reason = "has a '.' or '..' segment"
-    elif "//" in key:
-        reason = "has an empty segment ('//')"
+    elif "//" in key or key.endswith("/"):
+        reason = "has an empty segment ('//' or a trailing '/')"
     if reason:
         raise InvalidKeyError(
             f"unsafe object key {key!r}: it {reason}",
@@ -214,6 +235,12 @@ def normalize_metadata(metadata: Mapping[str, str] | None) -> dict[str, str]:
             raise InvalidKeyError(
                 f"metadata key {k!r} is not a valid header token",
                 suggestion="use ASCII letters, digits, '-', '_' or '.' in metadata keys",
+                metadata={"metadata_key": k},
+            )
+        if lk in _RESERVED_METADATA_KEYS:
+            raise InvalidKeyError(
+                f"metadata key {k!r} is reserved (it names a standard HTTP header)",
+                suggestion="pick another name; pass content_type= for the Content-Type",
                 metadata={"metadata_key": k},
             )
         out[lk] = v

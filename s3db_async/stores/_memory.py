@@ -203,6 +203,8 @@ class MemoryStore(ObjectStore):
         limit: int | None = None,
         delimiter: str | None = None,
     ) -> AsyncIterator[ListEntry | CommonPrefix]:
+        if limit is not None and limit <= 0:
+            return
         full_prefix = self.prefix + prefix
         cursor = self.prefix + start_after if start_after is not None else None
         strip = len(self.prefix)
