@@ -102,7 +102,8 @@ class Database(EventEmitter):
             )
         self.config = parse_connection_string(url) if url else None
         if parallelism is None:
-            parallelism = int((self.config.options.get("parallelism") if self.config else None) or 100)
+            configured = self.config.options.get("parallelism") if self.config else None
+            parallelism = configured if isinstance(configured, int) else 100
         if not isinstance(parallelism, int) or parallelism < 1:
             raise ConfigError(
                 f"parallelism must be a positive integer, got {parallelism!r}",
@@ -119,7 +120,7 @@ class Database(EventEmitter):
         self._meta_etag: str | None = None
         self._secret_box: SecretBox | None = None
         self._hooks = HookRegistry(DATABASE_HOOKS, owner="database")
-        self._supervisor = TaskSupervisor("database")
+        self._supervisor: TaskSupervisor = TaskSupervisor("database")
         self._connected = False
         self._pending_plugins = list(plugins)
         self.log = logging.getLogger("s3db_async.database")
@@ -424,7 +425,9 @@ class Database(EventEmitter):
                 registry.assign(paths)
                 resources[name] = {
                     "current_version": "v1",
-                    "versions": {"v1": {"hash": digest, "definition": definition, "created_at": now}},
+                    "versions": {
+                        "v1": {"hash": digest, "definition": definition, "created_at": now}
+                    },
                     "registry": registry.to_dict(),
                 }
                 return True
@@ -439,7 +442,11 @@ class Database(EventEmitter):
                 version = f"v{number}"
             else:
                 version = entry["current_version"]
-            entry["versions"][version] = {"hash": digest, "definition": definition, "created_at": now}
+            entry["versions"][version] = {
+                "hash": digest,
+                "definition": definition,
+                "created_at": now,
+            }
             entry["current_version"] = version
             return True
 
@@ -465,7 +472,8 @@ class Database(EventEmitter):
         except KeyError:
             raise ResourceNotFoundError(
                 f"resource {name!r} does not exist",
-                suggestion=f"create it first; existing: {', '.join(sorted(self._resources)) or 'none'}",
+                suggestion="create it first; existing: "
+                + (", ".join(sorted(self._resources)) or "none"),
                 metadata={"resource": name},
             ) from None
 

@@ -45,7 +45,9 @@ class TaskSupervisor:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closed = False
 
-    def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str | None = None) -> asyncio.Task[Any]:
+    def spawn(
+        self, coro: Coroutine[Any, Any, Any], *, name: str | None = None
+    ) -> asyncio.Task[Any]:
         """Run ``coro`` in the background; exceptions are logged, never lost."""
         if self._closed:
             coro.close()
@@ -76,12 +78,6 @@ class TaskSupervisor:
     def reopen(self) -> None:
         """Allow spawning again after :meth:`aclose` (reconnect)."""
         self._closed = False
-
-    async def drain(self, timeout: float | None = None) -> None:
-        """Wait for the running tasks to finish on their own (event handlers)."""
-        pending = [t for t in self._tasks if t is not asyncio.current_task()]
-        if pending:
-            await asyncio.wait(pending, timeout=timeout)
 
     async def aclose(self) -> None:
         """Cancel every task and wait until all have ended."""
@@ -239,7 +235,9 @@ def compose_middlewares(
     call = final
     for mw in reversed(middlewares):
 
-        def bind(mw: Middleware, nxt: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        def bind(
+            mw: Middleware, nxt: Callable[..., Awaitable[Any]]
+        ) -> Callable[..., Awaitable[Any]]:
             async def wrapped(*args: Any, **kwargs: Any) -> Any:
                 return await mw(nxt, *args, **kwargs)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import builtins
 from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +21,11 @@ from .errors import ConfigError, NotFoundError, ValidationError
 from .stores import ListEntry
 
 if TYPE_CHECKING:
-    from ._resource import Resource
+    from collections.abc import Awaitable, Callable, Iterable
+
+    from ._database import Database
+    from ._events import HookRegistry
+    from ._record import Record as _Record
 
 __all__ = ["ListingMixin"]
 
@@ -47,8 +52,24 @@ def _decode_cursor(cursor: str, prefix: str) -> str:
 class ListingMixin:
     """Read-many operations of a resource."""
 
+    if TYPE_CHECKING:
+        name: str
+        db: Database
+        partitions: dict[str, Partition]
+        _hooks: HookRegistry
+
+        @property
+        def data_prefix(self) -> str: ...
+        def key_for(self, record_id: str) -> str: ...
+        def _ref_keys(self, record: Mapping[str, Any], record_id: str) -> dict[str, str]: ...
+        async def _put_refs(self, keys: Iterable[str]) -> None: ...
+        async def _read(self, rid: str) -> tuple[Any, _Record]: ...
+        async def _call(
+            self, method: str, impl: Callable[..., Awaitable[Any]], *a: Any, **kw: Any
+        ) -> Any: ...
+
     # -- partition plumbing ---------------------------------------------------
-    def _partition(self: Resource, name: str) -> Partition:
+    def _partition(self, name: str) -> Partition:
         try:
             return self.partitions[name]
         except KeyError:
@@ -59,7 +80,7 @@ class ListingMixin:
             ) from None
 
     def _scope(
-        self: Resource, partition: str | None, partition_values: Mapping[str, Any] | None
+        self, partition: str | None, partition_values: Mapping[str, Any] | None
     ) -> tuple[str, Partition | None, dict[str, str]]:
         """(list prefix, partition, remaining encoded filters on the keys)."""
         if partition is None:
@@ -75,7 +96,7 @@ class ListingMixin:
         return prefix, p, rest
 
     async def _iter_ids(
-        self: Resource,
+        self,
         partition: str | None = None,
         partition_values: Mapping[str, Any] | None = None,
         *,
@@ -108,27 +129,27 @@ class ListingMixin:
 
     # -- ids and counts ----------------------------------------------------------
     async def list_ids(
-        self: Resource,
+        self,
         *,
         partition: str | None = None,
         partition_values: Mapping[str, Any] | None = None,
         limit: int | None = None,
-    ) -> list[str]:
+    ) -> builtins.list[str]:
         """Ids of the records (LIST only), optionally inside a partition."""
         return await self._call(  # type: ignore[no-any-return]
             "list_ids", self._list_ids, partition, partition_values, limit
         )
 
     async def _list_ids(
-        self: Resource,
+        self,
         partition: str | None,
         partition_values: Mapping[str, Any] | None,
         limit: int | None,
-    ) -> list[str]:
+    ) -> builtins.list[str]:
         return [rid async for _, rid in self._iter_ids(partition, partition_values, limit=limit)]
 
     async def count(
-        self: Resource,
+        self,
         *,
         partition: str | None = None,
         partition_values: Mapping[str, Any] | None = None,
@@ -142,7 +163,7 @@ class ListingMixin:
         return await self._call("count", self._count, partition, partition_values, by)
 
     async def _count(
-        self: Resource,
+        self,
         partition: str | None,
         partition_values: Mapping[str, Any] | None,
         by: str | None,
@@ -159,19 +180,19 @@ class ListingMixin:
                     async for key, _ in self._iter_ids(p.name):
                         parsed = p.parse_ref(key)
                         if parsed is not None:
-                            value = p.decoded_values(parsed[0])[by]
-                            groups[value] = groups.get(value, 0) + 1
+                            group = p.decoded_values(parsed[0])[by]
+                            groups[group] = groups.get(group, 0) + 1
                     return groups
         counts: dict[Any, int] = {}
         async for record in self.stream(partition=partition, partition_values=partition_values):
-            value = get_path(record, by)
+            value: Any = get_path(record, by)
             value = None if is_missing(value) else value
             hashable = value if isinstance(value, str | int | float | bool | None) else repr(value)
             counts[hashable] = counts.get(hashable, 0) + 1
         return counts
 
     # -- records ---------------------------------------------------------------
-    async def _fetch(self: Resource, rid: str, p: Partition | None, pins: Mapping[str, str]) -> Record | None:
+    async def _fetch(self, rid: str, p: Partition | None, pins: Mapping[str, str]) -> Record | None:
         """Read a listed record; ``None`` if it vanished or no longer matches its partition."""
         try:
             _, record = await self._read(rid)
@@ -186,7 +207,7 @@ class ListingMixin:
         return record
 
     async def stream(
-        self: Resource,
+        self,
         *,
         partition: str | None = None,
         partition_values: Mapping[str, Any] | None = None,
@@ -198,7 +219,7 @@ class ListingMixin:
 
         Memory stays bounded whatever the number of records.
         """
-        prefix, p, _ = self._scope(partition, partition_values)
+        _, p, _ = self._scope(partition, partition_values)
         pins = self._pins(p, partition_values)
         start_after = self.key_for(start_after_id) if start_after_id and p is None else None
 
@@ -217,31 +238,33 @@ class ListingMixin:
                 if limit is not None and n >= limit:
                     return
 
-    def _pins(self: Resource, p: Partition | None, values: Mapping[str, Any] | None) -> dict[str, str]:
+    def _pins(self, p: Partition | None, values: Mapping[str, Any] | None) -> dict[str, str]:
         if p is None or not values:
             return {}
         maxlen = dict(p.fields)
-        return {
-            f: encode_partition_value(v, maxlen[f]) for f, v in values.items() if v is not None
-        }
+        return {f: encode_partition_value(v, maxlen[f]) for f, v in values.items() if v is not None}
 
     async def list(
-        self: Resource,
+        self,
         *,
         partition: str | None = None,
         partition_values: Mapping[str, Any] | None = None,
         limit: int | None = None,
-    ) -> list[Record]:
+    ) -> builtins.list[Record]:
         """Every record (or the first ``limit``), optionally inside a partition."""
         return await self._call("list", self._list, partition, partition_values, limit)  # type: ignore[no-any-return]
 
     async def _list(
-        self: Resource,
+        self,
         partition: str | None,
         partition_values: Mapping[str, Any] | None,
         limit: int | None,
-    ) -> list[Record]:
-        options = {"partition": partition, "partition_values": partition_values, "limit": limit}
+    ) -> builtins.list[Record]:
+        options: dict[str, Any] = {
+            "partition": partition,
+            "partition_values": partition_values,
+            "limit": limit,
+        }
         if self._hooks.has("before_list"):
             options = dict(await self._hooks.run("before_list", options))
         p_name = options.get("partition")
@@ -261,7 +284,7 @@ class ListingMixin:
         return records
 
     async def page(
-        self: Resource,
+        self,
         *,
         size: int = 100,
         cursor: str | None = None,
@@ -277,7 +300,7 @@ class ListingMixin:
         )
 
     async def _page(
-        self: Resource,
+        self,
         size: int,
         cursor: str | None,
         page: int | None,
@@ -308,13 +331,13 @@ class ListingMixin:
         return Page([r for r in fetched if r is not None], next_cursor, size)
 
     async def query(
-        self: Resource,
+        self,
         filter: Mapping[str, Any] | None = None,
         *,
         limit: int | None = None,
         partition: str | None = None,
         partition_values: Mapping[str, Any] | None = None,
-    ) -> list[Record]:
+    ) -> builtins.list[Record]:
         """Records matching ``filter`` (see :mod:`s3db_async._query`); all of them unless ``limit``.
 
         When the filter pins every field of a partition, only that partition is read.
@@ -323,7 +346,7 @@ class ListingMixin:
             "query", self._query, filter, limit, partition, partition_values
         )
 
-    def explain(self: Resource, filter: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    def explain(self, filter: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Which partition a query would use (no request)."""
         partition, values = self._choose_partition(filter)
         return {
@@ -334,7 +357,7 @@ class ListingMixin:
         }
 
     def _choose_partition(
-        self: Resource, flt: Mapping[str, Any] | None
+        self, flt: Mapping[str, Any] | None
     ) -> tuple[str | None, dict[str, Any] | None]:
         pins = equality_pins(flt)
         best: Partition | None = None
@@ -348,12 +371,12 @@ class ListingMixin:
         return best.name, {f: pins[f] for f in best.field_names}
 
     async def _query(
-        self: Resource,
+        self,
         flt: Mapping[str, Any] | None,
         limit: int | None,
         partition: str | None,
         partition_values: Mapping[str, Any] | None,
-    ) -> list[Record]:
+    ) -> builtins.list[Record]:
         predicate = compile_filter(flt)
         if partition is None:
             partition, partition_values = self._choose_partition(flt)
@@ -366,7 +389,7 @@ class ListingMixin:
         return out
 
     # -- maintenance --------------------------------------------------------------
-    async def rebuild_partitions(self: Resource) -> dict[str, int]:
+    async def rebuild_partitions(self) -> dict[str, int]:
         """Make partition references match the records: add missing, delete stale ones.
 
         Repairs what a crash between a record write and its reference writes left.

@@ -77,6 +77,30 @@ def _condition(op: str, arg: Any, path: str) -> Callable[[Any], bool]:
     raise _bad(f"unknown operator {op!r} (use one of {', '.join(sorted(_OPS))})", path)
 
 
+def _all_of(subs: list[Predicate]) -> Predicate:
+    return lambda r: all(s(r) for s in subs)
+
+
+def _any_of(subs: list[Predicate]) -> Predicate:
+    return lambda r: any(s(r) for s in subs)
+
+
+def _negate(sub: Predicate) -> Predicate:
+    return lambda r: not sub(r)
+
+
+def _field_checks(path: str, checks: list[Callable[[Any], bool]]) -> Predicate:
+    return lambda r: all(c(get_path(r, path)) for c in checks)
+
+
+def _field_equals(path: str, expected: Any) -> Predicate:
+    def check(r: Mapping[str, Any]) -> bool:
+        v = get_path(r, path)
+        return not is_missing(v) and bool(v == expected)
+
+    return check
+
+
 def _compile(flt: Mapping[str, Any], base: str) -> list[Predicate]:
     preds: list[Predicate] = []
     for key, cond in flt.items():
@@ -86,33 +110,24 @@ def _compile(flt: Mapping[str, Any], base: str) -> list[Predicate]:
             if not isinstance(cond, list) or not all(isinstance(c, Mapping) for c in cond):
                 raise _bad(f"{key} needs a list of filters", base)
             subs = [compile_filter(c, _base=base) for c in cond]
-            if key == "$and":
-                preds.append(lambda r, subs=subs: all(s(r) for s in subs))
-            else:
-                preds.append(lambda r, subs=subs: any(s(r) for s in subs))
+            preds.append(_all_of(subs) if key == "$and" else _any_of(subs))
             continue
         if key == "$not":
             if not isinstance(cond, Mapping):
                 raise _bad("$not needs a filter", base)
-            sub = compile_filter(cond, _base=base)
-            preds.append(lambda r, sub=sub: not sub(r))
+            preds.append(_negate(compile_filter(cond, _base=base)))
             continue
         if key.startswith("$"):
             raise _bad(f"operator {key!r} needs a field", base)
         path = f"{base}.{key}" if base else key
         if isinstance(cond, Mapping) and cond and all(str(k).startswith("$") for k in cond):
-            checks = [_condition(op, arg, path) for op, arg in cond.items()]
             preds.append(
-                lambda r, path=path, checks=checks: all(c(get_path(r, path)) for c in checks)
+                _field_checks(path, [_condition(op, arg, path) for op, arg in cond.items()])
             )
         elif isinstance(cond, Mapping) and cond:
             preds.extend(_compile(cond, path))
         else:
-            preds.append(
-                lambda r, path=path, cond=cond: (
-                    not is_missing(v := get_path(r, path)) and v == cond
-                )
-            )
+            preds.append(_field_equals(path, cond))
     return preds
 
 

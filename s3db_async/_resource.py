@@ -231,7 +231,9 @@ class Resource(ListingMixin, EventEmitter):
             return True
         return False
 
-    async def _call(self, method: str, impl: Callable[..., Awaitable[Any]], *a: Any, **kw: Any) -> Any:
+    async def _call(
+        self, method: str, impl: Callable[..., Awaitable[Any]], *a: Any, **kw: Any
+    ) -> Any:
         if not self._middlewares.get(method):
             return await impl(*a, **kw)
         chain = self._chains.get(method)
@@ -434,7 +436,9 @@ class Resource(ListingMixin, EventEmitter):
             return result
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _move_refs(self, before: Mapping[str, Any], after: Mapping[str, Any], rid: str) -> None:
+    async def _move_refs(
+        self, before: Mapping[str, Any], after: Mapping[str, Any], rid: str
+    ) -> None:
         if not self.partitions:
             return
         old = self._ref_keys(before, rid)
@@ -462,12 +466,18 @@ class Resource(ListingMixin, EventEmitter):
             changes.pop("id", None)
         return changes
 
-    def _merge(self, current: Mapping[str, Any], changes: Mapping[str, Any], base: str = "") -> dict[str, Any]:
+    def _merge(
+        self, current: Mapping[str, Any], changes: Mapping[str, Any], base: str = ""
+    ) -> dict[str, Any]:
         out = {k: v for k, v in current.items() if k != "id"} if not base else dict(current)
         for k, v in changes.items():
             path = f"{base}.{k}" if base else k
             old = out.get(k)
-            if isinstance(v, Mapping) and isinstance(old, Mapping) and path not in self.schema.fields:
+            if (
+                isinstance(v, Mapping)
+                and isinstance(old, Mapping)
+                and path not in self.schema.fields
+            ):
                 out[k] = self._merge(old, v, path)
             else:
                 out[k] = v
@@ -507,8 +517,13 @@ class Resource(ListingMixin, EventEmitter):
         :raises PreconditionFailed: ``if_match`` did not match.
         """
         return await self._call(  # type: ignore[no-any-return]
-            "update", self._update, record_id, self._changes(changes, fields),
-            if_match=if_match, retries=retries, full=True,
+            "update",
+            self._update,
+            record_id,
+            self._changes(changes, fields),
+            if_match=if_match,
+            retries=retries,
+            full=True,
         )
 
     async def patch(
@@ -526,13 +541,23 @@ class Resource(ListingMixin, EventEmitter):
         Use it to touch records written under an older, laxer schema.
         """
         return await self._call(  # type: ignore[no-any-return]
-            "patch", self._update, record_id, self._changes(changes, fields),
-            if_match=if_match, retries=retries, full=False,
+            "patch",
+            self._update,
+            record_id,
+            self._changes(changes, fields),
+            if_match=if_match,
+            retries=retries,
+            full=False,
         )
 
     async def _update(
-        self, record_id: str, changes: Any, *, if_match: str | None,
-        retries: int | None, full: bool,
+        self,
+        record_id: str,
+        changes: Any,
+        *,
+        if_match: str | None,
+        retries: int | None,
+        full: bool,
     ) -> Record:
         rid = self._id(record_id)
         compute = changes if callable(changes) else None
@@ -570,8 +595,12 @@ class Resource(ListingMixin, EventEmitter):
         :raises NotFoundError: no such record (use :meth:`upsert` to create).
         """
         return await self._call(  # type: ignore[no-any-return]
-            "replace", self._replace, record_id, {**(data or {}), **fields},
-            if_match=if_match, retries=retries,
+            "replace",
+            self._replace,
+            record_id,
+            {**(data or {}), **fields},
+            if_match=if_match,
+            retries=retries,
         )
 
     async def _replace(
@@ -615,10 +644,9 @@ class Resource(ListingMixin, EventEmitter):
             metadata={"resource": self.name, "id": rid},
         )
 
-    async def update_many(
-        self, changes: Iterable[Mapping[str, Any]]
-    ) -> BatchResult:
+    async def update_many(self, changes: Iterable[Mapping[str, Any]]) -> BatchResult:
         """Apply many updates (each mapping carries its ``id``); per-item results."""
+
         async def one(item: Mapping[str, Any]) -> ItemResult:
             rid = item.get("id")
             try:
@@ -707,7 +735,11 @@ class Resource(ListingMixin, EventEmitter):
         keys = []
         for rec in found:
             rid = rec.id
-            keys += [self.key_for(rid), self.content_key_for(rid), *self._ref_keys(rec, rid).values()]
+            keys += [
+                self.key_for(rid),
+                self.content_key_for(rid),
+                *self._ref_keys(rec, rid).values(),
+            ]
         if keys:
             await self.db.store.delete_many(keys)
         for rec in found:
@@ -773,7 +805,7 @@ class Resource(ListingMixin, EventEmitter):
         return record, str(record.etag)
 
     async def get_many(self, ids: Iterable[str]) -> BatchResult:
-        """Read many records concurrently (bounded by ``parallelism``); per-item results in order."""
+        """Read many records concurrently (``parallelism`` at a time); per-item results."""
         return await self._call("get_many", self._get_many, list(ids))  # type: ignore[no-any-return]
 
     async def _get_many(self, ids: list[str]) -> BatchResult:
@@ -802,7 +834,9 @@ class Resource(ListingMixin, EventEmitter):
         """
         return await self._call("set_content", self._set_content, record_id, content, content_type)  # type: ignore[no-any-return]
 
-    async def _set_content(self, record_id: str, content: bytes | str, content_type: str | None) -> str:
+    async def _set_content(
+        self, record_id: str, content: bytes | str, content_type: str | None
+    ) -> str:
         rid = self._id(record_id)
         if not await self.db.store.exists(self.key_for(rid)):
             raise NotFoundError(

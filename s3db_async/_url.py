@@ -130,7 +130,9 @@ def _parse_options(url: str, query: str) -> tuple[dict[str, object], str | None]
 
 def _check_bucket(url: str, bucket: str) -> None:
     if not bucket:
-        raise _bad(url, "bucket", "no bucket name", "write the bucket after the host: .../my-bucket")
+        raise _bad(
+            url, "bucket", "no bucket name", "write the bucket after the host: .../my-bucket"
+        )
     if not _BUCKET_RE.match(bucket) or ".." in bucket:
         raise _bad(
             url,
@@ -185,7 +187,9 @@ def parse_connection_string(url: str) -> ConnectionConfig:
         parts = urlsplit(url)
         port = parts.port
     except ValueError as exc:
-        raise _bad(url, "host", str(exc), "check host and port, e.g. http://127.0.0.1:9000/bucket")
+        raise _bad(
+            url, "host", str(exc), "check host and port, e.g. http://127.0.0.1:9000/bucket"
+        ) from None
     options, region = _parse_options(url, parts.query)
     if parts.fragment:
         raise _bad(url, "fragment", "unexpected '#'", "percent-encode '#' in keys as %23")

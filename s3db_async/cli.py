@@ -17,7 +17,7 @@ import asyncio
 import csv
 import io
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -104,7 +104,7 @@ def _parse_json(text: str, what: str) -> Any:
     except msgspec.DecodeError as exc:
         raise ValidationError(
             f"{what} is not valid JSON: {exc}",
-            suggestion="quote the argument, e.g. '{\"name\": \"Ann\"}'",
+            suggestion='quote the argument, e.g. \'{"name": "Ann"}\'',
         ) from None
 
 
@@ -120,7 +120,7 @@ def _values(pairs: list[str] | None) -> dict[str, str] | None:
     return out
 
 
-def _table(records: list[dict[str, Any]], title: str) -> Table:
+def _table(records: Sequence[Mapping[str, Any]], title: str) -> Table:
     columns: list[str] = []
     for r in records:
         for k in r:
@@ -186,7 +186,9 @@ def list_(
     async def go() -> None:
         async with _open() as db:
             r = db.get_resource(name)
-            records = await r.list(partition=partition, partition_values=_values(value), limit=limit)
+            records = await r.list(
+                partition=partition, partition_values=_values(value), limit=limit
+            )
             if as_json:
                 for rec in records:
                     typer.echo(_json(rec))
@@ -306,7 +308,11 @@ def _read_rows(path: Path) -> Iterator[dict[str, Any]]:
         data = _parse_json(text, str(path))
         rows = data if isinstance(data, list) else [data]
     else:
-        rows = [_parse_json(line, f"{path} line {i}") for i, line in enumerate(text.splitlines(), 1) if line.strip()]
+        rows = [
+            _parse_json(line, f"{path} line {i}")
+            for i, line in enumerate(text.splitlines(), 1)
+            if line.strip()
+        ]
     for row in rows:
         if not isinstance(row, dict):
             raise ValidationError(f"{path}: every row must be a JSON object")

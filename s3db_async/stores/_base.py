@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import abc
 import base64
+import builtins
 import collections
 import re
 from collections.abc import AsyncIterator, Iterable, Mapping
@@ -128,7 +129,6 @@ class RequestStats(collections.Counter[str]):
         """Forget every count."""
         self.clear()
 
-    @property
     def total(self) -> int:
         """All requests of every operation."""
         return sum(self.values())
@@ -372,11 +372,10 @@ class ObjectStore(abc.ABC):
             return False
         return True
 
-    async def list_keys(self, prefix: str = "", *, limit: int | None = None) -> list[str]:
+    async def list_keys(self, prefix: str = "", *, limit: int | None = None) -> builtins.list[str]:
         """All keys under ``prefix`` as a list."""
         return [e.key async for e in self.list(prefix, limit=limit) if isinstance(e, ListEntry)]
 
     def describe(self) -> dict[str, Any]:
         """A short, credential-free description for logs and the CLI."""
         return {"store": type(self).__name__, "url": self.url}
-

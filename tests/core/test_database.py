@@ -59,6 +59,7 @@ async def test_concurrent_resource_creation_from_two_clients(store_url: str) -> 
     db2 = Database(store_url)
     await db1.connect()
     await db2.connect()
+
     async def make(db: Database, name: str, field: str) -> None:
         await db.create_resource(name, attributes={field: "string"})
 

@@ -207,7 +207,7 @@ async def test_invalid_insert_never_reaches_store(db: Database) -> None:
     with pytest.raises(ValidationError) as info:
         await res.insert({"name": "A", "age": "old"})
     assert {"email", "name", "age"} <= set(info.value.fields)
-    assert db.store.stats.total == 0
+    assert db.store.stats.total() == 0
 
 
 @pytest.mark.parametrize("bad", ["a/b", "x\ny", "..", "", "tab\there"])
@@ -317,9 +317,7 @@ async def test_partition_references_repaired(db: Database) -> None:
     await db.store.put(f"resource=users/partition=by_region/region=asia/id={b['id']}", b"")
     assert await res.list(partition="by_region", partition_values={"region": "asia"}) == []
     assert await res.rebuild_partitions() == {"added": 1, "removed": 1}
-    assert await res.list_ids(partition="by_region", partition_values={"region": "eu"}) == [
-        a["id"]
-    ]
+    assert await res.list_ids(partition="by_region", partition_values={"region": "eu"}) == [a["id"]]
     assert await res.count(partition="by_region", partition_values={"region": "asia"}) == 0
 
 
@@ -381,7 +379,7 @@ async def test_hooks_events_and_middleware(db: Database, caplog: pytest.LogCaptu
     db.store.stats.reset()
     with pytest.raises(PermissionError):
         await res.insert({"email": "b@b.co", "name": "Bob"})
-    assert db.store.stats.total == 0
+    assert db.store.stats.total() == 0
 
     errors: list[Exception] = []
     res.on("error", lambda exc, info: errors.append(exc))
