@@ -19,15 +19,18 @@ __all__ = ["IdGenerator", "make_id_generator", "validate_id"]
 
 IdGenerator = Callable[[], str]
 
-_NANO_ALPHABET = "_-0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_NANO_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 MAX_ID_BYTES = 255
 
 
 def nanoid(size: int = 22) -> str:
-    """A random URL-safe id of ``size`` characters (64-symbol alphabet, no bias)."""
-    raw = os.urandom(size)
-    return "".join(_NANO_ALPHABET[b & 63] for b in raw)
+    """A random id of ``size`` alphanumeric characters (no bias; never starts with '-',
+    so ids are safe as command-line arguments). 22 characters carry 131 random bits."""
+    out: list[str] = []
+    while len(out) < size:
+        out.extend(_NANO_ALPHABET[b & 63] for b in os.urandom(size * 2) if (b & 63) < 62)
+    return "".join(out[:size])
 
 
 def uuid7() -> str:
@@ -52,7 +55,9 @@ def ulid() -> str:
     return "".join(reversed(chars))
 
 
-def make_id_generator(spec: str | IdGenerator | None = None, *, size: int | None = None) -> IdGenerator:
+def make_id_generator(
+    spec: str | IdGenerator | None = None, *, size: int | None = None
+) -> IdGenerator:
     """Resolve an ``id_generator`` option into a callable.
 
     :raises SchemaError: unknown generator name or bad size.
@@ -106,9 +111,10 @@ def validate_id(value: object, *, resource: str) -> str:
     if reason:
         raise ValidationError(
             f"invalid id {value!r} for resource {resource!r}: it {reason}",
-            errors=[{"field": "id", "rule": "id", "message": reason, "value_type": type(value).__name__}],
+            errors=[
+                {"field": "id", "rule": "id", "message": reason, "value_type": type(value).__name__}
+            ],
             suggestion="omit 'id' to have one generated, or use letters, digits, '-' and '_'",
             metadata={"resource": resource, "field": "id"},
         )
-    assert isinstance(value, str)
-    return value
+    return str(value)

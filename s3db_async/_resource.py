@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._codec import AttributeRegistry, RecordCodec, record_version
 from ._concurrency import bounded_gather
+from ._content import ContentMixin
 from ._events import EventEmitter, HookRegistry, Middleware, compose_middlewares
 from ._ids import IdGenerator, make_id_generator, validate_id
 from ._listing import ListingMixin
@@ -75,7 +76,7 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-class Resource(ListingMixin, EventEmitter):
+class Resource(ListingMixin, ContentMixin, EventEmitter):
     """A named collection of records with a schema, partitions, hooks and events.
 
     Get one from :meth:`Database.create_resource` or ``db.resources[name]``::
@@ -186,10 +187,6 @@ class Resource(ListingMixin, EventEmitter):
     def key_for(self, record_id: str) -> str:
         """Object key of a record."""
         return f"resource={self.name}/data/id={record_id}"
-
-    def content_key_for(self, record_id: str) -> str:
-        """Object key of a record's binary content."""
-        return f"resource={self.name}/content/id={record_id}"
 
     def _id(self, value: object) -> str:
         return validate_id(value, resource=self.name)
@@ -823,62 +820,6 @@ class Resource(ListingMixin, EventEmitter):
 
     async def _exists(self, record_id: str) -> bool:
         return await self.db.store.exists(self.key_for(self._id(record_id)))
-
-    # -- binary content ----------------------------------------------------------
-    async def set_content(
-        self, record_id: str, content: bytes | str, content_type: str | None = None
-    ) -> str:
-        """Attach binary content to an existing record; returns the content's etag.
-
-        :raises NotFoundError: no such record.
-        """
-        return await self._call("set_content", self._set_content, record_id, content, content_type)  # type: ignore[no-any-return]
-
-    async def _set_content(
-        self, record_id: str, content: bytes | str, content_type: str | None
-    ) -> str:
-        rid = self._id(record_id)
-        if not await self.db.store.exists(self.key_for(rid)):
-            raise NotFoundError(
-                f"{self.name} record {rid!r} not found",
-                suggestion="insert the record before attaching content",
-                metadata={"resource": self.name, "id": rid},
-            )
-        if isinstance(content, str):
-            body = content.encode("utf-8")
-            content_type = content_type or "text/plain; charset=utf-8"
-        else:
-            body = bytes(content)
-        return await self.db.store.put(
-            self.content_key_for(rid), body, content_type=content_type or "application/octet-stream"
-        )
-
-    async def get_content(self, record_id: str) -> tuple[bytes, str | None]:
-        """``(bytes, content_type)`` of a record's content.
-
-        :raises NotFoundError: the record has no content.
-        """
-        return await self._call("get_content", self._get_content, record_id)  # type: ignore[no-any-return]
-
-    async def _get_content(self, record_id: str) -> tuple[bytes, str | None]:
-        rid = self._id(record_id)
-        try:
-            obj = await self.db.store.get(self.content_key_for(rid))
-        except NotFoundError:
-            raise NotFoundError(
-                f"{self.name} record {rid!r} has no content",
-                suggestion="attach it with set_content()",
-                metadata={"resource": self.name, "id": rid},
-            ) from None
-        return obj.body, obj.content_type
-
-    async def has_content(self, record_id: str) -> bool:
-        """True when the record has content (one HEAD)."""
-        return await self.db.store.exists(self.content_key_for(self._id(record_id)))
-
-    async def delete_content(self, record_id: str) -> None:
-        """Remove a record's content (the record stays)."""
-        await self.db.store.delete(self.content_key_for(self._id(record_id)))
 
     # -- misc ---------------------------------------------------------------------
     def __repr__(self) -> str:
