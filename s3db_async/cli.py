@@ -298,11 +298,38 @@ def export(name: str) -> None:
     _run(go)
 
 
-def _read_rows(path: Path) -> Iterator[dict[str, Any]]:
+_CSV_BOOLS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+
+def _csv_row(row: Mapping[str, str], fields: Mapping[str, Any]) -> dict[str, Any]:
+    """CSV cells are text: empty cells are absent, typed columns are converted."""
+    out: dict[str, Any] = {}
+    for column, cell in row.items():
+        if cell is None or cell == "":
+            continue
+        kind = getattr(fields.get(column), "type", "string")
+        value: Any = cell
+        try:
+            if kind == "integer":
+                value = int(cell)
+            elif kind == "number":
+                value = float(cell) if any(c in cell for c in ".eE") else int(cell)
+            elif kind == "boolean":
+                value = _CSV_BOOLS[cell.strip().lower()]
+            elif kind in ("json", "object", "array", "embedding"):
+                value = msgspec.json.decode(cell)
+        except (ValueError, KeyError, msgspec.DecodeError):
+            value = cell  # let validation report it with the field name
+        out[column] = value
+    return out
+
+
+def _read_rows(path: Path, fields: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
     suffix = path.suffix.lower()
     text = path.read_text(encoding="utf-8")
     if suffix == ".csv":
-        yield from csv.DictReader(io.StringIO(text))
+        for row in csv.DictReader(io.StringIO(text)):
+            yield _csv_row(row, fields)
         return
     if suffix == ".json":
         data = _parse_json(text, str(path))
@@ -328,9 +355,9 @@ def import_(
     """Import records from .ndjson, .json or .csv, with a progress bar."""
 
     async def go() -> None:
-        rows = list(_read_rows(path))
         async with _open() as db:
             r = db.get_resource(name)
+            rows = list(_read_rows(path, r.schema.fields))
             failed: list[str] = []
             with Progress(
                 TextColumn("[bold]{task.description}"),
