@@ -442,3 +442,41 @@ async def test_get_many_and_insert_many_per_item_results(db: Database) -> None:
     got = await res.get_many([*ids, "missing"])
     assert [r.ok for r in got] == [True] * 10 + [False]
     assert isinstance(got[-1].error, NotFoundError)
+
+
+async def test_behaviors_at_the_resource_level(db: Database) -> None:
+    from s3db_async.errors import MetadataLimitError
+
+    big = "x" * 3000
+    overflow = await db.create_resource("ov", attributes={"a": "string", "b": "string"})
+    rec = await overflow.insert({"a": "small", "b": big})
+    stored = await db.store.get(overflow.key_for(rec["id"]))
+    assert big.encode() in stored.body and stored.metadata  # overflow went to the body
+    assert (await overflow.get(rec["id"]))["b"] == big
+
+    strict = await db.create_resource(
+        "strict", attributes={"a": "string", "b": "string"}, behavior="enforce-limits"
+    )
+    db.store.stats.reset()
+    with pytest.raises(MetadataLimitError) as info:
+        await strict.insert({"a": "small", "b": big})
+    assert "b" in str(info.value) and db.store.stats.total() == 0
+
+    managed = await db.create_resource(
+        "managed", attributes={"a": "string", "b": "string"}, behavior="user-managed"
+    )
+    events: list[dict[str, Any]] = []
+    managed.on("exceeds_limits", events.append)
+    rec = await managed.insert({"a": "small", "b": big})
+    assert events == [{"id": rec["id"], "fields": ["b"]}]
+    assert (await managed.get(rec["id"]))["b"] == big
+
+    cut = await db.create_resource(
+        "cut", attributes={"a": "string", "b": "string"}, behavior="truncate-data"
+    )
+    truncated: list[dict[str, Any]] = []
+    cut.on("truncated", truncated.append)
+    rec = await cut.insert({"a": "small", "b": big})
+    got = await cut.get(rec["id"])
+    assert got["a"] == "small" and big.startswith(got["b"]) and len(got["b"]) < len(big)
+    assert truncated and truncated[0]["fields"] == ["b"]
