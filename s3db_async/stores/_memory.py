@@ -101,9 +101,7 @@ class MemoryStore(ObjectStore):
 
     def snapshot(self) -> dict[str, _Obj]:
         """A copy of every object under this store's prefix (restore with :meth:`restore`)."""
-        return {
-            k: copy.copy(v) for k, v in self._data.objects.items() if k.startswith(self.prefix)
-        }
+        return {k: copy.copy(v) for k, v in self._data.objects.items() if k.startswith(self.prefix)}
 
     def restore(self, snapshot: Mapping[str, _Obj]) -> None:
         """Replace everything under this store's prefix with ``snapshot``."""

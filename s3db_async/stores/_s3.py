@@ -1,0 +1,871 @@
+"""S3 and S3-compatible object stores (``s3://`` and ``http(s)://``) on obstore.
+
+::
+
+    store = S3Store("http://KEY:SECRET@127.0.0.1:8333/my-bucket/app?parallelism=64")
+    async with store:
+        etag = await store.put("users/1", b"{}", {"v": "1"}, if_none_match=True)
+
+How it meets the :class:`~s3db_async.stores.ObjectStore` contract on top of obstore:
+
+- **Retries** are ours, not obstore's (its ``max_retries`` is 0), so every request that
+  goes over the wire is counted in :attr:`stats`. Retried: 5xx, 429, 409 conflicts,
+  connection errors (the request was not sent) and, for idempotent requests only, timeouts;
+  a 404 or 412 is an answer. Backoff is exponential with "equal jitter" (half fixed, half
+  random). A 409 ``ConditionalRequestConflict`` is retried for conditional writes too: the
+  server evaluates ``If-None-Match``/``If-Match`` again on the retry, so retrying cannot let
+  two writers win; it only turns "nobody could tell" into a definite 200 or 412. When the
+  retries run out, a conditional write raises ``PreconditionFailed(retriable=True)``.
+- **Listing** keeps S3's character-prefix semantics (obstore lists by path segment): it lists
+  the prefix's parent "directory" from just below the prefix (``start-after``) and stops at
+  the first key past it. Each page of up to 1000 keys is one request.
+- **No conditional delete** (obstore cannot send ``If-Match`` on DELETE):
+  ``delete(key, if_match=...)`` raises :class:`UnsupportedCapabilityError` and
+  ``capabilities().conditional_delete`` is ``False``. Locks are released by a
+  compare-and-swap to a tombstone instead.
+- **Metadata** travels as ``x-amz-meta-*`` (obstore "attributes"): keys lowercased, values
+  made header-safe with :func:`encode_metadata_value` (RFC 2047 for anything non-ASCII).
+- **Shutdown**: :meth:`close` waits for (or cancels) requests still in flight and then lets
+  obstore's worker threads hand their last results to Python, so none of them touches the
+  interpreter while it finalizes (that aborted the process once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import functools
+import math
+import random
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from datetime import UTC, timedelta
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import obstore
+from obstore import exceptions as obx
+from obstore.store import S3Store as _ObstoreS3
+
+from .._url import ConnectionConfig, parse_connection_string
+from ..errors import (
+    AuthenticationError,
+    BucketNotFoundError,
+    ConfigError,
+    EndpointUnreachableError,
+    MetadataLimitError,
+    MissingDependencyError,
+    NotFoundError,
+    PreconditionFailed,
+    S3dbError,
+    StoreError,
+    UnsupportedCapabilityError,
+)
+from ._base import (
+    METADATA_LIMIT,
+    Capabilities,
+    CommonPrefix,
+    ListEntry,
+    ObjectInfo,
+    ObjectStore,
+    StoredObject,
+    check_metadata_limit,
+    decode_metadata_value,
+    encode_metadata_value,
+    normalize_metadata,
+    validate_key,
+)
+
+if TYPE_CHECKING:
+    from obstore import ObjectMeta
+    from obstore.store import ClientConfig, RetryConfig
+
+__all__ = ["S3Store"]
+
+T = TypeVar("T")
+
+PAGE_SIZE = 1000
+DEFAULT_PARALLELISM = 100
+DEFAULT_TIMEOUT = 30.0
+DEFAULT_CONNECT_TIMEOUT = 3.0
+DEFAULT_MAX_RETRIES = 4
+BACKOFF_BASE = 0.05
+BACKOFF_CAP = 5.0
+DEFAULT_CONTENT_TYPE = "application/octet-stream"
+CLOSE_TIMEOUT = 5.0
+_DRAIN_SECONDS = 0.005
+
+# Attribute names obstore returns for standard headers (everything else is user metadata).
+_STANDARD_ATTRIBUTES = frozenset(
+    {
+        "Content-Type",
+        "Content-Disposition",
+        "Content-Encoding",
+        "Content-Language",
+        "Cache-Control",
+        "Storage-Class",
+    }
+)
+_STATUS_RE = re.compile(r"status code: (\d{3})")
+_CODE_RE = re.compile(r"<Code>([^<]+)</Code>")
+_KIND_RE = re.compile(r"HttpError \{\s*kind: (\w+)")
+
+# Hot keys are validated once (validate_key raises for bad keys, which are not cached).
+_validate_key = functools.lru_cache(maxsize=16384)(validate_key)
+
+# (endpoint, bucket, access key) -> probed capabilities, shared by every store of the process.
+_CAPABILITIES: dict[tuple[str, str, str], Capabilities] = {}
+_used = False
+
+
+def _drain_at_exit() -> None:
+    """Let obstore's threads deliver their last results before the interpreter finalizes.
+
+    A tokio thread that completes a request hands the result to Python under the GIL; if
+    that happens while Python finalizes, CPython ends the thread inside Rust code and the
+    process aborts. Sleeping here (before finalization starts) releases the GIL for them.
+    """
+    if _used:
+        time.sleep(0.05)
+
+
+atexit.register(_drain_at_exit)
+
+
+# -- errors ------------------------------------------------------------------------------
+
+
+def _status(exc: BaseException) -> int | None:
+    m = _STATUS_RE.search(str(exc))
+    return int(m.group(1)) if m else None
+
+
+def _s3_code(exc: BaseException) -> str | None:
+    m = _CODE_RE.search(str(exc))
+    return m.group(1) if m else None
+
+
+def _summary(exc: BaseException) -> str:
+    """The first line of an obstore error, without its Debug dump."""
+    text = str(exc).split("\n\nDebug source:", 1)[0]
+    return text.splitlines()[0][:300] if text else type(exc).__name__
+
+
+def _http_kind(exc: BaseException) -> str | None:
+    """obstore's transport error kind: Connect, Request, Timeout, Interrupted, Decode, Unknown."""
+    m = _KIND_RE.search(str(exc))
+    return m.group(1) if m else None
+
+
+def _retriable(exc: BaseException, status: int | None, idempotent: bool) -> bool:
+    """What object_store itself would retry, plus 409 conflicts and 429."""
+    if status is not None:
+        return status >= 500 or status in (409, 429)
+    kind = _http_kind(exc)
+    if kind in ("Connect", "Request"):  # the request was not sent
+        return True
+    if kind in ("Timeout", "Interrupted"):  # it may have been applied
+        return idempotent
+    summary = _summary(exc)
+    return "InternalError" in summary or "SlowDown" in summary  # S3's "200 with an error"
+
+
+def _number(options: Mapping[str, object], name: str, default: float) -> float:
+    """A numeric query option (the URL parser has checked its type and range)."""
+    value = options.get(name)
+    return float(value) if isinstance(value, int | float) else default
+
+
+def _backoff(attempt: int) -> float:
+    """Exponential backoff with equal jitter: half fixed, half random."""
+    d: float = min(BACKOFF_CAP, BACKOFF_BASE * 2.0 ** (attempt - 1))
+    return d / 2 + random.uniform(0, d / 2)
+
+
+# -- the store ---------------------------------------------------------------------------
+
+
+class S3Store(ObjectStore):
+    """An S3 bucket (AWS, MinIO, SeaweedFS, R2, moto ...) behind the ObjectStore contract.
+
+    :param config: an ``s3://`` or ``http(s)://`` connection string or parsed config.
+    :param parallelism: connection pool size (query option ``parallelism``, default 100).
+    :param timeout: seconds for a whole request (query ``timeout``, default 30).
+    :param max_retries: retries of a retriable failure (query ``max_retries``, default 4).
+    :param enforce_limits: reject user metadata over 2 KB before sending it.
+    :raises ConfigError: the connection string is not an S3 one.
+    :raises MissingDependencyError: no keys in an ``s3://`` URL and boto3 is not installed.
+    """
+
+    def __init__(
+        self,
+        config: ConnectionConfig | str,
+        *,
+        parallelism: int | None = None,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        enforce_limits: bool = True,
+    ) -> None:
+        super().__init__()
+        cfg = config if isinstance(config, ConnectionConfig) else parse_connection_string(config)
+        if cfg.scheme not in ("s3", "http", "https"):
+            raise ConfigError(
+                f"S3Store needs an s3:// or http(s):// connection string, not {cfg.masked!r}",
+                suggestion="use open_store(url), which picks the store for the scheme",
+                metadata={"scheme": cfg.scheme},
+            )
+        opts = cfg.options
+        self.config = cfg
+        self.url = cfg.masked
+        self.bucket = cfg.bucket
+        self.endpoint = cfg.endpoint
+        self.prefix = f"{cfg.prefix}/" if cfg.prefix else ""
+        self.enforce_limits = enforce_limits
+        self.parallelism = int(parallelism or _number(opts, "parallelism", DEFAULT_PARALLELISM))
+        self.timeout = float(timeout or _number(opts, "timeout", DEFAULT_TIMEOUT))
+        self.connect_timeout = _number(opts, "connect_timeout", DEFAULT_CONNECT_TIMEOUT)
+        self.max_retries = int(
+            max_retries
+            if max_retries is not None
+            else _number(opts, "max_retries", DEFAULT_MAX_RETRIES)
+        )
+        self.region = cfg.region or ("us-east-1" if cfg.endpoint else None)
+        self._client: _ObstoreS3 | None = None
+        # obstore's awaitables (asyncio futures at runtime) while they run, for close()
+        self._inflight: set[Awaitable[Any]] = set()
+        self._connected = False
+
+    def __repr__(self) -> str:
+        return f"S3Store({self.url!r})"
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            **super().describe(),
+            "endpoint": self.endpoint or "aws",
+            "bucket": self.bucket,
+            "parallelism": self.parallelism,
+        }
+
+    # -- client ------------------------------------------------------------------------
+    def _build_client(self) -> _ObstoreS3:
+        global _used
+        cfg = self.config
+        kwargs: dict[str, Any] = {}
+        if cfg.access_key and cfg.secret_key:
+            kwargs["access_key_id"] = cfg.access_key
+            kwargs["secret_access_key"] = cfg.secret_key
+            token = cfg.options.get("session_token")
+            if token:
+                kwargs["session_token"] = str(token)
+        else:
+            kwargs["credential_provider"] = self._boto3_provider()
+        if self.region:
+            kwargs["region"] = self.region
+        virtual = cfg.options.get("virtual_hosted")
+        if cfg.endpoint:
+            kwargs["endpoint"] = cfg.endpoint
+            kwargs["virtual_hosted_style_request"] = bool(virtual)
+        else:
+            kwargs["virtual_hosted_style_request"] = (
+                bool(virtual) if virtual is not None else "." not in cfg.bucket
+            )
+        client_options: ClientConfig = {
+            "allow_http": bool(cfg.endpoint and cfg.endpoint.startswith("http://")),
+            "connect_timeout": timedelta(seconds=self.connect_timeout),
+            "timeout": timedelta(seconds=self.timeout),
+            "pool_max_idle_per_host": str(self.parallelism),
+            "default_content_type": DEFAULT_CONTENT_TYPE,
+        }
+        # Retries happen in _call so each request on the wire is counted.
+        retry_config: RetryConfig = {"max_retries": 0}
+        try:
+            client = _ObstoreS3(
+                cfg.bucket, client_options=client_options, retry_config=retry_config, **kwargs
+            )
+        except (obx.BaseError, ValueError) as exc:
+            raise ConfigError(
+                f"cannot configure S3 client for {self.url}: {_summary(exc)}",
+                suggestion="check the connection string's endpoint, region and options",
+            ) from None
+        _used = True
+        return client
+
+    def _boto3_provider(self) -> Any:
+        try:
+            from obstore.auth.boto3 import Boto3CredentialProvider
+        except ImportError:
+            raise MissingDependencyError(
+                f"{self.url} has no access key, and the AWS credential chain needs boto3",
+                suggestion="pip install 's3db-async[aws]', or put KEY:SECRET@ in the URL",
+                metadata={"packages": ["boto3"], "extra": "aws"},
+            ) from None
+        try:
+            provider = Boto3CredentialProvider()
+        except ValueError:
+            raise AuthenticationError(
+                f"no AWS credentials found for {self.url}",
+                suggestion="set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, an AWS profile or an "
+                "IAM role, or put KEY:SECRET@ in the connection string",
+            ) from None
+        if self.region is None:
+            self.region = provider.config.get("region")
+        return provider
+
+    @property
+    def client(self) -> _ObstoreS3:
+        """The obstore client (built on first use)."""
+        if self._client is None:
+            self._client = self._build_client()
+        return self._client
+
+    def _full(self, key: str) -> str:
+        return self.prefix + _validate_key(key)
+
+    # -- request machinery ---------------------------------------------------------------
+    async def _tracked(self, fut: Awaitable[T]) -> T:
+        """Await one obstore future, known to :meth:`close` while it runs."""
+        self._inflight.add(fut)
+        try:
+            return await fut
+        finally:
+            self._inflight.discard(fut)
+
+    async def _call(
+        self,
+        op: str,
+        key: str,
+        attempt: Callable[[], Awaitable[T]],
+        *,
+        idempotent: bool = True,
+        retries: int | None = None,
+        condition: str | None = None,
+    ) -> T:
+        """Run one logical request: count and send, retry what is retriable, map errors.
+
+        ``attempt`` returns an obstore future, or a coroutine that tracks the futures it
+        awaits in ``_inflight`` itself (:meth:`close` only looks at futures).
+        """
+        limit = self.max_retries if retries is None else retries
+        tries = 0
+        inflight = self._inflight
+        while True:
+            self.stats[op] += 1
+            try:
+                fut = attempt()
+                inflight.add(fut)
+                try:
+                    return await fut
+                finally:
+                    inflight.discard(fut)
+            except (obx.BaseError, OSError, ValueError) as exc:
+                status = _status(exc)
+                if tries < limit and _retriable(exc, status, idempotent):
+                    tries += 1
+                    await asyncio.sleep(_backoff(tries))
+                    continue
+                raise self._map_error(exc, op, key, status, condition, tries) from None
+
+    def _map_error(
+        self,
+        exc: BaseException,
+        op: str,
+        key: str,
+        status: int | None,
+        condition: str | None,
+        retries: int,
+    ) -> S3dbError:
+        code = _s3_code(exc)
+        meta: dict[str, Any] = {
+            "key": key,
+            "op": op,
+            "bucket": self.bucket,
+            "endpoint": self.endpoint or "aws",
+        }
+        if status is not None:
+            meta["status"] = status
+        if code:
+            meta["code"] = code
+        if retries:
+            meta["retries"] = retries
+        detail = _summary(exc)
+        if code == "NoSuchBucket":
+            return self._bucket_missing()
+        if isinstance(exc, (obx.PreconditionError, obx.AlreadyExistsError, obx.NotModifiedError)):
+            if status == 409:
+                return (
+                    PreconditionFailed(
+                        f"{key!r}: conditional write kept conflicting (409) after {retries} "
+                        "retries",
+                        suggestion="re-read and retry; another writer holds this key",
+                        metadata={**meta, "condition": condition},
+                        retriable=True,
+                        status_code=409,
+                    )
+                    if condition
+                    else StoreError(
+                        f"{op} {key!r} kept conflicting (409): {detail}",
+                        metadata=meta,
+                        retriable=True,
+                        status_code=409,
+                    )
+                )
+            return PreconditionFailed(
+                f"{key!r} already exists"
+                if condition == "If-None-Match"
+                else f"{key!r} changed or does not exist ({condition or 'precondition'})",
+                metadata={**meta, "condition": condition},
+            )
+        if isinstance(exc, FileNotFoundError) or status == 404:
+            if condition == "If-Match":
+                return PreconditionFailed(
+                    f"{key!r} does not exist (If-Match)", metadata={**meta, "condition": condition}
+                )
+            return NotFoundError(f"no object at {key!r}", metadata=meta)
+        if isinstance(exc, (obx.PermissionDeniedError, obx.UnauthenticatedError)) or status in (
+            401,
+            403,
+        ):
+            return self._auth_error(code, detail, meta)
+        if status == 400 and code == "MetadataTooLarge":
+            return MetadataLimitError(
+                f"{self.bucket} refused the metadata of {key!r} as too large",
+                suggestion="keep enforce_limits=True or store large fields in the body",
+                metadata=meta,
+            )
+        kind = _http_kind(exc) if status is None else None
+        if kind == "Connect" or (kind == "Timeout" and "ConnectError" in str(exc)):
+            return self._unreachable(detail, meta)
+        if kind == "Timeout":
+            return StoreError(
+                f"{op} {key!r} timed out after {self.timeout:g}s: {detail}",
+                suggestion="raise ?timeout= in the connection string or check the server load",
+                metadata=meta,
+                retriable=True,
+                status_code=504,
+            )
+        if kind in ("Request", "Interrupted"):
+            return StoreError(
+                f"{op} {key!r}: the connection failed: {detail}",
+                metadata=meta,
+                retriable=True,
+                status_code=503,
+            )
+        if "redirect" in detail.lower():
+            return StoreError(
+                f"{op} {key!r}: the bucket answered with a redirect: {detail}",
+                suggestion="the bucket lives in another region: add ?region=... to the URL",
+                metadata=meta,
+            )
+        return StoreError(
+            f"{op} {key!r} failed: {detail}",
+            metadata=meta,
+            retriable=status is not None and (status >= 500 or status == 429),
+            status_code=status or 502,
+        )
+
+    def _bucket_missing(self) -> BucketNotFoundError:
+        where = self.endpoint or "AWS"
+        return BucketNotFoundError(
+            f"bucket {self.bucket!r} does not exist at {where}",
+            suggestion=f"create it with `s3db --url {self.url} init` (with the real "
+            "credentials) or your provider's console, or fix the bucket name",
+            metadata={"bucket": self.bucket, "endpoint": where},
+        )
+
+    def _auth_error(self, code: str | None, detail: str, meta: dict[str, Any]) -> StoreError:
+        where = self.endpoint or "AWS"
+        hint = {
+            "SignatureDoesNotMatch": "the secret key is wrong",
+            "InvalidAccessKeyId": "the access key is unknown",
+            "AccessDenied": "these credentials may not access this bucket or prefix",
+        }.get(code or "", "the credentials were refused")
+        return AuthenticationError(
+            f"{where} refused access to bucket {self.bucket!r}: {hint} ({code or detail})",
+            suggestion="check KEY:SECRET in the connection string (percent-encode '/', ':' "
+            "and '@'), the region and the bucket policy",
+            metadata=meta,
+        )
+
+    def _unreachable(self, detail: str, meta: dict[str, Any]) -> EndpointUnreachableError:
+        where = self.endpoint or "AWS S3"
+        return EndpointUnreachableError(
+            f"cannot reach {where}: {detail}",
+            suggestion="is the server running and the host/port right? "
+            f"(connect timeout {self.connect_timeout:g}s, option ?connect_timeout=)",
+            metadata=meta,
+        )
+
+    # -- lifecycle -----------------------------------------------------------------------
+    async def connect(self) -> None:
+        """Check the bucket with one GET and probe conditional writes (once per endpoint).
+
+        :raises BucketNotFoundError: the bucket does not exist.
+        :raises AuthenticationError: the credentials were refused.
+        :raises EndpointUnreachableError: the endpoint did not answer.
+        """
+        if self._connected:
+            return
+        client = self.client
+        probe = self.prefix + f"_s3db/connect-check-{uuid.uuid4().hex[:8]}"
+        try:
+            await self._call(
+                "get",
+                probe,
+                lambda: obstore.get_async(client, probe),
+                retries=1,
+            )
+        except NotFoundError as exc:
+            if isinstance(exc, BucketNotFoundError):
+                raise
+        await self.capabilities()
+        self._connected = True
+
+    async def close(self) -> None:
+        """Finish: wait for requests in flight (cancel them after a while), drop the client."""
+        self._connected = False
+        loop = asyncio.get_running_loop()
+        pending = [
+            f
+            for f in self._inflight
+            if isinstance(f, asyncio.Future) and not f.done() and f.get_loop() is loop
+        ]
+        if pending:
+            _, still = await asyncio.wait(pending, timeout=CLOSE_TIMEOUT)
+            for f in still:
+                f.cancel()
+            if still:
+                await asyncio.wait(still, timeout=1.0)
+        self._inflight.clear()
+        if self._client is not None:
+            self._client = None
+            # Give obstore's threads a moment (GIL released) to finish handing results over.
+            await asyncio.sleep(_DRAIN_SECONDS)
+
+    # -- the contract --------------------------------------------------------------------
+    async def put(
+        self,
+        key: str,
+        body: bytes,
+        metadata: Mapping[str, str] | None = None,
+        *,
+        content_type: str | None = None,
+        if_none_match: bool = False,
+        if_match: str | None = None,
+    ) -> str:
+        full = self._full(key)
+        md = normalize_metadata(metadata)
+        attributes: dict[str, str] = {k: encode_metadata_value(v) for k, v in md.items()}
+        # keys and encoded values are ASCII: len() is the byte count S3 limits
+        if (
+            self.enforce_limits
+            and sum(map(len, attributes)) + sum(map(len, attributes.values())) > METADATA_LIMIT
+        ):
+            check_metadata_limit(key, md)
+        attributes["Content-Type"] = content_type or DEFAULT_CONTENT_TYPE
+        mode: Any
+        condition: str | None
+        if if_none_match and if_match is not None:
+            raise PreconditionFailed(
+                f"{key!r}: If-None-Match and If-Match cannot both hold",
+                metadata={"key": key, "condition": "If-None-Match+If-Match"},
+            )
+        if if_none_match:
+            mode, condition = "create", "If-None-Match"
+        elif if_match is not None:
+            mode, condition = {"e_tag": if_match}, "If-Match"
+        else:
+            mode, condition = "overwrite", None
+        client = self.client
+        result = await self._call(
+            "put",
+            key,
+            lambda: obstore.put_async(
+                client, full, body, attributes=attributes, mode=mode, use_multipart=False
+            ),
+            idempotent=condition is None,
+            condition=condition,
+        )
+        etag = result.get("e_tag")
+        if etag is None:  # a server that sends no ETag: ask for it
+            return (await self.head(key)).etag
+        return etag
+
+    def _split_attributes(self, attributes: Mapping[str, str]) -> tuple[dict[str, str], str | None]:
+        md = {
+            k.lower(): decode_metadata_value(v)
+            for k, v in attributes.items()
+            if k not in _STANDARD_ATTRIBUTES
+        }
+        return md, attributes.get("Content-Type")
+
+    async def get(self, key: str) -> StoredObject:
+        full = self._full(key)
+        client = self.client
+
+        inflight = self._inflight
+
+        async def attempt() -> tuple[Any, bytes]:  # two futures: response, then body
+            fut = obstore.get_async(client, full)
+            inflight.add(fut)
+            try:
+                res = await fut
+            finally:
+                inflight.discard(fut)
+            body = res.bytes_async()
+            inflight.add(body)
+            try:
+                return res, bytes(await body)
+            finally:
+                inflight.discard(body)
+
+        res, body = await self._call("get", key, attempt)
+        meta = res.meta
+        md, ctype = self._split_attributes(res.attributes)
+        return StoredObject(
+            key,
+            body,
+            md,
+            meta.get("e_tag") or "",
+            meta["last_modified"],
+            len(body),
+            ctype,
+        )
+
+    async def head(self, key: str) -> ObjectInfo:
+        full = self._full(key)
+        client = self.client
+        res = await self._call(
+            "head",
+            key,
+            lambda: obstore.get_async(client, full, options={"head": True}),
+        )
+        meta = res.meta
+        md, ctype = self._split_attributes(res.attributes)
+        return ObjectInfo(
+            key, md, meta.get("e_tag") or "", meta["last_modified"], meta["size"], ctype
+        )
+
+    async def delete(self, key: str, *, if_match: str | None = None) -> None:
+        full = self._full(key)
+        if if_match is not None:
+            raise UnsupportedCapabilityError(
+                f"{self.url}: conditional delete (If-Match on DELETE) is not available",
+                suggestion="release by compare-and-swap to a tombstone (put(..., if_match=etag)) "
+                "and delete the tombstone afterwards",
+                metadata={"key": key, "capability": "conditional_delete"},
+            )
+        client = self.client
+        await self._call("delete", key, lambda: obstore.delete_async(client, full))
+
+    async def delete_many(self, keys: Iterable[str]) -> int:
+        fulls = [self._full(k) for k in keys]
+        unique = list(dict.fromkeys(fulls))
+        client = self.client
+        for i in range(0, len(unique), PAGE_SIZE):
+            batch = unique[i : i + PAGE_SIZE]
+            await self._call(
+                "delete_many",
+                batch[0][len(self.prefix) :],
+                functools.partial(obstore.delete_async, client, batch),
+            )
+        return len(fulls)
+
+    async def _page(self, directory: str, offset: str | None) -> Sequence[ObjectMeta]:
+        """One LIST request: up to 1000 keys under ``directory/`` after ``offset``."""
+        client = self.client
+
+        async def attempt() -> Sequence[ObjectMeta]:
+            stream = obstore.list(client, directory or None, offset=offset, chunk_size=PAGE_SIZE)
+            try:
+                return await self._tracked(stream.__anext__())
+            except StopAsyncIteration:
+                return []
+
+        return await self._call("list", directory, attempt)
+
+    def list(
+        self,
+        prefix: str = "",
+        *,
+        start_after: str | None = None,
+        limit: int | None = None,
+        delimiter: str | None = None,
+    ) -> AsyncIterator[ListEntry | CommonPrefix]:
+        if delimiter == "/":
+            return self._list_delimited(prefix, start_after, limit)
+        return self._list_flat(prefix, start_after, limit, delimiter)
+
+    def _bounds(self, prefix: str, start_after: str | None) -> tuple[str, str, str | None]:
+        full = self.prefix + prefix
+        directory, _, rest = full.rpartition("/")
+        offset = _just_below(full) if rest else None
+        if start_after is not None:
+            start = _just_below(self.prefix + start_after)
+            if offset is None or start > offset:
+                offset = start
+        return full, directory, offset
+
+    async def _list_flat(
+        self, prefix: str, start_after: str | None, limit: int | None, delimiter: str | None
+    ) -> AsyncIterator[ListEntry | CommonPrefix]:
+        if limit is not None and limit <= 0:
+            return
+        full, directory, offset = self._bounds(prefix, start_after)
+        after = self.prefix + start_after if start_after is not None else None
+        strip = len(self.prefix)
+        emitted = 0
+        last_common: str | None = None
+        while True:
+            page = await self._page(directory, offset)
+            for meta in page:
+                path = meta["path"]
+                if after is not None and path <= after:  # at or before the cursor
+                    continue
+                if not path.startswith(full):
+                    if path > full:
+                        return
+                    continue
+                entry: ListEntry | CommonPrefix
+                if delimiter:
+                    cut = path.find(delimiter, len(full))
+                    if cut >= 0:
+                        common = path[: cut + len(delimiter)]
+                        if common == last_common:
+                            continue
+                        last_common = common
+                        entry = CommonPrefix(common[strip:])
+                    else:
+                        entry = _entry(meta, strip)
+                else:
+                    entry = _entry(meta, strip)
+                yield entry
+                emitted += 1
+                if limit is not None and emitted >= limit:
+                    return
+            if len(page) < PAGE_SIZE:
+                return
+            after = page[-1]["path"]
+            offset = _just_below(after)
+
+    async def _list_delimited(
+        self, prefix: str, start_after: str | None, limit: int | None
+    ) -> AsyncIterator[ListEntry | CommonPrefix]:
+        if limit is not None and limit <= 0:
+            return
+        full, directory, _ = self._bounds(prefix, None)
+        after = self.prefix + start_after if start_after is not None else None
+        strip = len(self.prefix)
+        client = self.client
+        result = await self._call(
+            "list",
+            directory,
+            lambda: obstore.list_with_delimiter_async(client, directory or None),
+        )
+        objects = result["objects"]
+        prefixes = result["common_prefixes"]
+        # obstore pages internally; count the pages S3 needed (1000 entries each).
+        pages = max(1, math.ceil((len(objects) + len(prefixes)) / PAGE_SIZE))
+        self.stats["list"] += pages - 1
+        entries: list[tuple[str, ListEntry | CommonPrefix]] = []
+        for meta in objects:
+            path = meta["path"]
+            if path.startswith(full) and (after is None or path > after):
+                entries.append((path, _entry(meta, strip)))
+        for p in prefixes:
+            common = p + "/"
+            if common.startswith(full) and (
+                after is None or common > after or after.startswith(common)
+            ):
+                entries.append((common, CommonPrefix(common[strip:])))
+        entries.sort(key=lambda e: e[0])
+        for n, (_, entry) in enumerate(entries):
+            if limit is not None and n >= limit:
+                return
+            yield entry
+
+    async def copy(self, src: str, dst: str) -> str:
+        full_src = self._full(src)
+        full_dst = self._full(dst)
+        client = self.client
+        await self._call(
+            "copy",
+            src,
+            lambda: obstore.copy_async(client, full_src, full_dst, overwrite=True),
+        )
+        # CopyObject's response carries the new ETag, but obstore drops it: one HEAD.
+        return (await self.head(dst)).etag
+
+    # -- capabilities --------------------------------------------------------------------
+    def _capability_key(self) -> tuple[str, str, str]:
+        return (self.endpoint or f"aws:{self.region}", self.bucket, self.config.access_key or "")
+
+    async def _probe_capabilities(self) -> Capabilities:
+        """Create twice with If-None-Match, swap with a stale and a missing If-Match.
+
+        Cached per endpoint, bucket and access key for the whole process.
+        """
+        cache_key = self._capability_key()
+        cached = _CAPABILITIES.get(cache_key)
+        if cached is not None:
+            return cached
+        base = f"_s3db/probe-{uuid.uuid4().hex}"
+        key, missing = f"{base}/a", f"{base}/missing"
+        notes: list[str] = []
+        create_ok = update_ok = False
+        try:
+            e1 = await self.put(key, b"1", if_none_match=True)
+            try:
+                await self.put(key, b"2", if_none_match=True)
+                notes.append("If-None-Match on an existing key succeeded")
+            except PreconditionFailed:
+                create_ok = True
+            e2 = await self.put(key, b"3", if_match=e1)
+            try:
+                await self.put(key, b"4", if_match=e1)
+                notes.append("a stale If-Match succeeded")
+            except PreconditionFailed:
+                update_ok = True
+            try:
+                await self.put(missing, b"5", if_match=e2)
+                notes.append("If-Match on a missing key succeeded")
+                update_ok = False
+            except PreconditionFailed:
+                pass
+        except AuthenticationError as exc:
+            notes.append(f"probe write refused ({exc.message})")
+        finally:
+            try:
+                await self.delete_many([key, missing])
+            except S3dbError:
+                pass
+        caps = Capabilities(
+            conditional_create=create_ok,
+            conditional_update=update_ok,
+            conditional_delete=False,
+            detail="; ".join(notes)
+            or "If-None-Match and If-Match honoured; no conditional delete through obstore",
+        )
+        _CAPABILITIES[cache_key] = caps
+        return caps
+
+
+def _entry(meta: ObjectMeta, strip: int) -> ListEntry:
+    lm = meta["last_modified"]
+    if lm.tzinfo is None:
+        lm = lm.replace(tzinfo=UTC)
+    return ListEntry(meta["path"][strip:], meta["size"], meta.get("e_tag") or "", lm)
+
+
+def _just_below(s: str) -> str:
+    """A string just below ``s`` (as S3 orders keys), to list from ``s`` with start-after.
+
+    Also used instead of the last key itself to continue a listing (that key comes back
+    once and is skipped): SeaweedFS compares start-after by path segment, so
+    ``start-after=a`` would skip ``a/b`` when ``a`` is both a key and a "directory".
+    """
+    last = ord(s[-1])
+    prev = last - 1
+    if prev < 0x20 or 0xD800 <= prev <= 0xDFFF:
+        return s[:-1]
+    return s[:-1] + chr(prev) + "\U0010ffff"
