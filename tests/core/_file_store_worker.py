@@ -1,6 +1,7 @@
-"""A separate OS process driving a FileStore, for the multi-process tests of test_file_store.
+"""A separate OS process driving a store, for the multi-process tests.
 
-Run as ``python _file_store_worker.py MODE ROOT [ARGS]``; it talks over stdin/stdout so
+Run as ``python _file_store_worker.py MODE ROOT [ARGS]`` (ROOT is a FileStore directory
+or any connection string); it talks over stdin/stdout so
 the test can release every worker at the same moment:
 
 - ``race ROOT``: for each key read from stdin, ``put(key, if_none_match=True)`` and
@@ -20,6 +21,7 @@ import anyio
 import anyio.to_thread
 
 from s3db_async.errors import PreconditionFailed
+from s3db_async.stores import ObjectStore, open_store
 from s3db_async.stores._file import FileStore
 
 
@@ -28,7 +30,7 @@ def _say(line: str) -> None:
     sys.stdout.flush()
 
 
-async def _race(store: FileStore) -> None:
+async def _race(store: ObjectStore) -> None:
     me = str(os.getpid()).encode()
     while True:
         key = (await anyio.to_thread.run_sync(sys.stdin.readline)).strip()
@@ -42,7 +44,7 @@ async def _race(store: FileStore) -> None:
             _say("win")
 
 
-async def _cas(store: FileStore, key: str, n: int) -> None:
+async def _cas(store: ObjectStore, key: str, n: int) -> None:
     await anyio.to_thread.run_sync(sys.stdin.readline)
     retries = 0
     for _ in range(n):
@@ -57,7 +59,7 @@ async def _cas(store: FileStore, key: str, n: int) -> None:
     _say(str(retries))
 
 
-async def _write(store: FileStore, key: str, size: int) -> None:
+async def _write(store: ObjectStore, key: str, size: int) -> None:
     i = 0
     while True:
         await store.put(key, bytes([i % 256]) * size, {"version": str(i)})
@@ -68,7 +70,7 @@ async def _write(store: FileStore, key: str, size: int) -> None:
 
 async def main(argv: list[str]) -> None:
     mode, root = argv[0], argv[1]
-    store = FileStore(f"file://{root}")
+    store: ObjectStore = open_store(root) if "://" in root else FileStore(f"file://{root}")
     await store.connect()
     if mode == "race":
         await _race(store)
