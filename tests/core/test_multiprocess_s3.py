@@ -11,7 +11,6 @@ import anyio
 import pytest
 
 from s3db_async.stores import open_store
-
 from tests._servers import S3Server
 
 WORKER = Path(__file__).with_name("_file_store_worker.py")
@@ -52,7 +51,7 @@ def _url(request: pytest.FixtureRequest) -> str:
 def test_multi_process_create_race_on_seaweedfs(
     store_kind: str, request: pytest.FixtureRequest
 ) -> None:
-    url = _url(request)(f"mp-{uuid.uuid4().hex[:8]}")
+    url = _url(request)
     procs = [_spawn("race", url) for _ in range(4)]
     try:
         for rnd in range(5):
