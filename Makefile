@@ -18,8 +18,8 @@ test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check s3db_async plugins tests benchmarks examples
+	$(VENV)/bin/ruff format --check s3db_async plugins tests benchmarks examples
 	$(VENV)/bin/mypy
 
 bench: $(STAMP)
