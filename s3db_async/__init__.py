@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from . import errors
 from ._database import Database
+from ._plugin_storage import Lock, PluginStorage
 from ._record import BatchResult, ItemResult, Page, Record
 from ._resource import Resource
 from ._schema import Schema
@@ -23,6 +24,7 @@ from .errors import (
     ConflictError,
     DecryptionError,
     EncryptionError,
+    LockError,
     MetadataLimitError,
     MissingDependencyError,
     NotFoundError,
@@ -32,8 +34,10 @@ from .errors import (
     S3dbError,
     SchemaError,
     StoreError,
+    UnsupportedCapabilityError,
     ValidationError,
 )
+from .plugin import Plugin
 from .stores import FileStore, MemoryStore, ObjectStore, S3Store, open_store
 
 __version__ = "0.1.0"
@@ -49,13 +53,17 @@ __all__ = [
     "EncryptionError",
     "FileStore",
     "ItemResult",
+    "Lock",
+    "LockError",
     "MemoryStore",
     "MetadataLimitError",
     "MissingDependencyError",
     "NotFoundError",
     "ObjectStore",
     "Page",
+    "Plugin",
     "PluginError",
+    "PluginStorage",
     "PreconditionFailed",
     "Record",
     "Resource",
@@ -65,6 +73,7 @@ __all__ = [
     "Schema",
     "SchemaError",
     "StoreError",
+    "UnsupportedCapabilityError",
     "ValidationError",
     "__version__",
     "errors",

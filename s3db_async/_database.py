@@ -23,6 +23,7 @@ import msgspec
 
 from ._codec import AttributeRegistry
 from ._crypto import SecretBox
+from ._database_plugins import PluginHostMixin
 from ._events import EventEmitter, HookRegistry, TaskSupervisor
 from ._ids import IdGenerator
 from ._partitions import parse_partitions
@@ -62,7 +63,7 @@ def _canonical_hash(definition: Mapping[str, Any]) -> str:
     return "sha256:" + hashlib.sha256(raw).hexdigest()
 
 
-class Database(EventEmitter):
+class Database(EventEmitter, PluginHostMixin):
     """A document database on an object store.
 
     ::
@@ -164,12 +165,14 @@ class Database(EventEmitter):
         self._connected = True
         await self._hooks.run("after_connect", self)
         self.emit("connected", self)
+        await self._install_pending_plugins()
         return self
 
     async def disconnect(self) -> None:
         """Stop background work and close the store; no task outlives the database."""
         if not self._connected:
             return
+        await self._stop_plugins()
         await self._hooks.run("before_disconnect", self)
         await self._supervisor.aclose()
         if self._store is not None:

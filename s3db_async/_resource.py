@@ -280,10 +280,20 @@ class Resource(ListingMixin, ContentMixin, EventEmitter):
         await self._refresh_plugin_schema()
 
     async def remove_plugin_attribute(self, name: str, plugin_name: str | None = None) -> bool:
-        """Remove a plugin field (its id is kept reserved, never reused)."""
+        """Remove a plugin field (its id is kept reserved, never reused).
+
+        :returns: ``False`` when no plugin field has that name.
+        :raises SchemaError: the field belongs to another plugin.
+        """
         entry = self._plugin_attributes.get(name)
-        if entry is None or (plugin_name is not None and entry[1] != plugin_name):
+        if entry is None:
             return False
+        if plugin_name is not None and entry[1] != plugin_name:
+            raise SchemaError(
+                f"{name!r} on {self.name!r} belongs to plugin {entry[1]!r}, not {plugin_name!r}",
+                suggestion="only the plugin that added an attribute can remove it",
+                metadata={"resource": self.name, "field": name, "plugin": plugin_name},
+            )
         del self._plugin_attributes[name]
         await self._refresh_plugin_schema()
         return True
