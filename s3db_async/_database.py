@@ -25,7 +25,7 @@ from ._codec import AttributeRegistry
 from ._crypto import SecretBox
 from ._database_plugins import PluginHostMixin
 from ._events import EventEmitter, HookRegistry, TaskSupervisor
-from ._ids import IdGenerator
+from ._ids import IdGenerator, make_id_generator, parse_incremental
 from ._partitions import parse_partitions
 from ._resource import Resource
 from ._schema import Schema
@@ -412,9 +412,7 @@ class Database(EventEmitter, PluginHostMixin):
             if f not in attrs:
                 definition["attributes"].pop(f, None)
         definition["partitions"] = {n: p.definition() for n, p in parsed.items()}
-        if not custom_gen and gen is not None:
-            from ._ids import make_id_generator
-
+        if not custom_gen and gen is not None and parse_incremental(gen) is None:
             make_id_generator(gen, size=config["id_size"])  # validate now
         digest = _canonical_hash(definition)
         paths = list(schema.fields)

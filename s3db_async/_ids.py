@@ -1,8 +1,9 @@
 """Record ids: generators and validation.
 
-Generators: ``"nanoid"`` (default; URL-safe, 22 characters unless ``id_size``),
+Generators: ``"nanoid"`` (default; alphanumeric, 22 characters unless ``id_size``),
 ``"uuid4"``, ``"uuid7"`` (time-ordered, RFC 9562), ``"ulid"`` (time-ordered, Crockford
-base32) or any callable returning a string.
+base32), ``"incremental[:start]"`` (1, 2, 3 ... unique across processes: a sequence
+advanced by compare-and-swap) or any callable returning a string (or an awaitable of one).
 """
 
 from __future__ import annotations
@@ -11,13 +12,13 @@ import os
 import secrets
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from .errors import SchemaError, ValidationError
 
 __all__ = ["IdGenerator", "make_id_generator", "validate_id"]
 
-IdGenerator = Callable[[], str]
+IdGenerator = Callable[[], "str | Awaitable[str]"]
 
 _NANO_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -55,6 +56,25 @@ def ulid() -> str:
     return "".join(reversed(chars))
 
 
+def parse_incremental(spec: object) -> int | None:
+    """The start of an ``"incremental"`` / ``"incremental:N"`` spec, else ``None``.
+
+    :raises SchemaError: ``incremental:`` with a start that is not a whole number.
+    """
+    if not isinstance(spec, str) or not spec.startswith("incremental"):
+        return None
+    rest = spec[len("incremental") :]
+    if rest == "":
+        return 1
+    if rest.startswith(":") and rest[1:].lstrip("-").isdigit():
+        return int(rest[1:])
+    raise SchemaError(
+        f"bad id_generator {spec!r}",
+        suggestion="write 'incremental' or 'incremental:1000' (the first id)",
+        metadata={"option": "id_generator"},
+    )
+
+
 def make_id_generator(
     spec: str | IdGenerator | None = None, *, size: int | None = None
 ) -> IdGenerator:
@@ -65,6 +85,11 @@ def make_id_generator(
     if callable(spec):
         return spec
     name = spec or "nanoid"
+    if parse_incremental(name) is not None:
+        raise SchemaError(
+            "incremental ids need the database's sequence; the resource builds them",
+            metadata={"option": "id_generator"},
+        )
     if size is not None and (not isinstance(size, int) or not 8 <= size <= 128):
         raise SchemaError(
             f"id_size must be an integer from 8 to 128, got {size!r}",

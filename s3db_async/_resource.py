@@ -10,6 +10,7 @@ partition), ``get`` = 1 GET, ``exists`` = 1 HEAD, ``update``/``patch``/``replace
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
@@ -20,7 +21,7 @@ from ._codec import AttributeRegistry, RecordCodec, record_version
 from ._concurrency import bounded_gather
 from ._content import ContentMixin
 from ._events import EventEmitter, HookRegistry, Middleware, compose_middlewares
-from ._ids import IdGenerator, make_id_generator, validate_id
+from ._ids import IdGenerator, make_id_generator, parse_incremental, validate_id
 from ._listing import ListingMixin
 from ._partitions import Partition, parse_partitions
 from ._record import BatchResult, ItemResult, Record
@@ -126,13 +127,15 @@ class Resource(ListingMixin, ContentMixin, EventEmitter):
         self.timestamps: bool = bool(definition.get("timestamps", False))
         self.conflict_retries: int = int(definition.get("conflict_retries", 5))
         gen = definition.get("id_generator") or "nanoid"
-        self._id_generator = (
-            self._custom_id_generator
-            if gen == "custom" and self._custom_id_generator
-            else make_id_generator(
+        start = parse_incremental(gen)
+        if start is not None:
+            self._id_generator = self._incremental_ids(start)
+        elif gen == "custom" and self._custom_id_generator:
+            self._id_generator = self._custom_id_generator
+        else:
+            self._id_generator = make_id_generator(
                 "nanoid" if gen == "custom" else gen, size=definition.get("id_size")
             )
-        )
         self.schema = self._build_schema(definition)
         self.partitions: dict[str, Partition] = parse_partitions(
             definition.get("partitions"),
@@ -142,6 +145,17 @@ class Resource(ListingMixin, ContentMixin, EventEmitter):
         )
         self._codecs: dict[str, RecordCodec] = {}
         self.codec = self._codec_for(version)
+
+    def _incremental_ids(self, start: int) -> IdGenerator:
+        """Ids 1, 2, 3 ... from a sequence at ``resource={name}/plugin=s3db/sequence=id``."""
+        from ._plugin_storage import PluginStorage
+
+        storage = PluginStorage(self.db, "s3db")
+
+        async def next_id() -> str:
+            return str(await storage.next_sequence("id", resource=self.name, start=start))
+
+        return next_id
 
     @staticmethod
     def attributes_of(definition: Mapping[str, Any]) -> dict[str, Any]:
@@ -319,7 +333,11 @@ class Resource(ListingMixin, ContentMixin, EventEmitter):
         if self._hooks.has("before_insert"):
             data = dict(await self._hooks.run("before_insert", data))
         raw_id = data.pop("id", None)
-        rid = self._id(raw_id) if raw_id is not None else self._id_generator()
+        if raw_id is not None:
+            rid = self._id(raw_id)
+        else:
+            generated = self._id_generator()
+            rid = self._id(await generated if inspect.isawaitable(generated) else generated)
         if self.timestamps:
             now = _now()
             data["created_at"] = now

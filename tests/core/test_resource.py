@@ -480,3 +480,31 @@ async def test_behaviors_at_the_resource_level(db: Database) -> None:
     got = await cut.get(rec["id"])
     assert got["a"] == "small" and big.startswith(got["b"]) and len(got["b"]) < len(big)
     assert truncated and truncated[0]["fields"] == ["b"]
+
+
+async def test_incremental_ids_unique_across_clients(db: Database, store_url: str) -> None:
+    res = await db.create_resource(
+        "tickets", attributes={"title": "string"}, id_generator="incremental:1000"
+    )
+    first = await res.insert({"title": "first"})
+    assert first["id"] == "1000"
+    other = Database(store_url, passphrase="test-passphrase")
+    await other.connect()
+    try:
+        twin = other.resources["tickets"]
+        ids: list[str] = []
+
+        async def add(r: Any, i: int) -> None:
+            ids.append((await r.insert({"title": f"t{i}"}))["id"])
+
+        with anyio.fail_after(120):
+            async with anyio.create_task_group() as tg:
+                for i in range(10):
+                    tg.start_soon(add, res if i % 2 else twin, i)
+    finally:
+        await other.disconnect()
+    assert sorted(int(i) for i in ids) == list(range(1001, 1011))
+    with pytest.raises(Exception, match="incremental"):
+        await db.create_resource(
+            "bad_ids", attributes={"a": "string"}, id_generator="incremental:x"
+        )
