@@ -58,6 +58,15 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$")
 _CHECK_TEXT = "s3db-passphrase-check"
 
 
+def _matches(box: SecretBox, check: str | None) -> bool:
+    if check is None:
+        return True
+    try:
+        return box.decrypt(check) == _CHECK_TEXT
+    except DecryptionError:
+        return False
+
+
 def _canonical_hash(definition: Mapping[str, Any]) -> str:
     raw = msgspec.json.encode(definition, order="sorted")
     return "sha256:" + hashlib.sha256(raw).hexdigest()
@@ -266,20 +275,50 @@ class Database(EventEmitter, PluginHostMixin):
         if not self._passphrase:
             self._secret_box = None
             return
-        salt = base64.b64decode(self._meta["secrets"]["salt"])
-        box = SecretBox(self._passphrase, salt)
-        check = self._meta.get("secrets", {}).get("check")
-        if check is not None:
-            try:
-                ok = box.decrypt(check) == _CHECK_TEXT
-            except DecryptionError:
-                ok = False
-            if not ok:
-                raise DecryptionError(
-                    "the passphrase does not match the one this database was written with",
-                    suggestion="pass the original passphrase, or rotate it with the old one",
+        secrets = self._meta.get("secrets", {})
+        box = SecretBox(self._passphrase, base64.b64decode(secrets["salt"]))
+        if _matches(box, secrets.get("check")):
+            self._secret_box = box
+            return
+        rotation = secrets.get("rotation")
+        if rotation:
+            new_box = SecretBox(self._passphrase, base64.b64decode(rotation["salt"]))
+            if _matches(new_box, rotation.get("check")):
+                self.log.warning(
+                    "a passphrase rotation is unfinished: records not yet re-encrypted "
+                    "cannot be read with the new passphrase alone; finish it with "
+                    "rotate_passphrase(old, new)",
+                    extra={"op": "connect"},
                 )
+                self._secret_box = new_box
+                return
+        raise DecryptionError(
+            "the passphrase does not match the one this database was written with",
+            suggestion="pass the original passphrase, or rotate it with the old one",
+        )
+
+    def _use_secret_box(self, box: SecretBox | None) -> None:
         self._secret_box = box
+        for resource in self._resources.values():
+            resource._reset_codecs()
+
+    async def rotate_passphrase(
+        self,
+        old: str,
+        new: str,
+        *,
+        on_progress: Callable[[dict[str, Any]], Any] | None = None,
+    ) -> dict[str, int]:
+        """Re-encrypt every ``secret`` field from passphrase ``old`` to ``new``.
+
+        Resumable: call it again with the same passphrases after an interruption.
+        Returns ``{"records": n, "rewritten": m}``.
+
+        :raises DecryptionError: ``old`` is not this database's passphrase.
+        """
+        from ._rotation import rotate_passphrase
+
+        return await rotate_passphrase(self, old, new, on_progress=on_progress)
 
     async def _ensure_passphrase_check(self) -> None:
         if self._secret_box is None or self._meta.get("secrets", {}).get("check"):

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from ._codec import AttributeRegistry, RecordCodec, record_version
 from ._concurrency import bounded_gather
 from ._content import ContentMixin
+from ._crypto import SecretBox
 from ._events import EventEmitter, HookRegistry, Middleware, compose_middlewares
 from ._ids import IdGenerator, make_id_generator, parse_incremental, validate_id
 from ._listing import ListingMixin
@@ -176,21 +177,34 @@ class Resource(ListingMixin, ContentMixin, EventEmitter):
     def _codec_for(self, version: str) -> RecordCodec:
         codec = self._codecs.get(version)
         if codec is None:
-            definition = self._versions.get(version, {}).get("definition")
-            schema = (
-                self.schema
-                if version == self.version or definition is None
-                else self._build_schema(definition)
-            )
-            codec = RecordCodec(
-                schema,
-                self.registry,
-                version=version,
-                behavior=(definition or self.definition).get("behavior", self.behavior),
-                secret_box=self.db._secret_box,
-            )
-            self._codecs[version] = codec
+            codec = self._codecs[version] = self.make_codec(version, self.db._secret_box)
         return codec
+
+    def make_codec(self, version: str, secret_box: SecretBox | None) -> RecordCodec:
+        """A codec for records stored under schema ``version`` with a given secret box."""
+        definition = self._versions.get(version, {}).get("definition")
+        schema = (
+            self.schema
+            if version == self.version or definition is None
+            else self._build_schema(definition)
+        )
+        return RecordCodec(
+            schema,
+            self.registry,
+            version=version,
+            behavior=(definition or self.definition).get("behavior", self.behavior),
+            secret_box=secret_box,
+        )
+
+    def _reset_codecs(self) -> None:
+        """Forget cached codecs (after the database's secret box changed)."""
+        self._codecs.clear()
+        self.codec = self._codec_for(self.version)
+
+    @property
+    def versions(self) -> dict[str, dict[str, Any]]:
+        """Every schema version of this resource (``{"v1": {"definition": ..., "hash": ...}}``)."""
+        return self._versions
 
     # -- keys ------------------------------------------------------------------
     @property

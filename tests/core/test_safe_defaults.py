@@ -1,0 +1,133 @@
+"""Safe defaults: no default passphrase, nothing leaks secrets, rotation, no process tricks."""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+
+import anyio
+import pytest
+
+from s3db_async import Database
+from s3db_async.errors import DecryptionError, EncryptionError, S3dbError
+
+PASS = "pw-Correct-Horse-42"
+SECRET = "cleartext-SECRET-value-7"
+ATTRS = {"user": "string", "token": "secret|required", "note": "string|optional"}
+
+
+async def _all_bytes(db: Database) -> bytes:
+    blob = b""
+    for key in await db.store.list_keys():
+        obj = await db.store.get(key)
+        blob += key.encode() + obj.body + repr(obj.metadata).encode()
+    return blob
+
+
+async def test_no_default_passphrase_and_nothing_written(store_url: str) -> None:
+    async with Database(store_url) as db:
+        res = await db.create_resource("acct", attributes=ATTRS)
+        db.store.stats.reset()
+        with pytest.raises(EncryptionError) as info:
+            await res.insert({"user": "ann", "token": SECRET})
+        assert db.store.stats.get("put", 0) == 0
+        assert SECRET not in str(info.value) and SECRET not in repr(info.value)
+        assert await res.count() == 0
+
+
+async def test_env_passphrase(store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("S3DB_PASSPHRASE", PASS)
+    async with Database(store_url) as db:
+        res = await db.create_resource("acct", attributes=ATTRS)
+        rec = await res.insert({"user": "ann", "token": SECRET})
+        assert (await res.get(rec["id"]))["token"] == SECRET
+
+
+async def test_nothing_leaks_the_passphrase_or_cleartext(
+    store_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    texts: list[str] = []
+    with caplog.at_level(logging.DEBUG, logger="s3db_async"):
+        async with Database(store_url, passphrase=PASS) as db:
+            res = await db.create_resource("acct", attributes=ATTRS)
+            rec = await res.insert({"user": "ann", "token": SECRET})
+            await res.update(rec["id"], {"note": "x"})
+            texts += [repr(db), repr(res), repr(db._secret_box), repr(db.metadata)]
+            stored = await _all_bytes(db)
+            assert SECRET.encode() not in stored and PASS.encode() not in stored
+            # a failed decryption says so without the secret
+            key = res.key_for(rec["id"])
+            obj = await db.store.get(key)
+            tampered = {k: (v[:-4] + "AAAA" if len(v) > 40 else v) for k, v in obj.metadata.items()}
+            await db.store.put(key, obj.body, tampered)
+            with pytest.raises(DecryptionError) as info:
+                await res.get(rec["id"])
+            texts += [str(info.value), repr(info.value)]
+        with pytest.raises(DecryptionError) as wrong:
+            async with Database(store_url, passphrase="not-" + PASS):
+                pass
+        texts += [str(wrong.value), repr(wrong.value)]
+    texts.append(caplog.text)
+    for text in texts:
+        assert PASS not in text and SECRET not in text, text
+
+
+async def test_rotate_passphrase_resumable(store_url: str) -> None:
+    async with Database(store_url, passphrase=PASS) as db:
+        res = await db.create_resource("acct", attributes=ATTRS)
+        plain = await db.create_resource("plain", attributes={"a": "string"})
+        await plain.insert({"a": "untouched"})
+        ids = [
+            (await res.insert({"user": f"u{i}", "token": f"{SECRET}-{i}"}))["id"] for i in range(30)
+        ]
+
+        # interrupt the first rotation after a few records
+        seen = 0
+
+        def progress(info: dict[str, object]) -> None:
+            nonlocal seen
+            seen += 1
+            if seen == 5:
+                raise RuntimeError("power cut")
+
+        with pytest.raises(RuntimeError):
+            await db.rotate_passphrase(PASS, "new-pass-99", on_progress=progress)
+        totals = await db.rotate_passphrase(PASS, "new-pass-99")
+        assert totals["records"] == 30 and totals["rewritten"] <= 30  # the rest were done
+        assert (await res.get(ids[0]))["token"] == f"{SECRET}-0"
+    with pytest.raises(DecryptionError):
+        async with Database(store_url, passphrase=PASS):
+            pass
+    async with Database(store_url, passphrase="new-pass-99") as db:
+        got = await db.resources["acct"].get_many(ids)
+        assert [r.data["token"] for r in got] == [f"{SECRET}-{i}" for i in range(30)]  # type: ignore[index]
+        again = await db.rotate_passphrase("new-pass-99", "third-pass")
+        assert again["rewritten"] == 30
+
+
+def test_no_signal_handlers_exit_calls_or_listeners() -> None:
+    """Library code never installs signal handlers, exits the process or binds a port."""
+    root = Path(__file__).resolve().parents[2] / "s3db_async"
+    offenders = []
+    pattern = re.compile(
+        r"signal\.signal\(|add_signal_handler|sys\.exit\(|os\._exit\(|\.bind\(|start_server\("
+    )
+    for path in root.rglob("*.py"):
+        if path.name in ("cli.py", "__main__.py", "_mcp.py"):
+            continue  # the command line may exit and serve when asked
+        for no, line in enumerate(path.read_text().splitlines(), 1):
+            if pattern.search(line):
+                offenders.append(f"{path.name}:{no}: {line.strip()}")
+    assert offenders == []
+
+
+async def test_errors_are_typed_with_suggestions(store_url: str) -> None:
+    async with Database(store_url, passphrase=PASS) as db:
+        res = await db.create_resource("acct", attributes=ATTRS)
+        with pytest.raises(S3dbError) as info:
+            await res.insert({"user": 5})
+        assert info.value.suggestion or info.value.to_dict()["errors"]
+        with anyio.fail_after(5):
+            with pytest.raises(S3dbError):
+                await res.delete_all()
