@@ -200,10 +200,13 @@ def _wait_ready(server: S3Server, alive: Callable[[], str | None]) -> None:
             client.put_object(Bucket=server.bucket, Key=key, Body=b"ok")
             assert client.get_object(Bucket=server.bucket, Key=key)["Body"].read() == b"ok"
             client.delete_object(Bucket=server.bucket, Key=key)
+            client.close()
             return
         except Exception as exc:  # not up yet
             last = exc
             time.sleep(0.25)
+    if client is not None:
+        client.close()
     raise ServerStartError(
         f"{server.name} at {server.endpoint} not ready after {START_TIMEOUT:.0f}s: {last!r}"
     )

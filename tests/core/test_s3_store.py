@@ -166,7 +166,9 @@ async def test_non_ascii_metadata_is_sent_encoded(server: S3Server) -> None:
         obj = await store.get("doc")
         assert obj.metadata == {"title": value, "plain": "ascii ok"}
         assert (await store.head("doc")).metadata == obj.metadata
-    raw = server.boto3_client().head_object(Bucket=server.bucket, Key=f"{prefix}/doc")
+    client = server.boto3_client()
+    raw = client.head_object(Bucket=server.bucket, Key=f"{prefix}/doc")
+    client.close()
     assert raw["Metadata"]["title"] == encode_metadata_value(value)
     assert raw["Metadata"]["title"].isascii()
     assert raw["Metadata"]["plain"] == "ascii ok"
