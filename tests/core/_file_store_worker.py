@@ -15,6 +15,7 @@ the test can release every worker at the same moment:
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 
 import anyio
@@ -66,6 +67,33 @@ async def _write(store: ObjectStore, key: str, size: int) -> None:
         if i == 0:
             _say("ready")
         i += 1
+
+
+def spawn(*args: str) -> subprocess.Popen[str]:
+    """Start this worker as a separate OS process with line-buffered pipes."""
+    return subprocess.Popen(
+        [sys.executable, __file__, *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        bufsize=1,
+    )
+
+
+def finish(procs: list[subprocess.Popen[str]], timeout: float = 60) -> None:
+    """Close the workers' stdin, wait for them and check they exited cleanly."""
+    for p in procs:
+        if p.stdin and not p.stdin.closed:
+            p.stdin.close()
+    for p in procs:
+        try:
+            p.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+        assert p.stdout is not None
+        p.stdout.close()
+        assert p.returncode == 0
 
 
 async def main(argv: list[str]) -> None:

@@ -24,6 +24,8 @@ from s3db_async.errors import InvalidKeyError, NotFoundError, PreconditionFailed
 from s3db_async.stores import FileStore, ListEntry, MemoryStore, open_store
 from s3db_async.stores._base import validate_key
 
+from ._file_store_worker import finish, spawn
+
 WORKER = Path(__file__).with_name("_file_store_worker.py")
 
 
@@ -463,35 +465,10 @@ def test_killed_writer_never_leaves_a_torn_object(tmp_path: Path) -> None:
 # -- conditional writes across OS processes ---------------------------------------------
 
 
-def _spawn(*args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, str(WORKER), *args],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        bufsize=1,
-    )
-
-
-def _finish(procs: list[subprocess.Popen[str]]) -> None:
-    for p in procs:
-        if p.stdin and not p.stdin.closed:
-            p.stdin.close()
-    for p in procs:
-        try:
-            p.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
-        assert p.stdout is not None
-        p.stdout.close()
-        assert p.returncode == 0
-
-
 @pytest.mark.slow
 def test_multi_process_create_race_has_one_winner_per_round(tmp_path: Path) -> None:
     root = tmp_path / "db"
-    procs = [_spawn("race", str(root)) for _ in range(6)]
+    procs = [spawn("race", str(root)) for _ in range(6)]
     try:
         for rnd in range(20):
             key = f"race/{rnd}"
@@ -514,7 +491,7 @@ def test_multi_process_create_race_has_one_winner_per_round(tmp_path: Path) -> N
             assert p.stdin is not None
             p.stdin.write("\n")
     finally:
-        _finish(procs)
+        finish(procs)
 
 
 @pytest.mark.slow
@@ -525,7 +502,7 @@ def test_multi_process_compare_and_swap_counter_is_exact(tmp_path: Path) -> None
         await FileStore(f"file://{root}").put("counter", b"0")
 
     anyio.run(setup)
-    procs = [_spawn("cas", str(root), "counter", "25") for _ in range(4)]
+    procs = [spawn("cas", str(root), "counter", "25") for _ in range(4)]
     try:
         for p in procs:
             assert p.stdin is not None
@@ -535,7 +512,7 @@ def test_multi_process_compare_and_swap_counter_is_exact(tmp_path: Path) -> None
             assert p.stdout is not None
             retries.append(int(p.stdout.readline()))
     finally:
-        _finish(procs)
+        finish(procs)
 
     async def check() -> None:
         assert (await FileStore(f"file://{root}").get("counter")).body == b"100"

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import uuid
-from pathlib import Path
 
 import anyio
 import pytest
@@ -13,32 +10,7 @@ import pytest
 from s3db_async.stores import open_store
 from tests._servers import S3Server
 
-WORKER = Path(__file__).with_name("_file_store_worker.py")
-
-
-def _spawn(*args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, str(WORKER), *args],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        bufsize=1,
-    )
-
-
-def _finish(procs: list[subprocess.Popen[str]]) -> None:
-    for p in procs:
-        if p.stdin and not p.stdin.closed:
-            p.stdin.close()
-    for p in procs:
-        try:
-            p.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
-        assert p.stdout is not None
-        p.stdout.close()
-        assert p.returncode == 0
+from ._file_store_worker import finish, spawn
 
 
 def _url(request: pytest.FixtureRequest) -> str:
@@ -52,7 +24,7 @@ def test_multi_process_create_race_on_seaweedfs(
     store_kind: str, request: pytest.FixtureRequest
 ) -> None:
     url = _url(request)
-    procs = [_spawn("race", url) for _ in range(4)]
+    procs = [spawn("race", url) for _ in range(4)]
     try:
         for rnd in range(5):
             key = f"race/{rnd}"
@@ -72,7 +44,7 @@ def test_multi_process_create_race_on_seaweedfs(
 
             anyio.run(check)
     finally:
-        _finish(procs)
+        finish(procs)
 
 
 @pytest.mark.slow
@@ -87,7 +59,7 @@ def test_multi_process_compare_and_swap_on_seaweedfs(
             await store.put("counter", b"0")
 
     anyio.run(seed)
-    procs = [_spawn("cas", url, "counter", "10") for _ in range(4)]
+    procs = [spawn("cas", url, "counter", "10") for _ in range(4)]
     try:
         for p in procs:
             assert p.stdin is not None
@@ -97,7 +69,7 @@ def test_multi_process_compare_and_swap_on_seaweedfs(
             assert p.stdout is not None
             int(p.stdout.readline().strip())
     finally:
-        _finish(procs)
+        finish(procs)
 
     async def check() -> None:
         async with open_store(url) as store:
