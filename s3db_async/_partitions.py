@@ -6,17 +6,19 @@ an empty reference object::
     resource={name}/partition=by_region/region=eu/id={id}
 
 Fields are laid out in sorted order. Values are turned into strings (``true``/``false``,
-ISO dates, numbers as written), truncated by an optional ``maxlength:N`` rule and
+ISO dates, numbers and decimals as written, bytes as base64url), truncated by an optional ``maxlength:N`` rule and
 percent-encoded so no value can add or escape a key segment. A record whose value
 for a partition field is missing gets no reference in that partition.
 """
 
 from __future__ import annotations
 
+import base64
 import datetime as _dt
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 from urllib.parse import quote, unquote
 
@@ -56,6 +58,10 @@ def encode_partition_value(value: Any, maxlength: int | None = None) -> str:
         text = repr(value)
     elif isinstance(value, _dt.datetime | _dt.date):
         text = value.isoformat()
+    elif isinstance(value, Decimal):
+        text = str(value)
+    elif isinstance(value, bytes | bytearray):
+        text = base64.urlsafe_b64encode(bytes(value)).decode("ascii").rstrip("=")
     else:
         text = msgspec.json.encode(value).decode()
     if maxlength is not None:
