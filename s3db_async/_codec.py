@@ -32,6 +32,7 @@ from typing import Any
 
 import msgspec
 
+from . import _passwords, _types_net, _types_num
 from ._behaviors import BEHAVIORS, Slot, fit, limit_error, truncate
 from ._crypto import SecretBox
 from ._encoding import (
@@ -39,9 +40,11 @@ from ._encoding import (
     NULL,
     b62,
     bool_text,
+    dec_bytes,
     dec_date,
     dec_embedding,
     dec_number,
+    enc_bytes,
     enc_date,
     enc_embedding,
     enc_number,
@@ -69,12 +72,20 @@ __all__ = [
     "record_version",
 ]
 
-_B36 = "0123456789abcdefghijklmnopqrstuvwxyz"
-_TEXT_TYPES = frozenset({"string", "email", "url", "ip4", "ip6"})
-_JOINABLE = _TEXT_TYPES | {"secret", "number", "integer", "boolean", "date"}
-_CONTENT_TYPE = "application/json"
-
 Fn = Callable[[Any], Any]
+
+_B36 = "0123456789abcdefghijklmnopqrstuvwxyz"
+_TEXT_TYPES = frozenset({"string", "email", "url"})
+_JOINABLE = _TEXT_TYPES | {"secret", "number", "integer", "boolean", "date", "datetime", "bytes"}
+_JOINABLE |= {"ip4", "ip6", "mac", "cidr", "uuid", "semver", "decimal", "crypto", "money"}
+_JOINABLE |= {"geo", "bits"}
+"""Item types of arrays stored ``,``-joined (their encodings never contain ``,``)."""
+_TYPE_CODECS: dict[str, Callable[[Any], tuple[Fn, Fn, Fn, Fn]]] = {
+    **_types_net.CODECS,
+    **_types_num.CODECS,
+    **_passwords.CODECS,
+}
+_CONTENT_TYPE = "application/json"
 
 
 def _b36(n: int) -> str:
@@ -276,8 +287,13 @@ def _field_funcs(
         return b62, unb62, _ident, _ident
     if t == "boolean":
         return bool_text, text_bool, _ident, _ident
-    if t == "date":
+    if t == "date" or t == "datetime":
         return enc_date, dec_date, enc_date, dec_date
+    if t == "bytes":
+        return enc_bytes, dec_bytes, enc_bytes, dec_bytes
+    codec = _TYPE_CODECS.get(t)
+    if codec is not None:
+        return codec(spec.param)
     if t == "embedding":
         return enc_embedding, dec_embedding, enc_embedding, dec_embedding
     if t == "array":

@@ -26,6 +26,7 @@ from ._crypto import SecretBox
 from ._database_plugins import PluginHostMixin
 from ._events import EventEmitter, HookRegistry, TaskSupervisor
 from ._ids import IdGenerator, make_id_generator, parse_incremental
+from ._migrations import declare_steps, normalize_migrations
 from ._partitions import parse_partitions
 from ._resource import Resource
 from ._schema import Schema
@@ -393,11 +394,19 @@ class Database(EventEmitter, PluginHostMixin):
         conflict_retries: int = 5,
         hooks: Mapping[str, Any] | None = None,
         description: str | None = None,
+        history: bool = False,
+        migrations: Mapping[int, Callable[..., Any] | None] | None = None,
     ) -> Resource:
         """Create a resource, or update its definition (a changed definition is a new version;
         an identical one is a no-op).
 
-        :raises SchemaError: unknown rule, bad partition field, bad behavior or name.
+        :param history: keep every earlier version of each record (``resource.history(id)``,
+            ``get_version``, ``restore``; see ``docs/history-and-migrations.md``).
+        :param migrations: ``{2: fn, 3: fn}`` upgrading records of the previous version to
+            the keyed one (sync or async; ``None`` = no change). Kept in memory, so pass them
+            in every process; ``s3db.json`` records which steps exist.
+        :raises SchemaError: unknown rule, bad partition field, bad behavior or name, bad
+            migrations.
         """
         if not isinstance(name, str) or not _NAME_RE.match(name):
             raise SchemaError(
@@ -417,6 +426,8 @@ class Database(EventEmitter, PluginHostMixin):
             "conflict_retries": conflict_retries,
             "hooks": dict(hooks or {}),
             "description": description,
+            "history": history,
+            "migrations": migrations,
         }
         config = dict(await self._hooks.run("before_create_resource", config))
         if config["behavior"] not in BEHAVIORS:
@@ -439,6 +450,10 @@ class Database(EventEmitter, PluginHostMixin):
             "conflict_retries": int(config["conflict_retries"]),
             "description": config["description"],
         }
+        if config.get("history"):
+            definition["history"] = True
+        migration_fns = normalize_migrations(config.get("migrations"), resource=name)
+        steps = sorted(migration_fns) if migration_fns is not None else None
         schema = Schema(Resource.attributes_of(definition), allow_extra=definition["allow_extra"])
         parsed = parse_partitions(
             config["partitions"],
@@ -490,8 +505,17 @@ class Database(EventEmitter, PluginHostMixin):
             entry["current_version"] = version
             return True
 
-        doc = await self._update_meta(mutate)
+        def mutate_and_declare(doc: dict[str, Any]) -> bool:
+            before = doc.get("resources", {}).get(name, {}).get("current_version")
+            changed = mutate(doc)
+            return declare_steps(
+                changed, doc, name, steps, before=before, versioning=self.versioning
+            )
+
+        doc = await self._update_meta(mutate_and_declare)
         resource = self._materialize(name, doc["resources"][name], custom_gen)
+        if migration_fns is not None:
+            resource.set_migrations(migration_fns)
         for hook_name, fns in config["hooks"].items():
             for fn in fns if isinstance(fns, list | tuple) else [fns]:
                 if fn not in resource._hooks.get(hook_name):

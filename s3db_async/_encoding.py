@@ -9,17 +9,17 @@ type a field has, so values carry no type tag. Encodings:
 type                      encoding                                    example
 ========================  ==========================================  ===========================
 any field set to None     ``~``                                       ``~``
-string / email / url /ip  as is if printable ASCII; ``~e`` for "";   ``Ann``, ``~ucaf%C3%A9``
+string / email / url      as is if printable ASCII; ``~e`` for "";   ``Ann``, ``~ucaf%C3%A9``
                           else ``~u`` + %-escapes or ``~b`` +
                           base64url of UTF-8 (the shorter)
-integer                   base62 (``0-9A-Za-z``, ``-`` if negative)   ``1700000000000``: ``TwfVoWm``
+integer                   base62 (``0-9A-Za-z``, ``-`` if negative)   ``1700000000000``: ``Tvcokgi``
 number (int)              base62, like integer                         ``30`` → ``U``
 number (float)            ``repr`` minus redundant zeros; always has  ``1.5``, ``.5``, ``1.``,
                           ``.``, ``+`` or an inner ``-``; ``inf.``,    ``-.0``, ``1e+308``
                           ``-inf.``, ``nan.`` for non-finite
 boolean                   ``1`` / ``0``
 date                      ``.`` + base62 days since 1970-01-01        ``.5BM``
-datetime                  base62 seconds since 1970 (wall clock),     ``1gq6Pk_``,
+datetime (both types)     base62 seconds since 1970 (wall clock),     ``1gq6Pk_``,
                           ``.``+base62 µs if any, then the zone:      ``1gq6Pk@Europe/Paris``
                           none (naive), ``_`` (UTC), ``@key``
                           (ZoneInfo), ``+``/``-`` base62 offset
@@ -32,7 +32,12 @@ embedding                 the shorter of ``,``-joined floats and      ``~4AACAPw
 object, json, other       msgspec JSON, escaped like a string         ``{"a":1}``
 arrays
 secret                    the SecretBox token (base64url)
+bytes                     unpadded base64url; ``~e`` for b""          ``AP8``
 ========================  ==========================================  ===========================
+
+Network types are packed by :mod:`s3db_async._types_net`, fixed point, coordinates
+and bitsets by :mod:`s3db_async._types_num`, password hashes by
+:mod:`s3db_async._passwords` (all with the helpers here); ``docs/types.md`` lists them.
 
 NaN round-trips as NaN (its sign and payload are not kept). ``datetime``
 zones: ``timezone.utc`` and ZoneInfo zones come back as the same objects;
@@ -57,10 +62,13 @@ import msgspec
 __all__ = [
     "NULL",
     "b62",
+    "b64u",
+    "dec_bytes",
     "dec_date",
     "dec_embedding",
     "dec_float",
     "dec_number",
+    "enc_bytes",
     "enc_date",
     "enc_embedding",
     "enc_float",
@@ -69,6 +77,7 @@ __all__ = [
     "json_text",
     "truncate_text",
     "unb62",
+    "unb64u",
     "unesc_text",
 ]
 
@@ -118,6 +127,29 @@ def unb62(text: str) -> int:
     for c in text[1:] if neg else text:
         n = n * 62 + index[c]
     return -n if neg else n
+
+
+# -- bytes ------------------------------------------------------------------------------
+
+
+def b64u(raw: bytes) -> str:
+    """Unpadded base64url text of ``raw`` (``A-Z a-z 0-9 - _``; never ``.``, ``:``, ``,``)."""
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def unb64u(text: str) -> bytes:
+    """Inverse of :func:`b64u` (strict: any other character raises ``ValueError``)."""
+    return base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)
+
+
+def enc_bytes(raw: bytes) -> str:
+    """A ``bytes`` value: :func:`b64u`, ``~e`` for ``b""``."""
+    return b64u(raw) if raw else "~e"
+
+
+def dec_bytes(text: str) -> bytes:
+    """Inverse of :func:`enc_bytes`."""
+    return b"" if text == "~e" else unb64u(text)
 
 
 # -- floats and numbers -----------------------------------------------------------

@@ -12,9 +12,11 @@ import copy
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
+from decimal import Decimal
 from typing import Any
 
-from ._types import Converter, Invalid, check_json, closest, join_path
+from ._encoding import b64u
+from ._types import Converter, Invalid, check_json, closest, fixed_places, join_path
 
 __all__ = ["NO_DEFAULT", "FieldSpec", "ObjectSpec", "jsonable"]
 
@@ -36,6 +38,9 @@ class FieldSpec:
     rules: dict[str, Any] = field(default_factory=dict)
     enum: tuple[Any, ...] | None = None
     dimensions: int | None = None
+    param: Any = None
+    """The typed argument of a parameterized type: ``decimal:2`` → ``2``, ``bits:8`` → ``8``,
+    ``geo:point`` → ``"point"``, ``money:EUR`` → ``"EUR"``, ``password`` → ``"argon2id"``."""
     items: FieldSpec | ObjectSpec | None = None
     description: str | None = None
     plugin: bool = False
@@ -53,6 +58,16 @@ class FieldSpec:
         return self.type == "secret"
 
     @property
+    def password(self) -> bool:
+        """True for ``password`` fields (one-way hashed)."""
+        return self.type == "password"
+
+    @property
+    def type_rule(self) -> str:
+        """The type token with its argument: ``"decimal:2"``, ``"geo:point"``, ``"string"``."""
+        return self.type if self.param is None else f"{self.type}:{self.param}"
+
+    @property
     def item_type(self) -> str | None:
         """The type of an array's items (``"object"`` for nested objects), else None."""
         if self.type != "array":
@@ -68,12 +83,12 @@ class FieldSpec:
 
     def definition(self) -> dict[str, Any]:
         """Canonical JSON-able rule dict of this field."""
-        out: dict[str, Any] = {"type": self.type}
+        out: dict[str, Any] = {"type": self.type_rule}
         if self.required:
             out["required"] = True
         if self.explicit_nullable:
             out["nullable"] = True
-        out.update(self.rules)
+        out.update({k: jsonable(v) for k, v in self.rules.items()})
         if self.enum is not None:
             out["enum"] = list(self.enum)
         if self.dimensions is not None:
@@ -252,8 +267,14 @@ _REQUIRED, _DEFAULT, _NODE, _NODE_SOFT = range(4)
 
 
 def jsonable(value: Any) -> Any:
+    """A JSON value for a definition (defaults, rule values): dates as ISO text, Decimals as
+    their text, bytes as base64url (what the rule parser reads back)."""
     if isinstance(value, date):
         return value.isoformat()
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, bytes):
+        return b64u(value)
     if isinstance(value, list):
         return [jsonable(v) for v in value]
     if isinstance(value, dict):
@@ -261,16 +282,35 @@ def jsonable(value: Any) -> Any:
     return value
 
 
-_FORMATS = {"email": "email", "url": "uri", "ip4": "ipv4", "ip6": "ipv6"}
+_FORMATS = {
+    "email": "email",
+    "url": "uri",
+    "ip4": "ipv4",
+    "ip6": "ipv6",
+    "uuid": "uuid",
+    "datetime": "date-time",
+    "password": "password",
+}
+_PATTERNS = {
+    "mac": r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}((:[0-9a-f]{2}){2})?$",
+    "cidr": r"/[0-9]{1,3}$",
+    "semver": r"^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)(-[0-9A-Za-z.-]+)?"
+    r"(\+[0-9A-Za-z.-]+)?$",
+}
+_TEXT_SCHEMA = frozenset(
+    {"string", "email", "url", "ip4", "ip6", "secret", "mac", "cidr", "uuid", "semver"}
+) | {"datetime", "password"}
 
 
 def _leaf_json_schema(spec: FieldSpec) -> dict[str, Any]:
     t = spec.type
     out: dict[str, Any]
-    if t in ("string", "email", "url", "ip4", "ip6", "secret"):
+    if t in _TEXT_SCHEMA:
         out = {"type": "string"}
         if t in _FORMATS:
             out["format"] = _FORMATS[t]
+        if t in _PATTERNS:
+            out["pattern"] = _PATTERNS[t]
         if t == "secret":
             out["writeOnly"] = True
         if "min" in spec.rules:
@@ -287,6 +327,28 @@ def _leaf_json_schema(spec: FieldSpec) -> dict[str, Any]:
             out["maximum"] = spec.rules["max"]
     elif t == "date":
         out = {"type": "string", "anyOf": [{"format": "date"}, {"format": "date-time"}]}
+    elif t in ("decimal", "crypto", "money"):
+        places = fixed_places(t, spec.param)
+        frac = rf"\.[0-9]{{{places}}}" if places else ""
+        out = {"type": "string", "pattern": rf"^-?[0-9]+{frac}$"}
+        if spec.param is not None and t == "money":
+            out["description"] = f"amount in {spec.param}"
+        if "min" in spec.rules:
+            out["x-minimum"] = jsonable(spec.rules["min"])
+        if "max" in spec.rules:
+            out["x-maximum"] = jsonable(spec.rules["max"])
+    elif t == "bytes":
+        out = {"type": "string", "contentEncoding": "base64"}
+    elif t == "bits":
+        n = spec.param
+        out = {"type": "array", "items": {"type": "boolean"}, "minItems": n, "maxItems": n}
+    elif t == "geo":
+        lat = {"type": "number", "minimum": -90, "maximum": 90}
+        lon = {"type": "number", "minimum": -180, "maximum": 180}
+        if spec.param == "point":
+            out = {"type": "array", "prefixItems": [lat, lon], "minItems": 2, "maxItems": 2}
+        else:
+            out = lat if spec.param == "lat" else lon
     elif t == "array":
         out = {"type": "array", "items": spec.items.json_schema() if spec.items else {}}
         if "min" in spec.rules:

@@ -356,6 +356,35 @@ class ListingMixin:
             "scan": partition is None,
         }
 
+    async def estimate_query_cost(self, filter: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """:meth:`explain` plus the requests :meth:`query` would send: runs its LIST only.
+
+        ``list_requests`` (pages of 1000 keys over the partition or the data prefix, counted
+        from the keys listed), ``candidate_records`` (one GET each: ``get_requests``) and
+        ``total_requests``; a ``limit`` can only make the query cheaper.
+        """
+        plan = self.explain(filter)
+        prefix, p, rest = self._scope(plan["partition"], plan["partition_values"])
+        listed = candidates = 0
+        async for entry in self.db.store.list(prefix):
+            if not isinstance(entry, ListEntry):
+                continue
+            listed += 1
+            if p is not None:
+                parsed = p.parse_ref(entry.key)
+                if parsed is None or any(parsed[0].get(f) != v for f, v in rest.items()):
+                    continue
+            candidates += 1
+        list_requests = max(1, -(-listed // 1000))
+        return {
+            **plan,
+            "listed_keys": listed,
+            "list_requests": list_requests,
+            "candidate_records": candidates,
+            "get_requests": candidates,
+            "total_requests": list_requests + candidates,
+        }
+
     def _choose_partition(
         self, flt: Mapping[str, Any] | None
     ) -> tuple[str | None, dict[str, Any] | None]:

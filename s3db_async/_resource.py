@@ -22,8 +22,10 @@ from ._concurrency import bounded_gather
 from ._content import ContentMixin
 from ._crypto import SecretBox
 from ._events import EventEmitter, HookRegistry, Middleware, compose_middlewares
+from ._history import REVISION_METADATA_BYTES, HistoryMixin
 from ._ids import IdGenerator, make_id_generator, parse_incremental, validate_id
 from ._listing import ListingMixin
+from ._migrations import MigrationMixin
 from ._partitions import Partition, parse_partitions
 from ._record import BatchResult, ItemResult, Record
 from ._schema import Schema
@@ -78,7 +80,7 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-class Resource(ListingMixin, ContentMixin, EventEmitter):
+class Resource(ListingMixin, ContentMixin, HistoryMixin, MigrationMixin, EventEmitter):
     """A named collection of records with a schema, partitions, hooks and events.
 
     Get one from :meth:`Database.create_resource` or ``db.resources[name]``::
@@ -127,6 +129,7 @@ class Resource(ListingMixin, ContentMixin, EventEmitter):
         self.behavior: str = definition.get("behavior", "body-overflow")
         self.timestamps: bool = bool(definition.get("timestamps", False))
         self.conflict_retries: int = int(definition.get("conflict_retries", 5))
+        self.keeps_history: bool = bool(definition.get("history", False))
         gen = definition.get("id_generator") or "nanoid"
         start = parse_incremental(gen)
         if start is not None:
@@ -194,6 +197,7 @@ class Resource(ListingMixin, ContentMixin, EventEmitter):
             version=version,
             behavior=(definition or self.definition).get("behavior", self.behavior),
             secret_box=secret_box,
+            reserved_metadata=REVISION_METADATA_BYTES if self.keeps_history else 0,
         )
 
     def _reset_codecs(self) -> None:
@@ -220,6 +224,7 @@ class Resource(ListingMixin, ContentMixin, EventEmitter):
         return validate_id(value, resource=self.name)
 
     def _ref_keys(self, record: Mapping[str, Any], record_id: str) -> dict[str, str]:
+        record = getattr(record, "stored", record)  # an upgraded record's refs: as stored
         refs = {}
         for name, p in self.partitions.items():
             key = p.ref_key(self.name, record, record_id)
@@ -417,7 +422,8 @@ class Resource(ListingMixin, ContentMixin, EventEmitter):
                 suggestion="check the id, or use get_or_none()",
                 metadata={"resource": self.name, "id": rid},
             ) from None
-        return obj, self._decode(rid, obj.metadata, obj.body, obj.etag)
+        record = self._decode(rid, obj.metadata, obj.body, obj.etag)
+        return obj, (record if record.version == self.version else await self._upgrade(record))
 
     def _decode(self, rid: str, metadata: Mapping[str, str], body: bytes, etag: str) -> Record:
         version = record_version(metadata) or self.version
@@ -447,6 +453,8 @@ class Resource(ListingMixin, ContentMixin, EventEmitter):
                 )
             record = build(current)
             encoded = self._encode(record, rid)
+            if self.keeps_history:
+                await self._stamp_revision(rid, obj, encoded)
             try:
                 etag = await self.db.store.put(
                     self.key_for(rid),
@@ -719,6 +727,8 @@ class Resource(ListingMixin, ContentMixin, EventEmitter):
 
     async def _delete(self, record_id: str, *, must_exist: bool) -> bool:
         rid = self._id(record_id)
+        if self.keeps_history:
+            return await self._delete_keeping_history(rid, must_exist=must_exist) is not None
         if not (must_exist or self._delete_observed()):
             await self.db.store.delete_many([self.key_for(rid), self.content_key_for(rid)])
             return True
@@ -752,6 +762,8 @@ class Resource(ListingMixin, ContentMixin, EventEmitter):
                 valid.append(self._id(raw))
             except S3dbError as exc:
                 results.append(ItemResult(str(raw), False, error=exc))
+        if self.keeps_history:
+            return BatchResult(results + await self._delete_many_keeping_history(valid))
         if not self._delete_observed():
             keys = [k for rid in valid for k in (self.key_for(rid), self.content_key_for(rid))]
             await self.db.store.delete_many(keys)
@@ -837,6 +849,29 @@ class Resource(ListingMixin, ContentMixin, EventEmitter):
             return await self.get(record_id)
         except NotFoundError:
             return None
+
+    async def verify_password(self, record_id: str, field: str, candidate: str) -> bool:
+        """True if ``candidate`` matches the hash in the ``password`` field ``field``
+        (a dotted path for nested fields) of a record; False when it does not, or when the
+        record has no password there. One GET; the hash library's constant-time check runs
+        in a worker thread.
+
+        :raises SchemaError: ``field`` is not a ``password`` field of this resource.
+        :raises NotFoundError: no record with that id.
+        """
+        from ._passwords import verify_password
+
+        spec = self.schema.fields.get(field)
+        if spec is None or spec.type != "password":
+            raise SchemaError(
+                f"{field!r} is not a password field of resource {self.name!r}",
+                suggestion="password fields: " + (", ".join(self.schema.password_fields) or "none"),
+                metadata={"resource": self.name, "field": field},
+            )
+        value: Any = await self.get(record_id)
+        for part in field.split("."):
+            value = value.get(part) if isinstance(value, Mapping) else None
+        return await asyncio.to_thread(verify_password, value, candidate)
 
     async def get_with_etag(self, record_id: str) -> tuple[Record, str]:
         """The record and its etag, for ``update(..., if_match=etag)``."""

@@ -16,8 +16,10 @@ Definitions
 A field is defined by a **rule string** (``"string|required|min:2"``: the type
 token plus rules separated by ``|``, arguments after the first ``:``) or a
 **rule dict** (``{"type": "string", "required": True, "min": 2}``; ``type`` may
-itself be a rule string). Types: ``string number integer boolean date array
-object json secret embedding:N email url ip4 ip6 enum:a,b any``. Rules:
+itself be a rule string). Types: ``string number integer boolean date datetime
+array object json secret embedding:N email url ip4 ip6 mac cidr uuid semver bytes
+bits:N decimal:N crypto[:N] money[:CUR] geo:lat geo:lon geo:point
+password[:bcrypt] enum:a,b any`` (see ``docs/types.md``). Rules:
 ``required``, ``optional`` (the default), ``nullable``, ``default:x`` (typed by
 the field type; JSON for arrays/objects), ``min:``/``max:`` (string length,
 array length or number value), ``pattern:`` (regex search, strings),
@@ -46,9 +48,10 @@ Semantics
 - Unknown fields fail unless ``allow_extra=True`` (then kept; they must be
   JSON values).
 - Coercions are listed in :mod:`s3db_async._types` (integral floats for
-  ``integer``, ISO strings for ``date``, tuples to lists). ``date`` keeps the
-  Python type it was given: a ``date`` stays a ``date``, a ``datetime``
-  stays a ``datetime`` (naive or aware).
+  ``integer``, ISO strings for ``date``, tuples to lists, canonical strs for
+  network types, exact Decimals for fixed point, hashes for passwords). ``date``
+  keeps the Python type it was given: a ``date`` stays a ``date``, a ``datetime``
+  stays a ``datetime`` (naive or aware); ``datetime`` always gives a ``datetime``.
 
 Schemas are immutable: :meth:`Schema.with_plugin_attribute` returns a new one.
 """
@@ -58,6 +61,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Mapping
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import msgspec
@@ -65,7 +69,9 @@ import msgspec
 from ._fields import FieldSpec, ObjectSpec
 from ._types import (
     DICT_KEYS,
+    FIXED_POINT,
     FLAG_RULES,
+    PARAM_TYPES,
     RULES_BY_TYPE,
     TYPES,
     Converter,
@@ -78,6 +84,7 @@ from ._types import (
     parse_default,
     parse_enum_values,
     parse_number,
+    parse_type_param,
     required_items,
     rule_suggestion,
     scalar_converter,
@@ -88,8 +95,14 @@ from .errors import SchemaError, ValidationError
 __all__ = ["FieldSpec", "ObjectSpec", "Schema"]
 
 _NAME_BAD = re.compile(r"[.\[\]]")
+_ARG = "$arg"
+"""Key of a type token's argument in a raw rule dict (``decimal:2`` → ``"2"``)."""
+_LENGTH_TYPES = frozenset({"string", "email", "url", "secret", "array", "bytes", "password"})
 _OBJECT_KEYS = ("$$type", "$$plugin", "$$description")
-_REFINES = {"string": ("email", "url", "ip4", "ip6", "secret"), "number": ("integer",)}
+_REFINES = {
+    "string": ("email", "url", "ip4", "ip6", "secret", "mac", "cidr", "uuid", "semver"),
+    "number": ("integer",),
+}
 """A type token may refine a broader one: ``string|email`` is ``email``."""
 
 
@@ -215,6 +228,8 @@ def _raw_from_string(text: str, path: str) -> dict[str, Any]:
             raw["dimensions"] = _Text(targ)
     elif tname == "enum":  # pragma: no cover - handled above (enum is never the type token)
         tname = "string"
+    elif tname in PARAM_TYPES:
+        raw[_ARG] = targ
     elif targ is not None:
         raise _schema_error(path, tname, f"type {tname!r} takes no argument ({tname}:{targ})")
     raw["type"] = tname
@@ -235,6 +250,19 @@ def _typed_number(raw: dict[str, Any], key: str, path: str, *, integer: bool) ->
     return value
 
 
+def _typed_decimal(raw: dict[str, Any], key: str, path: str) -> Decimal:
+    value = raw[key]
+    try:
+        if isinstance(value, bool) or not isinstance(value, (str, int, float, Decimal)):
+            raise ValueError(f"{value!r} is not a number")
+        d = Decimal(repr(value) if isinstance(value, float) else str(value).strip())
+        if not d.is_finite():
+            raise ValueError(f"{value!r} is not a finite number")
+    except (ValueError, InvalidOperation) as exc:
+        raise _schema_error(path, key, f"bad argument for {key!r}: {exc}") from None
+    return d
+
+
 def _build_leaf(
     raw: dict[str, Any],
     path: str,
@@ -244,6 +272,7 @@ def _build_leaf(
     allow_extra: bool,
 ) -> FieldSpec | ObjectSpec:
     tname = raw.pop("type")
+    targ = raw.pop(_ARG, None)
     if tname == "enum":
         tname = "string"
     if tname not in RULES_BY_TYPE:
@@ -283,10 +312,18 @@ def _build_leaf(
         plugin=plugin,
         plugin_name=plugin_name,
     )
-    length_rules = tname in ("string", "email", "url", "secret", "array")
+    if tname in PARAM_TYPES:
+        try:
+            spec.param = parse_type_param(tname, targ)
+        except ValueError as exc:
+            raise _schema_error(path, tname, str(exc)) from None
+    length_rules = tname in _LENGTH_TYPES
     for key in ("min", "max"):
         if key in raw:
-            spec.rules[key] = _typed_number(raw, key, path, integer=length_rules)
+            if tname in FIXED_POINT:
+                spec.rules[key] = _typed_decimal(raw, key, path)
+            else:
+                spec.rules[key] = _typed_number(raw, key, path, integer=length_rules)
     if "pattern" in raw:
         pattern = str(raw["pattern"])
         try:
@@ -333,11 +370,11 @@ def _build_leaf(
                 spec.enum = tuple(base(v) for v in values)
             except (ValueError, Invalid) as exc:
                 raise _schema_error(path, "enum", f"bad enum values: {_why(exc)}") from None
-        spec.convert = scalar_converter(tname, spec.rules, spec.enum)
+        spec.convert = scalar_converter(tname, spec.rules, spec.enum, spec.param)
     if "default" in raw:
         value = raw["default"]
         try:
-            if isinstance(value, _Text):
+            if isinstance(value, _Text) or (tname == "bytes" and isinstance(value, str)):
                 value = parse_default(tname, value)
             spec.default = None if value is None and spec.nullable else spec.convert(value)
         except (ValueError, Invalid, msgspec.DecodeError) as exc:
@@ -478,10 +515,15 @@ class Schema:
         self._index(self.root)
         self.plugin_fields: set[str] = {p for p, f in self.fields.items() if f.plugin}
         self.secret_fields: list[str] = [p for p, f in self.fields.items() if f.secret]
+        self.password_fields: list[str] = [p for p, f in self.fields.items() if f.password]
+        """Paths of ``password`` fields (values are one-way hashes)."""
         self.has_secrets: bool = any(
             f.secret for f in self.fields.values()
         ) or "secret" in self._all_types(self.root)
         """True if any value (including array items) is a secret."""
+        self.has_passwords: bool = "password" in self._all_types(self.root)
+        """True if any value (including array items) is a password: validating a record
+        with a cleartext password hashes it (CPU-bound, tens of milliseconds)."""
         self._hash: str | None = None
 
     def _index(self, node: ObjectSpec) -> None:

@@ -11,6 +11,15 @@ Coercions (the only ones; everything else must already have the right type):
 - ``integer``: a float with an integral value (``3.0``) becomes ``3``;
 - ``date``: an ISO 8601 string becomes a :class:`datetime.date` (``"2024-01-15"``)
   or a :class:`datetime.datetime` (anything with a time part);
+- ``datetime``: an ISO 8601 string becomes a :class:`datetime.datetime` (a bare date is
+  midnight, naive), and so does a :class:`datetime.date`;
+- ``ip4``, ``ip6``, ``mac``, ``cidr``, ``uuid``: a str or an :mod:`ipaddress` /
+  :class:`uuid.UUID` object becomes the canonical str (:mod:`s3db_async._types_net`);
+- ``decimal:N``, ``crypto:N``, ``money``: an int, Decimal or decimal string becomes a
+  Decimal with exactly N places (floats are refused); ``geo:*`` values are quantized to
+  1e-7 degree; ``bits:N`` takes an int too (:mod:`s3db_async._types_num`);
+- ``bytes``: a bytearray or memoryview becomes ``bytes``;
+- ``password``: a cleartext becomes its hash (:mod:`s3db_async._passwords`);
 - ``array`` and ``embedding``: a tuple becomes a list; embedding items become floats;
 - ``object``, ``json``, ``any``: tuples become lists and mappings become dicts
   (a deep copy: the validated value never aliases the caller's containers).
@@ -19,15 +28,19 @@ Coercions (the only ones; everything else must already have the right type):
 from __future__ import annotations
 
 import difflib
-import ipaddress
 import math
 import re
 from collections.abc import Callable, Mapping
 from datetime import date, datetime
-from typing import Any, NoReturn
+from typing import Any
 from urllib.parse import urlsplit
 
 import msgspec
+
+from . import _passwords, _types_num
+from ._encoding import unb64u
+from ._invalid import Invalid, fail
+from ._types_net import cidr, ip4, ip6, mac, semver, uuid_text
 
 __all__ = [
     "DICT_KEYS",
@@ -35,12 +48,14 @@ __all__ = [
     "Invalid",
     "RULES_BY_TYPE",
     "TYPES",
+    "PARAM_TYPES",
     "Converter",
     "check_json",
     "closest",
     "json_converter",
     "parse_enum_values",
     "parse_number",
+    "parse_type_param",
     "tokenize",
 ]
 
@@ -64,6 +79,18 @@ TYPES = (
     "ip6",
     "enum",
     "any",
+    "datetime",
+    "bytes",
+    "mac",
+    "cidr",
+    "uuid",
+    "semver",
+    "bits",
+    "decimal",
+    "crypto",
+    "money",
+    "geo",
+    "password",
 )
 """Type names accepted as the type token of a rule string."""
 
@@ -86,6 +113,18 @@ RULES_BY_TYPE: dict[str, frozenset[str]] = {
     "object": _COMMON | {"props"},
     "json": _COMMON,
     "any": _COMMON,
+    "datetime": _COMMON,
+    "bytes": _COMMON | {"min", "max"},
+    "mac": _COMMON,
+    "cidr": _COMMON,
+    "uuid": _COMMON,
+    "semver": _COMMON,
+    "bits": _COMMON,
+    "decimal": _COMMON | {"min", "max"},
+    "crypto": _COMMON | {"min", "max"},
+    "money": _COMMON | {"min", "max"},
+    "geo": _COMMON,
+    "password": frozenset({*FLAG_RULES, "description", "min", "max"}),
 }
 """Which rules each type accepts (``enum`` as a type is a string enum)."""
 
@@ -97,20 +136,8 @@ _ALL_NAMES = sorted(set(TYPES) | set(DICT_KEYS) - {"type", "plugin", "props"})
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _INT = re.compile(r"^[+-]?\d+$")
 
-
-class Invalid(Exception):
-    """Raised by converters; ``errors`` holds ``(relative_path, rule, message, value_type)``."""
-
-    __slots__ = ("errors",)
-
-    def __init__(self, errors: list[tuple[str, str, str, str]]) -> None:
-        super().__init__(errors)
-        self.errors = errors
-
-
-def fail(rule: str, message: str, value: Any) -> NoReturn:
-    """Raise :class:`Invalid` for one failing value."""
-    raise Invalid([("", rule, message, type(value).__name__)])
+FIXED_POINT = frozenset({"decimal", "crypto", "money"})
+"""Exact fixed-point types (Decimal values; ``min``/``max`` are Decimals too)."""
 
 
 def join_path(prefix: str, rel: str) -> str:
@@ -191,9 +218,65 @@ def parse_default(type_name: str, text: str) -> Any:
         return parse_number(text, integer=type_name == "integer")
     if type_name == "boolean":
         return parse_bool(text)
-    if type_name in ("array", "object", "json", "any", "embedding"):
+    if type_name in ("array", "object", "json", "any", "embedding", "bits", "geo"):
         return msgspec.json.decode(text.encode("utf-8"))
-    return text  # strings, dates (ISO, coerced by the converter), ips, urls
+    if type_name == "bytes":
+        return unb64u(text.strip())  # base64url, as the canonical definition writes it
+    return text  # strings, dates, decimals (parsed by the converter), ips, urls
+
+
+# -- parameterized types ----------------------------------------------------------------
+
+
+def _int_param(name: str, arg: str | None, lo: int, hi: int, example: str) -> int:
+    if arg is None:
+        what = "size" if name == "bits" else "number of places"
+        raise ValueError(f"{name} needs its {what}: '{example}'")
+    text = arg.strip()
+    if not _INT.match(text) or not lo <= int(text) <= hi:
+        raise ValueError(f"{name}:{arg} needs an integer between {lo} and {hi} ('{example}')")
+    return int(text)
+
+
+def _geo_param(arg: str | None) -> str:
+    kind = (arg or "").strip().lower()
+    if kind not in _types_num.GEO_KINDS:
+        raise ValueError("geo needs its kind: 'geo:lat', 'geo:lon' or 'geo:point'")
+    return kind
+
+
+PARAM_TYPES: dict[str, Callable[[str | None], Any]] = {
+    "bits": lambda a: _int_param("bits", a, 1, _types_num.MAX_BITS, "bits:8"),
+    "decimal": lambda a: _int_param("decimal", a, 0, _types_num.MAX_PLACES, "decimal:2"),
+    "crypto": lambda a: (
+        8 if a is None else _int_param("crypto", a, 0, _types_num.MAX_PLACES, "crypto:18")
+    ),
+    "money": lambda a: None if a is None else _types_num.parse_currency(a),
+    "geo": _geo_param,
+    "password": _passwords.parse_algorithm,
+}
+"""Types whose rule token takes an argument (``decimal:2``): arg text (or None) → the
+typed parameter kept in ``FieldSpec.param``. Raises ``ValueError`` with a usage hint."""
+
+
+def parse_type_param(type_name: str, arg: str | None) -> Any:
+    """The typed parameter of a parameterized type (see :data:`PARAM_TYPES`)."""
+    return PARAM_TYPES[type_name](arg)
+
+
+def fixed_places(type_name: str, param: Any) -> int:
+    """Decimal places of a fixed-point field."""
+    return _types_num.currency_places(param) if type_name == "money" else int(param)
+
+
+_FACTORIES: dict[str, Callable[[Any, Mapping[str, Any]], Converter]] = {
+    "bits": lambda p, r: _types_num.bits_converter(p),
+    "decimal": lambda p, r: _types_num.fixed_converter("decimal", p),
+    "crypto": lambda p, r: _types_num.fixed_converter("crypto", p),
+    "money": lambda p, r: _types_num.fixed_converter("money", _types_num.currency_places(p)),
+    "geo": lambda p, r: _types_num.geo_converter(p),
+    "password": _passwords.password_converter,
+}
 
 
 # -- JSON values ----------------------------------------------------------------
@@ -278,6 +361,27 @@ def _boolean(value: Any) -> Any:
     fail("boolean", "must be a boolean", value)
 
 
+def _datetime(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day)
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            pass
+    fail("datetime", "must be a datetime, a date or an ISO 8601 string", value)
+
+
+def _bytes(value: Any) -> Any:
+    if type(value) is bytes:
+        return value
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value)
+    fail("bytes", "must be bytes (or a bytearray / memoryview)", value)
+
+
 def _date(value: Any) -> Any:
     if isinstance(value, date):
         return value
@@ -309,24 +413,6 @@ def _url(value: Any) -> Any:
     fail("url", "must be an absolute URL (scheme://host/...)", value)
 
 
-def _ip4(value: Any) -> Any:
-    value = _string(value)
-    try:
-        ipaddress.IPv4Address(value)
-    except ValueError:
-        fail("ip4", "must be an IPv4 address", value)
-    return value
-
-
-def _ip6(value: Any) -> Any:
-    value = _string(value)
-    try:
-        ipaddress.IPv6Address(value)
-    except ValueError:
-        fail("ip6", "must be an IPv6 address", value)
-    return value
-
-
 BASE_CONVERTERS: dict[str, Converter] = {
     "string": _string,
     "secret": _string,
@@ -336,8 +422,14 @@ BASE_CONVERTERS: dict[str, Converter] = {
     "date": _date,
     "email": _email,
     "url": _url,
-    "ip4": _ip4,
-    "ip6": _ip6,
+    "ip4": ip4,
+    "ip6": ip6,
+    "mac": mac,
+    "cidr": cidr,
+    "uuid": uuid_text,
+    "semver": semver,
+    "datetime": _datetime,
+    "bytes": _bytes,
     "object": object_converter,
     "json": json_converter,
     "any": json_converter,
@@ -412,9 +504,11 @@ def scalar_converter(
     type_name: str,
     rules: Mapping[str, Any],
     enum: tuple[Any, ...] | None,
+    param: Any = None,
 ) -> Converter:
-    """The converter of a non-container type with its rules."""
-    base = BASE_CONVERTERS[type_name]
+    """The converter of a non-container type with its rules (and typed parameter)."""
+    factory = _FACTORIES.get(type_name)
+    base = BASE_CONVERTERS[type_name] if factory is None else factory(param, rules)
     checks: list[Converter] = []
     if type_name in ("string", "email", "url", "secret"):
         checks += _length_checks(rules, "characters")
@@ -428,7 +522,9 @@ def scalar_converter(
                 return v
 
             checks.append(check_pattern)
-    elif type_name in ("number", "integer"):
+    elif type_name == "bytes":
+        checks += _length_checks(rules, "bytes")
+    elif type_name in ("number", "integer") or type_name in FIXED_POINT:
         checks += _value_checks(rules)
     if enum is not None:
         allowed = frozenset(enum)

@@ -25,6 +25,7 @@ from typing import Annotated, Any, TypeVar
 import msgspec
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -87,10 +88,11 @@ def _run(make: Callable[[], Awaitable[T]]) -> T:
             raise
         message = exc.message if isinstance(exc, S3dbError) else str(exc)
         hint = f" ({exc.suggestion})" if isinstance(exc, S3dbError) and exc.suggestion else ""
-        err.print(f"[bold red]error:[/] {type(exc).__name__}: {message}{hint}", highlight=False)
+        text = escape(f"{type(exc).__name__}: {message}{hint}")  # '[mcp]' is not markup
+        err.print(f"[bold red]error:[/] {text}", highlight=False)
         if isinstance(exc, ValidationError) and exc.errors:
             for e in exc.errors:
-                err.print(f"  - {e.get('field')}: {e.get('message')}", highlight=False)
+                err.print(escape(f"  - {e.get('field')}: {e.get('message')}"), highlight=False)
         raise typer.Exit(1) from None
 
 
@@ -273,11 +275,17 @@ def query(
 
 @app.command()
 def explain(name: str, filter: str) -> None:
-    """Show which partition a query uses."""
+    """Show which partition a query uses and how many S3 requests it will cost.
+
+    Runs the query's LIST (pages of 1000 keys) to count the candidate records, one GET each.
+    """
 
     async def go() -> None:
         async with _open() as db:
-            out.print_json(_json(db.get_resource(name).explain(_parse_json(filter, "filter"))))
+            flt = _parse_json(filter, "filter")
+            if flt is not None and not isinstance(flt, dict):
+                raise ValidationError("filter must be a JSON object", suggestion="pass '{...}'")
+            out.print_json(_json(await db.get_resource(name).estimate_query_cost(flt)))
 
     _run(go)
 
@@ -388,6 +396,52 @@ def import_(
 
 
 @app.command()
+def migrate(
+    name: str,
+    module: Annotated[
+        str | None,
+        typer.Option(
+            "--module",
+            help="import the migrations mapping from package.module[:NAME] (default NAME: "
+            "MIGRATIONS)",
+        ),
+    ] = None,
+) -> None:
+    """Rewrite every record below the current schema version, with a progress bar.
+
+    Resumable and idempotent. Without --module only schema changes that need no migration
+    function (added fields with defaults ...) can be applied.
+    """
+    from ._migrations import load_migrations
+
+    async def go() -> None:
+        async with _open() as db:
+            r = db.get_resource(name)
+            if module:
+                r.set_migrations(load_migrations(module))
+            with Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=err,
+            ) as progress:
+                task = progress.add_task(f"migrate {name} to {r.version}", total=None)
+
+                def show(p: dict[str, Any]) -> None:
+                    progress.update(task, completed=p["done"], total=p["total"])
+
+                result = await r.migrate(on_progress=show)
+            err.print(
+                f"{name}: {result['migrated']} migrated to {r.version}, "
+                f"{result['skipped']} already there (of {result['total']})",
+                highlight=False,
+            )
+
+    _run(go)
+
+
+@app.command()
 def init() -> None:
     """Create the bucket (S3 endpoints) and the database's s3db.json."""
 
@@ -404,6 +458,123 @@ def init() -> None:
             err.print(f"bucket {config.bucket} {'created' if created else 'exists'}")
         async with _open() as db:
             err.print(f"database ready at {db.url}")
+
+    _run(go)
+
+
+def _size(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{n} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} B"  # pragma: no cover
+
+
+@app.command()
+def stats(
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Records, versions, partition references and bytes per resource (LIST only, no GET).
+
+    Ends with the requests the command sent.
+    """
+    from ._inspect import database_stats
+
+    async def go() -> None:
+        async with _open() as db:
+            report = await database_stats(db)
+        if as_json:
+            typer.echo(_json(report))
+            return
+        table = Table(title=f"{report['url']}")
+        for col in ("resource", "records", "version", "versions", "partitions (refs)", "objects"):
+            table.add_column(col)
+        table.add_column("bytes", justify="right")
+        for r in report["resources"]:
+            table.add_row(
+                r["name"],
+                str(r["records"]),
+                r["version"],
+                ", ".join(r["versions"]),
+                ", ".join(f"{p}: {n}" for p, n in r["partitions"].items()),
+                str(r["objects"]),
+                _size(r["bytes"]),
+            )
+        out.print(table)
+        totals, requests = report["totals"], report["requests"]
+        n = len(report["resources"])
+        out.print(
+            f"{n} resource{'' if n == 1 else 's'}, {totals['records']} records, "
+            f"{totals['objects']} objects, {_size(totals['bytes'])}",
+            highlight=False,
+        )
+        shown = ", ".join(f"{op} {n}" for op, n in requests.items() if op != "total")
+        out.print(f"requests: {requests['total']} ({shown})", highlight=False)
+
+    _run(go)
+
+
+@app.command("schema-diff")
+def schema_diff(
+    name: str,
+    from_version: Annotated[
+        str | None, typer.Option("--from", help="older version (default: the one before --to)")
+    ] = None,
+    to_version: Annotated[
+        str | None, typer.Option("--to", help="newer version (default: the current one)")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Differences between two versions of a resource: fields, rules, partitions, options."""
+    from ._inspect import schema_diff as diff_versions
+
+    async def go() -> None:
+        async with _open() as db:
+            diff = diff_versions(db, name, from_version, to_version)
+        if as_json:
+            typer.echo(_json(diff))
+            return
+        title = f"{name}: {diff['from']} → {diff['to']}"
+        if diff["identical"]:
+            out.print(f"{title}: no differences", highlight=False)
+            return
+        table = Table(title=title)
+        for col in ("change", "kind", "name", "from", "to"):
+            table.add_column(col, overflow="fold")
+        for kind in ("fields", "partitions"):
+            section = diff[kind]
+            for path, d in section["added"].items():
+                table.add_row("[green]added[/]", kind[:-1], escape(path), "", escape(_json(d)))
+            for path, d in section["removed"].items():
+                table.add_row("[red]removed[/]", kind[:-1], escape(path), escape(_json(d)), "")
+            for path, d in section["changed"].items():
+                rules = d["changes"] or {"": [d["from"], d["to"]]}
+                for rule, (a, b) in rules.items():
+                    label = f"{path} ({rule})" if rule else path
+                    cells = (escape(label), escape(_cell(a)), escape(_cell(b)))
+                    table.add_row("[yellow]changed[/]", kind[:-1], *cells)
+        for option, (a, b) in diff["options"].items():
+            cells = (escape(option), escape(_cell(a)), escape(_cell(b)))
+            table.add_row("[yellow]changed[/]", "option", *cells)
+        out.print(table)
+
+    _run(go)
+
+
+@app.command()
+def mcp(
+    allow_writes: Annotated[
+        bool, typer.Option("--allow-writes", help="also expose insert, update and delete")
+    ] = False,
+) -> None:
+    """Serve the database to AI assistants: a Model Context Protocol server over stdio."""
+    from ._mcp import build_server
+
+    async def go() -> None:
+        async with _open() as db:
+            server = build_server(db, allow_writes=allow_writes)
+            await server.run_stdio_async()
 
     _run(go)
 

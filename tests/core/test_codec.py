@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import ipaddress
 import math
 from datetime import UTC, date, datetime, timedelta, timezone
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import argon2
+import bcrypt
 import msgspec
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from hypothesis.provisional import urls
 
 from s3db_async._codec import (
     BEHAVIORS,
@@ -75,7 +80,56 @@ ALL_TYPES = {
     "pw": "secret",
     "ip": "ip4",
     "nested": {"a": {"b": "string", "c": "integer"}, "d": "boolean"},
+    # the types of issue 12
+    "ip6": "ip6",
+    "mac": "mac",
+    "net": "cidr",
+    "ver": "semver",
+    "site": "url",
+    "uid": "uuid",
+    "bits": "bits:12",
+    "price": "money",
+    "yen": "money:JPY",
+    "dec": "decimal:4",
+    "wei": "crypto:18",
+    "lat": "geo:lat",
+    "lon": "geo:lon",
+    "at": "geo:point",
+    "when": "datetime",
+    "raw": "bytes",
+    "pass": "password",
+    "bpass": "password:bcrypt",
+    "ips": "array|items:ip6",
+    "nets": "array|items:cidr",
+    "uids": "array|items:uuid",
+    "amounts": "array|items:decimal:2",
+    "points": "array|items:geo:point",
+    "blobs": "array|items:bytes",
+    "stamps": "array|items:datetime",
+    "masks": "array|items:bits:3",
+    "hashes": "array|items:password",
+    "rows": {
+        "type": "array",
+        "items": {"cost": "money", "host": "ip4", "blob": "bytes", "pt": "geo:point"},
+    },
 }
+
+
+def _hashes() -> list[str]:
+    """Ready-made password hashes (cheap parameters): a hash written back is kept as is."""
+    cheap = argon2.PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+    argon2i = argon2.PasswordHasher(time_cost=1, memory_cost=8, parallelism=1, type=argon2.Type.I)
+    return [
+        cheap.hash("hunter2"),
+        cheap.hash("pässwörd"),
+        argon2i.hash("x"),
+        argon2.PasswordHasher().hash("default profile"),
+        bcrypt.hashpw(b"hunter2", bcrypt.gensalt(4)).decode(),
+        bcrypt.hashpw(b"x", bcrypt.gensalt(4, prefix=b"2a")).decode(),
+    ]
+
+
+HASHES = _hashes()
 
 
 @pytest.fixture(scope="module")
@@ -108,9 +162,12 @@ def make_codec(
 
 
 def same(a: Any, b: Any, path: str = "") -> None:
-    """Exact equality: same types, float sign and NaN, datetime zone and fold."""
+    """Exact equality: same types, float sign and NaN, datetime zone and fold, Decimal
+    digits and exponent."""
     assert type(a) is type(b), f"{path}: {type(a).__name__} != {type(b).__name__} ({a!r}, {b!r})"
-    if isinstance(a, float):
+    if isinstance(a, Decimal):
+        assert a.as_tuple() == b.as_tuple(), (path, a, b)
+    elif isinstance(a, float):
         if math.isnan(a):
             assert math.isnan(b), path
         else:
@@ -168,6 +225,73 @@ def optional(strategy: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
     return st.none() | strategy
 
 
+def _mac_forms(raw: bytes) -> st.SearchStrategy[str]:
+    h = raw.hex()
+    pairs = [h[i : i + 2] for i in range(0, len(h), 2)]
+    forms = [":".join(pairs), "-".join(pairs).upper(), h]
+    if len(raw) == 6:
+        forms.append(".".join(h[i : i + 4] for i in range(0, 12, 4)))
+    return st.sampled_from(forms)
+
+
+def _network(addr: Any, prefix: int) -> Any:
+    return ipaddress.ip_network(f"{addr}/{prefix}", strict=False)
+
+
+ident = st.from_regex(r"(0|[1-9][0-9]{0,3}|[0-9]*[A-Za-z-][0-9A-Za-z-]{0,5})", fullmatch=True)
+build_ident = st.from_regex(r"[0-9A-Za-z-]{1,6}", fullmatch=True)
+semvers = st.builds(
+    lambda a, b, c, pre, build: (
+        f"{a}.{b}.{c}"
+        + (f"-{'.'.join(pre)}" if pre else "")
+        + (f"+{'.'.join(build)}" if build else "")
+    ),
+    st.integers(0, 10**6),
+    st.integers(0, 999),
+    st.integers(0, 2**70),
+    st.lists(ident, max_size=3),
+    st.lists(build_ident, max_size=2),
+)
+macs = st.binary(min_size=6, max_size=6) | st.binary(min_size=8, max_size=8)
+networks = st.builds(
+    _network,
+    st.ip_addresses(v=4),
+    st.integers(0, 32),
+) | st.builds(_network, st.ip_addresses(v=6), st.integers(0, 128))
+uuids = st.uuids() | st.uuids().map(str) | st.uuids().map(lambda u: u.hex.upper())
+big = 10**30
+
+
+def fixed(places: int, *, limit: int = big) -> st.SearchStrategy[Any]:
+    """Inputs of a fixed-point field: Decimals (up to ``places`` places), ints, strings."""
+    decimals = st.decimals(
+        min_value=-limit, max_value=limit, places=places, allow_nan=False, allow_infinity=False
+    )
+    fewer = st.decimals(
+        min_value=-limit,
+        max_value=limit,
+        places=max(0, places - 2),
+        allow_nan=False,
+        allow_infinity=False,
+    )
+    return decimals | fewer | st.integers(-limit, limit) | decimals.map(str)
+
+
+coords = {
+    "lat": st.floats(-90, 90) | st.integers(-90, 90) | st.decimals(-90, 90, places=9),
+    "lon": st.floats(-180, 180) | st.integers(-180, 180),
+}
+points = (
+    st.tuples(coords["lat"], coords["lon"])
+    | st.lists(st.floats(-90, 90), min_size=2, max_size=2).map(
+        lambda v: [v[0], v[1] * 2]  # a [lat, lon] list
+    )
+    | st.fixed_dictionaries({"lat": coords["lat"], "lon": coords["lon"]})
+)
+bitsets = st.lists(st.booleans(), min_size=12, max_size=12) | st.integers(0, 2**12 - 1)
+blobs = st.binary() | st.binary(max_size=40).map(bytearray)
+
+
 RECORD = st.fixed_dictionaries(
     {},
     optional={
@@ -203,7 +327,7 @@ RECORD = st.fixed_dictionaries(
         "any": json_values,
         "vec": optional(embeddings),
         "pw": optional(st.text()),
-        "ip": st.ip_addresses(v=4).map(str),
+        "ip": st.ip_addresses(v=4).map(str) | st.ip_addresses(v=4),
         "nested": optional(
             st.fixed_dictionaries(
                 {},
@@ -214,6 +338,45 @@ RECORD = st.fixed_dictionaries(
                     "d": st.booleans(),
                 },
             )
+        ),
+        "ip6": optional(st.ip_addresses(v=6) | st.ip_addresses(v=6).map(str)),
+        "mac": macs.flatmap(_mac_forms),
+        "net": networks | networks.map(str),
+        "ver": semvers,
+        "site": urls(),
+        "uid": uuids,
+        "bits": bitsets,
+        "price": optional(fixed(2)),
+        "yen": fixed(0),
+        "dec": fixed(4),
+        "wei": fixed(18, limit=2**256),
+        "lat": coords["lat"],
+        "lon": coords["lon"],
+        "at": optional(points),
+        "when": optional(datetimes | st.dates()),
+        "raw": optional(blobs),
+        "pass": optional(st.sampled_from(HASHES)),
+        "bpass": st.sampled_from(HASHES),
+        "ips": st.lists(st.ip_addresses(v=6), max_size=4),
+        "nets": st.lists(networks, max_size=4),
+        "uids": st.lists(uuids, max_size=3),
+        "amounts": st.lists(fixed(2), max_size=4),
+        "points": st.lists(points, max_size=3),
+        "blobs": st.lists(blobs, max_size=3),
+        "stamps": st.lists(datetimes, max_size=3),
+        "masks": st.lists(st.integers(0, 7), max_size=3),
+        "hashes": st.lists(st.sampled_from(HASHES), max_size=2),
+        "rows": st.lists(
+            st.fixed_dictionaries(
+                {},
+                optional={
+                    "cost": optional(fixed(2)),
+                    "host": st.ip_addresses(v=4),
+                    "blob": blobs,
+                    "pt": points,
+                },
+            ),
+            max_size=2,
         ),
     },
 )
