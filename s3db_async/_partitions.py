@@ -6,9 +6,9 @@ an empty reference object::
     resource={name}/partition=by_region/region=eu/id={id}
 
 Fields are laid out in sorted order. Values are turned into strings (``true``/``false``,
-ISO dates, numbers and decimals as written, bytes as base64url), truncated by an optional ``maxlength:N`` rule and
-percent-encoded so no value can add or escape a key segment. A record whose value
-for a partition field is missing gets no reference in that partition.
+ISO dates, numbers and decimals as written, bytes as base64url), truncated by an optional
+``maxlength:N`` rule and percent-encoded so no value can add or escape a key segment.
+A record whose value for a partition field is missing gets no reference in that partition.
 """
 
 from __future__ import annotations
