@@ -508,3 +508,22 @@ async def test_incremental_ids_unique_across_clients(db: Database, store_url: st
         await db.create_resource(
             "bad_ids", attributes={"a": "string"}, id_generator="incremental:x"
         )
+
+
+async def test_password_hashing_runs_off_the_event_loop(db: Database) -> None:
+    import threading
+
+    res = await db.create_resource("logins", attributes={"user": "string", "pw": "password"})
+    threads: list[int] = []
+    original = res.schema.validate
+
+    def spy(data: Any, *, partial: bool = False) -> Any:
+        threads.append(threading.get_ident())
+        return original(data, partial=partial)
+
+    res.schema.validate = spy  # type: ignore[method-assign]
+    rec = await res.insert({"user": "ann", "pw": "hunter2-hunter2"})
+    await res.update(rec["id"], {"pw": "another-secret-9"})
+    assert threads and threading.get_ident() not in threads
+    assert await res.verify_password(rec["id"], "pw", "another-secret-9")
+    assert not await res.verify_password(rec["id"], "pw", "hunter2-hunter2")
