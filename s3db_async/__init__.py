@@ -14,6 +14,7 @@ from __future__ import annotations
 from . import errors
 from ._database import Database
 from ._plugin_storage import Lock, PluginStorage
+from ._history import RecordRevision
 from ._record import BatchResult, ItemResult, Page, Record
 from ._resource import Resource
 from ._schema import Schema
@@ -66,6 +67,7 @@ __all__ = [
     "PluginStorage",
     "PreconditionFailed",
     "Record",
+    "RecordRevision",
     "Resource",
     "ResourceNotFoundError",
     "S3Store",

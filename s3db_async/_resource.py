@@ -24,7 +24,8 @@ from ._codec import AttributeRegistry, RecordCodec, record_version
 from ._concurrency import bounded_gather
 from ._content import ContentMixin
 from ._crypto import SecretBox
-from ._events import EventEmitter, HookRegistry, Middleware, compose_middlewares
+from ._events import EventEmitter, HookRegistry, Middleware
+from ._extensions import MIDDLEWARE_METHODS, ExtensionMixin
 from ._history import REVISION_METADATA_BYTES, HistoryMixin
 from ._ids import IdGenerator, make_id_generator, parse_incremental, validate_id
 from ._listing import ListingMixin
@@ -53,29 +54,6 @@ HOOK_NAMES = tuple(
     for op in ("insert", "update", "delete", "get", "list")
     for when in ("before", "after")
 )
-MIDDLEWARE_METHODS = frozenset(
-    {
-        "insert",
-        "insert_many",
-        "get",
-        "get_many",
-        "get_or_none",
-        "exists",
-        "update",
-        "patch",
-        "replace",
-        "upsert",
-        "delete",
-        "delete_many",
-        "list",
-        "list_ids",
-        "count",
-        "page",
-        "query",
-        "set_content",
-        "get_content",
-    }
-)
 TIMESTAMP_FIELDS = ("created_at", "updated_at")
 
 
@@ -83,7 +61,9 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-class Resource(ListingMixin, ContentMixin, HistoryMixin, MigrationMixin, EventEmitter):
+class Resource(
+    ExtensionMixin, ListingMixin, ContentMixin, HistoryMixin, MigrationMixin, EventEmitter
+):
     """A named collection of records with a schema, partitions, hooks and events.
 
     Get one from :meth:`Database.create_resource` or ``db.resources[name]``::
@@ -234,112 +214,6 @@ class Resource(ListingMixin, ContentMixin, HistoryMixin, MigrationMixin, EventEm
             if key is not None:
                 refs[name] = key
         return refs
-
-    # -- hooks, middlewares, methods ------------------------------------------
-    def add_hook(self, name: str, fn: Callable[..., Any]) -> None:
-        """Register a hook: ``before_``/``after_`` + ``insert|update|delete|get|list``."""
-        self._hooks.add(name, fn)
-
-    def remove_hook(self, name: str, fn: Callable[..., Any]) -> bool:
-        """Unregister a hook; returns whether it was registered."""
-        return self._hooks.remove(name, fn)
-
-    def use_middleware(self, method: str, fn: Middleware) -> None:
-        """Wrap ``method``: ``async def fn(next, *args, **kwargs)``."""
-        if method not in MIDDLEWARE_METHODS:
-            raise ConfigError(
-                f"cannot add middleware to {method!r} on resource {self.name!r}",
-                suggestion=f"use one of: {', '.join(sorted(MIDDLEWARE_METHODS))}",
-                metadata={"resource": self.name, "method": method},
-            )
-        self._middlewares.setdefault(method, []).append(fn)
-        self._chains.pop(method, None)
-
-    def remove_middleware(self, method: str, fn: Middleware) -> bool:
-        """Remove a middleware; returns whether it was registered."""
-        mws = self._middlewares.get(method, [])
-        if fn in mws:
-            mws.remove(fn)
-            self._chains.pop(method, None)
-            return True
-        return False
-
-    async def _call(
-        self, method: str, impl: Callable[..., Awaitable[Any]], *a: Any, **kw: Any
-    ) -> Any:
-        if not self._middlewares.get(method):
-            return await impl(*a, **kw)
-        chain = self._chains.get(method)
-        if chain is None:
-            chain = self._chains[method] = compose_middlewares(self._middlewares[method], impl)
-        return await chain(*a, **kw)
-
-    def add_method(self, name: str, fn: Callable[..., Any], *, owner: str | None = None) -> None:
-        """Attach a method (plugins); an existing attribute of that name raises."""
-        if hasattr(self, name):
-            raise ConfigError(
-                f"resource {self.name!r} already has an attribute {name!r}",
-                suggestion="choose another method name (prefix it with your plugin's name)",
-                metadata={"resource": self.name, "method": name, "owner": owner},
-            )
-        setattr(self, name, fn)
-        self._methods[name] = owner
-
-    def remove_method(self, name: str) -> bool:
-        """Detach a method added with :meth:`add_method`."""
-        if name not in self._methods:
-            return False
-        del self._methods[name]
-        delattr(self, name)
-        return True
-
-    # -- plugin attributes ----------------------------------------------------
-    async def add_plugin_attribute(self, name: str, definition: Any, plugin_name: str) -> None:
-        """Add a field owned by a plugin (ids from the ``p0, p1, ...`` space).
-
-        :raises SchemaError: the name is a user field or another plugin's field.
-        """
-        if name in self.schema.fields and name not in self._plugin_attributes:
-            raise SchemaError(
-                f"plugin {plugin_name!r} cannot add {name!r} to {self.name!r}: a user field",
-                suggestion=f"prefix plugin fields, e.g. '_{plugin_name}_{name}'",
-                metadata={"resource": self.name, "field": name, "plugin": plugin_name},
-            )
-        owner = self._plugin_attributes.get(name, (None, plugin_name))[1]
-        if owner != plugin_name:
-            raise SchemaError(
-                f"{name!r} on {self.name!r} belongs to plugin {owner!r}, not {plugin_name!r}",
-                suggestion="plugins must not share attribute names",
-                metadata={"resource": self.name, "field": name, "plugin": plugin_name},
-            )
-        self._plugin_attributes[name] = (definition, plugin_name)
-        await self._refresh_plugin_schema()
-
-    async def remove_plugin_attribute(self, name: str, plugin_name: str | None = None) -> bool:
-        """Remove a plugin field (its id is kept reserved, never reused).
-
-        :returns: ``False`` when no plugin field has that name.
-        :raises SchemaError: the field belongs to another plugin.
-        """
-        entry = self._plugin_attributes.get(name)
-        if entry is None:
-            return False
-        if plugin_name is not None and entry[1] != plugin_name:
-            raise SchemaError(
-                f"{name!r} on {self.name!r} belongs to plugin {entry[1]!r}, not {plugin_name!r}",
-                suggestion="only the plugin that added an attribute can remove it",
-                metadata={"resource": self.name, "field": name, "plugin": plugin_name},
-            )
-        del self._plugin_attributes[name]
-        await self._refresh_plugin_schema()
-        return True
-
-    async def _refresh_plugin_schema(self) -> None:
-        schema = self._build_schema(self.definition)
-        new = [f for f in schema.plugin_fields if f not in self.registry.plugin_ids]
-        if new:
-            await self.db._assign_ids(self, new, plugin=True)
-        self._apply(self.definition, self.version, self._versions)
 
     # -- writes ------------------------------------------------------------------
     async def insert(self, data: Mapping[str, Any] | None = None, /, **fields: Any) -> Record:
