@@ -6,11 +6,13 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install test lint bench demo clean
 
+# Installation talks on stderr so `make bench > out.json` stays pure JSON.
 $(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
-	touch $(STAMP)
+	@echo "installing into $(VENV) ..." >&2
+	@$(PYTHON) -m venv $(VENV) >&2
+	@$(PY) -m pip install -q --upgrade pip >&2
+	@$(PY) -m pip install -q -e '.[dev]' >&2
+	@touch $(STAMP)
 
 install: $(STAMP)
 
@@ -23,7 +25,7 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy
 
 bench: $(STAMP)
-	$(PY) -m benchmarks $(BENCH_ARGS)
+	@$(PY) -m benchmarks $(BENCH_ARGS)
 
 demo: $(STAMP)
 	$(PY) examples/quickstart.py
