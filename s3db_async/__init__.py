@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from . import errors
 from ._database import Database
-from ._plugin_storage import Lock, PluginStorage
 from ._history import RecordRevision
+from ._plugin_storage import Lock, PluginStorage
 from ._record import BatchResult, ItemResult, Page, Record
 from ._resource import Resource
 from ._schema import Schema
