@@ -11,7 +11,8 @@ Accepted forms::
 
 Query options: ``region``, ``parallelism``, ``timeout``, ``connect_timeout``,
 ``max_retries``, ``virtual_hosted`` (``true`` to use virtual-hosted-style on a
-custom endpoint; path-style is the default there).
+custom endpoint; path-style is the default there), ``fsync`` (``file://`` only; ``false``
+skips flushing each write to disk).
 """
 
 from __future__ import annotations
@@ -34,10 +35,11 @@ _KNOWN_OPTIONS = {
     "max_retries",
     "virtual_hosted",
     "session_token",
+    "fsync",
 }
 _INT_OPTIONS = {"parallelism", "max_retries"}
 _FLOAT_OPTIONS = {"timeout", "connect_timeout"}
-_BOOL_OPTIONS = {"virtual_hosted"}
+_BOOL_OPTIONS = {"virtual_hosted", "fsync"}
 _SCHEMES = ("memory", "file", "s3", "http", "https")
 
 

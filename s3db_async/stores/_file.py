@@ -307,7 +307,9 @@ class FileStore(ObjectStore):
         resolved against the working directory when the store is created), or a parsed
         :class:`ConnectionConfig`.
     :param enforce_limits: reject metadata over 2 KB like S3 does.
-    :param fsync: flush every write (and its directory) to disk before acknowledging it.
+    :param fsync: flush every write (and its directory) to disk before acknowledging it
+        (default ``True``; ``file://./dir?fsync=false`` turns it off: faster, but a power
+        loss may lose acknowledged writes — never tears an object either way).
         Turn off for throwaway data; atomicity does not depend on it, durability does.
     :param parallelism: worker threads for file I/O (default: the ``parallelism``
         option of the connection string, else 32).
@@ -318,7 +320,7 @@ class FileStore(ObjectStore):
         config: ConnectionConfig | str,
         *,
         enforce_limits: bool = True,
-        fsync: bool = True,
+        fsync: bool | None = None,
         parallelism: int | None = None,
     ) -> None:
         super().__init__()
@@ -334,7 +336,8 @@ class FileStore(ObjectStore):
         self.root = os.path.abspath(os.path.expanduser(config.path))
         self.url = f"file://{self.root}"
         self.enforce_limits = enforce_limits
-        self.fsync = fsync
+        configured = config.options.get("fsync")
+        self.fsync = fsync if fsync is not None else configured is not False
         option = config.options.get("parallelism")
         threads = parallelism or (option if isinstance(option, int) else _DEFAULT_THREADS)
         self.parallelism = max(1, threads)

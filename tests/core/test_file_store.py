@@ -534,3 +534,10 @@ async def test_conditional_delete_and_put_in_one_process_two_stores(tmp_path: Pa
     assert not await one.exists("k")
     caps = await one.capabilities()
     assert caps.conditional_writes and caps.conditional_delete
+
+
+def test_fsync_can_be_turned_off_in_the_url(tmp_path: Path) -> None:
+    assert FileStore(f"file://{tmp_path}").fsync is True
+    assert FileStore(f"file://{tmp_path}?fsync=false").fsync is False
+    assert FileStore(f"file://{tmp_path}?fsync=true").fsync is True
+    assert FileStore(f"file://{tmp_path}?fsync=false", fsync=True).fsync is True
