@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
 from ._events import HookRegistry, Middleware, compose_middlewares
+from ._tracing import active_tracer
 from .errors import ConfigError, SchemaError
 
 if TYPE_CHECKING:
@@ -97,12 +98,22 @@ class ExtensionMixin:
     async def _call(
         self, method: str, impl: Callable[..., Awaitable[Any]], *a: Any, **kw: Any
     ) -> Any:
-        if not self._middlewares.get(method):
-            return await impl(*a, **kw)
-        chain = self._chains.get(method)
-        if chain is None:
-            chain = self._chains[method] = compose_middlewares(self._middlewares[method], impl)
-        return await chain(*a, **kw)
+        call = impl
+        if self._middlewares.get(method):
+            chain = self._chains.get(method)
+            if chain is None:
+                chain = self._chains[method] = compose_middlewares(self._middlewares[method], impl)
+            call = chain
+        tracer = active_tracer()
+        if tracer is None:
+            return await call(*a, **kw)
+        attributes = {
+            "db.system.name": "s3db",
+            "db.collection.name": self.name,
+            "db.operation.name": method,
+        }
+        with tracer.start_as_current_span(f"{method} {self.name}", attributes=attributes):
+            return await call(*a, **kw)
 
     def add_method(self, name: str, fn: Callable[..., Any], *, owner: str | None = None) -> None:
         """Attach a method (plugins); an existing attribute of that name raises."""

@@ -1,0 +1,33 @@
+"""Optional OpenTelemetry spans: one per resource operation, named ``{operation} {resource}``.
+
+Only ``opentelemetry-api`` is used (``pip install 's3db-async[otel]'``). Spans are made only
+when the application has installed a real tracer provider, so the default (no provider, or
+the API not installed) costs one check per operation and nothing else.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["active_tracer"]
+
+try:  # optional dependency
+    from opentelemetry import trace as _trace
+except ImportError:  # pragma: no cover - exercised where the API is absent
+    _trace = None  # type: ignore[assignment]
+
+_DEFAULT_PROVIDERS: tuple[type, ...] = (
+    (_trace.ProxyTracerProvider, _trace.NoOpTracerProvider) if _trace is not None else ()
+)
+
+
+def active_tracer() -> Any | None:
+    """The s3db tracer when a real tracer provider is installed, else ``None``."""
+    if _trace is None:
+        return None
+    provider = _trace.get_tracer_provider()
+    if isinstance(provider, _DEFAULT_PROVIDERS):
+        return None
+    from . import __version__
+
+    return provider.get_tracer("s3db_async", __version__)
