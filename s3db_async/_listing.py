@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
     from ._database import Database
     from ._events import HookRegistry
+    from ._schema import Schema
     from ._record import Record as _Record
 
 __all__ = ["ListingMixin"]
@@ -56,6 +57,7 @@ class ListingMixin:
         name: str
         db: Database
         partitions: dict[str, Partition]
+        schema: Schema
         _hooks: HookRegistry
 
         @property
@@ -174,15 +176,9 @@ class ListingMixin:
                 n += 1
             return n
         if partition is None:
-            for p in self.partitions.values():
-                if p.field_names == [by]:
-                    groups: dict[Any, int] = {}
-                    async for key, _ in self._iter_ids(p.name):
-                        parsed = p.parse_ref(key)
-                        if parsed is not None:
-                            group = p.decoded_values(parsed[0])[by]
-                            groups[group] = groups.get(group, 0) + 1
-                    return groups
+            groups = await self._count_by_partition(by)
+            if groups is not None:
+                return groups
         counts: dict[Any, int] = {}
         async for record in self.stream(partition=partition, partition_values=partition_values):
             value: Any = get_path(record, by)
@@ -190,6 +186,42 @@ class ListingMixin:
             hashable = value if isinstance(value, str | int | float | bool | None) else repr(value)
             counts[hashable] = counts.get(hashable, 0) + 1
         return counts
+
+    async def _count_by_partition(self, by: str) -> dict[Any, int] | None:
+        """Group counts from a single-field partition on ``by`` (LIST only), or ``None``.
+
+        Used only when the partition keeps whole values (no ``maxlength``) of a type whose
+        key form converts back exactly (text, integers, booleans), so the answer equals
+        reading every record; records without a value are counted under ``None``.
+        """
+        spec = self.schema.fields.get(by)
+        kind = getattr(spec, "type", None)
+        convert: Any
+        if kind in ("string", "email", "url"):
+            convert = str
+        elif kind == "integer":
+            convert = int
+        elif kind == "boolean":
+            convert = "true".__eq__
+        else:
+            return None
+        for p in self.partitions.values():
+            if p.fields != ((by, None),):
+                continue
+            groups: dict[Any, int] = {}
+            async for key, _ in self._iter_ids(p.name):
+                parsed = p.parse_ref(key)
+                if parsed is not None:
+                    group = convert(p.decoded_values(parsed[0])[by])
+                    groups[group] = groups.get(group, 0) + 1
+            total = 0
+            async for _ in self._iter_ids():
+                total += 1
+            missing = total - sum(groups.values())
+            if missing > 0:
+                groups[None] = missing
+            return groups
+        return None
 
     # -- records ---------------------------------------------------------------
     async def _fetch(self, rid: str, p: Partition | None, pins: Mapping[str, str]) -> Record | None:

@@ -527,3 +527,31 @@ async def test_password_hashing_runs_off_the_event_loop(db: Database) -> None:
     assert threads and threading.get_ident() not in threads
     assert await res.verify_password(rec["id"], "pw", "another-secret-9")
     assert not await res.verify_password(rec["id"], "pw", "hunter2-hunter2")
+
+
+async def test_count_by_partition_matches_reading_records(db: Database) -> None:
+    res = await db.create_resource(
+        "grouped",
+        attributes={"n": "integer|optional", "flag": "boolean|optional", "day": "string"},
+        partitions={
+            "by_n": {"fields": {"n": "integer"}},
+            "by_flag": {"fields": {"flag": "boolean"}},
+            "by_day": {"fields": {"day": "string|maxlength:10"}},
+        },
+    )
+    for i in range(7):
+        await res.insert(
+            {
+                "n": i % 3 if i != 6 else None,
+                "flag": i % 2 == 0,
+                "day": f"2026-11-2{i % 2}T0{i}:00",
+            }
+        )
+    db.store.stats.reset()
+    by_n = await res.count(by="n")
+    assert db.store.stats.get("get", 0) == 0  # answered from the partition
+    assert by_n == {0: 2, 1: 2, 2: 2, None: 1}
+    assert await res.count(by="flag") == {True: 4, False: 3}
+    # a truncating partition groups by prefix, so count(by=) must read the exact values
+    days = await res.count(by="day")
+    assert len(days) == 7 and db.store.stats.get("get", 0) == 7
