@@ -25,8 +25,8 @@ if TYPE_CHECKING:
 
     from ._database import Database
     from ._events import HookRegistry
-    from ._schema import Schema
     from ._record import Record as _Record
+    from ._schema import Schema
 
 __all__ = ["ListingMixin"]
 
