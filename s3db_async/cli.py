@@ -239,7 +239,11 @@ def count(
             n = await db.get_resource(name).count(
                 partition=partition, partition_values=_values(value), by=by
             )
-            typer.echo(_json(n) if by else str(n))
+            if by:  # JSON keys are text: None, booleans and numbers as their JSON form
+                n = {k if isinstance(k, str) else _json(k): v for k, v in n.items()}
+                typer.echo(_json(n))
+            else:
+                typer.echo(str(n))
 
     _run(go)
 

@@ -145,7 +145,7 @@ def test_explain_reports_partition_and_request_cost(url: str) -> None:
 
 def test_count_by_and_query_commands(url: str) -> None:
     code, out, _ = run(url, "count", "users", "--by", "region")
-    assert code == 0 and msgspec.json.decode(out) == {"eu": 3, "us": 1}
+    assert code == 0 and msgspec.json.decode(out) == {"eu": 3, "us": 1, "null": 1}
     code, out, _ = run(url, "count", "users", "--by", "name")
     assert code == 0 and sum(msgspec.json.decode(out).values()) == 5
     code, out, _ = run(url, "query", "users", '{"region": "eu", "age": {"$lt": 3}}')
