@@ -26,6 +26,7 @@ from .errors import DecryptionError, EncryptionError
 __all__ = ["SecretBox"]
 
 _VERSION = b"\x01"
+_CHECK_TEXT = "s3db-passphrase-check"
 _NONCE = 12
 _TAG = 16
 # scrypt work factor: 2**15 * 8 * 128 bytes = 32 MiB, ~50-100 ms, once per SecretBox.
@@ -63,6 +64,19 @@ class SecretBox:
 
     def __reduce__(self) -> str | tuple[object, ...]:
         raise TypeError("SecretBox holds a key and cannot be pickled")
+
+    def make_check(self) -> str:
+        """A token proving the passphrase (stored in ``s3db.json``; reveals nothing)."""
+        return self.encrypt(_CHECK_TEXT)
+
+    def matches_check(self, token: str | None) -> bool:
+        """True when ``token`` came from :meth:`make_check` with this key (or is ``None``)."""
+        if token is None:
+            return True
+        try:
+            return self.decrypt(token) == _CHECK_TEXT
+        except DecryptionError:
+            return False
 
     @staticmethod
     def new_salt() -> bytes:

@@ -56,16 +56,6 @@ DATABASE_HOOKS = (
 )
 BEHAVIORS = ("body-overflow", "body-only", "enforce-limits", "truncate-data", "user-managed")
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$")
-_CHECK_TEXT = "s3db-passphrase-check"
-
-
-def _matches(box: SecretBox, check: str | None) -> bool:
-    if check is None:
-        return True
-    try:
-        return box.decrypt(check) == _CHECK_TEXT
-    except DecryptionError:
-        return False
 
 
 def _canonical_hash(definition: Mapping[str, Any]) -> str:
@@ -278,13 +268,13 @@ class Database(EventEmitter, PluginHostMixin):
             return
         secrets = self._meta.get("secrets", {})
         box = SecretBox(self._passphrase, base64.b64decode(secrets["salt"]))
-        if _matches(box, secrets.get("check")):
+        if box.matches_check(secrets.get("check")):
             self._secret_box = box
             return
         rotation = secrets.get("rotation")
         if rotation:
             new_box = SecretBox(self._passphrase, base64.b64decode(rotation["salt"]))
-            if _matches(new_box, rotation.get("check")):
+            if new_box.matches_check(rotation.get("check")):
                 self.log.warning(
                     "a passphrase rotation is unfinished: records not yet re-encrypted "
                     "cannot be read with the new passphrase alone; finish it with "
@@ -324,7 +314,7 @@ class Database(EventEmitter, PluginHostMixin):
     async def _ensure_passphrase_check(self) -> None:
         if self._secret_box is None or self._meta.get("secrets", {}).get("check"):
             return
-        token = self._secret_box.encrypt(_CHECK_TEXT)
+        token = self._secret_box.make_check()
 
         def mutate(doc: dict[str, Any]) -> bool:
             if doc.setdefault("secrets", {}).get("check"):

@@ -129,6 +129,14 @@ class HistoryMixin:
         def _codec_for(self, version: str) -> RecordCodec: ...
         def make_codec(self, version: str, secret_box: SecretBox | None) -> RecordCodec: ...
         def _encode(self, record: Mapping[str, Any], rid: str) -> Any: ...
+        async def _put_encoded(
+            self,
+            key: str,
+            encoded: Any,
+            *,
+            if_match: str | None = None,
+            if_none_match: bool = False,
+        ) -> str: ...
         def _ref_keys(self, record: Mapping[str, Any], record_id: str) -> dict[str, str]: ...
         def emit(self, event: str, *args: Any) -> None: ...
         async def _put_refs(self, keys: Iterable[str]) -> None: ...
@@ -382,13 +390,7 @@ class HistoryMixin:
         taken = [n for n, _ in await self._history_keys(rid)]
         encoded = self._encode(record, rid)
         encoded.metadata[REVISION_KEY] = str(max(taken, default=0) + 1)
-        etag = await self.db.store.put(
-            self.key_for(rid),
-            encoded.body,
-            encoded.metadata,
-            content_type=encoded.content_type,
-            if_none_match=True,
-        )
+        etag = await self._put_encoded(self.key_for(rid), encoded, if_none_match=True)
         refs = self._ref_keys(record, rid)
         if refs:
             await self._put_refs(refs.values())

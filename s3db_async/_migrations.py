@@ -257,6 +257,14 @@ class MigrationMixin:
 
         def _codec_for(self, version: str) -> RecordCodec: ...
         def _encode(self, record: Mapping[str, Any], rid: str) -> Any: ...
+        async def _put_encoded(
+            self,
+            key: str,
+            encoded: Any,
+            *,
+            if_match: str | None = None,
+            if_none_match: bool = False,
+        ) -> str: ...
         def _ref_keys(self, record: Mapping[str, Any], record_id: str) -> dict[str, str]: ...
         def emit(self, event: str, *args: Any) -> None: ...
         async def _put_refs(self, keys: Iterable[str]) -> None: ...
@@ -529,13 +537,7 @@ class MigrationMixin:
             if added:  # before the record: a crash leaves a stale reference, never a missing one
                 await self._put_refs(added)
             try:
-                etag = await store.put(
-                    key,
-                    encoded.body,
-                    encoded.metadata,
-                    content_type=encoded.content_type,
-                    if_match=obj.etag,
-                )
+                etag = await self._put_encoded(key, encoded, if_match=obj.etag)
             except PreconditionFailed:
                 await asyncio.sleep(random.uniform(0, 0.005 * 2**attempt))
                 continue  # written meanwhile: look again (probably current now)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
 
-from ._codec import AttributeRegistry, RecordCodec, record_version
+from ._codec import AttributeRegistry, EncodedRecord, RecordCodec, record_version
 from ._concurrency import bounded_gather
 from ._content import ContentMixin
 from ._crypto import SecretBox
@@ -249,13 +249,7 @@ class Resource(
         record = await self._validate(data)
         encoded = self._encode(record, rid)
         try:
-            etag = await self.db.store.put(
-                self.key_for(rid),
-                encoded.body,
-                encoded.metadata,
-                content_type=encoded.content_type,
-                if_none_match=True,
-            )
+            etag = await self._put_encoded(self.key_for(rid), encoded, if_none_match=True)
         except PreconditionFailed:
             raise AlreadyExistsError(
                 f"{self.name} record {rid!r} already exists",
@@ -279,6 +273,24 @@ class Resource(
         if encoded.truncated:
             self.emit("truncated", {"id": rid, "fields": list(encoded.truncated)})
         return encoded
+
+    async def _put_encoded(
+        self,
+        key: str,
+        encoded: EncodedRecord,
+        *,
+        if_match: str | None = None,
+        if_none_match: bool = False,
+    ) -> str:
+        """PUT an encoded record (one request, conditional as asked); returns the etag."""
+        return await self.db.store.put(
+            key,
+            encoded.body,
+            encoded.metadata,
+            content_type=encoded.content_type,
+            if_match=if_match,
+            if_none_match=if_none_match,
+        )
 
     async def _put_refs(self, keys: Iterable[str]) -> None:
         keys = list(keys)
@@ -342,13 +354,7 @@ class Resource(
             if self.keeps_history:
                 await self._stamp_revision(rid, obj, encoded)
             try:
-                etag = await self.db.store.put(
-                    self.key_for(rid),
-                    encoded.body,
-                    encoded.metadata,
-                    content_type=encoded.content_type,
-                    if_match=obj.etag,
-                )
+                etag = await self._put_encoded(self.key_for(rid), encoded, if_match=obj.etag)
             except PreconditionFailed:
                 if if_match is not None:
                     raise

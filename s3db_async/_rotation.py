@@ -28,8 +28,6 @@ if TYPE_CHECKING:
 
 __all__ = ["RotatingSecretBox", "rotate_passphrase"]
 
-CHECK_TEXT = "s3db-passphrase-check"
-
 
 class RotatingSecretBox(SecretBox):
     """Encrypts with the new key; decrypts with the new key, then the old one."""
@@ -48,15 +46,6 @@ class RotatingSecretBox(SecretBox):
             return self._new.decrypt(token)
         except DecryptionError:
             return self._old.decrypt(token)
-
-
-def _verify(box: SecretBox, token: str | None) -> bool:
-    if token is None:
-        return True
-    try:
-        return box.decrypt(token) == CHECK_TEXT
-    except DecryptionError:
-        return False
 
 
 async def rotate_passphrase(
@@ -79,7 +68,7 @@ async def rotate_passphrase(
         )
     secrets = dict(db.metadata.get("secrets") or {})
     old_box = SecretBox(old, base64.b64decode(secrets["salt"]))
-    if not _verify(old_box, secrets.get("check")):
+    if not old_box.matches_check(secrets.get("check")):
         raise DecryptionError(
             "the old passphrase does not match this database",
             suggestion="pass the passphrase the database was written with",
@@ -87,7 +76,7 @@ async def rotate_passphrase(
     rotation = secrets.get("rotation")
     if rotation:
         new_box = SecretBox(new, base64.b64decode(rotation["salt"]))
-        if not _verify(new_box, rotation["check"]):
+        if not new_box.matches_check(rotation["check"]):
             raise ConfigError(
                 "an unfinished rotation to another passphrase is recorded in s3db.json",
                 suggestion="finish it by calling rotate_passphrase with that new passphrase",
@@ -97,7 +86,7 @@ async def rotate_passphrase(
         new_box = SecretBox(new, salt)
         planned = {
             "salt": base64.b64encode(salt).decode("ascii"),
-            "check": new_box.encrypt(CHECK_TEXT),
+            "check": new_box.make_check(),
         }
 
         def start(doc: dict[str, Any]) -> bool:
@@ -163,13 +152,7 @@ async def _sweep(
             record = codec.decode(obj.metadata, obj.body)
             encoded = codec.encode(record)
             try:
-                await db.store.put(
-                    key,
-                    encoded.body,
-                    encoded.metadata,
-                    content_type=encoded.content_type,
-                    if_match=obj.etag,
-                )
+                await resource._put_encoded(key, encoded, if_match=obj.etag)
             except PreconditionFailed:
                 continue  # changed meanwhile: look again
             done["rewritten"] += 1
