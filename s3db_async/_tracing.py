@@ -21,6 +21,9 @@ _DEFAULT_PROVIDERS: tuple[type, ...] = (
 )
 
 
+_cache: list[Any] = [None, None]  # [provider, its tracer]
+
+
 def active_tracer() -> Any | None:
     """The s3db tracer when a real tracer provider is installed, else ``None``."""
     if _trace is None:
@@ -28,6 +31,8 @@ def active_tracer() -> Any | None:
     provider = _trace.get_tracer_provider()
     if isinstance(provider, _DEFAULT_PROVIDERS):
         return None
-    from . import __version__
+    if _cache[0] is not provider:
+        from . import __version__
 
-    return provider.get_tracer("s3db_async", __version__)
+        _cache[:] = [provider, provider.get_tracer("s3db_async", __version__)]
+    return _cache[1]

@@ -144,6 +144,17 @@ def _cell(value: Any) -> str:
     return _json(value)
 
 
+def _progress() -> Progress:
+    """The progress bar of long commands (on stderr, so stdout stays data)."""
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+    )
+
+
 @app.command()
 def resources() -> None:
     """List the resources with their version and partitions."""
@@ -371,13 +382,7 @@ def import_(
             r = db.get_resource(name)
             rows = list(_read_rows(path, r.schema.fields))
             failed: list[str] = []
-            with Progress(
-                TextColumn("[bold]{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                console=err,
-            ) as progress:
+            with _progress() as progress:
                 task = progress.add_task(f"import {name}", total=len(rows))
                 sem = asyncio.Semaphore(db.parallelism)
 
@@ -423,13 +428,7 @@ def migrate(
             r = db.get_resource(name)
             if module:
                 r.set_migrations(load_migrations(module))
-            with Progress(
-                TextColumn("[bold]{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                console=err,
-            ) as progress:
+            with _progress() as progress:
                 task = progress.add_task(f"migrate {name} to {r.version}", total=None)
 
                 def show(p: dict[str, Any]) -> None:
