@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import itertools
 import time
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 from benchmarks._common import BenchContext, run_ops
 from s3db_async import Database, Resource
+
+T = TypeVar("T")
 
 TITLE = "resource operations (issue: core document model)"
 
@@ -71,6 +74,20 @@ async def _timed(ctx: BenchContext, db: Database, n: int, conc: int, op: Any) ->
     }
 
 
+async def _batch(db: Database, n: int, work: Awaitable[T]) -> tuple[dict[str, Any], T]:
+    """Time one batch call over ``n`` records: records/s and requests per record."""
+    db.store.stats.reset()
+    t0 = time.perf_counter()
+    result = await work
+    seconds = time.perf_counter() - t0
+    timing = {
+        "records_per_s": round(n / seconds, 1),
+        "n": n,
+        "requests_per_record": round(db.store.stats.total() / n, 3),
+    }
+    return timing, result
+
+
 async def _bench_store(ctx: BenchContext, store: str) -> dict[str, Any]:
     n_records = 200 if ctx.quick else 1000
     out: dict[str, Any] = {}
@@ -98,16 +115,8 @@ async def _bench_store(ctx: BenchContext, store: str) -> dict[str, Any]:
 
         # the 1,000-record working set
         base = [_record(i, "base-") for i in range(n_records)]
-        t0 = time.perf_counter()
-        db.store.stats.reset()
-        result = await res.insert_many(base)
-        seconds = time.perf_counter() - t0
+        out["insert_many_c64"], result = await _batch(db, n_records, res.insert_many(base))
         assert result.all_ok
-        out["insert_many_c64"] = {
-            "records_per_s": round(n_records / seconds, 1),
-            "n": n_records,
-            "requests_per_record": round(db.store.stats.total() / n_records, 3),
-        }
         ids = [r["id"] for r in base]
 
         for conc in (1, 16, 64):
@@ -126,27 +135,11 @@ async def _bench_store(ctx: BenchContext, store: str) -> dict[str, Any]:
             n = 100 if conc == 1 else n_records
             out[f"update_c{conc}"] = await _timed(ctx, db, n, conc, update)
 
-        t0 = time.perf_counter()
-        db.store.stats.reset()
-        got = await res.get_many(ids)
-        seconds = time.perf_counter() - t0
+        out["get_many_c64"], got = await _batch(db, n_records, res.get_many(ids))
         assert got.all_ok
-        out["get_many_c64"] = {
-            "records_per_s": round(n_records / seconds, 1),
-            "n": n_records,
-            "requests_per_record": round(db.store.stats.total() / n_records, 3),
-        }
 
-        db.store.stats.reset()
-        t0 = time.perf_counter()
-        listed = await res.list()
-        seconds = time.perf_counter() - t0
-        assert len(listed) >= n_records
-        out["list_1000"] = {
-            "records_per_s": round(len(listed) / seconds, 1),
-            "n": len(listed),
-            "requests_per_record": round(db.store.stats.total() / len(listed), 3),
-        }
+        out["list_1000"], listed = await _batch(db, n_records, res.list())
+        assert len(listed) == n_records
 
         async def count(i: int) -> None:
             await res.count()
