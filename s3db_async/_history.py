@@ -25,17 +25,18 @@ Request budget: history adds exactly one PUT per update (1 GET + 2 PUT); a delet
 
 from __future__ import annotations
 
-import asyncio
 import builtins
-import random
-from collections.abc import Callable, Iterable, Mapping
+import functools
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from ._cas import RETRY, Backoff, _Retry, cas_loop, conditional_put
 from ._codec import record_version
 from ._concurrency import bounded_gather
+from ._partitions import kill_refs
 from ._record import ItemResult, Record
 from .errors import (
     ConflictError,
@@ -137,9 +138,11 @@ class HistoryMixin:
             if_match: str | None = None,
             if_none_match: bool = False,
         ) -> str: ...
-        def _ref_keys(self, record: Mapping[str, Any], record_id: str) -> dict[str, str]: ...
+        def _ref_tokens(
+            self, record: Mapping[str, Any], rid: str, metadata: Mapping[str, str]
+        ) -> dict[str, str]: ...
         def emit(self, event: str, *args: Any) -> None: ...
-        async def _put_refs(self, keys: Iterable[str]) -> None: ...
+        async def _create(self, rid: str, record: Mapping[str, Any], encoded: Any) -> str: ...
         async def _read(self, rid: str) -> tuple[StoredObject, Record]: ...
         async def _upgrade(self, record: Record) -> Record: ...
         async def _after_delete(self, record: Record) -> None: ...
@@ -202,8 +205,12 @@ class HistoryMixin:
         )
         for _ in range(10):
             try:
-                await store.put(
-                    self.history_key(rid, revision), body, content_type=_JSON, if_none_match=True
+                await conditional_put(
+                    store,
+                    self.history_key(rid, revision),
+                    body,
+                    content_type=_JSON,
+                    if_none_match=True,
                 )
                 return revision
             except PreconditionFailed:
@@ -242,8 +249,8 @@ class HistoryMixin:
         """
         store = self.db.store
         conditional = (await store.capabilities()).conditional_delete
-        attempts = self.conflict_retries + 1
-        for attempt in range(attempts):
+
+        async def attempt(_: int) -> Record | _Retry | None:
             try:
                 obj, record = await self._read(rid)
             except NotFoundError:
@@ -253,22 +260,24 @@ class HistoryMixin:
             if self._hooks.has("before_delete"):
                 await self._hooks.run("before_delete", record)
             await self._preserve(rid, obj)
-            others = [self.content_key_for(rid), *self._ref_keys(record, rid).values()]
             if conditional:
                 try:
                     await store.delete(self.key_for(rid), if_match=obj.etag)
                 except PreconditionFailed:
-                    await asyncio.sleep(random.uniform(0, 0.005 * 2**attempt))
-                    continue
-                await store.delete_many(others)
+                    return RETRY
+                await store.delete(self.content_key_for(rid))
             else:
-                await store.delete_many([self.key_for(rid), *others])
+                await store.delete_many([self.key_for(rid), self.content_key_for(rid)])
+            refs = self._ref_tokens(record, rid, obj.metadata)
+            await kill_refs(store, refs, self.db.parallelism)
             await self._after_delete(record)
             return record
-        raise ConflictError(
-            f"{self.name} record {rid!r} kept changing while being deleted",
-            suggestion="retry later or raise the resource's conflict_retries",
-            metadata={"resource": self.name, "id": rid, "attempts": attempts},
+
+        return await cas_loop(
+            attempt,
+            what=f"{self.name} record {rid!r} (delete)",
+            backoff=Backoff(attempts=self.conflict_retries + 1),
+            metadata={"resource": self.name, "id": rid},
         )
 
     async def _delete_many_keeping_history(self, ids: builtins.list[str]) -> list[ItemResult]:
@@ -390,10 +399,7 @@ class HistoryMixin:
         taken = [n for n, _ in await self._history_keys(rid)]
         encoded = self._encode(record, rid)
         encoded.metadata[REVISION_KEY] = str(max(taken, default=0) + 1)
-        etag = await self._put_encoded(self.key_for(rid), encoded, if_none_match=True)
-        refs = self._ref_keys(record, rid)
-        if refs:
-            await self._put_refs(refs.values())
+        etag = await self._create(rid, record, encoded)
         result = Record({"id": rid}, etag=etag, version=self.version)
         result.update(record)
         self.emit("inserted", result)
@@ -411,31 +417,37 @@ class HistoryMixin:
         ]
 
         async def one(key: str) -> int:
-            for _ in range(20):
-                try:
-                    obj = await store.get(key)
-                except NotFoundError:
-                    return 0
-                entry = _decode_entry(obj.body)
-                version = record_version(entry.metadata) or self.version
-                try:
-                    self.make_codec(version, new_box).decode(entry.metadata, entry.body)
-                    return 0  # no secret, or already under the new key
-                except DecryptionError:
-                    pass
-                codec = self._codec_for(version)
-                encoded = codec.encode(codec.decode(entry.metadata, entry.body))
-                if REVISION_KEY in entry.metadata:
-                    encoded.metadata[REVISION_KEY] = entry.metadata[REVISION_KEY]
-                rewritten = _Entry(entry.etag, entry.at, encoded.metadata, encoded.body)
-                try:
-                    await store.put(
-                        key, _encode_entry(rewritten), content_type=_JSON, if_match=obj.etag
-                    )
-                except PreconditionFailed:
-                    continue
-                return 1
-            return 0
+            return await cas_loop(
+                functools.partial(rewrite, key),
+                what=f"history entry {key!r}",
+                backoff=Backoff(attempts=20),
+                metadata={"key": key},
+            )
+
+        async def rewrite(key: str, _: int) -> int | _Retry:
+            try:
+                obj = await store.get(key)
+            except NotFoundError:
+                return 0
+            entry = _decode_entry(obj.body)
+            version = record_version(entry.metadata) or self.version
+            try:
+                self.make_codec(version, new_box).decode(entry.metadata, entry.body)
+                return 0  # no secret, or already under the new key
+            except DecryptionError:
+                pass
+            codec = self._codec_for(version)
+            encoded = codec.encode(codec.decode(entry.metadata, entry.body))
+            if REVISION_KEY in entry.metadata:
+                encoded.metadata[REVISION_KEY] = entry.metadata[REVISION_KEY]
+            rewritten = _Entry(entry.etag, entry.at, encoded.metadata, encoded.body)
+            try:
+                await conditional_put(
+                    store, key, _encode_entry(rewritten), content_type=_JSON, if_match=obj.etag
+                )
+            except PreconditionFailed:
+                return RETRY
+            return 1
 
         return sum(await bounded_gather(one, keys, self.db.parallelism))
 

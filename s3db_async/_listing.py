@@ -13,15 +13,23 @@ import builtins
 from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any
 
+from ._cas import body_etag, conditional_put
 from ._concurrency import bounded_gather, ordered_map
-from ._partitions import Partition, encode_partition_value, get_path, is_missing
+from ._partitions import (
+    DEAD_REF,
+    Partition,
+    encode_partition_value,
+    get_path,
+    is_dead,
+    is_missing,
+)
 from ._query import compile_filter, equality_pins
 from ._record import Page, Record
-from .errors import ConfigError, NotFoundError, ValidationError
+from .errors import ConfigError, NotFoundError, PreconditionFailed, ValidationError
 from .stores import ListEntry
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Iterable
+    from collections.abc import Awaitable, Callable
 
     from ._database import Database
     from ._events import HookRegistry
@@ -63,8 +71,9 @@ class ListingMixin:
         @property
         def data_prefix(self) -> str: ...
         def key_for(self, record_id: str) -> str: ...
-        def _ref_keys(self, record: Mapping[str, Any], record_id: str) -> dict[str, str]: ...
-        async def _put_refs(self, keys: Iterable[str]) -> None: ...
+        def _ref_tokens(
+            self, record: Mapping[str, Any], rid: str, metadata: Mapping[str, str]
+        ) -> dict[str, str]: ...
         async def _read(self, rid: str) -> tuple[Any, _Record]: ...
         async def _call(
             self, method: str, impl: Callable[..., Awaitable[Any]], *a: Any, **kw: Any
@@ -119,7 +128,7 @@ class ListingMixin:
                     rid = rid[3:]
             else:
                 parsed = p.parse_ref(entry.key)
-                if parsed is None:
+                if parsed is None or is_dead(entry.size):
                     continue
                 values, rid = parsed
                 if any(values.get(f) != v for f, v in rest.items()):
@@ -404,7 +413,11 @@ class ListingMixin:
             listed += 1
             if p is not None:
                 parsed = p.parse_ref(entry.key)
-                if parsed is None or any(parsed[0].get(f) != v for f, v in rest.items()):
+                if (
+                    parsed is None
+                    or is_dead(entry.size)
+                    or any(parsed[0].get(f) != v for f, v in rest.items())
+                ):
                     continue
             candidates += 1
         list_requests = max(1, -(-listed // 1000))
@@ -451,26 +464,50 @@ class ListingMixin:
 
     # -- maintenance --------------------------------------------------------------
     async def rebuild_partitions(self) -> dict[str, int]:
-        """Make partition references match the records: add missing, delete stale ones.
+        """Make partition references match the records: add missing, kill stale ones.
 
-        Repairs what a crash between a record write and its reference writes left.
-        Returns ``{"added": n, "removed": m}``.
+        Repairs what a crash between a record write and its reference writes left (stale
+        live references, which partition counts include until then). Every write is a
+        compare-and-swap on the etag listed, so a concurrent writer's reference is never
+        overwritten or killed. Returns ``{"added": n, "removed": m}``.
         """
-        expected: set[str] = set()
-        async for record in self.stream():
-            expected.update(self._ref_keys(record, record.id).values())
-        existing: set[str] = set()
-        for p in self.partitions.values():
-            async for entry in self.db.store.list(p.base(self.name)):
-                if isinstance(entry, ListEntry):
-                    existing.add(entry.key)
-        async for entry in self.db.store.list(f"resource={self.name}/partition="):
-            if isinstance(entry, ListEntry) and entry.key not in existing:
-                existing.add(entry.key)  # references of partitions no longer defined
-        missing = sorted(expected - existing)
-        stale = sorted(existing - expected)
-        if missing:
-            await self._put_refs(missing)
-        if stale:
-            await self.db.store.delete_many(stale)
-        return {"added": len(missing), "removed": len(stale)}
+        store = self.db.store
+        ids = [rid async for _, rid in self._iter_ids()]
+
+        async def refs_of(rid: str) -> dict[str, str]:
+            try:
+                obj, record = await self._read(rid)
+            except NotFoundError:
+                return {}
+            return self._ref_tokens(record, rid, obj.metadata)
+
+        expected: dict[str, str] = {}
+        for refs in await bounded_gather(refs_of, ids, self.db.parallelism):
+            expected.update(refs)
+        listed: dict[str, str | None] = {}  # key -> etag of a live reference, None if dead
+        async for entry in store.list(f"resource={self.name}/partition="):
+            if isinstance(entry, ListEntry):
+                listed[entry.key] = None if is_dead(entry.size) else entry.etag
+
+        async def fix(key: str) -> int:
+            token = expected.get(key)
+            etag = listed.get(key)
+            body = DEAD_REF if token is None else token.encode()
+            if etag == body_etag(body) or (token is None and etag is None):
+                return 0
+            try:
+                await conditional_put(
+                    store,
+                    key,
+                    body,
+                    if_none_match=key not in listed,
+                    if_match=None if key not in listed else etag or body_etag(DEAD_REF),
+                )
+            except PreconditionFailed:
+                return 0  # changed meanwhile: a concurrent writer owns it now
+            return 1 if token is None or etag is None else 0
+
+        added = sum(await bounded_gather(fix, [k for k in expected], self.db.parallelism))
+        stale = [k for k in listed if k not in expected]
+        removed = sum(await bounded_gather(fix, stale, self.db.parallelism))
+        return {"added": added, "removed": removed}

@@ -31,15 +31,13 @@ attribute (behavior, history, partitions ...) need none.
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import importlib
 import inspect
 import os
-import random
 import re
 import sys
-from collections.abc import AsyncGenerator, Callable, Iterable, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from contextlib import aclosing
 from datetime import UTC, datetime
 from types import MappingProxyType
@@ -47,14 +45,13 @@ from typing import TYPE_CHECKING, Any, cast
 
 import msgspec
 
+from ._cas import RETRY, Backoff, _Retry, cas_loop
 from ._codec import record_version
 from ._concurrency import ordered_map
 from ._record import Record
 from .errors import (
     ConfigError,
-    ConflictError,
     NotFoundError,
-    PreconditionFailed,
     S3dbError,
     SchemaError,
     ValidationError,
@@ -257,18 +254,15 @@ class MigrationMixin:
 
         def _codec_for(self, version: str) -> RecordCodec: ...
         def _encode(self, record: Mapping[str, Any], rid: str) -> Any: ...
-        async def _put_encoded(
+        async def _swap(
             self,
-            key: str,
+            rid: str,
+            obj: Any,
+            before: Mapping[str, Any],
             encoded: Any,
-            *,
-            if_match: str | None = None,
-            if_none_match: bool = False,
-        ) -> str: ...
-        def _ref_keys(self, record: Mapping[str, Any], record_id: str) -> dict[str, str]: ...
+            after: Mapping[str, Any],
+        ) -> str | None: ...
         def emit(self, event: str, *args: Any) -> None: ...
-        async def _put_refs(self, keys: Iterable[str]) -> None: ...
-        async def _stamp_revision(self, rid: str, obj: Any, encoded: Any) -> None: ...
         def _iter_ids(
             self,
             partition: str | None = None,
@@ -516,8 +510,8 @@ class MigrationMixin:
     async def _migrate_one(self, key: str, rid: str, target: int) -> str:
         """Upgrade one record; ``"migrated"`` or ``"skipped"`` (current, newer or gone)."""
         store = self.db.store
-        attempts = self.conflict_retries + 1
-        for attempt in range(attempts):
+
+        async def attempt(_: int) -> str | _Retry:
             try:
                 obj = await store.get(key)
             except NotFoundError:
@@ -530,26 +524,18 @@ class MigrationMixin:
             stored.update(self._codec_for(version).decode(obj.metadata, obj.body))
             record = await self._run_chain(stored, self._migration_chain(version), version)
             encoded = self._encode(record, rid)
-            if self.keeps_history:
-                await self._stamp_revision(rid, obj, encoded)
-            old, new = self._ref_keys(stored, rid), self._ref_keys(record, rid)
-            added = [k for n, k in new.items() if old.get(n) != k]
-            if added:  # before the record: a crash leaves a stale reference, never a missing one
-                await self._put_refs(added)
-            try:
-                etag = await self._put_encoded(key, encoded, if_match=obj.etag)
-            except PreconditionFailed:
-                await asyncio.sleep(random.uniform(0, 0.005 * 2**attempt))
-                continue  # written meanwhile: look again (probably current now)
-            removed = [k for n, k in old.items() if new.get(n) != k]
-            if removed:
-                await store.delete_many(removed)
+            etag = await self._swap(rid, obj, stored, encoded, record)
+            if etag is None:
+                return RETRY  # written meanwhile: look again (probably current now)
             result = Record({"id": rid}, etag=etag, version=self.version)
             result.update(record)
             self.emit("updated", result, stored)
             return "migrated"
-        raise ConflictError(
-            f"{self.name} record {rid!r} kept changing during migrate()",
+
+        return await cas_loop(
+            attempt,
+            what=f"{self.name} record {rid!r} (migrate)",
+            backoff=Backoff(attempts=self.conflict_retries + 1),
             suggestion="run migrate() again",
-            metadata={"resource": self.name, "id": rid, "attempts": attempts},
+            metadata={"resource": self.name, "id": rid},
         )

@@ -9,6 +9,24 @@ Fields are laid out in sorted order. Values are turned into strings (``true``/``
 ISO dates, numbers and decimals as written, bytes as base64url), truncated by an optional
 ``maxlength:N`` rule and percent-encoded so no value can add or escape a key segment.
 A record whose value for a partition field is missing gets no reference in that partition.
+
+References under races and crashes (DESIGN §2, docs/reliability.md): a reference is never
+deleted on the write path, because without a conditional DELETE a blind delete can destroy
+the reference another writer has just put for its pending commit. Instead:
+
+- a *live* reference holds a short random token (its etag is the token's MD5, known
+  without reading); a *dead* one holds :data:`DEAD_REF` (1 byte, recognised from a LIST
+  entry's size alone). Legacy references (empty body) are live with the empty token.
+- the record keeps the token of each of its references (metadata ``_pt``).
+- a writer puts the references it needs *before* the record (:func:`put_ref`: create, or
+  revive a dead one, or take a live one over by compare-and-swap: never a blind
+  overwrite, so every ref body names the last writer that needed it), and kills one only
+  by compare-and-swap from the token it knows (:func:`kill_ref`): when someone else has
+  put the key since, their token is there and the kill fails harmlessly.
+
+So after any interleaving or crash a record's references are live (missing references are
+impossible); at worst a stale live reference is left (a crash between the writes), which
+partition reads re-check and :meth:`rebuild_partitions` kills.
 """
 
 from __future__ import annotations
@@ -16,17 +34,40 @@ from __future__ import annotations
 import base64
 import datetime as _dt
 import re
-from collections.abc import Mapping
+import secrets
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
 
 import msgspec
 
-from .errors import SchemaError
+from ._cas import body_etag, conditional_put
+from ._concurrency import bounded_gather
+from .errors import NotFoundError, PreconditionFailed, SchemaError, WriteOutcomeUnknownError
 
-__all__ = ["Partition", "encode_partition_value", "get_path", "parse_partitions"]
+if TYPE_CHECKING:
+    from .stores import ObjectStore
+
+__all__ = [
+    "DEAD_REF",
+    "TOKENS_KEY",
+    "Partition",
+    "decode_tokens",
+    "encode_partition_value",
+    "encode_tokens",
+    "get_path",
+    "is_dead",
+    "kill_ref",
+    "kill_refs",
+    "new_token",
+    "parse_partitions",
+    "put_ref",
+    "put_refs",
+    "reconcile_refs",
+    "tokens_size",
+]
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _SAFE = "-_.~:@+,!*'()"
@@ -46,6 +87,140 @@ def get_path(record: Mapping[str, Any], path: str) -> Any:
 def is_missing(value: Any) -> bool:
     """True for the sentinel :func:`get_path` returns for absent paths."""
     return value is _MISSING
+
+
+DEAD_REF = b"-"
+"""The body of a killed reference (1 byte: live ones hold a token of ``TOKEN_LEN``)."""
+DEAD_ETAG = body_etag(DEAD_REF)
+TOKENS_KEY = "_pt"
+"""Record metadata key holding ``partition:token`` pairs of its references."""
+TOKEN_LEN = 12
+_TAKEOVERS = 20
+
+
+def new_token() -> str:
+    """A fresh reference token (12 url-safe characters, 72 random bits)."""
+    return secrets.token_urlsafe(9)
+
+
+def encode_tokens(tokens: Mapping[str, str]) -> str:
+    """``_pt`` metadata value: ``name:token`` pairs joined by commas."""
+    return ",".join(f"{name}:{token}" for name, token in sorted(tokens.items()))
+
+
+def decode_tokens(metadata: Mapping[str, str]) -> dict[str, str]:
+    """Tokens of a record's references by partition (missing: legacy empty token)."""
+    raw = metadata.get(TOKENS_KEY)
+    if not raw:
+        return {}
+    out = {}
+    for pair in raw.split(","):
+        name, _, token = pair.partition(":")
+        out[name] = token
+    return out
+
+
+def tokens_size(names: list[str]) -> int:
+    """Metadata bytes ``_pt`` can take for partitions ``names`` (reserved by the codec)."""
+    if not names:
+        return 0
+    return len(TOKENS_KEY) + sum(len(n) + 2 + TOKEN_LEN for n in names)
+
+
+def is_dead(size: int) -> bool:
+    """True for a killed reference, from its listed size alone."""
+    return size == len(DEAD_REF)
+
+
+async def put_ref(store: ObjectStore, key: str, token: str) -> None:
+    """Make reference ``key`` live with ``token``, never overwriting blindly.
+
+    Create it (1 PUT), else revive it if dead (1 more), else take it over by
+    compare-and-swap from whatever token it holds (HEAD + PUT per round).
+    """
+    body = token.encode()
+    expected: str | None = None  # None: create
+    tried_dead = False
+    for _ in range(_TAKEOVERS):
+        try:
+            await conditional_put(
+                store, key, body, if_none_match=expected is None, if_match=expected
+            )
+            return
+        except PreconditionFailed:
+            pass
+        if not tried_dead:
+            tried_dead, expected = True, DEAD_ETAG
+            continue
+        try:
+            expected = (await store.head(key)).etag
+        except NotFoundError:
+            expected = None
+        if expected == body_etag(body):
+            return
+    raise PreconditionFailed(
+        f"reference {key!r} kept changing while being written",
+        suggestion="retry; many writers move this record at once",
+        metadata={"key": key},
+        retriable=True,
+    )
+
+
+async def kill_ref(store: ObjectStore, key: str, token: str) -> bool:
+    """Mark reference ``key`` dead if it still holds ``token``; True if it did."""
+    try:
+        await conditional_put(store, key, DEAD_REF, if_match=body_etag(token.encode()))
+    except (PreconditionFailed, WriteOutcomeUnknownError):
+        return False  # taken over by another writer (or gone): theirs now
+    return True
+
+
+async def put_refs(store: ObjectStore, refs: Mapping[str, str], parallelism: int) -> None:
+    """:func:`put_ref` for ``{key: token}``, ``parallelism`` at a time."""
+    if refs:
+        await bounded_gather(lambda kt: put_ref(store, *kt), list(refs.items()), parallelism)
+
+
+async def kill_refs(store: ObjectStore, refs: Mapping[str, str], parallelism: int) -> None:
+    """:func:`kill_ref` for ``{key: token}``, ``parallelism`` at a time."""
+    if refs:
+        await bounded_gather(lambda kt: kill_ref(store, *kt), list(refs.items()), parallelism)
+
+
+async def reconcile_refs(
+    store: ObjectStore,
+    mine: Mapping[str, str],
+    needed: Callable[[], Awaitable[Mapping[str, str]]],
+) -> None:
+    """References ``{key: token}`` put for a record write that lost its race: give each
+    back to the token the current record needs (``needed()`` reads it), or kill it.
+
+    Safe because every reference write is a compare-and-swap: if someone put the key
+    after us, our token is gone and our swap fails (the key is theirs). A record that no
+    longer needs a (key, token) never will again (tokens are never reused and new
+    references are always put with a new token), so killing it removes nothing needed.
+    A reference handed back is checked once more against a fresh read (the record may
+    have moved away meanwhile and its kill have failed on our token).
+    """
+    pending = dict(mine)
+    for _ in range(3):
+        want_by_key = await needed()
+        handed: dict[str, str] = {}
+        for key, token in pending.items():
+            want = want_by_key.get(key)
+            if want is None:
+                await kill_ref(store, key, token)
+            elif want != token:
+                try:
+                    await conditional_put(
+                        store, key, want.encode(), if_match=body_etag(token.encode())
+                    )
+                except (PreconditionFailed, WriteOutcomeUnknownError):
+                    continue  # taken over: its new writer is responsible for it
+                handed[key] = want
+        if not handed:
+            return
+        pending = handed
 
 
 def encode_partition_value(value: Any, maxlength: int | None = None) -> str:

@@ -1,10 +1,13 @@
 """Resource: a collection of records stored as S3 objects.
 
 Request budget (asserted in tests): ``insert`` = 1 conditional PUT (+1 PUT per
-partition), ``get`` = 1 GET, ``exists`` = 1 HEAD, ``update``/``patch``/``replace`` =
-1 GET + 1 conditional PUT (+1 PUT and 1 DELETE when a partition value moves),
-``delete`` = 1 batched DELETE, plus 1 GET first when the delete is observed
-(partitions, delete hooks or ``deleted`` listeners).
+partition reference, written first; 2 when reviving a dead reference), ``get`` = 1 GET,
+``exists`` = 1 HEAD, ``update``/``patch``/``replace`` = 1 GET + 1 conditional PUT (+1 PUT
+of the new reference before and 1 PUT killing the old one after, per partition whose value
+moves), ``delete`` = 1 batched DELETE, plus 1 GET first when the delete is observed
+(partitions, delete hooks or ``deleted`` listeners) and 1 PUT killing each reference.
+Writes whose answer is lost are resolved by :mod:`s3db_async._cas` (see
+docs/reliability.md); partition references follow :mod:`s3db_async._partitions`.
 """
 
 from __future__ import annotations
@@ -13,13 +16,13 @@ import asyncio
 import functools
 import inspect
 import logging
-import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
 
+from ._cas import DEFAULT_BACKOFF, RETRY, Backoff, _Retry, cas_loop, conditional_put
 from ._codec import AttributeRegistry, EncodedRecord, RecordCodec, record_version
 from ._concurrency import bounded_gather
 from ._content import ContentMixin
@@ -30,7 +33,18 @@ from ._history import REVISION_METADATA_BYTES, HistoryMixin
 from ._ids import IdGenerator, make_id_generator, parse_incremental, validate_id
 from ._listing import ListingMixin
 from ._migrations import MigrationMixin
-from ._partitions import Partition, parse_partitions
+from ._partitions import (
+    TOKENS_KEY,
+    Partition,
+    decode_tokens,
+    encode_tokens,
+    kill_refs,
+    new_token,
+    parse_partitions,
+    put_refs,
+    reconcile_refs,
+    tokens_size,
+)
 from ._record import BatchResult, ItemResult, Record
 from ._schema import Schema
 from .errors import (
@@ -180,7 +194,8 @@ class Resource(
             version=version,
             behavior=(definition or self.definition).get("behavior", self.behavior),
             secret_box=secret_box,
-            reserved_metadata=REVISION_METADATA_BYTES if self.keeps_history else 0,
+            reserved_metadata=(REVISION_METADATA_BYTES if self.keeps_history else 0)
+            + tokens_size(list(self.partitions)),
         )
 
     def _reset_codecs(self) -> None:
@@ -249,16 +264,13 @@ class Resource(
         record = await self._validate(data)
         encoded = self._encode(record, rid)
         try:
-            etag = await self._put_encoded(self.key_for(rid), encoded, if_none_match=True)
+            etag = await self._create(rid, record, encoded)
         except PreconditionFailed:
             raise AlreadyExistsError(
                 f"{self.name} record {rid!r} already exists",
                 suggestion="use update() or upsert(), or omit 'id' to get a new one",
                 metadata={"resource": self.name, "id": rid},
             ) from None
-        refs = self._ref_keys(record, rid)
-        if refs:
-            await self._put_refs(refs.values())
         result = Record({"id": rid}, etag=etag, version=self.version)
         result.update(record)
         if self._hooks.has("after_insert"):
@@ -282,19 +294,102 @@ class Resource(
         if_match: str | None = None,
         if_none_match: bool = False,
     ) -> str:
-        """PUT an encoded record (one request, conditional as asked); returns the etag."""
+        """PUT an encoded record (one request, conditional as asked); returns the etag.
+
+        A conditional PUT whose answer is lost is resolved by reading the key back.
+        """
+        if if_match is not None or if_none_match:
+            return await conditional_put(
+                self.db.store,
+                key,
+                encoded.body,
+                encoded.metadata,
+                content_type=encoded.content_type,
+                if_match=if_match,
+                if_none_match=if_none_match,
+            )
         return await self.db.store.put(
-            key,
-            encoded.body,
-            encoded.metadata,
-            content_type=encoded.content_type,
-            if_match=if_match,
-            if_none_match=if_none_match,
+            key, encoded.body, encoded.metadata, content_type=encoded.content_type
         )
 
-    async def _put_refs(self, keys: Iterable[str]) -> None:
-        keys = list(keys)
-        await bounded_gather(lambda k: self.db.store.put(k, b""), keys, self.db.parallelism)
+    # -- partition references (see _partitions: put before, kill by token after) ----------
+    async def _put_refs(self, refs: Mapping[str, str]) -> None:
+        """Make references ``{key: token}`` live (before the record write that needs them)."""
+        await put_refs(self.db.store, refs, self.db.parallelism)
+
+    def _ref_tokens(
+        self, record: Mapping[str, Any], rid: str, metadata: Mapping[str, str]
+    ) -> dict[str, str]:
+        """``{reference key: token}`` a stored record needs (from its ``_pt`` metadata)."""
+        tokens = decode_tokens(metadata)
+        return {key: tokens.get(name, "") for name, key in self._ref_keys(record, rid).items()}
+
+    @staticmethod
+    def _stamp_tokens(encoded: EncodedRecord, tokens: Mapping[str, str]) -> None:
+        kept = {n: t for n, t in tokens.items() if t}
+        if kept:
+            encoded.metadata[TOKENS_KEY] = encode_tokens(kept)
+
+    async def _create(self, rid: str, record: Mapping[str, Any], encoded: EncodedRecord) -> str:
+        """References first, then the record with ``If-None-Match``; its etag.
+
+        :raises PreconditionFailed: the record exists (our references are handed back).
+        """
+        refs = self._ref_keys(record, rid)
+        token = new_token()
+        self._stamp_tokens(encoded, dict.fromkeys(refs, token))
+        pre = dict.fromkeys(refs.values(), token)
+        if pre:
+            await self._put_refs(pre)
+        try:
+            return await self._put_encoded(self.key_for(rid), encoded, if_none_match=True)
+        except PreconditionFailed:
+            if pre:
+                await self._reconcile(rid, pre)
+            raise
+
+    async def _swap(
+        self,
+        rid: str,
+        obj: StoredObject,
+        before: Mapping[str, Any],
+        encoded: EncodedRecord,
+        after: Mapping[str, Any],
+    ) -> str | None:
+        """Replace ``obj`` by ``encoded`` (If-Match) moving references; None if the race
+        was lost. New references go first; old ones are killed by token after the write."""
+        tokens = decode_tokens(obj.metadata)
+        old = self._ref_keys(before, rid)
+        new = self._ref_keys(after, rid)
+        token = new_token()
+        moved = {n for n, k in new.items() if old.get(n) != k}
+        self._stamp_tokens(encoded, {n: token if n in moved else tokens.get(n, "") for n in new})
+        pre = {new[n]: token for n in moved}
+        if pre:
+            await self._put_refs(pre)
+        if self.keeps_history:
+            await self._stamp_revision(rid, obj, encoded)
+        try:
+            etag = await self._put_encoded(self.key_for(rid), encoded, if_match=obj.etag)
+        except PreconditionFailed:
+            if pre:
+                await self._reconcile(rid, pre)
+            return None
+        stale = {k: tokens.get(n, "") for n, k in old.items() if new.get(n) != k}
+        await kill_refs(self.db.store, stale, self.db.parallelism)
+        return etag
+
+    async def _reconcile(self, rid: str, mine: dict[str, str]) -> None:
+        """Hand back the references a lost write put (see :func:`reconcile_refs`)."""
+
+        async def needed() -> dict[str, str]:
+            try:
+                obj, current = await self._read(rid)
+            except NotFoundError:
+                return {}
+            return self._ref_tokens(current, rid, obj.metadata)
+
+        await reconcile_refs(self.db.store, mine, needed)
 
     async def insert_many(self, items: Iterable[Mapping[str, Any]]) -> BatchResult:
         """Insert many records concurrently; per-item results, the batch never fails as a whole."""
@@ -337,59 +432,48 @@ class Resource(
         if_match: str | None,
         retries: int | None,
     ) -> Record:
-        """Read-modify-write with If-Match; retries lost races, then ConflictError."""
+        """Read-modify-write with If-Match; retries lost races (backoff until a deadline,
+        or ``retries`` more attempts), then ConflictError."""
         rid = self._id(record_id)
-        attempts = (self.conflict_retries if retries is None else retries) + 1
-        for attempt in range(attempts):
+
+        async def attempt(_: int) -> Record | _Retry:
             obj, current = await self._read(rid)
             if if_match is not None and obj.etag != if_match:
-                raise PreconditionFailed(
-                    f"{self.name} record {rid!r} changed since etag {if_match}",
-                    suggestion="re-read the record and apply your change again",
-                    metadata={"resource": self.name, "id": rid, "etag": obj.etag},
-                )
+                raise self._changed(rid, if_match, obj.etag)
             built = build(current)
             record = await built if inspect.isawaitable(built) else built
             encoded = self._encode(record, rid)
-            if self.keeps_history:
-                await self._stamp_revision(rid, obj, encoded)
-            try:
-                etag = await self._put_encoded(self.key_for(rid), encoded, if_match=obj.etag)
-            except PreconditionFailed:
+            etag = await self._swap(rid, obj, current, encoded, record)
+            if etag is None:
                 if if_match is not None:
-                    raise
-                if attempt + 1 >= attempts:
-                    raise ConflictError(
-                        f"{self.name} record {rid!r} kept changing: gave up after {attempts} tries",
-                        suggestion="retry later or raise the resource's conflict_retries",
-                        metadata={"resource": self.name, "id": rid, "attempts": attempts},
-                    ) from None
-                await asyncio.sleep(random.uniform(0, 0.005 * 2**attempt))
-                continue
-            await self._move_refs(current, record, rid)
+                    raise self._changed(rid, if_match, None)
+                return RETRY
             result = Record({"id": rid}, etag=etag, version=self.version)
             result.update(record)
             if self._hooks.has("after_update"):
                 result = await self._hooks.run("after_update", result, current)
             self.emit("updated", result, current)
             return result
-        raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _move_refs(
-        self, before: Mapping[str, Any], after: Mapping[str, Any], rid: str
-    ) -> None:
-        if not self.partitions:
-            return
-        old = self._ref_keys(before, rid)
-        new = self._ref_keys(after, rid)
-        added = [k for n, k in new.items() if old.get(n) != k]
-        removed = [k for n, k in old.items() if new.get(n) != k]
-        if added:
-            await self._put_refs(added)
-        if len(removed) == 1:
-            await self.db.store.delete(removed[0])
-        elif removed:
-            await self.db.store.delete_many(removed)
+        return await cas_loop(
+            attempt,
+            what=f"{self.name} record {rid!r}",
+            backoff=self._backoff(retries),
+            suggestion="retry later, or pass a larger retries=",
+            metadata={"resource": self.name, "id": rid},
+        )
+
+    @staticmethod
+    def _backoff(retries: int | None) -> Backoff:
+        """The default deadline, or exactly ``retries`` more attempts when given."""
+        return DEFAULT_BACKOFF if retries is None else Backoff(attempts=retries + 1)
+
+    def _changed(self, rid: str, expected: str, current: str | None) -> PreconditionFailed:
+        return PreconditionFailed(
+            f"{self.name} record {rid!r} changed since etag {expected}",
+            suggestion="re-read the record and apply your change again",
+            metadata={"resource": self.name, "id": rid, "etag": current},
+        )
 
     async def _before_update(self, rid: str, changes: Mapping[str, Any]) -> dict[str, Any]:
         changes = dict(changes)
@@ -625,15 +709,17 @@ class Resource(
             await self.db.store.delete_many([self.key_for(rid), self.content_key_for(rid)])
             return True
         try:
-            _, record = await self._read(rid)
+            obj, record = await self._read(rid)
         except NotFoundError:
             if must_exist:
                 raise
             return False
         if self._hooks.has("before_delete"):
             await self._hooks.run("before_delete", record)
-        keys = [self.key_for(rid), self.content_key_for(rid), *self._ref_keys(record, rid).values()]
-        await self.db.store.delete_many(keys)
+        await self.db.store.delete_many([self.key_for(rid), self.content_key_for(rid)])
+        await kill_refs(
+            self.db.store, self._ref_tokens(record, rid, obj.metadata), self.db.parallelism
+        )
         await self._after_delete(record)
         return True
 
@@ -661,30 +747,27 @@ class Resource(
             await self.db.store.delete_many(keys)
             return BatchResult(results + [ItemResult(rid, True) for rid in valid])
 
-        async def read(rid: str) -> Record | ItemResult:
+        async def read(rid: str) -> tuple[StoredObject, Record] | ItemResult:
             try:
-                return (await self._read(rid))[1]
+                return await self._read(rid)
             except NotFoundError as exc:
                 return ItemResult(rid, False, error=exc)
 
         found: list[Record] = []
+        refs: dict[str, str] = {}
         for item in await bounded_gather(read, valid, self.db.parallelism):
-            if isinstance(item, Record):
-                if self._hooks.has("before_delete"):
-                    await self._hooks.run("before_delete", item)
-                found.append(item)
-            else:
+            if isinstance(item, ItemResult):
                 results.append(item)
-        keys = []
-        for rec in found:
-            rid = rec.id
-            keys += [
-                self.key_for(rid),
-                self.content_key_for(rid),
-                *self._ref_keys(rec, rid).values(),
-            ]
+                continue
+            obj, rec = item
+            if self._hooks.has("before_delete"):
+                await self._hooks.run("before_delete", rec)
+            found.append(rec)
+            refs.update(self._ref_tokens(rec, rec.id, obj.metadata))
+        keys = [k for rec in found for k in (self.key_for(rec.id), self.content_key_for(rec.id))]
         if keys:
             await self.db.store.delete_many(keys)
+        await kill_refs(self.db.store, refs, self.db.parallelism)
         for rec in found:
             await self._after_delete(rec)
             results.append(ItemResult(rec.id, True, rec))

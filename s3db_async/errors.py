@@ -21,7 +21,8 @@ Leaves also subclass the matching builtin so plain ``except KeyError`` or
     ├── StoreError
     │   ├── AuthenticationError (PermissionError)
     │   ├── EndpointUnreachableError (ConnectionError)
-    │   └── InvalidKeyError (ValueError)
+    │   ├── InvalidKeyError (ValueError)
+    │   └── WriteOutcomeUnknownError
     ├── EncryptionError
     │   └── DecryptionError
     ├── PluginError
@@ -57,6 +58,7 @@ __all__ = [
     "StoreError",
     "UnsupportedCapabilityError",
     "ValidationError",
+    "WriteOutcomeUnknownError",
 ]
 
 
@@ -247,6 +249,20 @@ class InvalidKeyError(StoreError, ValueError):
 
     status_code = 400
     description = "invalid object key"
+
+
+class WriteOutcomeUnknownError(StoreError):
+    """A conditional write may or may not have been applied (its answer was lost).
+
+    Raised by a store for a conditional PUT whose reply never came (reset, timeout,
+    5xx after sending); :func:`s3db_async._cas.conditional_put` then reads the key back
+    and raises it again only when the outcome cannot be proven either way. ``metadata``
+    holds ``key`` and ``op``.
+    """
+
+    status_code = 504
+    retriable = True
+    description = "write outcome unknown"
 
 
 class EncryptionError(S3dbError):

@@ -9,13 +9,16 @@
 How it meets the :class:`~s3db_async.stores.ObjectStore` contract on top of obstore:
 
 - **Retries** are ours, not obstore's (its ``max_retries`` is 0), so every request that
-  goes over the wire is counted in :attr:`stats`. Retried: 5xx, 429, 409 conflicts,
-  connection errors (the request was not sent) and, for idempotent requests only, timeouts;
-  a 404 or 412 is an answer. Backoff is exponential with "equal jitter" (half fixed, half
-  random). A 409 ``ConditionalRequestConflict`` is retried for conditional writes too: the
-  server evaluates ``If-None-Match``/``If-Match`` again on the retry, so retrying cannot let
-  two writers win; it only turns "nobody could tell" into a definite 200 or 412. When the
-  retries run out, a conditional write raises ``PreconditionFailed(retriable=True)``.
+  goes over the wire is counted in :attr:`stats`. Retried: what provably was not applied
+  (409, 429, 503, a connection that never opened) and, for idempotent requests only, 5xx,
+  resets and timeouts; a 404 or 412 is an answer. A conditional write with any other
+  failure (reset or timeout after sending, a 500) raises :class:`WriteOutcomeUnknownError`
+  instead of being resent: a resend would answer 412 for a write that landed (the layer
+  above reads the key back, :mod:`s3db_async._cas`). Backoff is exponential with "equal
+  jitter" (half fixed, half random). A 409 ``ConditionalRequestConflict`` is retried for
+  conditional writes too: the server evaluates ``If-None-Match``/``If-Match`` again on
+  the retry, so retrying cannot let two writers win. When the retries run out, a
+  conditional write raises ``PreconditionFailed(retriable=True)``.
 - **Listing** keeps S3's character-prefix semantics (obstore lists by path segment): it lists
   the prefix's parent "directory" from just below the prefix (``start-after``) and stops at
   the first key past it. Each page of up to 1000 keys is one request.
@@ -61,6 +64,7 @@ from ..errors import (
     S3dbError,
     StoreError,
     UnsupportedCapabilityError,
+    WriteOutcomeUnknownError,
 )
 from ._base import (
     METADATA_LIMIT,
@@ -158,17 +162,49 @@ def _http_kind(exc: BaseException) -> str | None:
     return m.group(1) if m else None
 
 
-def _retriable(exc: BaseException, status: int | None, idempotent: bool) -> bool:
-    """What object_store itself would retry, plus 409 conflicts and 429."""
+def _not_sent(exc: BaseException, status: int | None) -> bool:
+    """True when the request provably was not applied (so resending it is always safe).
+
+    An answer that refuses the request (409 conflict, 429, 503 "slow down", S3's
+    ``SlowDown`` in a 200) or a connection that never opened. Everything else that is not
+    a plain answer (a reset, a timeout, an interrupted reply, a 500) may have been applied.
+    """
     if status is not None:
-        return status >= 500 or status in (409, 429)
+        return status in (409, 429, 503)
     kind = _http_kind(exc)
-    if kind in ("Connect", "Request"):  # the request was not sent
+    if kind == "Connect" or (kind == "Timeout" and "ConnectError" in str(exc)):
         return True
-    if kind in ("Timeout", "Interrupted"):  # it may have been applied
-        return idempotent
-    summary = _summary(exc)
-    return "InternalError" in summary or "SlowDown" in summary  # S3's "200 with an error"
+    return "SlowDown" in _summary(exc)
+
+
+def _retriable(exc: BaseException, status: int | None, idempotent: bool) -> bool:
+    """Resend only what cannot apply twice: anything idempotent, else what was not sent.
+
+    A conditional write whose outcome is ambiguous is never resent here: the retry would
+    answer 412 for a write that did land. :meth:`S3Store._call` raises
+    :class:`WriteOutcomeUnknownError` for it and :mod:`s3db_async._cas` resolves it.
+    """
+    if _not_sent(exc, status):
+        return True
+    if not idempotent:
+        return False
+    if status is not None:
+        return status >= 500
+    if _http_kind(exc) in ("Request", "Timeout", "Interrupted"):
+        return True
+    return "InternalError" in _summary(exc)  # S3's "200 with an error"
+
+
+def _ambiguous(exc: BaseException, status: int | None) -> bool:
+    """True when a failed write may have been applied (no definite answer came back)."""
+    if _not_sent(exc, status):
+        return False
+    if status is not None:
+        return status >= 500
+    if isinstance(exc, ConnectionError | TimeoutError):
+        return True
+    kind = _http_kind(exc)
+    return kind is not None or "InternalError" in _summary(exc)
 
 
 def _number(options: Mapping[str, object], name: str, default: float) -> float:
@@ -364,6 +400,13 @@ class S3Store(ObjectStore):
                     tries += 1
                     await asyncio.sleep(_backoff(tries))
                     continue
+                if condition is not None and _ambiguous(exc, status):
+                    raise WriteOutcomeUnknownError(
+                        f"{op} {key!r} ({condition}): no answer, the write may have been "
+                        f"applied: {_summary(exc)}",
+                        suggestion="read the key back to see whether it landed",
+                        metadata={"key": key, "op": op, "condition": condition},
+                    ) from None
                 raise self._map_error(exc, op, key, status, condition, tries) from None
 
     def _map_error(
