@@ -265,7 +265,7 @@ class HistoryMixin:
                     await store.delete(self.key_for(rid), if_match=obj.etag)
                 except PreconditionFailed:
                     return RETRY
-                await store.delete(self.content_key_for(rid))
+                await store.delete_many([self.content_key_for(rid)])
             else:
                 await store.delete_many([self.key_for(rid), self.content_key_for(rid)])
             refs = self._ref_tokens(record, rid, obj.metadata)
