@@ -12,7 +12,6 @@ import base64
 import hashlib
 import logging
 import os
-import random
 import re
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
@@ -21,6 +20,7 @@ from typing import Any
 
 import msgspec
 
+from ._cas import RETRY, Backoff, _Retry, cas_loop, conditional_put
 from ._codec import AttributeRegistry
 from ._crypto import SecretBox
 from ._database_plugins import PluginHostMixin
@@ -33,7 +33,6 @@ from ._schema import Schema
 from ._url import parse_connection_string
 from .errors import (
     ConfigError,
-    ConflictError,
     DecryptionError,
     NotFoundError,
     PreconditionFailed,
@@ -45,6 +44,7 @@ from .stores import ObjectStore, open_store
 __all__ = ["DATABASE_HOOKS", "Database"]
 
 METADATA_KEY = "s3db.json"
+_META_BACKOFF = Backoff(base=0.01)
 FORMAT_VERSION = 1
 DATABASE_HOOKS = (
     "before_create_resource",
@@ -211,34 +211,33 @@ class Database(EventEmitter, PluginHostMixin):
 
     async def _update_meta(self, mutate: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
         """Apply ``mutate`` to ``s3db.json`` by compare-and-swap; re-reads on conflicts."""
-        doc, etag = self._meta, self._meta_etag
-        fresh = False
-        for attempt in range(50):
-            if not doc or fresh:
-                doc, etag = await self._read_meta()
+        cached = self._meta, self._meta_etag
+
+        async def attempt(n: int) -> dict[str, Any] | _Retry:
+            doc, etag = cached if n == 0 and cached[0] else await self._read_meta()
             doc = msgspec.json.decode(msgspec.json.encode(doc)) if doc else self._new_meta()
             if not mutate(doc):
                 self._meta, self._meta_etag = doc, etag
                 return doc
             doc["updated_at"] = datetime.now(UTC).isoformat()
-            body = msgspec.json.encode(doc)
             try:
-                if etag is None:
-                    new_etag = await self.store.put(
-                        METADATA_KEY, body, content_type="application/json", if_none_match=True
-                    )
-                else:
-                    new_etag = await self.store.put(
-                        METADATA_KEY, body, content_type="application/json", if_match=etag
-                    )
+                new_etag = await conditional_put(
+                    self.store,
+                    METADATA_KEY,
+                    msgspec.json.encode(doc),
+                    content_type="application/json",
+                    if_none_match=etag is None,
+                    if_match=etag,
+                )
             except PreconditionFailed:
-                fresh = True
-                await asyncio.sleep(random.uniform(0, min(0.5, 0.01 * 2**attempt)))
-                continue
+                return RETRY
             self._meta, self._meta_etag = doc, new_etag
             return doc
-        raise ConflictError(
-            f"{METADATA_KEY} kept changing: gave up after 50 tries",
+
+        return await cas_loop(
+            attempt,
+            what=METADATA_KEY,
+            backoff=_META_BACKOFF,
             suggestion="too many processes change resource definitions at once; retry",
             metadata={"key": METADATA_KEY},
         )

@@ -19,7 +19,15 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
-from .errors import ConfigError, ConflictError, LockError, NotFoundError, PreconditionFailed
+from ._cas import conditional_put
+from .errors import (
+    ConfigError,
+    ConflictError,
+    LockError,
+    NotFoundError,
+    PreconditionFailed,
+    WriteOutcomeUnknownError,
+)
 
 if TYPE_CHECKING:
     from collections import OrderedDict
@@ -141,10 +149,10 @@ class LockMixin:
             tombstone=True,
         )
         try:
-            etag = await self.store.put(
-                entry.key, body, md, content_type=_CONTENT_TYPE, if_match=entry.etag
+            etag = await conditional_put(
+                self.store, entry.key, body, md, content_type=_CONTENT_TYPE, if_match=entry.etag
             )
-        except PreconditionFailed:
+        except (PreconditionFailed, WriteOutcomeUnknownError):
             return None
         # the next acquire of this lock can swap the tombstone without reading it first
         self._remember(_Entry(entry.key, etag, None, None, True, [], True))
@@ -196,12 +204,12 @@ class LockMixin:
             entry: _Entry | None = None
             if try_create:
                 try:
-                    etag = await self.store.put(
-                        key, body, md, content_type=_CONTENT_TYPE, if_none_match=True
+                    etag = await conditional_put(
+                        self.store, key, body, md, content_type=_CONTENT_TYPE, if_none_match=True
                     )
                     return self._lock(name, key, token, worker, ttl_s, data, etag)
-                except PreconditionFailed:
-                    pass
+                except (PreconditionFailed, WriteOutcomeUnknownError):
+                    pass  # held, or unknown: the read below tells (our token = ours)
             entry, cached = cached or await self._read(key), None
             if entry is None:
                 try_create = True
@@ -215,11 +223,11 @@ class LockMixin:
                     return self._lock(name, key, token, worker, ttl_s, entry.data, entry.etag)
             elif not entry.live(now):
                 try:
-                    etag = await self.store.put(
-                        key, body, md, content_type=_CONTENT_TYPE, if_match=entry.etag
+                    etag = await conditional_put(
+                        self.store, key, body, md, content_type=_CONTENT_TYPE, if_match=entry.etag
                     )
                     return self._lock(name, key, token, worker, ttl_s, data, etag)
-                except PreconditionFailed:
+                except (PreconditionFailed, WriteOutcomeUnknownError):
                     pass
             left = deadline - time.monotonic()
             if left <= 0:
@@ -303,8 +311,8 @@ class LockMixin:
         }
         body, md = self._encode(lock.key, data, expires_at=now + ttl_s, behavior="body-only")
         try:
-            lock.etag = await self.store.put(
-                lock.key, body, md, content_type=_CONTENT_TYPE, if_match=lock.etag
+            lock.etag = await conditional_put(
+                self.store, lock.key, body, md, content_type=_CONTENT_TYPE, if_match=lock.etag
             )
         except PreconditionFailed:
             return False

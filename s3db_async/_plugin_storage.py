@@ -32,23 +32,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
+import math
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import msgspec
 
+from ._cas import RETRY, Backoff, _Retry, cas_loop, conditional_put
 from ._concurrency import bounded_gather
 from ._locks import Lock, LockMixin
 from ._locks import default_worker_id as default_worker_id
 from ._namespace import DEFAULT_NAMESPACE, validate_namespace
 from .errors import (
     ConfigError,
-    ConflictError,
     MetadataLimitError,
     NotFoundError,
     PreconditionFailed,
@@ -57,6 +57,8 @@ from .errors import (
 )
 from .stores import METADATA_LIMIT, CommonPrefix, ListEntry, ObjectInfo, ObjectStore, StoredObject
 from .stores import metadata_size as _metadata_size
+
+T = TypeVar("T")
 
 __all__ = ["STORAGE_BEHAVIORS", "Lock", "PluginStorage", "StorageResult"]
 
@@ -237,8 +239,15 @@ class PluginStorage(LockMixin):
     async def _conditional_delete(self) -> bool:
         return (await self.store.capabilities()).conditional_delete
 
+    @property
+    def _cas_backoff(self) -> Backoff:
+        """Counters, sequences, touch: ``max_attempts`` compare-and-swap attempts."""
+        return Backoff(
+            base=self.retry_base, cap=self.retry_cap, deadline=math.inf, attempts=self.max_attempts
+        )
+
     async def _backoff(self, attempt: int, limit: float | None = None) -> None:
-        delay = random.uniform(0, min(self.retry_cap, self.retry_base * 2 ** min(attempt, 12)))
+        delay = self._cas_backoff.delay(attempt)
         if limit is not None:
             delay = min(delay, max(0.0, limit))
         await asyncio.sleep(delay)
@@ -595,7 +604,8 @@ class PluginStorage(LockMixin):
         full = self._resolve(key)
         extra = _check_ttl(additional_seconds, required=True)
         assert extra is not None
-        for attempt in range(self.max_attempts):
+
+        async def attempt(_: int) -> bool | _Retry:
             entry = await self._read(full)
             if entry is None or not entry.live() or entry.expires_at is None:
                 return False
@@ -606,15 +616,15 @@ class PluginStorage(LockMixin):
                 behavior="body-only" if entry.in_body else "body-overflow",
             )
             try:
-                await self.store.put(
-                    full, body, md, content_type=_CONTENT_TYPE, if_match=entry.etag
+                await conditional_put(
+                    self.store, full, body, md, content_type=_CONTENT_TYPE, if_match=entry.etag
                 )
             except PreconditionFailed:
-                await self._backoff(attempt)
-                continue
+                return RETRY
             self._cache.pop(full, None)
             return True
-        raise self._conflict(full, "touch")
+
+        return await self._cas(attempt, full, "touch")
 
     async def cleanup_expired(self, resource: str | None = None) -> int:
         """Delete every expired entry of the plugin (or of one resource); returns the count.
@@ -650,12 +660,13 @@ class PluginStorage(LockMixin):
         return len(others) + sum(1 for etag in swapped if etag is not None)
 
     # -- counters and sequences --------------------------------------------------------
-    def _conflict(self, key: str, op: str) -> ConflictError:
-        return ConflictError(
-            f"{op} on {key!r} lost {self.max_attempts} compare-and-swap races in a row",
+    async def _cas(self, step: Callable[[int], Awaitable[T | _Retry]], key: str, op: str) -> T:
+        return await cas_loop(
+            step,
+            what=f"{op} on {key!r}",
+            backoff=self._cas_backoff,
             suggestion="too many writers on one key: shard the counter or retry later",
             metadata={"key": key, "op": op},
-            retriable=True,
         )
 
     async def _add(
@@ -667,12 +678,14 @@ class PluginStorage(LockMixin):
         cached = self._cache.pop(full, None)
         last: int | float | None = None
         phantom = 0
-        for attempt in range(self.max_attempts):
+
+        async def attempt(_: int) -> int | float | _Retry:
+            nonlocal cached, last, phantom
             entry = cached if cached is not None else await self._read(full)
             cached = None
             if entry is not None and token in entry.ops and last is not None:
                 self._cache.pop(full, None)
-                return last  # the previous attempt did land (its answer was lost)
+                return last  # the previous attempt did land (a store answered 412 for it)
             now = time.time()
             if entry is not None and entry.live(now):
                 data, value = _bump(entry.data, delta, full)
@@ -687,23 +700,24 @@ class PluginStorage(LockMixin):
             )
             last = value
             try:
-                if entry is None:
-                    etag = await self.store.put(
-                        full, body, md, content_type=_CONTENT_TYPE, if_none_match=True
-                    )
-                else:
-                    etag = await self.store.put(
-                        full, body, md, content_type=_CONTENT_TYPE, if_match=entry.etag
-                    )
+                etag = await conditional_put(
+                    self.store,
+                    full,
+                    body,
+                    md,
+                    content_type=_CONTENT_TYPE,
+                    if_none_match=entry is None,
+                    if_match=None if entry is None else entry.etag,
+                )
             except PreconditionFailed:
                 phantom = phantom + 1 if entry is None else 0
                 if phantom == 5:
                     await self._check_phantom(full)
-                await self._backoff(attempt)
-                continue
+                return RETRY
             self._remember(_Entry(full, etag, data, expires_at, False, ops, True))
             return value
-        raise self._conflict(full, op)
+
+        return await self._cas(attempt, full, op)
 
     async def increment(
         self, key: str, amount: int | float = 1, *, ttl: float | None = None
