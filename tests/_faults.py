@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Any
 
@@ -120,16 +120,17 @@ class LostReplyStore(ObjectStore):
 class ReplyDroppingProxy:
     """A loopback TCP proxy that can swallow the server's answer to chosen requests.
 
-    One request per connection is inspected (obstore reuses connections, so a dropped
-    answer also closes that connection, which is what a reset looks like). Bounded: it
-    serves only loopback and closes every connection on :meth:`close`.
+    It runs its own event loop in a thread (test fixtures and tests may run on different
+    loops). A dropped answer also aborts that client connection, which is what a reset
+    after sending looks like to the client. Bounded: loopback only, stopped by :meth:`close`.
     """
 
     def __init__(self, upstream_host: str, upstream_port: int) -> None:
         self.upstream = (upstream_host, upstream_port)
         self.port = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
         self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
         self._left = 0
         self._match: Callable[[bytes], bool] = lambda line: False
         self.dropped: list[bytes] = []
@@ -138,23 +139,43 @@ class ReplyDroppingProxy:
         """Drop the answers to the next ``n`` requests whose head ``match``es."""
         self._left, self._match = n, match
 
-    async def start(self) -> ReplyDroppingProxy:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
+    def start(self) -> ReplyDroppingProxy:
+        loop = self._loop = asyncio.new_event_loop()
+        ready = threading.Event()
+
+        async def serve() -> None:
+            self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+            self.port = self._server.sockets[0].getsockname()[1]
+            ready.set()
+
+        def run() -> None:
+            loop.run_until_complete(serve())
+            loop.run_forever()
+
+        self._thread = threading.Thread(target=run, name="reply-dropping-proxy", daemon=True)
+        self._thread.start()
+        if not ready.wait(10):
+            raise RuntimeError("proxy did not start")
         return self
 
-    async def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            for t in list(self._tasks):
-                t.cancel()
-            with contextlib.suppress(Exception):
-                await self._server.wait_closed()
+    def close(self) -> None:
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None:
+            return
+
+        async def stop() -> None:
+            if self._server is not None:
+                self._server.close()
+            for t in asyncio.all_tasks():
+                if t is not asyncio.current_task():
+                    t.cancel()
+
+        asyncio.run_coroutine_threadsafe(stop(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)  # type: ignore[arg-type]
         try:
             up_reader, up_writer = await asyncio.open_connection(*self.upstream)
         except OSError:
@@ -171,7 +192,7 @@ class ReplyDroppingProxy:
                 body = await reader.readexactly(length) if length else b""
                 up_writer.write(head + body)
                 await up_writer.drain()
-                answer = await _read_response(up_reader)
+                answer = await _read_response(up_reader, head.startswith(b"HEAD "))
                 if self._left > 0 and self._match(head):
                     self._left -= 1
                     self.dropped.append(head.split(b"\r\n", 1)[0])
@@ -184,10 +205,9 @@ class ReplyDroppingProxy:
         finally:
             up_writer.close()
             writer.close()
-            self._tasks.discard(task)  # type: ignore[arg-type]
 
 
-async def _read_response(reader: asyncio.StreamReader) -> bytes:
+async def _read_response(reader: asyncio.StreamReader, no_body: bool) -> bytes:
     head = await reader.readuntil(b"\r\n\r\n")
     length = 0
     chunked = False
@@ -207,6 +227,6 @@ async def _read_response(reader: asyncio.StreamReader) -> bytes:
             body += size_line + chunk
             if size == 0:
                 return head + body
-    if head.split(b" ", 2)[1:2] in ([b"204"], [b"304"]):
+    if no_body or head.split(b" ", 2)[1:2] in ([b"204"], [b"304"]):
         return head
     return head + (await reader.readexactly(length) if length else b"")
