@@ -531,9 +531,9 @@ class Resource(
 
             await counters.update(cid, lambda r: {"hits": r["hits"] + 1})
 
-        One GET and one conditional PUT; a lost race re-reads and re-applies the change
-        (``retries``, default the resource's ``conflict_retries``). With ``if_match`` the
-        write happens only if the record still has that etag.
+        One GET and one conditional PUT; a lost race re-reads and re-applies the change,
+        with backoff for up to 30 s (or ``retries`` more attempts when given). With
+        ``if_match`` the write happens only if the record still has that etag.
 
         :raises NotFoundError: no such record.
         :raises ConflictError: the record kept changing.

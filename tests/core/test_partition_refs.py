@@ -135,6 +135,16 @@ async def test_concurrent_moves_keep_partitions_exact(db: Database) -> None:
     assert sum(r["n"] for r in await res.list()) == 48
 
 
+async def test_function_update_survives_contention_by_default(db: Database) -> None:
+    """Item 2: 24 concurrent increments of one record with default settings (the old
+    5-attempt limit raised ConflictError here); ``retries=`` still caps when given."""
+    res = await partitioned(db)
+    await res.insert({"id": "hot", "region": "eu", "n": 0})
+    await asyncio.gather(*(res.update("hot", _move_to(REGIONS[k % 4])) for k in range(24)))
+    assert (await res.get("hot"))["n"] == 24
+    await check_partitions(res, exact=True)
+
+
 async def test_lost_create_race_hands_reference_back(db: Database) -> None:
     """Two inserts of one id with the same value: the loser's reference write must not
     kill the winner's reference (the loser wrote the key last)."""
