@@ -77,3 +77,23 @@ async def test_sequence_with_dropped_replies(
     proxy.drop(3, _conditional_put_of(b"sequence%3Dorders"))
     assert [await storage.next_sequence("orders") for _ in range(3)] == [1, 2, 3]
     assert len(proxy.dropped) == 3
+
+
+def test_s3_retry_classification() -> None:
+    """Conditional writes are resent only when provably not applied."""
+    from obstore import exceptions as obx
+
+    from s3db_async.stores._s3 import _ambiguous, _retriable
+
+    sent = obx.GenericError("Error performing PUT - HttpError { kind: Request, source: x }")
+    timeout = obx.GenericError("Error performing PUT - HttpError { kind: Timeout, source: x }")
+    never = obx.GenericError("Error performing PUT - HttpError { kind: Connect, source: x }")
+    for exc in (sent, timeout):
+        assert not _retriable(exc, None, idempotent=False) and _ambiguous(exc, None)
+        assert _retriable(exc, None, idempotent=True)
+    assert _retriable(never, None, idempotent=False) and not _ambiguous(never, None)
+    for status in (409, 429, 503):
+        assert _retriable(sent, status, idempotent=False) and not _ambiguous(sent, status)
+    assert not _retriable(sent, 500, idempotent=False) and _ambiguous(sent, 500)
+    assert _retriable(sent, 500, idempotent=True)
+    assert not _ambiguous(sent, 412) and not _retriable(sent, 412, idempotent=True)
