@@ -468,8 +468,10 @@ class ListingMixin:
 
         Repairs what a crash between a record write and its reference writes left (stale
         live references, which partition counts include until then). Every write is a
-        compare-and-swap on the etag listed, so a concurrent writer's reference is never
-        overwritten or killed. Returns ``{"added": n, "removed": m}``.
+        compare-and-swap on the etag listed, so a reference put after the listing is never
+        overwritten or killed. Run it while the resource's writers are quiet: a write in
+        flight whose new reference was listed before its record changed can see that
+        reference killed (run it again then). Returns ``{"added": n, "removed": m}``.
         """
         store = self.db.store
         ids = [rid async for _, rid in self._iter_ids()]

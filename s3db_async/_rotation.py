@@ -14,17 +14,25 @@ sweep passed it.
 from __future__ import annotations
 
 import base64
+import functools
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ._cas import RETRY, Backoff, _Retry, cas_loop
+from ._codec import record_version
 from ._concurrency import bounded_gather
 from ._crypto import SecretBox
+from ._history import REVISION_KEY
+from ._partitions import TOKENS_KEY
 from .errors import ConfigError, DecryptionError, NotFoundError, PreconditionFailed
 from .stores import ListEntry
 
 if TYPE_CHECKING:
     from ._database import Database
     from ._resource import Resource
+
+KEPT_METADATA = (REVISION_KEY, TOKENS_KEY)
+"""Reserved record metadata a rewrite keeps (history revision, reference tokens)."""
 
 __all__ = ["RotatingSecretBox", "rotate_passphrase"]
 
@@ -134,29 +142,36 @@ async def _sweep(
     keys = [e.key async for e in db.store.list(resource.data_prefix) if isinstance(e, ListEntry)]
     done = {"records": 0, "rewritten": 0}
 
-    async def one(key: str) -> None:
-        from ._codec import record_version
+    async def rewrite(key: str, _: int) -> _Retry | None:
+        try:
+            obj = await db.store.get(key)
+        except NotFoundError:
+            return None
+        version = record_version(obj.metadata) or resource.version
+        try:
+            resource.make_codec(version, new_box).decode(obj.metadata, obj.body)
+            return None  # already under the new key (or no secret set)
+        except DecryptionError:
+            pass
+        codec = resource._codec_for(version)
+        encoded = codec.encode(codec.decode(obj.metadata, obj.body))
+        for reserved in KEPT_METADATA:  # revision number, partition reference tokens
+            if reserved in obj.metadata:
+                encoded.metadata[reserved] = obj.metadata[reserved]
+        try:
+            await resource._put_encoded(key, encoded, if_match=obj.etag)
+        except PreconditionFailed:
+            return RETRY  # changed meanwhile: look again
+        done["rewritten"] += 1
+        return None
 
-        for _ in range(20):
-            try:
-                obj = await db.store.get(key)
-            except NotFoundError:
-                return
-            version = record_version(obj.metadata) or resource.version
-            try:
-                resource.make_codec(version, new_box).decode(obj.metadata, obj.body)
-                break  # already under the new key (or no secret set)
-            except DecryptionError:
-                pass
-            codec = resource._codec_for(version)
-            record = codec.decode(obj.metadata, obj.body)
-            encoded = codec.encode(record)
-            try:
-                await resource._put_encoded(key, encoded, if_match=obj.etag)
-            except PreconditionFailed:
-                continue  # changed meanwhile: look again
-            done["rewritten"] += 1
-            break
+    async def one(key: str) -> None:
+        await cas_loop(
+            functools.partial(rewrite, key),
+            what=f"{key!r} (passphrase rotation)",
+            backoff=Backoff(attempts=20),
+            metadata={"key": key},
+        )
         done["records"] += 1
         if on_progress is not None:
             on_progress({"resource": resource.name, "done": done["records"], "total": len(keys)})

@@ -295,3 +295,17 @@ def test_sigkilled_writers_leave_no_missing_reference(
             _close(w)
         anyio.run(_check, url, False)
     anyio.run(_check, url, True, True)
+
+
+async def test_passphrase_rotation_keeps_reference_tokens(db: Database) -> None:
+    """A rewrite by rotation keeps ``_pt``: the next move kills the old reference."""
+    res = await db.create_resource(
+        "secrets",
+        attributes={"region": "string", "token": "secret"},
+        partitions={"by_region": {"fields": {"region": "string"}}},
+    )
+    await res.insert({"id": "s", "region": "eu", "token": "t0p"})
+    totals = await db.rotate_passphrase("test-passphrase", "another-passphrase")
+    assert totals["rewritten"] >= 1
+    await res.update("s", {"region": "us"})
+    assert list((await live_refs(res)).values()) == ["us"]
