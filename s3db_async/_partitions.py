@@ -31,6 +31,7 @@ partition reads re-check and :meth:`rebuild_partitions` kills.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime as _dt
 import re
@@ -43,7 +44,7 @@ from urllib.parse import quote, unquote
 
 import msgspec
 
-from ._cas import body_etag, conditional_put
+from ._cas import Backoff, body_etag, conditional_put
 from ._concurrency import bounded_gather
 from .errors import NotFoundError, PreconditionFailed, SchemaError, WriteOutcomeUnknownError
 
@@ -96,6 +97,7 @@ TOKENS_KEY = "_pt"
 """Record metadata key holding ``partition:token`` pairs of its references."""
 TOKEN_LEN = 12
 _TAKEOVERS = 20
+_TAKEOVER_BACKOFF = Backoff()
 
 
 def new_token() -> str:
@@ -132,38 +134,33 @@ def is_dead(size: int) -> bool:
     return size == len(DEAD_REF)
 
 
-async def put_ref(store: ObjectStore, key: str, token: str) -> None:
-    """Make reference ``key`` live with ``token``, never overwriting blindly.
+async def put_ref(store: ObjectStore, key: str, token: str, rounds: int = _TAKEOVERS) -> bool:
+    """Make reference ``key`` live with ``token``, never overwriting blindly; True if done.
 
     Create it (1 PUT), else revive it if dead (1 more), else take it over by
-    compare-and-swap from whatever token it holds (HEAD + PUT per round).
+    compare-and-swap from whatever token it holds (HEAD + PUT per round, with backoff).
+    False when other writers kept changing it for ``rounds`` rounds.
     """
     body = token.encode()
     expected: str | None = None  # None: create
-    tried_dead = False
-    for _ in range(_TAKEOVERS):
+    for n in range(rounds + 2):
         try:
             await conditional_put(
                 store, key, body, if_none_match=expected is None, if_match=expected
             )
-            return
+            return True
         except PreconditionFailed:
             pass
-        if not tried_dead:
-            tried_dead, expected = True, DEAD_ETAG
+        if n == 0:
+            expected = DEAD_ETAG
             continue
+        if n > 1:
+            await asyncio.sleep(_TAKEOVER_BACKOFF.delay(n))
         try:
             expected = (await store.head(key)).etag
         except NotFoundError:
             expected = None
-        if expected == body_etag(body):
-            return
-    raise PreconditionFailed(
-        f"reference {key!r} kept changing while being written",
-        suggestion="retry; many writers move this record at once",
-        metadata={"key": key},
-        retriable=True,
-    )
+    return False
 
 
 async def kill_ref(store: ObjectStore, key: str, token: str) -> bool:
@@ -175,10 +172,13 @@ async def kill_ref(store: ObjectStore, key: str, token: str) -> bool:
     return True
 
 
-async def put_refs(store: ObjectStore, refs: Mapping[str, str], parallelism: int) -> None:
-    """:func:`put_ref` for ``{key: token}``, ``parallelism`` at a time."""
-    if refs:
-        await bounded_gather(lambda kt: put_ref(store, *kt), list(refs.items()), parallelism)
+async def put_refs(
+    store: ObjectStore, refs: Mapping[str, str], parallelism: int, rounds: int = _TAKEOVERS
+) -> dict[str, str]:
+    """:func:`put_ref` for ``{key: token}``, ``parallelism`` at a time; the ones put."""
+    items = list(refs.items())
+    done = await bounded_gather(lambda kt: put_ref(store, *kt, rounds), items, parallelism)
+    return {k: t for (k, t), ok in zip(items, done, strict=True) if ok}
 
 
 async def kill_refs(store: ObjectStore, refs: Mapping[str, str], parallelism: int) -> None:

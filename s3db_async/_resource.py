@@ -265,6 +265,8 @@ class Resource(
         encoded = self._encode(record, rid)
         try:
             etag = await self._create(rid, record, encoded)
+        except ConflictError:
+            raise
         except PreconditionFailed:
             raise AlreadyExistsError(
                 f"{self.name} record {rid!r} already exists",
@@ -313,9 +315,14 @@ class Resource(
         )
 
     # -- partition references (see _partitions: put before, kill by token after) ----------
-    async def _put_refs(self, refs: Mapping[str, str]) -> None:
-        """Make references ``{key: token}`` live (before the record write that needs them)."""
-        await put_refs(self.db.store, refs, self.db.parallelism)
+    async def _put_refs(self, rid: str, refs: Mapping[str, str], rounds: int) -> bool:
+        """Make references ``{key: token}`` live (before the record write that needs them);
+        False (the ones put handed back) when contention on a key outlasted ``rounds``."""
+        done = await put_refs(self.db.store, refs, self.db.parallelism, rounds)
+        if len(done) == len(refs):
+            return True
+        await self._reconcile(rid, done)
+        return False
 
     def _ref_tokens(
         self, record: Mapping[str, Any], rid: str, metadata: Mapping[str, str]
@@ -339,8 +346,13 @@ class Resource(
         token = new_token()
         self._stamp_tokens(encoded, dict.fromkeys(refs, token))
         pre = dict.fromkeys(refs.values(), token)
-        if pre:
-            await self._put_refs(pre)
+        if pre and not await self._put_refs(rid, pre, rounds=20):
+            raise ConflictError(
+                f"{self.name} record {rid!r}: its partition references kept changing",
+                suggestion="retry; other writers are creating this id at the same time",
+                metadata={"resource": self.name, "id": rid},
+                retriable=True,
+            )
         try:
             return await self._put_encoded(self.key_for(rid), encoded, if_none_match=True)
         except PreconditionFailed:
@@ -365,8 +377,8 @@ class Resource(
         moved = {n for n, k in new.items() if old.get(n) != k}
         self._stamp_tokens(encoded, {n: token if n in moved else tokens.get(n, "") for n in new})
         pre = {new[n]: token for n in moved}
-        if pre:
-            await self._put_refs(pre)
+        if pre and not await self._put_refs(rid, pre, rounds=2):
+            return None  # contended: the caller's loop backs off and tries again
         if self.keeps_history:
             await self._stamp_revision(rid, obj, encoded)
         try:
