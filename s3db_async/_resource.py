@@ -34,19 +34,14 @@ from ._ids import IdGenerator, make_id_generator, parse_incremental, validate_id
 from ._listing import ListingMixin
 from ._migrations import MigrationMixin
 from ._partitions import (
-    TOKENS_KEY,
     Partition,
-    decode_tokens,
-    encode_tokens,
     kill_refs,
-    new_token,
     parse_partitions,
-    put_refs,
-    reconcile_refs,
     tokens_size,
 )
 from ._record import BatchResult, ItemResult, Record
 from ._schema import Schema
+from ._writes import RecordWriter
 from .errors import (
     AlreadyExistsError,
     ConfigError,
@@ -110,6 +105,7 @@ class Resource(
         self._plugin_attributes: dict[str, tuple[Any, str]] = {}
         self.registry = registry
         self._custom_id_generator = id_generator
+        self._writer = RecordWriter(self)
         self._apply(definition, version, versions)
 
     # -- definition -----------------------------------------------------------
@@ -314,51 +310,14 @@ class Resource(
             key, encoded.body, encoded.metadata, content_type=encoded.content_type
         )
 
-    # -- partition references (see _partitions: put before, kill by token after) ----------
-    async def _put_refs(self, rid: str, refs: Mapping[str, str], rounds: int) -> bool:
-        """Make references ``{key: token}`` live (before the record write that needs them);
-        False (the ones put handed back) when contention on a key outlasted ``rounds``."""
-        done = await put_refs(self.db.store, refs, self.db.parallelism, rounds)
-        if len(done) == len(refs):
-            return True
-        await self._reconcile(rid, done)
-        return False
-
+    # -- partition references: see _writes.RecordWriter -------------------------------------
     def _ref_tokens(
         self, record: Mapping[str, Any], rid: str, metadata: Mapping[str, str]
     ) -> dict[str, str]:
-        """``{reference key: token}`` a stored record needs (from its ``_pt`` metadata)."""
-        tokens = decode_tokens(metadata)
-        return {key: tokens.get(name, "") for name, key in self._ref_keys(record, rid).items()}
-
-    @staticmethod
-    def _stamp_tokens(encoded: EncodedRecord, tokens: Mapping[str, str]) -> None:
-        kept = {n: t for n, t in tokens.items() if t}
-        if kept:
-            encoded.metadata[TOKENS_KEY] = encode_tokens(kept)
+        return self._writer.ref_tokens(record, rid, metadata)
 
     async def _create(self, rid: str, record: Mapping[str, Any], encoded: EncodedRecord) -> str:
-        """References first, then the record with ``If-None-Match``; its etag.
-
-        :raises PreconditionFailed: the record exists (our references are handed back).
-        """
-        refs = self._ref_keys(record, rid)
-        token = new_token()
-        self._stamp_tokens(encoded, dict.fromkeys(refs, token))
-        pre = dict.fromkeys(refs.values(), token)
-        if pre and not await self._put_refs(rid, pre, rounds=20):
-            raise ConflictError(
-                f"{self.name} record {rid!r}: its partition references kept changing",
-                suggestion="retry; other writers are creating this id at the same time",
-                metadata={"resource": self.name, "id": rid},
-                retriable=True,
-            )
-        try:
-            return await self._put_encoded(self.key_for(rid), encoded, if_none_match=True)
-        except PreconditionFailed:
-            if pre:
-                await self._reconcile(rid, pre)
-            raise
+        return await self._writer.create(rid, record, encoded)
 
     async def _swap(
         self,
@@ -368,40 +327,7 @@ class Resource(
         encoded: EncodedRecord,
         after: Mapping[str, Any],
     ) -> str | None:
-        """Replace ``obj`` by ``encoded`` (If-Match) moving references; None if the race
-        was lost. New references go first; old ones are killed by token after the write."""
-        tokens = decode_tokens(obj.metadata)
-        old = self._ref_keys(before, rid)
-        new = self._ref_keys(after, rid)
-        token = new_token()
-        moved = {n for n, k in new.items() if old.get(n) != k}
-        self._stamp_tokens(encoded, {n: token if n in moved else tokens.get(n, "") for n in new})
-        pre = {new[n]: token for n in moved}
-        if pre and not await self._put_refs(rid, pre, rounds=2):
-            return None  # contended: the caller's loop backs off and tries again
-        if self.keeps_history:
-            await self._stamp_revision(rid, obj, encoded)
-        try:
-            etag = await self._put_encoded(self.key_for(rid), encoded, if_match=obj.etag)
-        except PreconditionFailed:
-            if pre:
-                await self._reconcile(rid, pre)
-            return None
-        stale = {k: tokens.get(n, "") for n, k in old.items() if new.get(n) != k}
-        await kill_refs(self.db.store, stale, self.db.parallelism)
-        return etag
-
-    async def _reconcile(self, rid: str, mine: dict[str, str]) -> None:
-        """Hand back the references a lost write put (see :func:`reconcile_refs`)."""
-
-        async def needed() -> dict[str, str]:
-            try:
-                obj, current = await self._read(rid)
-            except NotFoundError:
-                return {}
-            return self._ref_tokens(current, rid, obj.metadata)
-
-        await reconcile_refs(self.db.store, mine, needed)
+        return await self._writer.swap(rid, obj, before, encoded, after)
 
     async def insert_many(self, items: Iterable[Mapping[str, Any]]) -> BatchResult:
         """Insert many records concurrently; per-item results, the batch never fails as a whole."""
