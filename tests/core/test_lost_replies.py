@@ -99,6 +99,17 @@ async def test_sequence_and_counter_exact_after_lost_replies(
     assert await storage.get("hits") == {"value": 15}
 
 
+async def test_incremental_ids_after_lost_replies(
+    faulty: tuple[Database, LostReplyStore],
+) -> None:
+    db, store = faulty
+    res = await db.create_resource("orders", attributes={"a": "string"}, id_generator="incremental")
+    store.lose(100)  # every conditional write: sequence steps and record creates
+    ids = [(await res.insert({"a": "x"}))["id"] for _ in range(3)]
+    assert ids == ["1", "2", "3"] and len(store.lost) == 6
+    assert await res.list_ids() == ["1", "2", "3"]
+
+
 @pytest.mark.parametrize("error", ["unknown", "precondition"])
 async def test_lock_acquire_after_lost_reply(
     faulty: tuple[Database, LostReplyStore], error: str
