@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime as _dt
+import logging
 import re
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
@@ -46,7 +47,13 @@ import msgspec
 
 from ._cas import Backoff, body_etag, conditional_put
 from ._concurrency import bounded_gather
-from .errors import NotFoundError, PreconditionFailed, SchemaError, WriteOutcomeUnknownError
+from .errors import (
+    NotFoundError,
+    PreconditionFailed,
+    SchemaError,
+    StoreError,
+    WriteOutcomeUnknownError,
+)
 
 if TYPE_CHECKING:
     from .stores import ObjectStore
@@ -90,6 +97,7 @@ def is_missing(value: Any) -> bool:
     return value is _MISSING
 
 
+_log = logging.getLogger("s3db_async.partitions")
 DEAD_REF = b"-"
 """The body of a killed reference (1 byte: live ones hold a token of ``TOKEN_LEN``)."""
 DEAD_ETAG = body_etag(DEAD_REF)
@@ -164,11 +172,19 @@ async def put_ref(store: ObjectStore, key: str, token: str, rounds: int = _TAKEO
 
 
 async def kill_ref(store: ObjectStore, key: str, token: str) -> bool:
-    """Mark reference ``key`` dead if it still holds ``token``; True if it did."""
+    """Mark reference ``key`` dead if it still holds ``token``; True if it did.
+
+    Cleanup after the record write that made it stale: a failure only leaves a stale
+    reference (reads re-check, ``rebuild_partitions`` kills it), so it never fails the
+    write that already happened.
+    """
     try:
         await conditional_put(store, key, DEAD_REF, if_match=body_etag(token.encode()))
-    except (PreconditionFailed, WriteOutcomeUnknownError):
+    except PreconditionFailed:
         return False  # taken over by another writer (or gone): theirs now
+    except StoreError as exc:
+        _log.warning("stale partition reference %s left behind: %s", key, exc)
+        return False
     return True
 
 

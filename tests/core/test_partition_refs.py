@@ -22,7 +22,7 @@ import pytest
 
 from s3db_async import Database, Resource
 from s3db_async._partitions import DEAD_REF
-from s3db_async.errors import NotFoundError
+from s3db_async.errors import NotFoundError, StoreError
 from s3db_async.stores import ListEntry, open_store
 
 from .._faults import LostReplyStore
@@ -309,3 +309,24 @@ async def test_passphrase_rotation_keeps_reference_tokens(db: Database) -> None:
     assert totals["rewritten"] >= 1
     await res.update("s", {"region": "us"})
     assert list((await live_refs(res)).values()) == ["us"]
+
+
+class _KillFails(LostReplyStore):
+    async def put(self, key, body, metadata=None, **kw):  # type: ignore[no-untyped-def]
+        if body == DEAD_REF:
+            raise StoreError(f"put {key!r}: connection refused")
+        return await super().put(key, body, metadata, **kw)
+
+
+@pytest.mark.stores("memory", "file")
+async def test_failed_kill_never_fails_the_write(store_url: str) -> None:
+    """The record write happened: a failing kill leaves a stale reference, not an error
+    (which would make a caller retry a function update that was applied)."""
+    async with Database(store=_KillFails(open_store(store_url))) as db:
+        res = await partitioned(db)
+        await res.insert({"id": "a", "region": "eu", "n": 0})
+        updated = await res.update("a", _move_to("us"))
+        assert updated["n"] == 1
+        assert sorted((await live_refs(res)).values()) == ["eu", "us"]  # stale, not missing
+        await check_partitions(res, exact=False)
+        assert await res.list(partition="by_region", partition_values={"region": "eu"}) == []
