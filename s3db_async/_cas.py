@@ -35,8 +35,9 @@ create, ``If-Match: <etag>`` to swap). This module holds the two pieces they all
     after losing a race. Between attempts it sleeps a capped, fully jittered exponential
     backoff; it gives up with :class:`~s3db_async.errors.ConflictError` after an overall
     deadline (default 30 s) or, when asked, a number of attempts. Record updates,
-    ``s3db.json``, history, migrations, PluginStorage counters and sequences, locks and
-    incremental ids all use it, so contention behaves the same everywhere.
+    ``s3db.json``, history, migrations, passphrase rotation, PluginStorage counters,
+    sequences (so incremental ids) and ``touch`` use it; lock acquisition polls until its
+    own timeout (returning ``None``, not raising) with the same :class:`Backoff` delays.
 """
 
 from __future__ import annotations
