@@ -604,6 +604,8 @@ class RecordCodec:
                 else:
                     _set_path(out, ent.parts, value)
         if extra:
+            if not isinstance(extra, dict):
+                raise _corrupt("_x", TypeError("the extra-fields blob is not a JSON object"))
             _merge(out, extra)
         return out
 

@@ -25,6 +25,7 @@ from ._codec import AttributeRegistry
 from ._crypto import SecretBox
 from ._database_plugins import PluginHostMixin
 from ._events import EventEmitter, HookRegistry, TaskSupervisor
+from ._metadata import METADATA_KEY, corrupt_metadata, parse_metadata, save_history
 from ._ids import IdGenerator, make_id_generator, parse_incremental
 from ._migrations import declare_steps, normalize_migrations
 from ._partitions import parse_partitions
@@ -34,6 +35,8 @@ from ._url import parse_connection_string
 from .errors import (
     ConfigError,
     ConflictError,
+    CorruptMetadataError,
+    CorruptObjectError,
     DecryptionError,
     NotFoundError,
     PreconditionFailed,
@@ -44,7 +47,6 @@ from .stores import ObjectStore, open_store
 
 __all__ = ["DATABASE_HOOKS", "Database"]
 
-METADATA_KEY = "s3db.json"
 FORMAT_VERSION = 1
 DATABASE_HOOKS = (
     "before_create_resource",
@@ -207,7 +209,9 @@ class Database(EventEmitter, PluginHostMixin):
             obj = await self.store.get(METADATA_KEY)
         except NotFoundError:
             return {}, None
-        return msgspec.json.decode(obj.body) if obj.body else {}, obj.etag
+        except CorruptObjectError as exc:
+            raise corrupt_metadata(METADATA_KEY, "", exc.message) from exc
+        return parse_metadata(obj.body), obj.etag
 
     async def _update_meta(self, mutate: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
         """Apply ``mutate`` to ``s3db.json`` by compare-and-swap; re-reads on conflicts."""
@@ -221,6 +225,7 @@ class Database(EventEmitter, PluginHostMixin):
                 self._meta, self._meta_etag = doc, etag
                 return doc
             doc["updated_at"] = datetime.now(UTC).isoformat()
+            doc["revision"] = int(doc.get("revision") or 0) + 1
             body = msgspec.json.encode(doc)
             try:
                 if etag is None:
@@ -236,6 +241,7 @@ class Database(EventEmitter, PluginHostMixin):
                 await asyncio.sleep(random.uniform(0, min(0.5, 0.01 * 2**attempt)))
                 continue
             self._meta, self._meta_etag = doc, new_etag
+            await save_history(self.store, doc, body)
             return doc
         raise ConflictError(
             f"{METADATA_KEY} kept changing: gave up after 50 tries",
@@ -259,8 +265,18 @@ class Database(EventEmitter, PluginHostMixin):
         else:
             self._meta, self._meta_etag = doc, etag
         self._setup_secrets()
-        for name, entry in self._meta.get("resources", {}).items():
-            self._materialize(name, entry)
+        self._materialize_all(self._meta)
+
+    def _materialize_all(self, doc: Mapping[str, Any]) -> None:
+        """Build every resource of ``s3db.json``; a definition that does not load is corrupt."""
+        for name, entry in doc.get("resources", {}).items():
+            try:
+                self._materialize(name, entry)
+            except CorruptMetadataError:
+                raise
+            except (KeyError, TypeError, AttributeError, ValueError) as exc:
+                reason = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
+                raise corrupt_metadata(METADATA_KEY, f"resources.{name}", reason) from exc
 
     def _setup_secrets(self) -> None:
         if not self._passphrase:
@@ -556,8 +572,7 @@ class Database(EventEmitter, PluginHostMixin):
         """Re-read ``s3db.json`` (pick up resources other processes created)."""
         doc, etag = await self._read_meta()
         self._meta, self._meta_etag = doc, etag
-        for name, entry in doc.get("resources", {}).items():
-            self._materialize(name, entry)
+        self._materialize_all(doc)
 
     def __repr__(self) -> str:
         state = "connected" if self._connected else "disconnected"

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 from ._concurrency import bounded_gather, ordered_map
 from ._partitions import Partition, encode_partition_value, get_path, is_missing
 from ._query import compile_filter, equality_pins
-from ._record import Page, Record
-from .errors import ConfigError, NotFoundError, ValidationError
+from ._record import Page, Record, RecordList
+from .errors import ConfigError, CorruptRecordError, NotFoundError, ValidationError
 from .stores import ListEntry
 
 if TYPE_CHECKING:
@@ -66,6 +66,14 @@ class ListingMixin:
         def _ref_keys(self, record: Mapping[str, Any], record_id: str) -> dict[str, str]: ...
         async def _put_refs(self, keys: Iterable[str]) -> None: ...
         async def _read(self, rid: str) -> tuple[Any, _Record]: ...
+        def _report_corrupt(
+            self,
+            exc: CorruptRecordError,
+            *,
+            op: str,
+            strict: bool,
+            skipped: builtins.list[CorruptRecordError] | None = None,
+        ) -> None: ...
         async def _call(
             self, method: str, impl: Callable[..., Awaitable[Any]], *a: Any, **kw: Any
         ) -> Any: ...
@@ -156,19 +164,23 @@ class ListingMixin:
         partition: str | None = None,
         partition_values: Mapping[str, Any] | None = None,
         by: str | None = None,
+        strict: bool = False,
     ) -> Any:
         """How many records (LIST only). With ``by``, a ``{value: count}`` mapping.
 
         ``by`` uses a partition on that single field when one exists (LIST only);
-        otherwise it reads the records.
+        otherwise it reads the records, and a corrupt one is left out of the counts (an
+        ``error`` event) or, with ``strict``, raises :class:`CorruptRecordError`.
         """
-        return await self._call("count", self._count, partition, partition_values, by)
+        return await self._call("count", self._count, partition, partition_values, by, strict=strict)
 
     async def _count(
         self,
         partition: str | None,
         partition_values: Mapping[str, Any] | None,
         by: str | None,
+        *,
+        strict: bool = False,
     ) -> int | dict[Any, int]:
         if by is None:
             n = 0
@@ -180,7 +192,8 @@ class ListingMixin:
             if groups is not None:
                 return groups
         counts: dict[Any, int] = {}
-        async for record in self.stream(partition=partition, partition_values=partition_values):
+        records = self._records(partition, partition_values, op="count", strict=strict)
+        async for record in records:
             value: Any = get_path(record, by)
             value = None if is_missing(value) else value
             hashable = value if isinstance(value, str | int | float | bool | None) else repr(value)
@@ -224,11 +237,26 @@ class ListingMixin:
         return None
 
     # -- records ---------------------------------------------------------------
-    async def _fetch(self, rid: str, p: Partition | None, pins: Mapping[str, str]) -> Record | None:
-        """Read a listed record; ``None`` if it vanished or no longer matches its partition."""
+    async def _fetch(
+        self,
+        rid: str,
+        p: Partition | None,
+        pins: Mapping[str, str],
+        *,
+        op: str = "list",
+        strict: bool = False,
+        skipped: builtins.list[CorruptRecordError] | None = None,
+    ) -> Record | None:
+        """Read a listed record; ``None`` if it vanished or no longer matches its partition.
+
+        A corrupt record is ``None`` too, reported through :meth:`_report_corrupt`.
+        """
         try:
             _, record = await self._read(rid)
         except NotFoundError:
+            return None
+        except CorruptRecordError as exc:
+            self._report_corrupt(exc, op=op, strict=strict, skipped=skipped)
             return None
         if p is not None:
             for path, maxlength in p.fields:
@@ -246,17 +274,44 @@ class ListingMixin:
         limit: int | None = None,
         start_after_id: str | None = None,
         concurrency: int | None = None,
+        strict: bool = False,
     ) -> AsyncIterator[Record]:
         """Yield records in id order, fetching ``concurrency`` (default ``parallelism``) at a time.
 
-        Memory stays bounded whatever the number of records.
+        Memory stays bounded whatever the number of records. A corrupt record is skipped
+        with an ``error`` event, or raises :class:`CorruptRecordError` with ``strict``.
         """
+        records = self._records(
+            partition,
+            partition_values,
+            start_after_id=start_after_id,
+            concurrency=concurrency,
+            limit=limit,
+            op="stream",
+            strict=strict,
+        )
+        async for record in records:
+            yield record
+
+    async def _records(
+        self,
+        partition: str | None,
+        partition_values: Mapping[str, Any] | None,
+        *,
+        op: str,
+        strict: bool,
+        skipped: builtins.list[CorruptRecordError] | None = None,
+        limit: int | None = None,
+        start_after_id: str | None = None,
+        concurrency: int | None = None,
+    ) -> AsyncIterator[Record]:
+        """:meth:`stream`, telling :meth:`_fetch` the operation and where skips go."""
         _, p, _ = self._scope(partition, partition_values)
         pins = self._pins(p, partition_values)
         start_after = self.key_for(start_after_id) if start_after_id and p is None else None
 
         async def fetch(item: tuple[str, str]) -> Record | None:
-            return await self._fetch(item[1], p, pins)
+            return await self._fetch(item[1], p, pins, op=op, strict=strict, skipped=skipped)
 
         n = 0
         async for record in ordered_map(
@@ -282,16 +337,25 @@ class ListingMixin:
         partition: str | None = None,
         partition_values: Mapping[str, Any] | None = None,
         limit: int | None = None,
-    ) -> builtins.list[Record]:
-        """Every record (or the first ``limit``), optionally inside a partition."""
-        return await self._call("list", self._list, partition, partition_values, limit)  # type: ignore[no-any-return]
+        strict: bool = False,
+    ) -> RecordList:
+        """Every record (or the first ``limit``), optionally inside a partition.
+
+        A corrupt record is left out and its :class:`CorruptRecordError` is in the
+        result's ``skipped`` (and emitted as ``error``); ``strict=True`` raises it instead.
+        """
+        return await self._call(  # type: ignore[no-any-return]
+            "list", self._list, partition, partition_values, limit, strict=strict
+        )
 
     async def _list(
         self,
         partition: str | None,
         partition_values: Mapping[str, Any] | None,
         limit: int | None,
-    ) -> builtins.list[Record]:
+        *,
+        strict: bool = False,
+    ) -> RecordList:
         options: dict[str, Any] = {
             "partition": partition,
             "partition_values": partition_values,
@@ -304,8 +368,11 @@ class ListingMixin:
         ids = [rid async for _, rid in self._iter_ids(p_name, p_values)]
         p = self.partitions.get(p_name) if p_name else None
         pins = self._pins(p, p_values)
+        skipped: builtins.list[CorruptRecordError] = []
         fetched = await bounded_gather(
-            lambda rid: self._fetch(rid, p, pins), ids, self.db.parallelism
+            lambda rid: self._fetch(rid, p, pins, strict=strict, skipped=skipped),
+            ids,
+            self.db.parallelism,
         )
         records = [r for r in fetched if r is not None]
         lim = options.get("limit")
@@ -313,7 +380,7 @@ class ListingMixin:
             records = records[:lim]
         if self._hooks.has("after_list"):
             records = await self._hooks.run("after_list", records)
-        return records
+        return RecordList(records, sorted(skipped, key=lambda e: e.key))
 
     async def page(
         self,
@@ -323,12 +390,16 @@ class ListingMixin:
         page: int | None = None,
         partition: str | None = None,
         partition_values: Mapping[str, Any] | None = None,
+        strict: bool = False,
     ) -> Page:
         """One page of records. Pass the previous ``next_cursor`` (opaque) for the next one,
         or ``page=N`` (0-based) to skip ``N * size`` ids (LIST only for the skipped ones).
+
+        A corrupt record is left out of ``items`` (the page may hold fewer than ``size``)
+        and reported in ``skipped``; ``strict=True`` raises :class:`CorruptRecordError`.
         """
         return await self._call(  # type: ignore[no-any-return]
-            "page", self._page, size, cursor, page, partition, partition_values
+            "page", self._page, size, cursor, page, partition, partition_values, strict=strict
         )
 
     async def _page(
@@ -338,6 +409,8 @@ class ListingMixin:
         page: int | None,
         partition: str | None,
         partition_values: Mapping[str, Any] | None,
+        *,
+        strict: bool = False,
     ) -> Page:
         if not isinstance(size, int) or size < 1:
             raise ValidationError(
@@ -356,11 +429,15 @@ class ListingMixin:
         window = items[skip : skip + size]
         more = len(items) > skip + size
         pins = self._pins(p, partition_values)
+        skipped: builtins.list[CorruptRecordError] = []
         fetched = await bounded_gather(
-            lambda it: self._fetch(it[1], p, pins), window, self.db.parallelism
+            lambda it: self._fetch(it[1], p, pins, op="page", strict=strict, skipped=skipped),
+            window,
+            self.db.parallelism,
         )
         next_cursor = _encode_cursor(window[-1][0]) if more and window else None
-        return Page([r for r in fetched if r is not None], next_cursor, size)
+        skipped.sort(key=lambda e: e.key)
+        return Page([r for r in fetched if r is not None], next_cursor, size, skipped)
 
     async def query(
         self,
@@ -369,13 +446,15 @@ class ListingMixin:
         limit: int | None = None,
         partition: str | None = None,
         partition_values: Mapping[str, Any] | None = None,
-    ) -> builtins.list[Record]:
+        strict: bool = False,
+    ) -> RecordList:
         """Records matching ``filter`` (see :mod:`s3db_async._query`); all of them unless ``limit``.
 
         When the filter pins every field of a partition, only that partition is read.
+        Corrupt records are skipped and reported as in :meth:`list`.
         """
         return await self._call(  # type: ignore[no-any-return]
-            "query", self._query, filter, limit, partition, partition_values
+            "query", self._query, filter, limit, partition, partition_values, strict=strict
         )
 
     def explain(self, filter: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -437,12 +516,17 @@ class ListingMixin:
         limit: int | None,
         partition: str | None,
         partition_values: Mapping[str, Any] | None,
-    ) -> builtins.list[Record]:
+        *,
+        strict: bool = False,
+    ) -> RecordList:
         predicate = compile_filter(flt)
         if partition is None:
             partition, partition_values = self._choose_partition(flt)
-        out: list[Record] = []
-        async for record in self.stream(partition=partition, partition_values=partition_values):
+        out = RecordList()
+        records = self._records(
+            partition, partition_values, op="query", strict=strict, skipped=out.skipped
+        )
+        async for record in records:
             if predicate(record):
                 out.append(record)
                 if limit is not None and len(out) >= limit:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import S3dbError
+from .errors import CorruptRecordError, S3dbError
 
-__all__ = ["BatchResult", "ItemResult", "Page", "Record"]
+__all__ = ["BatchResult", "ItemResult", "Page", "Record", "RecordList"]
 
 
 class Record(dict[str, Any]):
@@ -63,6 +63,11 @@ class BatchResult(list[ItemResult]):
         """True when no item failed."""
         return all(r.ok for r in self)
 
+    @property
+    def skipped(self) -> list[CorruptRecordError]:
+        """The errors of the items whose stored record is corrupt."""
+        return [r.error for r in self if isinstance(r.error, CorruptRecordError)]
+
     def raise_first(self) -> None:
         """Raise the first item's error, if any."""
         for r in self:
@@ -70,13 +75,31 @@ class BatchResult(list[ItemResult]):
                 raise r.error
 
 
+class RecordList(list[Record]):
+    """The records of ``list``/``query``: a plain ``list`` that also says what it skipped.
+
+    ``skipped`` holds a :class:`~s3db_async.errors.CorruptRecordError` for each listed
+    record that could not be decoded (empty when every record was read).
+    """
+
+    __slots__ = ("skipped",)
+
+    def __init__(self, records: Iterable[Record] = (), skipped: Iterable[Any] = ()) -> None:
+        super().__init__(records)
+        self.skipped: list[CorruptRecordError] = list(skipped)
+
+
 @dataclass(frozen=True, slots=True)
 class Page:
-    """One page of records; ``next_cursor`` is ``None`` on the last page."""
+    """One page of records; ``next_cursor`` is ``None`` on the last page.
+
+    ``skipped`` holds the errors of the page's corrupt records (not in ``items``).
+    """
 
     items: list[Record]
     next_cursor: str | None
     size: int
+    skipped: list[CorruptRecordError] = field(default_factory=list)
 
     def __iter__(self) -> Iterator[Record]:
         return iter(self.items)

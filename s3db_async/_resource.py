@@ -20,9 +20,10 @@ from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
 
-from ._codec import AttributeRegistry, EncodedRecord, RecordCodec, record_version
+from ._codec import AttributeRegistry, EncodedRecord, RecordCodec
 from ._concurrency import bounded_gather
 from ._content import ContentMixin
+from ._corrupt import CorruptionMixin
 from ._crypto import SecretBox
 from ._events import EventEmitter, HookRegistry, Middleware
 from ._extensions import MIDDLEWARE_METHODS, ExtensionMixin
@@ -37,6 +38,9 @@ from .errors import (
     AlreadyExistsError,
     ConfigError,
     ConflictError,
+    CorruptObjectError,
+    CorruptRecordError,
+    DecryptionError,
     NotFoundError,
     PreconditionFailed,
     S3dbError,
@@ -62,7 +66,13 @@ def _now() -> str:
 
 
 class Resource(
-    ExtensionMixin, ListingMixin, ContentMixin, HistoryMixin, MigrationMixin, EventEmitter
+    ExtensionMixin,
+    ListingMixin,
+    ContentMixin,
+    HistoryMixin,
+    MigrationMixin,
+    CorruptionMixin,
+    EventEmitter,
 ):
     """A named collection of records with a schema, partitions, hooks and events.
 
@@ -96,6 +106,8 @@ class Resource(
         self._plugin_attributes: dict[str, tuple[Any, str]] = {}
         self.registry = registry
         self._custom_id_generator = id_generator
+        self._unknown_versions: set[str] = set()
+        self._version_lock: asyncio.Lock | None = None
         self._apply(definition, version, versions)
 
     # -- definition -----------------------------------------------------------
@@ -319,12 +331,24 @@ class Resource(
                 suggestion="check the id, or use get_or_none()",
                 metadata={"resource": self.name, "id": rid},
             ) from None
+        except CorruptObjectError as exc:
+            raise self._unreadable(rid, exc) from exc
+        await self._learn_version(obj.metadata)
         record = self._decode(rid, obj.metadata, obj.body, obj.etag)
         return obj, (record if record.version == self.version else await self._upgrade(record))
 
     def _decode(self, rid: str, metadata: Mapping[str, str], body: bytes, etag: str) -> Record:
-        version = record_version(metadata) or self.version
-        data = self._codec_for(version).decode(metadata, body)
+        """Decode a stored record.
+
+        :raises CorruptRecordError: the object cannot be decoded.
+        """
+        version = self._stored_version(rid, metadata)
+        try:
+            data = self._codec_for(version).decode(metadata, body)
+        except DecryptionError:
+            raise
+        except Exception as exc:  # anything a damaged object makes the codec raise
+            raise self._decode_failed(rid, exc) from exc
         rec = Record({"id": rid}, etag=etag, version=version)
         rec.update(data)
         return rec
@@ -619,6 +643,13 @@ class Resource(
 
     async def _delete(self, record_id: str, *, must_exist: bool) -> bool:
         rid = self._id(record_id)
+        try:
+            return await self._delete_read(rid, must_exist=must_exist)
+        except CorruptRecordError:
+            await self._delete_corrupt(rid)
+            return True
+
+    async def _delete_read(self, rid: str, *, must_exist: bool) -> bool:
         if self.keeps_history:
             return await self._delete_keeping_history(rid, must_exist=must_exist) is not None
         if not (must_exist or self._delete_observed()):
@@ -655,7 +686,11 @@ class Resource(
             except S3dbError as exc:
                 results.append(ItemResult(str(raw), False, error=exc))
         if self.keeps_history:
-            return BatchResult(results + await self._delete_many_keeping_history(valid))
+            kept = await self._delete_many_keeping_history(valid)
+            for i, item in enumerate(kept):
+                if isinstance(item.error, CorruptRecordError):
+                    kept[i] = ItemResult(item.id, True, await self._delete_corrupt(item.error.id))
+            return BatchResult(results + kept)
         if not self._delete_observed():
             keys = [k for rid in valid for k in (self.key_for(rid), self.content_key_for(rid))]
             await self.db.store.delete_many(keys)
@@ -666,6 +701,8 @@ class Resource(
                 return (await self._read(rid))[1]
             except NotFoundError as exc:
                 return ItemResult(rid, False, error=exc)
+            except CorruptRecordError:
+                return ItemResult(rid, True, await self._delete_corrupt(rid))
 
         found: list[Record] = []
         for item in await bounded_gather(read, valid, self.db.parallelism):
@@ -723,6 +760,7 @@ class Resource(
         """Read a record (one request).
 
         :raises NotFoundError: no such record.
+        :raises CorruptRecordError: the stored object cannot be decoded.
         """
         return await self._call("get", self._get, record_id)  # type: ignore[no-any-return]
 
@@ -770,14 +808,21 @@ class Resource(
         record = await self.get(record_id)
         return record, str(record.etag)
 
-    async def get_many(self, ids: Iterable[str]) -> BatchResult:
-        """Read many records concurrently (``parallelism`` at a time); per-item results."""
-        return await self._call("get_many", self._get_many, list(ids))  # type: ignore[no-any-return]
+    async def get_many(self, ids: Iterable[str], *, strict: bool = False) -> BatchResult:
+        """Read many records concurrently (``parallelism`` at a time); per-item results.
 
-    async def _get_many(self, ids: list[str]) -> BatchResult:
+        A corrupt record is a failed item (its error also in ``skipped`` and emitted as
+        ``error``); ``strict=True`` raises :class:`CorruptRecordError` instead.
+        """
+        return await self._call("get_many", self._get_many, list(ids), strict=strict)  # type: ignore[no-any-return]
+
+    async def _get_many(self, ids: list[str], *, strict: bool = False) -> BatchResult:
         async def one(rid: str) -> ItemResult:
             try:
                 return ItemResult(rid, True, await self._get(rid))
+            except CorruptRecordError as exc:
+                self._report_corrupt(exc, op="get_many", strict=strict)
+                return ItemResult(str(rid), False, error=exc)
             except S3dbError as exc:
                 return ItemResult(str(rid), False, error=exc)
 

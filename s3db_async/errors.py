@@ -7,10 +7,12 @@ Leaves also subclass the matching builtin so plain ``except KeyError`` or
 
     S3dbError
     ├── ConfigError (ValueError)
-    │   └── ConnectionStringError
+    │   ├── ConnectionStringError
+    │   └── CorruptMetadataError
     ├── ValidationError (ValueError)
     │   ├── SchemaError
-    │   └── MetadataLimitError
+    │   ├── MetadataLimitError
+    │   └── CorruptRecordError
     ├── NotFoundError (KeyError)
     │   ├── ResourceNotFoundError
     │   └── BucketNotFoundError
@@ -21,7 +23,8 @@ Leaves also subclass the matching builtin so plain ``except KeyError`` or
     ├── StoreError
     │   ├── AuthenticationError (PermissionError)
     │   ├── EndpointUnreachableError (ConnectionError)
-    │   └── InvalidKeyError (ValueError)
+    │   ├── InvalidKeyError (ValueError)
+    │   └── CorruptObjectError
     ├── EncryptionError
     │   └── DecryptionError
     ├── PluginError
@@ -41,6 +44,9 @@ __all__ = [
     "ConfigError",
     "ConflictError",
     "ConnectionStringError",
+    "CorruptMetadataError",
+    "CorruptObjectError",
+    "CorruptRecordError",
     "DecryptionError",
     "EncryptionError",
     "EndpointUnreachableError",
@@ -156,6 +162,17 @@ class ValidationError(S3dbError, ValueError):
         return out
 
 
+class CorruptMetadataError(ConfigError):
+    """``s3db.json`` cannot be read back (invalid JSON, a missing key, a wrong type).
+
+    ``metadata`` holds ``key`` (the object key), ``path`` (where in the document) and
+    ``reason``; the suggestion names the recovery (``s3db doctor --restore-metadata``).
+    """
+
+    status_code = 500
+    description = "database metadata is corrupt"
+
+
 class SchemaError(ValidationError):
     """A resource definition (attribute rule, partition, behavior) is invalid."""
 
@@ -168,6 +185,29 @@ class MetadataLimitError(ValidationError):
 
     status_code = 413
     description = "metadata over the 2 KB limit"
+
+
+class CorruptRecordError(ValidationError):
+    """A stored record cannot be decoded (damaged metadata or body, unknown schema version).
+
+    ``id``, ``key`` and ``reason`` are attributes and ``metadata`` entries. Listings skip
+    such a record (an ``error`` event, ``skipped`` on the result) unless ``strict=True``.
+    """
+
+    status_code = 500
+    description = "stored record is corrupt"
+
+    def __init__(self, resource: str, record_id: str, key: str, reason: str) -> None:
+        super().__init__(
+            f"{resource} record {record_id!r} (key {key!r}) is corrupt: {reason}",
+            errors=[{"field": "id", "rule": "decode", "message": reason, "value_type": "str"}],
+            suggestion=f"run 's3db doctor {resource}' to list damaged objects; "
+            "delete() removes the record",
+            metadata={"resource": resource, "id": record_id, "key": key, "reason": reason},
+        )
+        self.id = record_id
+        self.key = key
+        self.reason = reason
 
 
 class NotFoundError(S3dbError, KeyError):
@@ -247,6 +287,16 @@ class InvalidKeyError(StoreError, ValueError):
 
     status_code = 400
     description = "invalid object key"
+
+
+class CorruptObjectError(StoreError):
+    """An object exists but the store cannot read it back (a damaged or foreign file).
+
+    ``metadata['key']`` names the object and ``metadata['reason']`` what is wrong.
+    """
+
+    status_code = 500
+    description = "stored object is unreadable"
 
 
 class EncryptionError(S3dbError):

@@ -65,6 +65,7 @@ import msgspec
 from .._url import ConnectionConfig, parse_connection_string
 from ..errors import (
     ConfigError,
+    CorruptObjectError,
     InvalidKeyError,
     NotFoundError,
     PreconditionFailed,
@@ -413,11 +414,11 @@ class FileStore(ObjectStore):
         except (OSError, _Corrupt) as exc:
             raise self._corrupt(loc.key, exc) from exc
 
-    def _corrupt(self, key: str, exc: BaseException) -> StoreError:
-        return StoreError(
+    def _corrupt(self, key: str, exc: BaseException) -> CorruptObjectError:
+        return CorruptObjectError(
             f"object {key!r} under {self.root!r} is unreadable: {exc}",
             suggestion="delete or rewrite the key; files under the root are managed by s3db",
-            metadata={"key": key},
+            metadata={"key": key, "reason": str(exc) or type(exc).__name__},
         )
 
     @staticmethod
@@ -799,8 +800,8 @@ def _classify(directory: str, entry: os.DirEntry[str]) -> _Child | None:
     """What a directory entry stands for, or None for internal and foreign files."""
     name = entry.name
     if name.endswith(_OBJ):
-        if not entry.is_file(follow_symlinks=False):
-            return None
+        if not (entry.is_file(follow_symlinks=False) or entry.is_symlink()):
+            return None  # a symlink is listed (as an unreadable object), never followed
         stem = name[: -len(_OBJ)]
         segment = _decode(stem)
         if segment is None:
@@ -860,6 +861,15 @@ def _any_object(directory: str) -> bool:
     return any(_any_object(d) for d in subdirs)
 
 
+def _unreadable_entry(key: str, path: str) -> ListEntry | None:
+    """The listing entry of a damaged object file or a symlink (empty etag)."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    return ListEntry(key, st.st_size, "", _when(st.st_mtime_ns // 1000))
+
+
 class _Walker:
     """Yields keys of a listing in S3 order, a page at a time (driven from a worker thread)."""
 
@@ -905,8 +915,13 @@ class _Walker:
                 return CommonPrefix(key)
             try:
                 h = _read_header(path)
+            except (FileNotFoundError, NotADirectoryError):
+                continue  # deleted meanwhile
             except (OSError, _Corrupt):
-                continue  # deleted meanwhile, or not ours
+                damaged = _unreadable_entry(key, path)  # listed, so get/delete can see it
+                if damaged is None:
+                    continue
+                return damaged
             return ListEntry(key, h.size, h.etag, _when(h.modified_us))
         return None
 

@@ -1,0 +1,319 @@
+"""One damaged object never poisons a read (issue 16 items 4 and 5).
+
+Faults are injected by writing garbage straight through ``db.store.put`` (every store)
+or by damaging files on disk (file store): a corrupt record raises ``CorruptRecordError``
+on ``get``, is skipped and reported by listings, and is removed by ``delete``; a damaged
+``s3db.json`` raises ``CorruptMetadataError`` at connect and a kept copy restores it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+
+from s3db_async import Database, Record
+from s3db_async.errors import (
+    AlreadyExistsError,
+    ConfigError,
+    CorruptMetadataError,
+    CorruptRecordError,
+    ValidationError,
+)
+
+ATTRS = {"n": "number", "name": "string|optional", "region": "string|optional"}
+
+
+async def things(db: Database, **kw: Any) -> Any:
+    return await db.create_resource("things", attributes=ATTRS, **kw)
+
+
+async def garbage(res: Any, rid: str, metadata: dict[str, str], body: bytes = b"") -> None:
+    """Write a record object outside s3db-async."""
+    await res.db.store.put(res.key_for(rid), body, metadata)
+
+
+def n_id(res: Any) -> str:
+    return str(res.registry.id_of("n"))
+
+
+# -- get -------------------------------------------------------------------------------
+
+
+async def test_garbage_metadata_raises_corrupt_record_error_naming_id_and_key(
+    db: Database,
+) -> None:
+    res = await things(db)
+    await garbage(res, "bad", {"_v": "v1", n_id(res): "not a number"})
+    with pytest.raises(CorruptRecordError) as info:
+        await res.get("bad")
+    err = info.value
+    assert err.id == "bad" and err.key == res.key_for("bad") == "resource=things/data/id=bad"
+    assert err.metadata["id"] == "bad" and err.metadata["key"] == err.key
+    assert err.metadata["resource"] == "things" and err.reason
+    assert "'bad'" in str(err) and err.key in str(err) and "s3db doctor" in str(err.suggestion)
+    assert isinstance(err, ValidationError)  # what a decode failure raised before
+
+
+async def test_unknown_schema_version_is_corrupt_not_an_empty_record(db: Database) -> None:
+    res = await things(db)
+    await garbage(res, "bad2", {"_v": "v999", n_id(res): "1"})
+    db.store.stats.reset()
+    with pytest.raises(CorruptRecordError, match="v999"):
+        await res.get("bad2")
+    # the version could be new: s3db.json is re-read once (1 GET), then never again
+    assert db.store.stats.snapshot() == {"get": 2}
+    db.store.stats.reset()
+    with pytest.raises(CorruptRecordError):
+        await res.get("bad2")
+    assert db.store.stats.snapshot() == {"get": 1}
+
+
+async def test_record_without_schema_version_is_corrupt(db: Database) -> None:
+    res = await things(db)
+    await garbage(res, "nov", {"zz": "1"}, b"\x00\xff garbage")
+    with pytest.raises(CorruptRecordError, match="schema version"):
+        await res.get("nov")
+
+
+async def test_truncated_body_is_corrupt(db: Database) -> None:
+    res = await things(db)
+    await res.insert({"id": "big", "n": 1, "name": "x" * 3000})  # overflows into the body
+    obj = await db.store.get(res.key_for("big"))
+    assert obj.metadata.get("_b") == "1"
+    await garbage(res, "big", dict(obj.metadata), obj.body[: len(obj.body) // 2])
+    with pytest.raises(CorruptRecordError, match="big"):
+        await res.get("big")
+
+
+async def test_non_object_extra_blob_is_corrupt(db: Database) -> None:
+    res = await things(db)
+    await garbage(res, "x", {"_v": "v1", "_b": "1"}, b'{"_x": [1, 2]}')
+    with pytest.raises(CorruptRecordError):
+        await res.get("x")
+
+
+async def test_version_made_by_another_process_is_learned_not_corrupt(store_url: str) -> None:
+    async with Database(store_url) as db1, Database(store_url) as db2:
+        res1 = await things(db1)
+        res2 = await db2.create_resource("things", attributes={**ATTRS, "extra": "string"})
+        assert res2.version == "v2"
+        await res2.insert({"id": "new", "n": 2, "extra": "yes"})
+        got = await res1.get("new")
+        assert got["n"] == 2 and got.version == "v2"
+
+
+# -- listings --------------------------------------------------------------------------
+
+
+async def corrupt_resource(db: Database) -> Any:
+    res = await things(db)
+    for i in range(3):
+        await res.insert({"id": f"ok{i}", "n": i, "region": "eu"})
+    await garbage(res, "bad1", {"_v": "v1", n_id(res): "garbage"})
+    await garbage(res, "bad2", {"_v": "v999"})
+    return res
+
+
+async def test_listings_skip_corrupt_records_report_them_and_carry_on(db: Database) -> None:
+    res = await corrupt_resource(db)
+    events: list[tuple[Any, Any]] = []
+    res.on("error", lambda exc, ctx: events.append((exc, ctx)))
+
+    listed = await res.list()
+    assert [r.id for r in listed] == ["ok0", "ok1", "ok2"]
+    assert [e.id for e in listed.skipped] == ["bad1", "bad2"]
+    assert all(isinstance(e, CorruptRecordError) for e in listed.skipped)
+    assert sorted(ctx["id"] for _, ctx in events) == ["bad1", "bad2"]
+    assert all(isinstance(exc, CorruptRecordError) for exc, _ in events)
+
+    found = await res.query({"n": {"$gte": 1}})
+    assert [r.id for r in found] == ["ok1", "ok2"] and len(found.skipped) == 2
+    assert [r.id async for r in res.stream()] == ["ok0", "ok1", "ok2"]
+    page = await res.page(size=10)
+    assert [r.id for r in page] == ["ok0", "ok1", "ok2"]
+    assert [e.id for e in page.skipped] == ["bad1", "bad2"]
+    batch = await res.get_many(["ok0", "bad1", "ok2"])
+    assert [r.ok for r in batch] == [True, False, True]
+    assert [e.id for e in batch.skipped] == ["bad1"]
+    assert await res.count() == 5 and await res.list_ids() == [
+        "bad1", "bad2", "ok0", "ok1", "ok2"
+    ]  # fmt: skip
+    assert await res.count(by="region") == {"eu": 3}
+    assert len(events) == 2 + 2 + 2 + 2 + 1 + 2
+
+
+async def test_strict_listings_raise(db: Database) -> None:
+    res = await corrupt_resource(db)
+    with pytest.raises(CorruptRecordError):
+        await res.list(strict=True)
+    with pytest.raises(CorruptRecordError):
+        await res.query({}, strict=True)
+    with pytest.raises(CorruptRecordError):
+        [r async for r in res.stream(strict=True)]
+    with pytest.raises(CorruptRecordError):
+        await res.page(size=10, strict=True)
+    with pytest.raises(CorruptRecordError):
+        await res.get_many(["ok0", "bad1"], strict=True)
+    with pytest.raises(CorruptRecordError):
+        await res.count(by="region", strict=True)
+
+
+# -- deletes ---------------------------------------------------------------------------
+
+
+async def keys_of(db: Database, name: str) -> list[str]:
+    return [k async for k in db.resources[name].stream_raw()]
+
+
+@pytest.mark.parametrize("history", [False, True])
+async def test_delete_removes_a_corrupt_record_its_content_and_refs(
+    db: Database, history: bool
+) -> None:
+    res = await things(
+        db, partitions={"by_region": {"fields": {"region": "string"}}}, history=history
+    )
+    await res.insert({"id": "a", "n": 1, "region": "eu"})
+    await res.insert({"id": "keep", "n": 2, "region": "eu"})
+    await res.set_content("a", b"blob")
+    await garbage(res, "a", {"_v": "v1", n_id(res): "garbage"})
+    deleted: list[Record] = []
+    res.on("deleted", deleted.append)
+    assert await res.delete("a") is True
+    assert deleted == [{"id": "a"}]
+    remaining = [k for k in await keys_of(db, "things") if "/history/" not in k]
+    assert all("id=a" not in k for k in remaining), remaining
+    assert await res.count(partition="by_region", partition_values={"region": "eu"}) == 1
+    await res.insert({"id": "a", "n": 3, "region": "us"})  # the id is free again
+    await garbage(res, "a", {"_v": "v999"})
+    result = await res.delete_many(["a", "keep"])
+    assert result.all_ok
+    assert [k for k in await keys_of(db, "things") if "/history/" not in k] == []
+
+
+async def test_delete_all_removes_corrupt_records(db: Database) -> None:
+    res = await corrupt_resource(db)
+    assert await res.delete_all(confirm=True) == 5
+    assert await res.count() == 0
+
+
+# -- the file store: damaged files stay visible -------------------------------------------
+
+
+def _record_file(db: Database, rid: str) -> Path:
+    root = Path(db.store.root)  # type: ignore[attr-defined]
+    return root / "resource=things" / "data" / f"id={rid}~o"
+
+
+def _truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[:20])
+
+
+def _scribble(path: Path) -> None:
+    path.write_bytes(b"not an s3db object at all")
+
+
+def _symlink(path: Path) -> None:
+    path.unlink()
+    os.symlink("/etc/hostname", path)
+
+
+@pytest.mark.stores("file")
+@pytest.mark.parametrize("damage", [_truncate, _scribble, _symlink])
+async def test_file_store_damaged_files_are_listed_corrupt_and_deletable(
+    db: Database, damage: Any
+) -> None:
+    res = await things(db)
+    await res.insert({"id": "good", "n": 1})
+    await res.insert({"id": "bad", "n": 2})
+    damage(_record_file(db, "bad"))
+    assert await res.list_ids() == ["bad", "good"]
+    assert await res.count() == 2
+    with pytest.raises(CorruptRecordError) as info:
+        await res.get("bad")
+    assert info.value.key == res.key_for("bad") and "unreadable" in info.value.reason
+    listed = await res.list()
+    assert [r.id for r in listed] == ["good"] and [e.id for e in listed.skipped] == ["bad"]
+    with pytest.raises(AlreadyExistsError):  # consistent: list, count and get see it too
+        await res.insert({"id": "bad", "n": 3})
+    assert await res.delete("bad") is True
+    assert not os.path.lexists(_record_file(db, "bad"))
+    await res.insert({"id": "bad", "n": 3})
+    assert (await res.get("bad"))["n"] == 3
+    damage(_record_file(db, "bad"))
+    assert await res.delete_all(confirm=True) == 2
+    assert await res.count() == 0 and not os.path.lexists(_record_file(db, "bad"))
+
+
+# -- s3db.json -------------------------------------------------------------------------
+
+
+async def _corrupt_meta(store_url: str, body: bytes) -> None:
+    async with Database(store_url) as db:
+        await things(db)
+        await db.store.put("s3db.json", body)
+
+
+@pytest.mark.parametrize(
+    ("body", "path"),
+    [
+        (b"{not json", ""),
+        (b"", ""),
+        (b"[]", ""),
+        (b"{}", "secrets"),
+        (b'{"secrets": {}, "resources": {}}', "secrets.salt"),
+        (b'{"secrets": {"salt": "AAAA"}, "resources": []}', "resources"),
+        (b'{"secrets": {"salt": "AAAA"}, "resources": {"t": []}}', "resources.t"),
+        (
+            b'{"secrets": {"salt": "AAAA"}, "resources": {"t": {"current_version": "v1"}}}',
+            "resources.t.versions",
+        ),
+        (
+            b'{"secrets": {"salt": "AAAA"}, "resources": {"t": {"current_version": "v2",'
+            b' "versions": {"v1": {"definition": {}}}}}}',
+            "resources.t.current_version",
+        ),
+        (
+            b'{"secrets": {"salt": "AAAA"}, "resources": {"t": {"current_version": "v1",'
+            b' "versions": {"v1": {"definition": {"attributes": {"a": "nosuchtype"}}}}}}}',
+            "resources.t",
+        ),
+    ],
+)
+async def test_malformed_metadata_raises_typed_error_at_connect(
+    store_url: str, body: bytes, path: str
+) -> None:
+    await _corrupt_meta(store_url, body)
+    db = Database(store_url, passphrase="pw")
+    with pytest.raises(CorruptMetadataError) as info:
+        await db.connect()
+    err = info.value
+    assert isinstance(err, ConfigError)
+    assert err.metadata["key"] == "s3db.json" and err.metadata["path"] == path
+    assert "s3db doctor --restore-metadata" in str(err.suggestion)
+    await db.disconnect()
+
+
+async def test_metadata_changes_keep_copies_with_one_put_each(db: Database) -> None:
+    await things(db)
+    db.store.stats.reset()
+    await db.create_resource("other", attributes={"a": "string"})
+    assert db.store.stats.snapshot() == {"put": 2}  # s3db.json + its copy
+    db.store.stats.reset()
+    res = db.resources["other"]
+    await res.insert({"a": "x"})
+    assert db.store.stats.snapshot() == {"put": 1}  # no copy per record write
+    for i in range(6):
+        await db.create_resource(f"r{i}", attributes={"a": "string"})
+    copies = await db.store.list_keys("s3db.json.history/")
+    assert len(copies) == 5
+    newest = msgspec.json.decode((await db.store.get("s3db.json")).body)
+    revisions = [
+        msgspec.json.decode((await db.store.get(k)).body)["revision"] for k in copies
+    ]
+    assert max(revisions) == newest["revision"] and sorted(revisions) == list(
+        range(newest["revision"] - 4, newest["revision"] + 1)
+    )
