@@ -85,9 +85,11 @@ def _need(doc: Any, field: str, kind: type, key: str, path: str) -> Any:
 def _salt(holder: Mapping[str, Any], key: str, path: str) -> None:
     salt = _need(holder, "salt", str, key, path)
     try:
-        base64.b64decode(salt, validate=True)
+        raw = base64.b64decode(salt, validate=True)
     except (binascii.Error, ValueError):
         raise corrupt_metadata(key, f"{path}.salt", "not base64") from None
+    if len(raw) < 16:
+        raise corrupt_metadata(key, f"{path}.salt", f"{len(raw)} bytes, at least 16 expected")
 
 
 def check_metadata(doc: Any, *, key: str = METADATA_KEY) -> None:

@@ -113,7 +113,7 @@ async def corrupt_resource(db: Database) -> Any:
     res = await things(db)
     for i in range(3):
         await res.insert({"id": f"ok{i}", "n": i, "region": "eu"})
-    await garbage(res, "bad1", {"_v": "v1", n_id(res): "garbage"})
+    await garbage(res, "bad1", {"_v": "v1", n_id(res): "not a number"})
     await garbage(res, "bad2", {"_v": "v999"})
     return res
 
@@ -179,7 +179,7 @@ async def test_delete_removes_a_corrupt_record_its_content_and_refs(
     await res.insert({"id": "a", "n": 1, "region": "eu"})
     await res.insert({"id": "keep", "n": 2, "region": "eu"})
     await res.set_content("a", b"blob")
-    await garbage(res, "a", {"_v": "v1", n_id(res): "garbage"})
+    await garbage(res, "a", {"_v": "v1", n_id(res): "not a number"})
     deleted: list[Record] = []
     res.on("deleted", deleted.append)
     assert await res.delete("a") is True
@@ -265,19 +265,20 @@ async def _corrupt_meta(store_url: str, body: bytes) -> None:
         (b"[]", ""),
         (b"{}", "secrets"),
         (b'{"secrets": {}, "resources": {}}', "secrets.salt"),
-        (b'{"secrets": {"salt": "AAAA"}, "resources": []}', "resources"),
-        (b'{"secrets": {"salt": "AAAA"}, "resources": {"t": []}}', "resources.t"),
+        (b'{"secrets": {"salt": "AAAA"}, "resources": {}}', "secrets.salt"),
+        (b'{"secrets": {"salt": "AAAAAAAAAAAAAAAAAAAAAA=="}, "resources": []}', "resources"),
+        (b'{"secrets": {"salt": "AAAAAAAAAAAAAAAAAAAAAA=="}, "resources": {"t": []}}', "resources.t"),
         (
-            b'{"secrets": {"salt": "AAAA"}, "resources": {"t": {"current_version": "v1"}}}',
+            b'{"secrets": {"salt": "AAAAAAAAAAAAAAAAAAAAAA=="}, "resources": {"t": {"current_version": "v1"}}}',
             "resources.t.versions",
         ),
         (
-            b'{"secrets": {"salt": "AAAA"}, "resources": {"t": {"current_version": "v2",'
+            b'{"secrets": {"salt": "AAAAAAAAAAAAAAAAAAAAAA=="}, "resources": {"t": {"current_version": "v2",'
             b' "versions": {"v1": {"definition": {}}}}}}',
             "resources.t.current_version",
         ),
         (
-            b'{"secrets": {"salt": "AAAA"}, "resources": {"t": {"current_version": "v1",'
+            b'{"secrets": {"salt": "AAAAAAAAAAAAAAAAAAAAAA=="}, "resources": {"t": {"current_version": "v1",'
             b' "versions": {"v1": {"definition": {"attributes": {"a": "nosuchtype"}}}}}}}',
             "resources.t",
         ),
