@@ -566,6 +566,85 @@ def schema_diff(
 
 
 @app.command()
+def doctor(
+    name: Annotated[
+        str | None, typer.Argument(help="resource to check (default: every resource)")
+    ] = None,
+    repair: Annotated[
+        bool, typer.Option("--repair", help="rebuild partition references")
+    ] = False,
+    restore_metadata: Annotated[
+        int | None,
+        typer.Option(
+            "--restore-metadata",
+            is_flag=False,
+            flag_value=1,
+            help="restore s3db.json from its N-th newest kept copy (default 1), first",
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """List corrupt records and orphaned objects; --repair rebuilds partition references.
+
+    Exits with status 2 when something is wrong (after a repair: when corrupt records or
+    orphaned objects remain).
+    """
+    from . import _doctor
+
+    async def go() -> bool:
+        if not state.url:
+            raise ConfigError("no database given", suggestion="pass --url or set S3DB_URL")
+        if restore_metadata is not None:
+            from .stores import open_store
+
+            store = open_store(state.url)
+            await store.connect()
+            try:
+                copy = await _doctor.restore_metadata(store, restore_metadata)
+            finally:
+                await store.close()
+            err.print(
+                f"s3db.json restored from {copy.key} (revision {copy.revision}, "
+                f"{copy.updated_at}): {', '.join(copy.resources) or 'no resources'}",
+                highlight=False,
+            )
+        async with _open() as db:
+            names = [name] if name else db.list_resources()
+            reports = [await _doctor.doctor(db, n, repair=repair) for n in names]
+        if as_json:
+            typer.echo(_json([r.to_dict() for r in reports]))
+        for r in reports if not as_json else ():
+            _print_report(r)
+        return all(r.resolved for r in reports)
+
+    if not _run(go):
+        raise typer.Exit(2)
+
+
+def _print_report(report: Any) -> None:
+    status = "[green]healthy[/]" if report.healthy else "[red]problems found[/]"
+    out.print(f"{escape(report.resource)}: {report.records} records, {status}")
+    for e in report.corrupt:
+        out.print(escape(f"  corrupt record {e.id!r} ({e.key}): {e.reason}"), highlight=False)
+    sections = (
+        ("orphan reference (no record)", report.orphan_refs),
+        ("stale reference (record changed)", report.stale_refs),
+        ("missing reference", report.missing_refs),
+        ("content without record", report.orphan_content),
+        ("history of a deleted record", report.orphan_history),
+    )
+    for label, keys in sections:
+        for key in keys:
+            out.print(escape(f"  {label}: {key}"), highlight=False)
+    if report.repaired is not None:
+        fixed = report.repaired
+        out.print(
+            f"  repaired references: {fixed['added']} added, {fixed['removed']} removed",
+            highlight=False,
+        )
+
+
+@app.command()
 def mcp(
     allow_writes: Annotated[
         bool, typer.Option("--allow-writes", help="also expose insert, update and delete")
