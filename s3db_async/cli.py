@@ -574,14 +574,12 @@ def doctor(
         bool, typer.Option("--repair", help="rebuild partition references")
     ] = False,
     restore_metadata: Annotated[
-        int | None,
-        typer.Option(
-            "--restore-metadata",
-            is_flag=False,
-            flag_value=1,
-            help="restore s3db.json from its N-th newest kept copy (default 1), first",
-        ),
-    ] = None,
+        bool,
+        typer.Option("--restore-metadata", help="first restore s3db.json from a kept copy"),
+    ] = False,
+    copy: Annotated[
+        int, typer.Option("--copy", min=1, help="which copy to restore: 1 = newest")
+    ] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """List corrupt records and orphaned objects; --repair rebuilds partition references.
@@ -594,18 +592,18 @@ def doctor(
     async def go() -> bool:
         if not state.url:
             raise ConfigError("no database given", suggestion="pass --url or set S3DB_URL")
-        if restore_metadata is not None:
+        if restore_metadata:
             from .stores import open_store
 
             store = open_store(state.url)
             await store.connect()
             try:
-                copy = await _doctor.restore_metadata(store, restore_metadata)
+                kept = await _doctor.restore_metadata(store, copy)
             finally:
                 await store.close()
             err.print(
-                f"s3db.json restored from {copy.key} (revision {copy.revision}, "
-                f"{copy.updated_at}): {', '.join(copy.resources) or 'no resources'}",
+                f"s3db.json restored from {kept.key} (revision {kept.revision}, "
+                f"{kept.updated_at}): {', '.join(kept.resources) or 'no resources'}",
                 highlight=False,
             )
         async with _open() as db:

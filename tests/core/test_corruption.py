@@ -8,19 +8,24 @@ on ``get``, is skipped and reported by listings, and is removed by ``delete``; a
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 from typing import Any
 
 import msgspec
 import pytest
+from typer.testing import CliRunner
 
 from s3db_async import Database, Record
+from s3db_async._doctor import doctor, metadata_copies, restore_metadata
+from s3db_async.cli import app
 from s3db_async.errors import (
     AlreadyExistsError,
     ConfigError,
     CorruptMetadataError,
     CorruptRecordError,
+    NotFoundError,
     ValidationError,
 )
 
@@ -318,3 +323,129 @@ async def test_metadata_changes_keep_copies_with_one_put_each(db: Database) -> N
     assert max(revisions) == newest["revision"] and sorted(revisions) == list(
         range(newest["revision"] - 4, newest["revision"] + 1)
     )
+
+
+async def test_restore_metadata_from_a_kept_copy(store_url: str) -> None:
+    async with Database(store_url) as db:
+        await things(db)
+        await db.create_resource("other", attributes={"a": "string"})
+        await db.store.put("s3db.json", b'{"truncated": ')
+        copies = await metadata_copies(db.store)
+        assert [c.revision for c in copies] == [3, 2, 1]  # connect, things, other
+        assert copies[0].resources == ["other", "things"]
+        chosen = await restore_metadata(db.store)
+        assert chosen.revision == 3
+    async with Database(store_url) as db:
+        assert db.list_resources() == ["other", "things"]
+        assert db.metadata["revision"] == 4 and db.metadata["restored_from"] == 3
+        await db.store.put("s3db.json", b"[]")
+        await restore_metadata(db.store, 3)  # revision 2: before 'other' existed
+    async with Database(store_url) as db:
+        assert db.list_resources() == ["things"]
+        with pytest.raises(NotFoundError):
+            await restore_metadata(db.store, 9)
+
+
+# -- doctor ----------------------------------------------------------------------------
+
+
+async def damaged(db: Database) -> Any:
+    """A resource with one of each problem the doctor looks for."""
+    res = await things(
+        db, partitions={"by_region": {"fields": {"region": "string"}}}, history=True
+    )
+    await res.insert({"id": "fine", "n": 1, "region": "eu"})
+    await res.insert({"id": "moved", "n": 2, "region": "eu"})
+    await res.insert({"id": "gone", "n": 3, "region": "eu"})
+    await res.update("gone", {"n": 4})  # a history entry
+    await res.set_content("gone", b"blob")
+    await garbage(res, "bad", {"_v": "v1", n_id(res): "not a number"})
+    ref = res.partitions["by_region"].ref_key
+    # a crash left 'moved' in eu while it is in us now, and 'gone' without its record
+    await res.update("moved", {"region": "us"})
+    await db.store.put(ref("things", {"region": "eu"}, "moved"), b"")
+    await db.store.delete(ref("things", {"region": "us"}, "moved"))
+    await db.store.delete_many([res.key_for("gone")])
+    return res
+
+
+async def test_doctor_finds_corrupt_and_orphaned_objects_and_repairs_refs(
+    db: Database,
+) -> None:
+    res = await damaged(db)
+    report = await doctor(db, "things")
+    assert report.records == 3 and not report.healthy and not report.resolved
+    assert [(e.id, e.key) for e in report.corrupt] == [("bad", res.key_for("bad"))]
+    eu = "resource=things/partition=by_region/region=eu"
+    us = "resource=things/partition=by_region/region=us"
+    assert report.orphan_refs == [f"{eu}/id=gone"]
+    assert report.stale_refs == [f"{eu}/id=moved"]
+    assert report.missing_refs == [f"{us}/id=moved"]
+    assert report.orphan_content == ["resource=things/content/id=gone"]
+    assert report.orphan_history and all("id=gone/" in k for k in report.orphan_history)
+    assert report.to_dict()["corrupt"][0]["id"] == "bad"
+
+    repaired = await doctor(db, res, repair=True)
+    assert repaired.repaired == {"added": 1, "removed": 2}
+    again = await doctor(db, "things")
+    assert again.orphan_refs == again.stale_refs == again.missing_refs == []
+    assert await res.list_ids(partition="by_region", partition_values={"region": "us"}) == [
+        "moved"
+    ]
+
+
+# -- the CLI ---------------------------------------------------------------------------
+
+
+def cli(url: str, *args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(app, ["--url", url, *args])
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.fixture
+def damaged_url(tmp_path: Path) -> str:
+    url = f"file://{tmp_path / 'doctordb'}"
+
+    async def setup() -> None:
+        async with Database(url) as db:
+            await damaged(db)
+
+    asyncio.run(setup())
+    return url
+
+
+def test_cli_doctor_lists_problems_and_repairs(damaged_url: str) -> None:
+    code, out, _ = cli(damaged_url, "doctor", "things")
+    assert code == 2
+    assert "corrupt record 'bad'" in out and "resource=things/content/id=gone" in out
+    assert "orphan reference" in out and "missing reference" in out
+    code, out, _ = cli(damaged_url, "doctor", "things", "--repair")
+    assert code == 2 and "1 added, 2 removed" in out  # the corrupt record remains
+    code, out, _ = cli(damaged_url, "doctor", "--json")
+    (report,) = msgspec.json.decode(out)
+    assert report["resource"] == "things" and report["corrupt"][0]["id"] == "bad"
+    assert report["orphan_refs"] == report["missing_refs"] == []
+    assert cli(damaged_url, "delete", "things", "bad")[0] == 0  # a corrupt record deletes
+    code, out, _ = cli(damaged_url, "doctor")
+    assert code == 2 and "corrupt" not in out and "content without record" in out
+
+    async def drop_content() -> None:
+        async with Database(damaged_url) as db:
+            await db.resources["things"].delete_content("gone")
+
+    asyncio.run(drop_content())
+    code, out, _ = cli(damaged_url, "doctor")
+    assert code == 0 and "healthy" in out and "history of a deleted record" in out
+
+
+def test_cli_doctor_restores_metadata(damaged_url: str) -> None:
+    path = Path(damaged_url.removeprefix("file://")) / "s3db.json~o"
+    path.write_bytes(b"garbage")
+    code, _, err = cli(damaged_url, "resources")
+    assert code == 1 and "CorruptMetadataError" in err and "--restore-metadata" in err
+    code, out, err = cli(damaged_url, "doctor", "things", "--restore-metadata")
+    assert "s3db.json restored from s3db.json.history/" in err
+    assert "corrupt record 'bad'" in out
+    assert cli(damaged_url, "resources")[0] == 0
+    code, _, err = cli(damaged_url, "doctor", "--restore-metadata", "--copy", "7")
+    assert code == 1 and "no copy #7" in err
