@@ -139,4 +139,3 @@ class CorruptionMixin:
                     if parsed is not None and parsed[1] == rid:
                         found.append(entry.key)
         return found
-

@@ -25,8 +25,8 @@ from ._codec import AttributeRegistry
 from ._crypto import SecretBox
 from ._database_plugins import PluginHostMixin
 from ._events import EventEmitter, HookRegistry, TaskSupervisor
-from ._metadata import METADATA_KEY, corrupt_metadata, parse_metadata, save_history
 from ._ids import IdGenerator, make_id_generator, parse_incremental
+from ._metadata import METADATA_KEY, corrupt_metadata, parse_metadata, save_history
 from ._migrations import declare_steps, normalize_migrations
 from ._partitions import parse_partitions
 from ._resource import Resource

@@ -172,7 +172,9 @@ class ListingMixin:
         otherwise it reads the records, and a corrupt one is left out of the counts (an
         ``error`` event) or, with ``strict``, raises :class:`CorruptRecordError`.
         """
-        return await self._call("count", self._count, partition, partition_values, by, strict=strict)
+        return await self._call(
+            "count", self._count, partition, partition_values, by, strict=strict
+        )
 
     async def _count(
         self,

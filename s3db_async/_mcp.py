@@ -173,7 +173,7 @@ def build_server(db: Database, *, allow_writes: bool = False) -> MCPServer[Any]:
                     f"limit must be >= 0, got {limit}", suggestion="pass null for every record"
                 )
             fetch = None if limit is None else limit + 1
-            records = await r.query(flt, limit=fetch)
+            records: list[Any] = await r.query(flt, limit=fetch)
             truncated = limit is not None and len(records) > limit
             records = records[:limit] if limit is not None else records
             return {

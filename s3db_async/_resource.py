@@ -687,9 +687,10 @@ class Resource(
                 results.append(ItemResult(str(raw), False, error=exc))
         if self.keeps_history:
             kept = await self._delete_many_keeping_history(valid)
-            for i, item in enumerate(kept):
-                if isinstance(item.error, CorruptRecordError):
-                    kept[i] = ItemResult(item.id, True, await self._delete_corrupt(item.error.id))
+            for i, outcome in enumerate(kept):
+                if isinstance(outcome.error, CorruptRecordError):
+                    rid = outcome.error.id
+                    kept[i] = ItemResult(rid, True, await self._delete_corrupt(rid))
             return BatchResult(results + kept)
         if not self._delete_observed():
             keys = [k for rid in valid for k in (self.key_for(rid), self.content_key_for(rid))]

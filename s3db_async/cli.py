@@ -570,9 +570,7 @@ def doctor(
     name: Annotated[
         str | None, typer.Argument(help="resource to check (default: every resource)")
     ] = None,
-    repair: Annotated[
-        bool, typer.Option("--repair", help="rebuild partition references")
-    ] = False,
+    repair: Annotated[bool, typer.Option("--repair", help="rebuild partition references")] = False,
     restore_metadata: Annotated[
         bool,
         typer.Option("--restore-metadata", help="first restore s3db.json from a kept copy"),

@@ -262,6 +262,17 @@ async def _corrupt_meta(store_url: str, body: bytes) -> None:
         await db.store.put("s3db.json", body)
 
 
+SALT = "A" * 22 + "=="
+
+
+def _doc(resources: Any) -> bytes:
+    return msgspec.json.encode({"secrets": {"salt": SALT}, "resources": resources})
+
+
+def _one(entry: Any) -> bytes:
+    return _doc({"t": entry})
+
+
 @pytest.mark.parametrize(
     ("body", "path"),
     [
@@ -271,23 +282,28 @@ async def _corrupt_meta(store_url: str, body: bytes) -> None:
         (b"{}", "secrets"),
         (b'{"secrets": {}, "resources": {}}', "secrets.salt"),
         (b'{"secrets": {"salt": "AAAA"}, "resources": {}}', "secrets.salt"),
-        (b'{"secrets": {"salt": "AAAAAAAAAAAAAAAAAAAAAA=="}, "resources": []}', "resources"),
-        (b'{"secrets": {"salt": "AAAAAAAAAAAAAAAAAAAAAA=="}, "resources": {"t": []}}', "resources.t"),
+        (_doc([]), "resources"),
+        (_one([]), "resources.t"),
+        (_one({"current_version": "v1"}), "resources.t.versions"),
         (
-            b'{"secrets": {"salt": "AAAAAAAAAAAAAAAAAAAAAA=="}, "resources": {"t": {"current_version": "v1"}}}',
-            "resources.t.versions",
-        ),
-        (
-            b'{"secrets": {"salt": "AAAAAAAAAAAAAAAAAAAAAA=="}, "resources": {"t": {"current_version": "v2",'
-            b' "versions": {"v1": {"definition": {}}}}}}',
+            _one({"current_version": "v2", "versions": {"v1": {"definition": {}}}}),
             "resources.t.current_version",
         ),
         (
-            b'{"secrets": {"salt": "AAAAAAAAAAAAAAAAAAAAAA=="}, "resources": {"t": {"current_version": "v1",'
-            b' "versions": {"v1": {"definition": {"attributes": {"a": "nosuchtype"}}}}}}}',
+            _one({"current_version": "v1", "versions": {"v1": {"definition": {"attributes": 1}}}}),
+            "resources.t",
+        ),
+        (
+            _one(
+                {
+                    "current_version": "v1",
+                    "versions": {"v1": {"definition": {"attributes": {"a": "nosuchtype"}}}},
+                }
+            ),
             "resources.t",
         ),
     ],
+    ids=lambda v: None if isinstance(v, str) else "",
 )
 async def test_malformed_metadata_raises_typed_error_at_connect(
     store_url: str, body: bytes, path: str
@@ -317,9 +333,7 @@ async def test_metadata_changes_keep_copies_with_one_put_each(db: Database) -> N
     copies = await db.store.list_keys("s3db.json.history/")
     assert len(copies) == 5
     newest = msgspec.json.decode((await db.store.get("s3db.json")).body)
-    revisions = [
-        msgspec.json.decode((await db.store.get(k)).body)["revision"] for k in copies
-    ]
+    revisions = [msgspec.json.decode((await db.store.get(k)).body)["revision"] for k in copies]
     assert max(revisions) == newest["revision"] and sorted(revisions) == list(
         range(newest["revision"] - 4, newest["revision"] + 1)
     )
@@ -351,9 +365,7 @@ async def test_restore_metadata_from_a_kept_copy(store_url: str) -> None:
 
 async def damaged(db: Database) -> Any:
     """A resource with one of each problem the doctor looks for."""
-    res = await things(
-        db, partitions={"by_region": {"fields": {"region": "string"}}}, history=True
-    )
+    res = await things(db, partitions={"by_region": {"fields": {"region": "string"}}}, history=True)
     await res.insert({"id": "fine", "n": 1, "region": "eu"})
     await res.insert({"id": "moved", "n": 2, "region": "eu"})
     await res.insert({"id": "gone", "n": 3, "region": "eu"})
@@ -389,9 +401,7 @@ async def test_doctor_finds_corrupt_and_orphaned_objects_and_repairs_refs(
     assert repaired.repaired == {"added": 1, "removed": 2}
     again = await doctor(db, "things")
     assert again.orphan_refs == again.stale_refs == again.missing_refs == []
-    assert await res.list_ids(partition="by_region", partition_values={"region": "us"}) == [
-        "moved"
-    ]
+    assert await res.list_ids(partition="by_region", partition_values={"region": "us"}) == ["moved"]
 
 
 # -- the CLI ---------------------------------------------------------------------------
