@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._codec import record_version
 from ._record import Record
-from .errors import CorruptObjectError, CorruptRecordError
+from .errors import CorruptObjectError, CorruptRecordError, ValidationError
 from .stores import ListEntry
 
 if TYPE_CHECKING:
@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from ._partitions import Partition
 
 __all__ = ["CorruptionMixin"]
+
+_QUIET_OPS = frozenset({"doctor"})  # operations that report corrupt records themselves
 
 
 class CorruptionMixin:
@@ -89,8 +91,9 @@ class CorruptionMixin:
     def _decode_failed(self, rid: str, exc: Exception) -> CorruptRecordError:
         if isinstance(exc, CorruptRecordError):
             return exc
-        detail = getattr(exc, "message", None) or str(exc) or type(exc).__name__
-        return self._corrupt_record(rid, f"cannot be decoded: {detail}")
+        if isinstance(exc, ValidationError):  # the codec names the field
+            return self._corrupt_record(rid, exc.message)
+        return self._corrupt_record(rid, f"cannot be decoded ({type(exc).__name__}: {exc})")
 
     def _report_corrupt(
         self,
@@ -103,12 +106,13 @@ class CorruptionMixin:
         """Skip a corrupt record in a listing: log, emit ``error``, remember; or raise."""
         if strict:
             raise exc
-        self.log.warning(
-            "%s skipped a corrupt record: %s",
-            op,
-            exc.message,
-            extra={"op": op, "resource": self.name, "id": exc.id, "key": exc.key},
-        )
+        if op not in _QUIET_OPS:
+            self.log.warning(
+                "%s skipped a corrupt record: %s",
+                op,
+                exc.message,
+                extra={"op": op, "resource": self.name, "id": exc.id, "key": exc.key},
+            )
         self.emit("error", exc, {"op": op, "resource": self.name, "id": exc.id, "key": exc.key})
         if skipped is not None:
             skipped.append(exc)

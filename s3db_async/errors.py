@@ -200,7 +200,6 @@ class CorruptRecordError(ValidationError):
     def __init__(self, resource: str, record_id: str, key: str, reason: str) -> None:
         super().__init__(
             f"{resource} record {record_id!r} (key {key!r}) is corrupt: {reason}",
-            errors=[{"field": "id", "rule": "decode", "message": reason, "value_type": "str"}],
             suggestion=f"run 's3db doctor {resource}' to list damaged objects; "
             "delete() removes the record",
             metadata={"resource": resource, "id": record_id, "key": key, "reason": reason},
