@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ._codec import record_version
-from ._record import Record
+from ._record import ItemResult, Record
 from .errors import CorruptObjectError, CorruptRecordError, ValidationError
 from .stores import ListEntry
 
@@ -132,6 +132,15 @@ class CorruptionMixin:
         await self.db.store.delete_many([self.key_for(rid), self.content_key_for(rid), *refs])
         await self._after_delete(record)
         return record
+
+    async def _delete_corrupt_items(self, items: list[ItemResult]) -> list[ItemResult]:
+        """Batch-delete results with each corrupt-record failure replaced by its deletion."""
+        out = []
+        for item in items:
+            if isinstance(item.error, CorruptRecordError):
+                item = ItemResult(item.error.id, True, await self._delete_corrupt(item.error.id))
+            out.append(item)
+        return out
 
     async def _refs_of(self, rid: str) -> list[str]:
         """Keys of the partition references that point at ``rid``."""

@@ -338,10 +338,7 @@ class Resource(
         return obj, (record if record.version == self.version else await self._upgrade(record))
 
     def _decode(self, rid: str, metadata: Mapping[str, str], body: bytes, etag: str) -> Record:
-        """Decode a stored record.
-
-        :raises CorruptRecordError: the object cannot be decoded.
-        """
+        """Decode a stored record; :class:`CorruptRecordError` when it cannot be."""
         version = self._stored_version(rid, metadata)
         try:
             data = self._codec_for(version).decode(metadata, body)
@@ -687,11 +684,7 @@ class Resource(
                 results.append(ItemResult(str(raw), False, error=exc))
         if self.keeps_history:
             kept = await self._delete_many_keeping_history(valid)
-            for i, outcome in enumerate(kept):
-                if isinstance(outcome.error, CorruptRecordError):
-                    rid = outcome.error.id
-                    kept[i] = ItemResult(rid, True, await self._delete_corrupt(rid))
-            return BatchResult(results + kept)
+            return BatchResult(results + await self._delete_corrupt_items(kept))
         if not self._delete_observed():
             keys = [k for rid in valid for k in (self.key_for(rid), self.content_key_for(rid))]
             await self.db.store.delete_many(keys)
@@ -834,7 +827,10 @@ class Resource(
         return await self._call("exists", self._exists, record_id)  # type: ignore[no-any-return]
 
     async def _exists(self, record_id: str) -> bool:
-        return await self.db.store.exists(self.key_for(self._id(record_id)))
+        try:
+            return await self.db.store.exists(self.key_for(self._id(record_id)))
+        except CorruptObjectError:
+            return True  # there, though unreadable (a damaged file)
 
     # -- misc ---------------------------------------------------------------------
     def __repr__(self) -> str:

@@ -236,7 +236,7 @@ async def test_file_store_damaged_files_are_listed_corrupt_and_deletable(
     await res.insert({"id": "bad", "n": 2})
     damage(_record_file(db, "bad"))
     assert await res.list_ids() == ["bad", "good"]
-    assert await res.count() == 2
+    assert await res.count() == 2 and await res.exists("bad")
     with pytest.raises(CorruptRecordError) as info:
         await res.get("bad")
     assert info.value.key == res.key_for("bad") and "unreadable" in info.value.reason
