@@ -26,6 +26,7 @@ from s3db_async.errors import (
     CorruptMetadataError,
     CorruptRecordError,
     NotFoundError,
+    StoreError,
     ValidationError,
 )
 
@@ -459,3 +460,27 @@ def test_cli_doctor_restores_metadata(damaged_url: str) -> None:
     assert cli(damaged_url, "resources")[0] == 0
     code, _, err = cli(damaged_url, "doctor", "--restore-metadata", "--copy", "7")
     assert code == 1 and "no copy #7" in err
+
+
+async def test_a_failed_metadata_copy_never_fails_the_change(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    put = db.store.put
+
+    async def flaky(key: str, *args: Any, **kw: Any) -> str:
+        if key.startswith("s3db.json.history/"):
+            raise StoreError("copy refused", metadata={"key": key})
+        return await put(key, *args, **kw)
+
+    monkeypatch.setattr(db.store, "put", flaky)
+    res = await things(db)
+    assert db.metadata["resources"]["things"]["current_version"] == res.version == "v1"
+
+
+async def test_reload_of_a_damaged_metadata_raises_typed_error(db: Database) -> None:
+    await things(db)
+    await db.store.put("s3db.json", b'{"secrets": {"salt": 1}, "resources": {}}')
+    with pytest.raises(CorruptMetadataError) as info:
+        await db.reload()
+    assert info.value.metadata["path"] == "secrets.salt"
+    assert db.resources["things"].version == "v1"  # the loaded definitions stay usable
