@@ -24,7 +24,7 @@ import msgspec
 from ._codec import AttributeRegistry
 from ._crypto import SecretBox
 from ._database_plugins import PluginHostMixin
-from ._events import EventEmitter, HookRegistry, TaskSupervisor
+from ._events import PLUGIN_EVENTS, EventEmitter, HookRegistry, TaskSupervisor
 from ._ids import IdGenerator, make_id_generator, parse_incremental
 from ._migrations import declare_steps, normalize_migrations
 from ._partitions import parse_partitions
@@ -35,6 +35,7 @@ from .errors import (
     ConfigError,
     ConflictError,
     DecryptionError,
+    NotConnectedError,
     NotFoundError,
     PreconditionFailed,
     ResourceNotFoundError,
@@ -82,6 +83,10 @@ class Database(EventEmitter, PluginHostMixin):
     :param store: an already built :class:`ObjectStore` (overrides ``url``).
     """
 
+    event_names = (
+        frozenset({"connected", "disconnected", "resource_created", "error"}) | PLUGIN_EVENTS
+    )
+
     def __init__(
         self,
         url: str | None = None,
@@ -123,19 +128,34 @@ class Database(EventEmitter, PluginHostMixin):
         self._hooks = HookRegistry(DATABASE_HOOKS, owner="database")
         self._supervisor: TaskSupervisor = TaskSupervisor("database")
         self._connected = False
+        self._opening = False
         self._pending_plugins = list(plugins)
         self.log = logging.getLogger("s3db_async.database")
 
     # -- lifecycle ---------------------------------------------------------------
     @property
     def store(self) -> ObjectStore:
-        """The open object store.
+        """The open object store: every request of the database and its resources goes
+        through here, so this is where a database that is not connected refuses them.
 
-        :raises ConfigError: before :meth:`connect`.
+        :raises NotConnectedError: before :meth:`connect` or after :meth:`disconnect`.
         """
-        if self._store is None:
-            raise ConfigError("database is not connected", suggestion="await db.connect() first")
-        return self._store
+        store = self._store
+        if store is None or not (self._connected or self._opening):
+            raise self._not_connected()
+        return store
+
+    def _require_connection(self) -> None:
+        """Raise :class:`NotConnectedError` unless connected (or connecting)."""
+        if self._store is None or not (self._connected or self._opening):
+            raise self._not_connected()
+
+    def _not_connected(self) -> NotConnectedError:
+        return NotConnectedError(
+            "database is not connected",
+            suggestion="await db.connect() first (or use 'async with Database(...) as db')",
+            metadata={"url": self.url},
+        )
 
     @property
     def is_connected(self) -> bool:
@@ -158,10 +178,14 @@ class Database(EventEmitter, PluginHostMixin):
             if self.config.scheme not in ("memory", "file"):
                 options.setdefault("parallelism", self.parallelism)
             self._store = open_store(self.config, **options)
-        await self._store.connect()
-        await self._store.capabilities()
-        self._supervisor.reopen()
-        await self._load()
+        self._opening = True
+        try:
+            await self._store.connect()
+            await self._store.capabilities()
+            self._supervisor.reopen()
+            await self._load()
+        finally:
+            self._opening = False
         self._connected = True
         await self._hooks.run("after_connect", self)
         self.emit("connected", self)
@@ -398,6 +422,7 @@ class Database(EventEmitter, PluginHostMixin):
         :raises SchemaError: unknown rule, bad partition field, bad behavior or name, bad
             migrations.
         """
+        self._require_connection()
         if not isinstance(name, str) or not _NAME_RE.match(name):
             raise SchemaError(
                 f"invalid resource name {name!r}",

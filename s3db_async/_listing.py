@@ -66,6 +66,7 @@ class ListingMixin:
         def _ref_keys(self, record: Mapping[str, Any], record_id: str) -> dict[str, str]: ...
         async def _put_refs(self, keys: Iterable[str]) -> None: ...
         async def _read(self, rid: str) -> tuple[Any, _Record]: ...
+        def _check_path(self, path: str, *, where: str = "query filter") -> None: ...
         async def _call(
             self, method: str, impl: Callable[..., Awaitable[Any]], *a: Any, **kw: Any
         ) -> Any: ...
@@ -175,6 +176,7 @@ class ListingMixin:
             async for _ in self._iter_ids(partition, partition_values):
                 n += 1
             return n
+        self._check_path(by, where="count(by=)")
         if partition is None:
             groups = await self._count_by_partition(by)
             if groups is not None:
@@ -380,6 +382,7 @@ class ListingMixin:
 
     def explain(self, filter: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Which partition a query would use (no request)."""
+        compile_filter(filter, check_path=self._check_path)
         partition, values = self._choose_partition(filter)
         return {
             "resource": self.name,
@@ -438,7 +441,7 @@ class ListingMixin:
         partition: str | None,
         partition_values: Mapping[str, Any] | None,
     ) -> builtins.list[Record]:
-        predicate = compile_filter(flt)
+        predicate = compile_filter(flt, check_path=self._check_path)
         if partition is None:
             partition, partition_values = self._choose_partition(flt)
         out: list[Record] = []

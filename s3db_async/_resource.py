@@ -26,6 +26,7 @@ from ._content import ContentMixin
 from ._crypto import SecretBox
 from ._events import EventEmitter, HookRegistry, Middleware
 from ._extensions import MIDDLEWARE_METHODS, ExtensionMixin
+from ._field_paths import check_field_path
 from ._history import REVISION_METADATA_BYTES, HistoryMixin
 from ._ids import IdGenerator, make_id_generator, parse_incremental, validate_id
 from ._listing import ListingMixin
@@ -72,6 +73,10 @@ class Resource(
         user = await users.insert({"email": "a@b.co"})
         await users.update(user["id"], {"email": "c@d.co"})
     """
+
+    event_names = frozenset(
+        {"inserted", "updated", "deleted", "deleted_all", "exceeds_limits", "truncated", "error"}
+    )
 
     def __init__(
         self,
@@ -205,6 +210,11 @@ class Resource(
 
     def _id(self, value: object) -> str:
         return validate_id(value, resource=self.name)
+
+    def _check_path(self, path: str, *, where: str = "query filter") -> None:
+        """Refuse a field path (filter, ``count(by=)``) that no schema version knows."""
+        older = (self._codec_for(v).schema for v in self._versions if v != self.version)
+        check_field_path(self.schema, path, where=where, resource=self.name, older=older)
 
     def _ref_keys(self, record: Mapping[str, Any], record_id: str) -> dict[str, str]:
         record = getattr(record, "stored", record)  # an upgraded record's refs: as stored
