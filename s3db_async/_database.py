@@ -30,6 +30,7 @@ from ._migrations import declare_steps, normalize_migrations
 from ._partitions import parse_partitions
 from ._resource import Resource
 from ._schema import Schema
+from ._timestamps import TIMESTAMP_FIELDS, TIMESTAMP_RULE
 from ._url import parse_connection_string
 from .errors import (
     ConfigError,
@@ -477,9 +478,16 @@ class Database(EventEmitter, PluginHostMixin):
             strict=self.strict_validation,
         )
         definition["attributes"] = schema.definition()
-        for f in ("created_at", "updated_at") if definition["timestamps"] else ():
+        for f in TIMESTAMP_FIELDS if definition["timestamps"] else ():
             if f not in attrs:
                 definition["attributes"].pop(f, None)
+            elif schema.fields.get(f) is None or schema.fields[f].type != "datetime":
+                raise SchemaError(
+                    f"field {f!r} of resource {name!r} must be a datetime with timestamps=True",
+                    suggestion=f"declare it as {TIMESTAMP_RULE!r}, or leave it out",
+                    errors=[{"field": f, "rule": "type", "message": f"{f} must be a datetime"}],
+                    metadata={"resource": name, "field": f},
+                )
         definition["partitions"] = {n: p.definition() for n, p in parsed.items()}
         if not custom_gen and gen is not None and parse_incremental(gen) is None:
             make_id_generator(gen, size=config["id_size"])  # validate now

@@ -15,7 +15,6 @@ import inspect
 import logging
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
@@ -34,6 +33,14 @@ from ._migrations import MigrationMixin
 from ._partitions import Partition, parse_partitions
 from ._record import BatchResult, ItemResult, Record
 from ._schema import Schema
+from ._timestamps import (
+    TIMESTAMP_FIELDS,
+    TIMESTAMP_RULE,
+    keep_stamps,
+    stamp_new,
+    touch,
+    unchanged,
+)
 from .errors import (
     AlreadyExistsError,
     ConfigError,
@@ -55,11 +62,20 @@ HOOK_NAMES = tuple(
     for op in ("insert", "update", "delete", "get", "list")
     for when in ("before", "after")
 )
-TIMESTAMP_FIELDS = ("created_at", "updated_at")
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+def _preserve(flag: bool) -> dict[str, bool]:
+    """The ``preserve_timestamps`` keyword, passed on only when set (middlewares written
+    before it existed see the calls they always saw)."""
+    return {"preserve_timestamps": True} if flag else {}
+
+
+class _Unchanged(Exception):
+    """Raised inside a read-modify-write whose result equals the stored record."""
+
+    def __init__(self, record: Record) -> None:
+        super().__init__(record.get("id"))
+        self.record = record
 
 
 class Resource(
@@ -155,7 +171,7 @@ class Resource(
         attributes = dict(definition.get("attributes") or {})
         if definition.get("timestamps"):
             for f in TIMESTAMP_FIELDS:
-                attributes.setdefault(f, "string|optional")
+                attributes.setdefault(f, TIMESTAMP_RULE)
         return attributes
 
     def _build_schema(self, definition: Mapping[str, Any]) -> Schema:
@@ -226,13 +242,23 @@ class Resource(
         return refs
 
     # -- writes ------------------------------------------------------------------
-    async def insert(self, data: Mapping[str, Any] | None = None, /, **fields: Any) -> Record:
+    async def insert(
+        self,
+        data: Mapping[str, Any] | None = None,
+        /,
+        *,
+        preserve_timestamps: bool = False,
+        **fields: Any,
+    ) -> Record:
         """Validate and store a new record; returns it with its ``id``.
 
+        :param preserve_timestamps: keep the ``created_at``/``updated_at`` given (aware
+            datetimes or ISO strings with a zone) instead of now (imports, restores).
         :raises ValidationError: the data does not satisfy the schema (nothing is written).
         :raises AlreadyExistsError: a record with this id exists (it is not overwritten).
         """
-        return await self._call("insert", self._insert, {**(data or {}), **fields})  # type: ignore[no-any-return]
+        payload = {**(data or {}), **fields}
+        return await self._call("insert", self._insert, payload, **_preserve(preserve_timestamps))  # type: ignore[no-any-return]
 
     async def _validate(self, data: Mapping[str, Any], *, partial: bool = False) -> dict[str, Any]:
         """Validate; password hashing (~0.1 s of CPU) runs in a worker thread, off the loop."""
@@ -242,7 +268,9 @@ class Resource(
             )
         return self.schema.validate(data, partial=partial)
 
-    async def _insert(self, data: Mapping[str, Any]) -> Record:
+    async def _insert(
+        self, data: Mapping[str, Any], *, preserve_timestamps: bool = False
+    ) -> Record:
         data = dict(data)
         if self._hooks.has("before_insert"):
             data = dict(await self._hooks.run("before_insert", data))
@@ -253,9 +281,7 @@ class Resource(
             generated = self._id_generator()
             rid = self._id(await generated if inspect.isawaitable(generated) else generated)
         if self.timestamps:
-            now = _now()
-            data["created_at"] = now
-            data["updated_at"] = now
+            stamp_new(data, preserve=preserve_timestamps)
         record = await self._validate(data)
         encoded = self._encode(record, rid)
         try:
@@ -306,14 +332,23 @@ class Resource(
         keys = list(keys)
         await bounded_gather(lambda k: self.db.store.put(k, b""), keys, self.db.parallelism)
 
-    async def insert_many(self, items: Iterable[Mapping[str, Any]]) -> BatchResult:
-        """Insert many records concurrently; per-item results, the batch never fails as a whole."""
-        return await self._call("insert_many", self._insert_many, list(items))  # type: ignore[no-any-return]
+    async def insert_many(
+        self, items: Iterable[Mapping[str, Any]], *, preserve_timestamps: bool = False
+    ) -> BatchResult:
+        """Insert many records concurrently; per-item results, the batch never fails as a whole.
 
-    async def _insert_many(self, items: list[Mapping[str, Any]]) -> BatchResult:
+        :param preserve_timestamps: as in :meth:`insert`.
+        """
+        return await self._call(  # type: ignore[no-any-return]
+            "insert_many", self._insert_many, list(items), **_preserve(preserve_timestamps)
+        )
+
+    async def _insert_many(
+        self, items: list[Mapping[str, Any]], *, preserve_timestamps: bool = False
+    ) -> BatchResult:
         async def one(item: Mapping[str, Any]) -> ItemResult:
             try:
-                rec = await self.insert(item)
+                rec = await self.insert(item, preserve_timestamps=preserve_timestamps)
                 return ItemResult(rec["id"], True, rec)
             except S3dbError as exc:
                 return ItemResult(item.get("id"), False, error=exc)
@@ -523,11 +558,23 @@ class Resource(
                     delta = await self._validate(delta, partial=True)
             merged = self._merge(current, delta)
             if self.timestamps:
-                merged["updated_at"] = _now()
-                merged.setdefault("created_at", current.get("created_at") or merged["updated_at"])
-            return await self._validate(merged) if full else merged
+                keep_stamps(merged, current)
+            record = await self._validate(merged) if full else merged
+            return self._changed(current, record)
 
-        return await self._modify(rid, build, if_match=if_match, retries=retries)
+        try:
+            return await self._modify(rid, build, if_match=if_match, retries=retries)
+        except _Unchanged as same:
+            return same.record
+
+    def _changed(self, current: Record, record: dict[str, Any]) -> dict[str, Any]:
+        """``record`` to write, its ``updated_at`` bumped; raises :class:`_Unchanged` when it
+        equals the stored record (same schema version): such a write is skipped."""
+        if current.version == self.version and unchanged(current, record):
+            raise _Unchanged(current)
+        if self.timestamps:
+            touch(record, current)
+        return record
 
     async def replace(
         self,
@@ -564,19 +611,35 @@ class Resource(
         def build(current: Record) -> dict[str, Any]:
             new = dict(checked)
             if self.timestamps:
-                new["created_at"] = current.get("created_at") or _now()
-                new["updated_at"] = _now()
-            return new
+                keep_stamps(new, current)
+            return self._changed(current, new)
 
-        return await self._modify(rid, build, if_match=if_match, retries=retries)
+        try:
+            return await self._modify(rid, build, if_match=if_match, retries=retries)
+        except _Unchanged as same:
+            return same.record
 
-    async def upsert(self, data: Mapping[str, Any] | None = None, /, **fields: Any) -> Record:
-        """Insert the record, or update (merge) it if its ``id`` exists."""
-        return await self._call("upsert", self._upsert, {**(data or {}), **fields})  # type: ignore[no-any-return]
+    async def upsert(
+        self,
+        data: Mapping[str, Any] | None = None,
+        /,
+        *,
+        preserve_timestamps: bool = False,
+        **fields: Any,
+    ) -> Record:
+        """Insert the record, or update (merge) it if its ``id`` exists.
 
-    async def _upsert(self, data: Mapping[str, Any]) -> Record:
+        An update never changes ``created_at``; ``preserve_timestamps`` applies to an insert.
+        """
+        return await self._call(  # type: ignore[no-any-return]
+            "upsert", self._upsert, {**(data or {}), **fields}, **_preserve(preserve_timestamps)
+        )
+
+    async def _upsert(
+        self, data: Mapping[str, Any], *, preserve_timestamps: bool = False
+    ) -> Record:
         if data.get("id") is None:
-            return await self.insert(data)
+            return await self.insert(data, preserve_timestamps=preserve_timestamps)
         rid = self._id(data["id"])
         changes = {k: v for k, v in data.items() if k != "id"}
         for _ in range(self.conflict_retries + 1):
@@ -585,7 +648,9 @@ class Resource(
             except NotFoundError:
                 pass
             try:
-                return await self.insert({**changes, "id": rid})
+                return await self.insert(
+                    {**changes, "id": rid}, preserve_timestamps=preserve_timestamps
+                )
             except AlreadyExistsError:
                 continue  # created meanwhile: update it
         raise ConflictError(
