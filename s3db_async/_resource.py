@@ -2,9 +2,10 @@
 
 Request budget (asserted in tests): ``insert`` = 1 conditional PUT (+1 PUT per
 partition), ``get`` = 1 GET, ``exists`` = 1 HEAD, ``update``/``patch``/``replace`` =
-1 GET + 1 conditional PUT (+1 PUT and 1 DELETE when a partition value moves),
-``delete`` = 1 batched DELETE, plus 1 GET first when the delete is observed
-(partitions, delete hooks or ``deleted`` listeners).
+1 GET + 1 conditional PUT (+1 PUT and 1 DELETE when a partition value moves; the GET
+only when the result equals the stored record), ``delete`` = 1 batched DELETE, plus
+1 GET first when the delete is observed (partitions, delete hooks or ``deleted``
+listeners).
 """
 
 from __future__ import annotations
@@ -36,7 +37,9 @@ from ._schema import Schema
 from ._timestamps import (
     TIMESTAMP_FIELDS,
     TIMESTAMP_RULE,
+    Unchanged,
     keep_stamps,
+    preserve_kw,
     stamp_new,
     touch,
     unchanged,
@@ -62,20 +65,6 @@ HOOK_NAMES = tuple(
     for op in ("insert", "update", "delete", "get", "list")
     for when in ("before", "after")
 )
-
-
-def _preserve(flag: bool) -> dict[str, bool]:
-    """The ``preserve_timestamps`` keyword, passed on only when set (middlewares written
-    before it existed see the calls they always saw)."""
-    return {"preserve_timestamps": True} if flag else {}
-
-
-class _Unchanged(Exception):
-    """Raised inside a read-modify-write whose result equals the stored record."""
-
-    def __init__(self, record: Record) -> None:
-        super().__init__(record.get("id"))
-        self.record = record
 
 
 class Resource(
@@ -258,7 +247,7 @@ class Resource(
         :raises AlreadyExistsError: a record with this id exists (it is not overwritten).
         """
         payload = {**(data or {}), **fields}
-        return await self._call("insert", self._insert, payload, **_preserve(preserve_timestamps))  # type: ignore[no-any-return]
+        return await self._call("insert", self._insert, payload, **preserve_kw(preserve_timestamps))  # type: ignore[no-any-return]
 
     async def _validate(self, data: Mapping[str, Any], *, partial: bool = False) -> dict[str, Any]:
         """Validate; password hashing (~0.1 s of CPU) runs in a worker thread, off the loop."""
@@ -340,7 +329,7 @@ class Resource(
         :param preserve_timestamps: as in :meth:`insert`.
         """
         return await self._call(  # type: ignore[no-any-return]
-            "insert_many", self._insert_many, list(items), **_preserve(preserve_timestamps)
+            "insert_many", self._insert_many, list(items), **preserve_kw(preserve_timestamps)
         )
 
     async def _insert_many(
@@ -494,7 +483,9 @@ class Resource(
 
         One GET and one conditional PUT; a lost race re-reads and re-applies the change
         (``retries``, default the resource's ``conflict_retries``). With ``if_match`` the
-        write happens only if the record still has that etag.
+        write happens only if the record still has that etag. A change that leaves the
+        record as it is writes nothing and returns the stored record (no ``updated``
+        event); ``created_at`` never changes, ``updated_at`` only with the record.
 
         :raises NotFoundError: no such record.
         :raises ConflictError: the record kept changing.
@@ -564,14 +555,14 @@ class Resource(
 
         try:
             return await self._modify(rid, build, if_match=if_match, retries=retries)
-        except _Unchanged as same:
+        except Unchanged as same:
             return same.record
 
     def _changed(self, current: Record, record: dict[str, Any]) -> dict[str, Any]:
-        """``record`` to write, its ``updated_at`` bumped; raises :class:`_Unchanged` when it
+        """``record`` to write, its ``updated_at`` bumped; raises :class:`Unchanged` when it
         equals the stored record (same schema version): such a write is skipped."""
         if current.version == self.version and unchanged(current, record):
-            raise _Unchanged(current)
+            raise Unchanged(current)
         if self.timestamps:
             touch(record, current)
         return record
@@ -616,7 +607,7 @@ class Resource(
 
         try:
             return await self._modify(rid, build, if_match=if_match, retries=retries)
-        except _Unchanged as same:
+        except Unchanged as same:
             return same.record
 
     async def upsert(
@@ -632,7 +623,7 @@ class Resource(
         An update never changes ``created_at``; ``preserve_timestamps`` applies to an insert.
         """
         return await self._call(  # type: ignore[no-any-return]
-            "upsert", self._upsert, {**(data or {}), **fields}, **_preserve(preserve_timestamps)
+            "upsert", self._upsert, {**(data or {}), **fields}, **preserve_kw(preserve_timestamps)
         )
 
     async def _upsert(

@@ -16,13 +16,16 @@ from collections.abc import Mapping, MutableMapping
 from datetime import UTC, datetime
 from typing import Any
 
+from ._record import Record
 from .errors import ValidationError
 
 __all__ = [
     "TIMESTAMP_FIELDS",
     "TIMESTAMP_RULE",
+    "Unchanged",
     "coerce_timestamp",
     "keep_stamps",
+    "preserve_kw",
     "stamp_new",
     "touch",
     "unchanged",
@@ -102,3 +105,17 @@ def unchanged(current: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
     skip = ("id", *TIMESTAMP_FIELDS)
     old = {k: v for k, v in current.items() if k not in skip}
     return old == {k: v for k, v in new.items() if k not in skip}
+
+
+class Unchanged(Exception):
+    """Raised inside a read-modify-write whose result equals the stored record."""
+
+    def __init__(self, record: Record) -> None:
+        super().__init__(record.get("id"))
+        self.record = record
+
+
+def preserve_kw(flag: bool) -> dict[str, bool]:
+    """The ``preserve_timestamps`` keyword, passed on only when set (middlewares written
+    before it existed see the calls they always saw)."""
+    return {"preserve_timestamps": True} if flag else {}
