@@ -11,7 +11,7 @@ import pytest
 from s3db_async import Database, PluginStorage
 from s3db_async.errors import ConfigError, NotConnectedError
 
-pytestmark = pytest.mark.stores("memory", "file")
+pytestmark = pytest.mark.stores("memory", "file", "moto", "seaweedfs")
 
 
 def _operations(db: Database, rid: str) -> dict[str, Callable[[], Awaitable[Any]]]:
