@@ -24,13 +24,14 @@ import msgspec
 from ._codec import AttributeRegistry
 from ._crypto import SecretBox
 from ._database_plugins import PluginHostMixin
-from ._events import EventEmitter, HookRegistry, TaskSupervisor
+from ._events import PLUGIN_EVENTS, EventEmitter, HookRegistry, TaskSupervisor
 from ._ids import IdGenerator, make_id_generator, parse_incremental
 from ._metadata import METADATA_KEY, corrupt_metadata, parse_metadata, save_history
 from ._migrations import declare_steps, normalize_migrations
 from ._partitions import parse_partitions
 from ._resource import Resource
 from ._schema import Schema
+from ._timestamps import TIMESTAMP_FIELDS, TIMESTAMP_RULE
 from ._url import parse_connection_string
 from .errors import (
     ConfigError,
@@ -38,6 +39,7 @@ from .errors import (
     CorruptMetadataError,
     CorruptObjectError,
     DecryptionError,
+    NotConnectedError,
     NotFoundError,
     PreconditionFailed,
     ResourceNotFoundError,
@@ -84,6 +86,10 @@ class Database(EventEmitter, PluginHostMixin):
     :param store: an already built :class:`ObjectStore` (overrides ``url``).
     """
 
+    event_names = (
+        frozenset({"connected", "disconnected", "resource_created", "error"}) | PLUGIN_EVENTS
+    )
+
     def __init__(
         self,
         url: str | None = None,
@@ -125,19 +131,34 @@ class Database(EventEmitter, PluginHostMixin):
         self._hooks = HookRegistry(DATABASE_HOOKS, owner="database")
         self._supervisor: TaskSupervisor = TaskSupervisor("database")
         self._connected = False
+        self._opening = False
         self._pending_plugins = list(plugins)
         self.log = logging.getLogger("s3db_async.database")
 
     # -- lifecycle ---------------------------------------------------------------
     @property
     def store(self) -> ObjectStore:
-        """The open object store.
+        """The open object store: every request of the database and its resources goes
+        through here, so this is where a database that is not connected refuses them.
 
-        :raises ConfigError: before :meth:`connect`.
+        :raises NotConnectedError: before :meth:`connect` or after :meth:`disconnect`.
         """
-        if self._store is None:
-            raise ConfigError("database is not connected", suggestion="await db.connect() first")
-        return self._store
+        store = self._store
+        if store is None or not (self._connected or self._opening):
+            raise self._not_connected()
+        return store
+
+    def _require_connection(self) -> None:
+        """Raise :class:`NotConnectedError` unless connected (or connecting)."""
+        if self._store is None or not (self._connected or self._opening):
+            raise self._not_connected()
+
+    def _not_connected(self) -> NotConnectedError:
+        return NotConnectedError(
+            "database is not connected",
+            suggestion="await db.connect() first (or use 'async with Database(...) as db')",
+            metadata={"url": self.url},
+        )
 
     @property
     def is_connected(self) -> bool:
@@ -160,10 +181,14 @@ class Database(EventEmitter, PluginHostMixin):
             if self.config.scheme not in ("memory", "file"):
                 options.setdefault("parallelism", self.parallelism)
             self._store = open_store(self.config, **options)
-        await self._store.connect()
-        await self._store.capabilities()
-        self._supervisor.reopen()
-        await self._load()
+        self._opening = True
+        try:
+            await self._store.connect()
+            await self._store.capabilities()
+            self._supervisor.reopen()
+            await self._load()
+        finally:
+            self._opening = False
         self._connected = True
         await self._hooks.run("after_connect", self)
         self.emit("connected", self)
@@ -414,6 +439,7 @@ class Database(EventEmitter, PluginHostMixin):
         :raises SchemaError: unknown rule, bad partition field, bad behavior or name, bad
             migrations.
         """
+        self._require_connection()
         if not isinstance(name, str) or not _NAME_RE.match(name):
             raise SchemaError(
                 f"invalid resource name {name!r}",
@@ -468,9 +494,16 @@ class Database(EventEmitter, PluginHostMixin):
             strict=self.strict_validation,
         )
         definition["attributes"] = schema.definition()
-        for f in ("created_at", "updated_at") if definition["timestamps"] else ():
+        for f in TIMESTAMP_FIELDS if definition["timestamps"] else ():
             if f not in attrs:
                 definition["attributes"].pop(f, None)
+            elif schema.fields.get(f) is None or schema.fields[f].type != "datetime":
+                raise SchemaError(
+                    f"field {f!r} of resource {name!r} must be a datetime with timestamps=True",
+                    suggestion=f"declare it as {TIMESTAMP_RULE!r}, or leave it out",
+                    errors=[{"field": f, "rule": "type", "message": f"{f} must be a datetime"}],
+                    metadata={"resource": name, "field": f},
+                )
         definition["partitions"] = {n: p.definition() for n, p in parsed.items()}
         if not custom_gen and gen is not None and parse_incremental(gen) is None:
             make_id_generator(gen, size=config["id_size"])  # validate now

@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import base64
 import math
+import re
 import string
 import sys
 from array import array
@@ -279,6 +280,10 @@ def unjson_text(v: str) -> Any:
 # -- dates ----------------------------------------------------------------------------
 
 
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+"""ISO text: 4 digits, ``-``; enc_date text has at most one sign, never two dashes so."""
+
+
 def enc_date(d: date) -> str:
     """Compact text of a date or datetime (see the module table)."""
     if type(d) is date or not isinstance(d, datetime):
@@ -306,7 +311,10 @@ def enc_date(d: date) -> str:
 
 
 def dec_date(v: str) -> date:
-    """Inverse of :func:`enc_date`."""
+    """Inverse of :func:`enc_date`; also reads ISO 8601 text (``2024-05-01T12:00:00Z``),
+    which :func:`enc_date` never writes: records whose timestamps were ISO strings."""
+    if _ISO_DATE.match(v):
+        return datetime.fromisoformat(v) if len(v) > 10 else date.fromisoformat(v)
     if v[0] == ".":
         return date.fromordinal(unb62(v[1:]) + _EPOCH_ORD)
     fold = 0

@@ -5,6 +5,11 @@
 - **Events** are notifications: sync handlers run inline, async handlers run as tasks
   owned by the database. A failing handler is logged and re-emitted as ``error``; it
   never breaks the operation that emitted.
+- **Event names** are checked when a listener subscribes: ``on("insertd", ...)`` raises
+  instead of waiting forever. Each emitter class lists its names in ``event_names`` (a plugin
+  class that emits its own plain names extends it); a name with a dot
+  is a namespaced custom event (a plugin emits ``"cache.hit"``, ``"myplugin.flushed"``) and
+  is always accepted, except in the reserved ``plugin.`` namespace of the plugin lifecycle.
 - **Middlewares** wrap a method: ``async def mw(next, *args, **kwargs)`` calls
   ``await next(*args, **kwargs)`` (or not) and returns the result.
 """
@@ -12,15 +17,17 @@
 from __future__ import annotations
 
 import asyncio
+import difflib
 import inspect
 import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
-from typing import Any
+from typing import Any, ClassVar
 
 from .errors import ConfigError
 
 __all__ = [
+    "PLUGIN_EVENTS",
     "EventEmitter",
     "Handler",
     "HookRegistry",
@@ -32,6 +39,18 @@ Handler = Callable[..., Any]
 Middleware = Callable[..., Awaitable[Any]]
 
 _log = logging.getLogger("s3db_async.events")
+
+PLUGIN_EVENTS = frozenset(
+    {
+        "plugin.installed",
+        "plugin.started",
+        "plugin.stopped",
+        "plugin.before_uninstall",
+        "plugin.data_purged",
+        "plugin.after_uninstall",
+    }
+)
+"""Plugin lifecycle events, emitted on the plugin and on its database."""
 
 
 class TaskSupervisor:
@@ -96,14 +115,36 @@ class EventEmitter:
     """``on``/``once``/``off``/``emit`` with the semantics in the module docstring."""
 
     _supervisor: TaskSupervisor | None
+    event_names: ClassVar[frozenset[str] | None] = None
+    """The event names this emitter emits (``None``: any name); see the module docstring."""
 
     def __init__(self, *, logger: logging.Logger | None = None) -> None:
         self._handlers: dict[str, list[Handler]] = defaultdict(list)
         self._supervisor = None
         self._event_log = logger or _log
 
+    def _check_event(self, event: str) -> None:
+        known = self.event_names
+        if known is None or event in known:
+            return
+        if isinstance(event, str) and "." in event and not event.startswith("plugin."):
+            return  # a namespaced custom event
+        names = sorted(known)
+        close = difflib.get_close_matches(str(event), names, n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise ConfigError(
+            f"unknown event {event!r} on {type(self).__name__}",
+            suggestion=f"{hint}events: {', '.join(names)}; custom events take a dotted "
+            "name such as 'myplugin.done'",
+            metadata={"event": event},
+        )
+
     def on(self, event: str, handler: Handler) -> Handler:
-        """Call ``handler(*args)`` on every ``event``; returns the handler (usable as decorator)."""
+        """Call ``handler(*args)`` on every ``event``; returns the handler (usable as decorator).
+
+        :raises ConfigError: ``event`` is not one this emitter emits (see ``event_names``).
+        """
+        self._check_event(event)
         if not callable(handler):
             raise ConfigError(f"handler for {event!r} is not callable", metadata={"event": event})
         self._handlers[event].append(handler)

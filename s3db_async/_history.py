@@ -37,6 +37,7 @@ import msgspec
 from ._codec import record_version
 from ._concurrency import bounded_gather
 from ._record import ItemResult, Record
+from ._timestamps import keep_stamps, touch
 from .errors import (
     ConflictError,
     DecryptionError,
@@ -366,9 +367,8 @@ class HistoryMixin:
         def build(current: Mapping[str, Any]) -> dict[str, Any]:
             new = dict(data)
             if self.timestamps:
-                now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-                new["created_at"] = current.get("created_at") or target.get("created_at") or now
-                new["updated_at"] = now
+                keep_stamps(new, current or target)
+                touch(new, current)
             return self.schema.validate(new)
 
         for _ in range(self.conflict_retries + 1):

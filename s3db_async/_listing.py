@@ -74,6 +74,7 @@ class ListingMixin:
             strict: bool,
             skipped: builtins.list[CorruptRecordError] | None = None,
         ) -> None: ...
+        def _check_path(self, path: str, *, where: str = "query filter") -> None: ...
         async def _call(
             self, method: str, impl: Callable[..., Awaitable[Any]], *a: Any, **kw: Any
         ) -> Any: ...
@@ -189,6 +190,7 @@ class ListingMixin:
             async for _ in self._iter_ids(partition, partition_values):
                 n += 1
             return n
+        self._check_path(by, where="count(by=)")
         if partition is None:
             groups = await self._count_by_partition(by)
             if groups is not None:
@@ -461,6 +463,7 @@ class ListingMixin:
 
     def explain(self, filter: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Which partition a query would use (no request)."""
+        compile_filter(filter, check_path=self._check_path)
         partition, values = self._choose_partition(filter)
         return {
             "resource": self.name,
@@ -521,7 +524,7 @@ class ListingMixin:
         *,
         strict: bool = False,
     ) -> RecordList:
-        predicate = compile_filter(flt)
+        predicate = compile_filter(flt, check_path=self._check_path)
         if partition is None:
             partition, partition_values = self._choose_partition(flt)
         out = RecordList()

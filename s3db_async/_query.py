@@ -11,6 +11,12 @@ A filter is a mapping of field paths to conditions::
 Operators: ``$eq $ne $gt $gte $lt $lte $in $nin $exists $contains`` and the
 combinators ``$and``, ``$or``, ``$not``. Comparisons between incomparable types
 are simply false.
+
+A path through an array of objects (``{"lines.sku": "A1"}``) matches when some item
+matches; ``$ne``, ``$nin`` and ``$exists: False`` need every item to match (no item
+has the value). With ``check_path`` every field path is checked before anything runs
+(the resource passes its schema's check, so a misspelt field raises instead of
+matching nothing).
 """
 
 from __future__ import annotations
@@ -89,19 +95,45 @@ def _negate(sub: Predicate) -> Predicate:
     return lambda r: not sub(r)
 
 
-def _field_checks(path: str, checks: list[Callable[[Any], bool]]) -> Predicate:
-    return lambda r: all(c(get_path(r, path)) for c in checks)
+def _values(record: Mapping[str, Any], path: str) -> list[Any]:
+    """The values at ``path``, one per array item when the path crosses arrays of objects."""
+    value = get_path(record, path)
+    if not is_missing(value) or "." not in path:
+        return [value]
+    cur: list[Any] = [record]
+    for part in path.split("."):
+        nxt: list[Any] = []
+        for v in cur:
+            for item in v if isinstance(v, list) else [v]:
+                if isinstance(item, Mapping) and part in item:
+                    nxt.append(item[part])
+        cur = nxt
+    return cur or [value]
 
 
-def _field_equals(path: str, expected: Any) -> Predicate:
+def _field_checks(path: str, checks: list[tuple[bool, Callable[[Any], bool]]]) -> Predicate:
     def check(r: Mapping[str, Any]) -> bool:
-        v = get_path(r, path)
-        return not is_missing(v) and bool(v == expected)
+        values = _values(r, path)
+        return all((all if every else any)(c(v) for v in values) for every, c in checks)
 
     return check
 
 
-def _compile(flt: Mapping[str, Any], base: str) -> list[Predicate]:
+def _field_equals(path: str, expected: Any) -> Predicate:
+    def check(r: Mapping[str, Any]) -> bool:
+        return any(not is_missing(v) and bool(v == expected) for v in _values(r, path))
+
+    return check
+
+
+def _every_item(op: str, arg: Any) -> bool:
+    """True for the conditions an array path must satisfy for every item."""
+    return op in ("$ne", "$nin") or (op == "$exists" and not arg)
+
+
+def _compile(
+    flt: Mapping[str, Any], base: str, check_path: Callable[[str], None] | None
+) -> list[Predicate]:
     preds: list[Predicate] = []
     for key, cond in flt.items():
         if not isinstance(key, str):
@@ -109,38 +141,47 @@ def _compile(flt: Mapping[str, Any], base: str) -> list[Predicate]:
         if key in ("$and", "$or"):
             if not isinstance(cond, list) or not all(isinstance(c, Mapping) for c in cond):
                 raise _bad(f"{key} needs a list of filters", base)
-            subs = [compile_filter(c, _base=base) for c in cond]
+            subs = [compile_filter(c, check_path=check_path, _base=base) for c in cond]
             preds.append(_all_of(subs) if key == "$and" else _any_of(subs))
             continue
         if key == "$not":
             if not isinstance(cond, Mapping):
                 raise _bad("$not needs a filter", base)
-            preds.append(_negate(compile_filter(cond, _base=base)))
+            preds.append(_negate(compile_filter(cond, check_path=check_path, _base=base)))
             continue
         if key.startswith("$"):
             raise _bad(f"operator {key!r} needs a field", base)
         path = f"{base}.{key}" if base else key
         if isinstance(cond, Mapping) and cond and all(str(k).startswith("$") for k in cond):
-            preds.append(
-                _field_checks(path, [_condition(op, arg, path) for op, arg in cond.items()])
-            )
+            if check_path is not None:
+                check_path(path)
+            checks = [(_every_item(op, arg), _condition(op, arg, path)) for op, arg in cond.items()]
+            preds.append(_field_checks(path, checks))
         elif isinstance(cond, Mapping) and cond:
-            preds.extend(_compile(cond, path))
+            preds.extend(_compile(cond, path, check_path))
         else:
+            if check_path is not None:
+                check_path(path)
             preds.append(_field_equals(path, cond))
     return preds
 
 
-def compile_filter(flt: Mapping[str, Any] | None, *, _base: str = "") -> Predicate:
+def compile_filter(
+    flt: Mapping[str, Any] | None,
+    *,
+    check_path: Callable[[str], None] | None = None,
+    _base: str = "",
+) -> Predicate:
     """Compile ``flt`` into ``predicate(record) -> bool``.
 
+    :param check_path: called with every field path (raises on an unknown one).
     :raises ValidationError: malformed filter (unknown operator, wrong argument type).
     """
     if flt is None:
         return lambda r: True
     if not isinstance(flt, Mapping):
         raise _bad(f"a filter must be a mapping, got {type(flt).__name__}", _base)
-    preds = _compile(flt, _base)
+    preds = _compile(flt, _base, check_path)
     if not preds:
         return lambda r: True
     if len(preds) == 1:

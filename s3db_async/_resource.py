@@ -2,9 +2,10 @@
 
 Request budget (asserted in tests): ``insert`` = 1 conditional PUT (+1 PUT per
 partition), ``get`` = 1 GET, ``exists`` = 1 HEAD, ``update``/``patch``/``replace`` =
-1 GET + 1 conditional PUT (+1 PUT and 1 DELETE when a partition value moves),
-``delete`` = 1 batched DELETE, plus 1 GET first when the delete is observed
-(partitions, delete hooks or ``deleted`` listeners).
+1 GET + 1 conditional PUT (+1 PUT and 1 DELETE when a partition value moves; the GET
+only when the result equals the stored record), ``delete`` = 1 batched DELETE, plus
+1 GET first when the delete is observed (partitions, delete hooks or ``deleted``
+listeners).
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import inspect
 import logging
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
@@ -27,6 +27,7 @@ from ._corrupt import CorruptionMixin
 from ._crypto import SecretBox
 from ._events import EventEmitter, HookRegistry, Middleware
 from ._extensions import MIDDLEWARE_METHODS, ExtensionMixin
+from ._field_paths import check_field_path
 from ._history import REVISION_METADATA_BYTES, HistoryMixin
 from ._ids import IdGenerator, make_id_generator, parse_incremental, validate_id
 from ._listing import ListingMixin
@@ -34,6 +35,16 @@ from ._migrations import MigrationMixin
 from ._partitions import Partition, parse_partitions
 from ._record import BatchResult, ItemResult, Record
 from ._schema import Schema
+from ._timestamps import (
+    TIMESTAMP_FIELDS,
+    TIMESTAMP_RULE,
+    Unchanged,
+    keep_stamps,
+    preserve_kw,
+    stamp_new,
+    touch,
+    unchanged,
+)
 from .errors import (
     AlreadyExistsError,
     ConfigError,
@@ -58,11 +69,6 @@ HOOK_NAMES = tuple(
     for op in ("insert", "update", "delete", "get", "list")
     for when in ("before", "after")
 )
-TIMESTAMP_FIELDS = ("created_at", "updated_at")
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class Resource(
@@ -82,6 +88,10 @@ class Resource(
         user = await users.insert({"email": "a@b.co"})
         await users.update(user["id"], {"email": "c@d.co"})
     """
+
+    event_names = frozenset(
+        {"inserted", "updated", "deleted", "deleted_all", "exceeds_limits", "truncated", "error"}
+    )
 
     def __init__(
         self,
@@ -162,7 +172,7 @@ class Resource(
         attributes = dict(definition.get("attributes") or {})
         if definition.get("timestamps"):
             for f in TIMESTAMP_FIELDS:
-                attributes.setdefault(f, "string|optional")
+                attributes.setdefault(f, TIMESTAMP_RULE)
         return attributes
 
     def _build_schema(self, definition: Mapping[str, Any]) -> Schema:
@@ -218,6 +228,11 @@ class Resource(
     def _id(self, value: object) -> str:
         return validate_id(value, resource=self.name)
 
+    def _check_path(self, path: str, *, where: str = "query filter") -> None:
+        """Refuse a field path (filter, ``count(by=)``) that no schema version knows."""
+        older = (self._codec_for(v).schema for v in self._versions if v != self.version)
+        check_field_path(self.schema, path, where=where, resource=self.name, older=older)
+
     def _ref_keys(self, record: Mapping[str, Any], record_id: str) -> dict[str, str]:
         record = getattr(record, "stored", record)  # an upgraded record's refs: as stored
         refs = {}
@@ -228,13 +243,23 @@ class Resource(
         return refs
 
     # -- writes ------------------------------------------------------------------
-    async def insert(self, data: Mapping[str, Any] | None = None, /, **fields: Any) -> Record:
+    async def insert(
+        self,
+        data: Mapping[str, Any] | None = None,
+        /,
+        *,
+        preserve_timestamps: bool = False,
+        **fields: Any,
+    ) -> Record:
         """Validate and store a new record; returns it with its ``id``.
 
+        :param preserve_timestamps: keep the ``created_at``/``updated_at`` given (aware
+            datetimes or ISO strings with a zone) instead of now (imports, restores).
         :raises ValidationError: the data does not satisfy the schema (nothing is written).
         :raises AlreadyExistsError: a record with this id exists (it is not overwritten).
         """
-        return await self._call("insert", self._insert, {**(data or {}), **fields})  # type: ignore[no-any-return]
+        payload = {**(data or {}), **fields}
+        return await self._call("insert", self._insert, payload, **preserve_kw(preserve_timestamps))  # type: ignore[no-any-return]
 
     async def _validate(self, data: Mapping[str, Any], *, partial: bool = False) -> dict[str, Any]:
         """Validate; password hashing (~0.1 s of CPU) runs in a worker thread, off the loop."""
@@ -244,7 +269,9 @@ class Resource(
             )
         return self.schema.validate(data, partial=partial)
 
-    async def _insert(self, data: Mapping[str, Any]) -> Record:
+    async def _insert(
+        self, data: Mapping[str, Any], *, preserve_timestamps: bool = False
+    ) -> Record:
         data = dict(data)
         if self._hooks.has("before_insert"):
             data = dict(await self._hooks.run("before_insert", data))
@@ -255,9 +282,7 @@ class Resource(
             generated = self._id_generator()
             rid = self._id(await generated if inspect.isawaitable(generated) else generated)
         if self.timestamps:
-            now = _now()
-            data["created_at"] = now
-            data["updated_at"] = now
+            stamp_new(data, preserve=preserve_timestamps)
         record = await self._validate(data)
         encoded = self._encode(record, rid)
         try:
@@ -308,14 +333,23 @@ class Resource(
         keys = list(keys)
         await bounded_gather(lambda k: self.db.store.put(k, b""), keys, self.db.parallelism)
 
-    async def insert_many(self, items: Iterable[Mapping[str, Any]]) -> BatchResult:
-        """Insert many records concurrently; per-item results, the batch never fails as a whole."""
-        return await self._call("insert_many", self._insert_many, list(items))  # type: ignore[no-any-return]
+    async def insert_many(
+        self, items: Iterable[Mapping[str, Any]], *, preserve_timestamps: bool = False
+    ) -> BatchResult:
+        """Insert many records concurrently; per-item results, the batch never fails as a whole.
 
-    async def _insert_many(self, items: list[Mapping[str, Any]]) -> BatchResult:
+        :param preserve_timestamps: as in :meth:`insert`.
+        """
+        return await self._call(  # type: ignore[no-any-return]
+            "insert_many", self._insert_many, list(items), **preserve_kw(preserve_timestamps)
+        )
+
+    async def _insert_many(
+        self, items: list[Mapping[str, Any]], *, preserve_timestamps: bool = False
+    ) -> BatchResult:
         async def one(item: Mapping[str, Any]) -> ItemResult:
             try:
-                rec = await self.insert(item)
+                rec = await self.insert(item, preserve_timestamps=preserve_timestamps)
                 return ItemResult(rec["id"], True, rec)
             except S3dbError as exc:
                 return ItemResult(item.get("id"), False, error=exc)
@@ -470,7 +504,9 @@ class Resource(
 
         One GET and one conditional PUT; a lost race re-reads and re-applies the change
         (``retries``, default the resource's ``conflict_retries``). With ``if_match`` the
-        write happens only if the record still has that etag.
+        write happens only if the record still has that etag. A change that leaves the
+        record as it is writes nothing and returns the stored record (no ``updated``
+        event); ``created_at`` never changes, ``updated_at`` only with the record.
 
         :raises NotFoundError: no such record.
         :raises ConflictError: the record kept changing.
@@ -534,11 +570,23 @@ class Resource(
                     delta = await self._validate(delta, partial=True)
             merged = self._merge(current, delta)
             if self.timestamps:
-                merged["updated_at"] = _now()
-                merged.setdefault("created_at", current.get("created_at") or merged["updated_at"])
-            return await self._validate(merged) if full else merged
+                keep_stamps(merged, current)
+            record = await self._validate(merged) if full else merged
+            return self._changed(current, record)
 
-        return await self._modify(rid, build, if_match=if_match, retries=retries)
+        try:
+            return await self._modify(rid, build, if_match=if_match, retries=retries)
+        except Unchanged as same:
+            return same.record
+
+    def _changed(self, current: Record, record: dict[str, Any]) -> dict[str, Any]:
+        """``record`` to write, its ``updated_at`` bumped; raises :class:`Unchanged` when it
+        equals the stored record (same schema version): such a write is skipped."""
+        if current.version == self.version and unchanged(current, record):
+            raise Unchanged(current)
+        if self.timestamps:
+            touch(record, current)
+        return record
 
     async def replace(
         self,
@@ -575,19 +623,35 @@ class Resource(
         def build(current: Record) -> dict[str, Any]:
             new = dict(checked)
             if self.timestamps:
-                new["created_at"] = current.get("created_at") or _now()
-                new["updated_at"] = _now()
-            return new
+                keep_stamps(new, current)
+            return self._changed(current, new)
 
-        return await self._modify(rid, build, if_match=if_match, retries=retries)
+        try:
+            return await self._modify(rid, build, if_match=if_match, retries=retries)
+        except Unchanged as same:
+            return same.record
 
-    async def upsert(self, data: Mapping[str, Any] | None = None, /, **fields: Any) -> Record:
-        """Insert the record, or update (merge) it if its ``id`` exists."""
-        return await self._call("upsert", self._upsert, {**(data or {}), **fields})  # type: ignore[no-any-return]
+    async def upsert(
+        self,
+        data: Mapping[str, Any] | None = None,
+        /,
+        *,
+        preserve_timestamps: bool = False,
+        **fields: Any,
+    ) -> Record:
+        """Insert the record, or update (merge) it if its ``id`` exists.
 
-    async def _upsert(self, data: Mapping[str, Any]) -> Record:
+        An update never changes ``created_at``; ``preserve_timestamps`` applies to an insert.
+        """
+        return await self._call(  # type: ignore[no-any-return]
+            "upsert", self._upsert, {**(data or {}), **fields}, **preserve_kw(preserve_timestamps)
+        )
+
+    async def _upsert(
+        self, data: Mapping[str, Any], *, preserve_timestamps: bool = False
+    ) -> Record:
         if data.get("id") is None:
-            return await self.insert(data)
+            return await self.insert(data, preserve_timestamps=preserve_timestamps)
         rid = self._id(data["id"])
         changes = {k: v for k, v in data.items() if k != "id"}
         for _ in range(self.conflict_retries + 1):
@@ -596,7 +660,9 @@ class Resource(
             except NotFoundError:
                 pass
             try:
-                return await self.insert({**changes, "id": rid})
+                return await self.insert(
+                    {**changes, "id": rid}, preserve_timestamps=preserve_timestamps
+                )
             except AlreadyExistsError:
                 continue  # created meanwhile: update it
         raise ConflictError(

@@ -155,9 +155,25 @@ def closest(word: str, choices: list[str] | tuple[str, ...]) -> str | None:
     return found[0] if found else None
 
 
+TYPE_ALIASES = {
+    "int": "integer",
+    "bool": "boolean",
+    "str": "string",
+    "text": "string",
+    "float": "number",
+    "double": "number",
+    "dict": "object",
+    "map": "object",
+    "list": "array",
+    "tuple": "array",
+    "timestamp": "datetime",
+}
+"""Type names of other languages and libraries, and the type to use instead."""
+
+
 def rule_suggestion(word: str) -> str | None:
     """'did you mean ...' text for an unknown rule or type name."""
-    best = closest(word, _ALL_NAMES)
+    best = TYPE_ALIASES.get(word) or closest(word, _ALL_NAMES)
     return f"did you mean {best!r}?" if best else None
 
 

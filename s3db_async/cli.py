@@ -374,6 +374,13 @@ def import_(
     name: str,
     path: Path,
     upsert: Annotated[bool, typer.Option(help="update records whose id exists")] = False,
+    preserve_timestamps: Annotated[
+        bool,
+        typer.Option(
+            help="keep the rows' created_at/updated_at (so export -> import round-trips); "
+            "--no-preserve-timestamps stamps the records with the import time"
+        ),
+    ] = True,
 ) -> None:
     """Import records from .ndjson, .json or .csv, with a progress bar."""
 
@@ -389,7 +396,8 @@ def import_(
                 async def one(i: int, row: dict[str, Any]) -> None:
                     async with sem:
                         try:
-                            await (r.upsert(row) if upsert else r.insert(row))
+                            write = r.upsert if upsert else r.insert
+                            await write(row, preserve_timestamps=preserve_timestamps)
                         except S3dbError as exc:
                             failed.append(f"row {i}: {type(exc).__name__}: {exc.message}")
                         progress.advance(task)

@@ -8,7 +8,8 @@ Leaves also subclass the matching builtin so plain ``except KeyError`` or
     S3dbError
     ├── ConfigError (ValueError)
     │   ├── ConnectionStringError
-    │   └── CorruptMetadataError
+    │   ├── CorruptMetadataError
+    │   └── NotConnectedError
     ├── ValidationError (ValueError)
     │   ├── SchemaError
     │   ├── MetadataLimitError
@@ -54,6 +55,7 @@ __all__ = [
     "LockError",
     "MetadataLimitError",
     "MissingDependencyError",
+    "NotConnectedError",
     "NotFoundError",
     "PluginError",
     "PreconditionFailed",
@@ -128,6 +130,13 @@ class ConnectionStringError(ConfigError):
     """A connection string could not be parsed; ``metadata['part']`` names the bad part."""
 
     description = "malformed connection string"
+
+
+class NotConnectedError(ConfigError):
+    """The database is not connected (before ``connect()`` or after ``disconnect()``)."""
+
+    status_code = 503
+    description = "database not connected"
 
 
 class ValidationError(S3dbError, ValueError):
