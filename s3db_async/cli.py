@@ -24,7 +24,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
-import click
 import msgspec
 import typer
 from rich.console import Console
@@ -47,7 +46,7 @@ _GLOBAL_FLAGS = ("--debug",)
 class _Group(TyperGroup):
     """Accepts the global options after the command too (``s3db list users --url ...``)."""
 
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:  # typer vendors click
         return super().parse_args(ctx, _hoist_global_options(args))
 
 
@@ -312,7 +311,7 @@ def _schema_options(doc: Any, path: Path) -> dict[str, Any]:
     """The create_resource() keyword arguments of a `schema --json` document."""
     if not isinstance(doc, dict) or not isinstance(doc.get("attributes"), dict):
         raise ValidationError(
-            f"{path} is not a resource definition: it needs an \"attributes\" object",
+            f'{path} is not a resource definition: it needs an "attributes" object',
             suggestion="write it with 's3db schema NAME --json > FILE'",
         )
     unknown = sorted(set(doc) - set(_SCHEMA_OPTIONS) - set(_SCHEMA_INFO))

@@ -128,9 +128,7 @@ def test_cli_suggestion_keeps_library_messages_unchanged() -> None:
     assert cli_suggestion(plain) == "use one of: a, b"
 
 
-def test_schema_json_create_resource_import_restores_a_database(
-    url: str, tmp_path: Path
-) -> None:
+def test_schema_json_create_resource_import_restores_a_database(url: str, tmp_path: Path) -> None:
     src = ("--url", url, "--passphrase", "pw-1")
     code, schema_json, err = run(*src, "schema", "users", "--json")
     assert code == 0, err
@@ -165,9 +163,10 @@ def test_schema_json_create_resource_import_restores_a_database(
         assert {k: v for k, v in after[rid].items() if k != "created_at"} == {
             k: v for k, v in row.items() if k != "created_at"
         }
-    assert run(*dst, "count", "users", "--partition", "by_region", "--value", "region=eu")[
-        1
-    ].strip() == "2"
+    assert (
+        run(*dst, "count", "users", "--partition", "by_region", "--value", "region=eu")[1].strip()
+        == "2"
+    )
 
 
 def test_create_resource_refuses_a_file_that_is_not_a_definition(tmp_path: Path) -> None:
