@@ -73,6 +73,20 @@ def test_duplicate_insert_hint_names_import_upsert(url: str) -> None:
     assert "upsert()" not in err and "--upsert" in err
 
 
+def test_wrong_passphrase_and_unknown_resource_hints_speak_cli(url: str) -> None:
+    code, _, err = run("--url", url, "--passphrase", "wrong", "resources")
+    assert code == 1 and "DecryptionError" in err
+    assert "--passphrase or S3DB_PASSPHRASE" in err and "rotate it" not in err
+    code, _, err = run("--url", url, "--passphrase", "pw-1", "count", "orders")
+    assert code == 1 and "ResourceNotFoundError" in err
+    assert "s3db create-resource NAME --schema FILE" in err and "existing: users" in err
+
+
+def test_partition_value_without_partition_names_the_flag(url: str) -> None:
+    code, _, err = run("--url", url, "count", "users", "--value", "region=eu")
+    assert code == 1 and "--partition NAME" in err and "partition='" not in err
+
+
 def test_passphrase_and_url_after_the_command(url: str) -> None:
     code, out, err = run("get", "users", "u1", "--url", url, "--passphrase", "pw-1")
     assert code == 0, err

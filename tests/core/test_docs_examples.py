@@ -144,3 +144,11 @@ def test_markers_are_read_from_the_line_before_a_block(tmp_path: Path) -> None:
     first, second = python_blocks(doc)
     assert (first.not_run, first.source) == ("a fragment", "x = 1\n")
     assert (second.not_run, second.line) == (None, 8)
+
+
+def test_the_quickstart_example_runs(tmp_path: Path) -> None:
+    """``make demo`` runs examples/quickstart.py; it must work from a fresh directory."""
+    source = (ROOT / "examples" / "quickstart.py").read_text(encoding="utf-8")
+    result = run_block(Block(ROOT / "examples" / "quickstart.py", 1, source, None), tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / ".s3db-demo").is_dir() and "Dan Okafor" in result.stdout
