@@ -96,11 +96,16 @@ state = _State()
 @app.callback()
 def _options(
     url: Annotated[
-        str | None, typer.Option("--url", envvar="S3DB_URL", help="connection string")
+        str | None,
+        typer.Option("--url", envvar="S3DB_URL", help="connection string (also after COMMAND)"),
     ] = None,
     passphrase: Annotated[
         str | None,
-        typer.Option("--passphrase", envvar="S3DB_PASSPHRASE", help="key for secret fields"),
+        typer.Option(
+            "--passphrase",
+            envvar="S3DB_PASSPHRASE",
+            help="key for secret fields (also after COMMAND)",
+        ),
     ] = None,
     debug: Annotated[bool, typer.Option("--debug", help="show tracebacks")] = False,
 ) -> None:
@@ -172,6 +177,8 @@ def cli_suggestion(exc: S3dbError) -> str | None:
     resource = str(exc.metadata.get("resource") or "NAME")
     for pattern, replacement in _CLI_HINTS:
         text = pattern.sub(replacement.replace("{resource}", resource), text)
+    if "passphrase=" in text:  # any other wording of "give Database(passphrase=...)"
+        return "pass --passphrase or set S3DB_PASSPHRASE"
     return text
 
 

@@ -11,7 +11,12 @@ from typer.testing import CliRunner
 
 from s3db_async import Database
 from s3db_async.cli import app
-from s3db_async.errors import MissingDependencyError, NotFoundError, ValidationError
+from s3db_async.errors import (
+    MissingDependencyError,
+    NotFoundError,
+    SchemaError,
+    ValidationError,
+)
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
@@ -138,6 +143,8 @@ def test_cli_suggestion_keeps_library_messages_unchanged() -> None:
     )
     assert cli_suggestion(exc) == "check the id ('s3db list users' shows records)"
     assert exc.suggestion == "check the id, or use get_or_none()"
+    other = SchemaError("x", suggestion="pass Database(url, passphrase=...) or S3DB_PASSPHRASE")
+    assert cli_suggestion(other) == "pass --passphrase or set S3DB_PASSPHRASE"
     plain = ValidationError("bad", suggestion="use one of: a, b")
     assert cli_suggestion(plain) == "use one of: a, b"
 
