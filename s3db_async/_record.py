@@ -35,9 +35,6 @@ class Record(dict[str, Any]):
         """The record id."""
         return str(self["id"])
 
-    def __repr__(self) -> str:
-        return f"Record({dict.__repr__(self)})"
-
     @classmethod
     def __get_pydantic_core_schema__(
         cls, source_type: Any, handler: GetCoreSchemaHandler
@@ -50,10 +47,13 @@ class Record(dict[str, Any]):
         from pydantic_core import core_schema
 
         def to_record(value: Any, validate: core_schema.ValidatorFunctionWrapHandler) -> Record:
-            return value if isinstance(value, Record) else cls(validate(value))
+            return value if isinstance(value, cls) else cls(validate(value))
 
         as_dict = core_schema.dict_schema(core_schema.str_schema(), core_schema.any_schema())
         return core_schema.no_info_wrap_validator_function(to_record, as_dict)
+
+    def __repr__(self) -> str:
+        return f"Record({dict.__repr__(self)})"
 
 
 @dataclass(frozen=True, slots=True)
