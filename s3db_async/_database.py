@@ -219,6 +219,25 @@ class Database(EventEmitter, PluginHostMixin):
     ) -> None:
         await self.disconnect()
 
+    def __enter__(self) -> Database:
+        raise ConfigError(
+            "Database needs 'async with', not 'with': it connects and disconnects asynchronously",
+            suggestion="write 'async with Database(...) as db:' inside an async function, "
+            "or 'await db.connect()'",
+        )
+
+    def __exit__(self, *exc_info: object) -> None:
+        """Never reached: :meth:`__enter__` always raises."""
+
+    async def drain_events(self) -> None:
+        """Wait for every async event handler started so far (and those they start).
+
+        Async ``on(...)`` handlers run as background tasks; tests call this before
+        asserting on what a handler did. Handler failures are logged and emitted as
+        ``error`` as usual, never raised here.
+        """
+        await self._supervisor.drain_events()
+
     def add_hook(self, name: str, fn: Callable[..., Any]) -> None:
         """Register a database hook (``before_/after_`` + ``connect``, ``disconnect``,
         ``create_resource``)."""

@@ -62,12 +62,16 @@ class TaskSupervisor:
     def __init__(self, name: str = "s3db") -> None:
         self.name = name
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._event_tasks: set[asyncio.Task[Any]] = set()
         self._closed = False
 
     def spawn(
-        self, coro: Coroutine[Any, Any, Any], *, name: str | None = None
+        self, coro: Coroutine[Any, Any, Any], *, name: str | None = None, event: bool = False
     ) -> asyncio.Task[Any]:
-        """Run ``coro`` in the background; exceptions are logged, never lost."""
+        """Run ``coro`` in the background; exceptions are logged, never lost.
+
+        ``event=True`` marks an event-handler task, awaited by :meth:`drain_events`.
+        """
         if self._closed:
             coro.close()
             raise ConfigError(
@@ -76,11 +80,14 @@ class TaskSupervisor:
             )
         task = asyncio.get_running_loop().create_task(coro, name=name)
         self._tasks.add(task)
+        if event:
+            self._event_tasks.add(task)
         task.add_done_callback(self._done)
         return task
 
     def _done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
+        self._event_tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             _log.error(
                 "background task %s failed",
@@ -93,6 +100,12 @@ class TaskSupervisor:
     def tasks(self) -> frozenset[asyncio.Task[Any]]:
         """Tasks still running."""
         return frozenset(self._tasks)
+
+    async def drain_events(self) -> None:
+        """Wait until no event-handler task is running, including ones started meanwhile."""
+        current = asyncio.current_task()
+        while pending := [t for t in self._event_tasks if t is not current]:
+            await asyncio.gather(*pending, return_exceptions=True)
 
     def reopen(self) -> None:
         """Allow spawning again after :meth:`aclose` (reconnect)."""
@@ -198,7 +211,7 @@ class EventEmitter:
 
         if self._supervisor is not None:
             try:
-                self._supervisor.spawn(run(), name=f"event:{event}")
+                self._supervisor.spawn(run(), name=f"event:{event}", event=True)
                 return
             except ConfigError:
                 pass

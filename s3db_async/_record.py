@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import CorruptRecordError, S3dbError
+
+if TYPE_CHECKING:
+    from pydantic import GetCoreSchemaHandler
+    from pydantic_core import CoreSchema
 
 __all__ = ["BatchResult", "ItemResult", "Page", "Record", "RecordList"]
 
@@ -30,6 +34,23 @@ class Record(dict[str, Any]):
     def id(self) -> str:
         """The record id."""
         return str(self["id"])
+
+    @classmethod
+    def __get_pydantic_core_schema__(
+        cls, source_type: Any, handler: GetCoreSchemaHandler
+    ) -> CoreSchema:
+        """Let pydantic (and FastAPI) validate and serialise a ``Record`` as a JSON object.
+
+        A ``Record`` passes through unchanged (its etag kept); any other mapping becomes one.
+        pydantic is imported only when a model or ``TypeAdapter`` asks for this schema.
+        """
+        from pydantic_core import core_schema
+
+        def to_record(value: Any, validate: core_schema.ValidatorFunctionWrapHandler) -> Record:
+            return value if isinstance(value, cls) else cls(validate(value))
+
+        as_dict = core_schema.dict_schema(core_schema.str_schema(), core_schema.any_schema())
+        return core_schema.no_info_wrap_validator_function(to_record, as_dict)
 
     def __repr__(self) -> str:
         return f"Record({dict.__repr__(self)})"
