@@ -22,7 +22,7 @@ from typing import Any
 import msgspec
 
 from ._codec import AttributeRegistry
-from ._crypto import SecretBox
+from ._crypto import NO_PASSPHRASE_HINT, SecretBox
 from ._database_plugins import PluginHostMixin
 from ._events import EventEmitter, HookRegistry, TaskSupervisor
 from ._ids import IdGenerator, make_id_generator, parse_incremental
@@ -35,6 +35,7 @@ from .errors import (
     ConfigError,
     ConflictError,
     DecryptionError,
+    EncryptionError,
     NotFoundError,
     PreconditionFailed,
     ResourceNotFoundError,
@@ -288,6 +289,19 @@ class Database(EventEmitter, PluginHostMixin):
             suggestion="pass the original passphrase, or rotate it with the old one",
         )
 
+    def _require_passphrase_for(self, resource: str, schema: Schema) -> None:
+        """Refuse a resource with secret fields when no passphrase was given."""
+        if self._secret_box is not None or not schema.has_secrets:
+            return
+        secrets = [p for p, k in schema.sensitive_fields.items() if k == "secret"]
+        field = (secrets or list(schema.sensitive_fields) or ["?"])[0]
+        raise EncryptionError(
+            f"resource {resource!r} has secret field {field!r} and the database was "
+            "opened without a passphrase",
+            suggestion=NO_PASSPHRASE_HINT,
+            metadata={"resource": resource, "field": field},
+        )
+
     def _use_secret_box(self, box: SecretBox | None) -> None:
         self._secret_box = box
         for resource in self._resources.values():
@@ -450,7 +464,9 @@ class Database(EventEmitter, PluginHostMixin):
             known_fields=set(schema.fields),
             resource=name,
             strict=self.strict_validation,
+            sensitive=schema.sensitive_fields,
         )
+        self._require_passphrase_for(name, schema)
         definition["attributes"] = schema.definition()
         for f in ("created_at", "updated_at") if definition["timestamps"] else ():
             if f not in attrs:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._concurrency import bounded_gather, ordered_map
 from ._partitions import Partition, encode_partition_value, get_path, is_missing
-from ._query import compile_filter, equality_pins
+from ._query import check_group_field, check_password_conditions, compile_filter, equality_pins
 from ._record import Page, Record
 from .errors import ConfigError, NotFoundError, ValidationError
 from .stores import ListEntry
@@ -170,6 +170,8 @@ class ListingMixin:
         partition_values: Mapping[str, Any] | None,
         by: str | None,
     ) -> int | dict[Any, int]:
+        if by is not None:
+            check_group_field(by, self.schema.sensitive_fields)
         if by is None:
             n = 0
             async for _ in self._iter_ids(partition, partition_values):
@@ -380,6 +382,7 @@ class ListingMixin:
 
     def explain(self, filter: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Which partition a query would use (no request)."""
+        check_password_conditions(filter, self.schema.sensitive_fields)
         partition, values = self._choose_partition(filter)
         return {
             "resource": self.name,
@@ -439,6 +442,7 @@ class ListingMixin:
         partition_values: Mapping[str, Any] | None,
     ) -> builtins.list[Record]:
         predicate = compile_filter(flt)
+        check_password_conditions(flt, self.schema.sensitive_fields)
         if partition is None:
             partition, partition_values = self._choose_partition(flt)
         out: list[Record] = []
