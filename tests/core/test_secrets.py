@@ -287,3 +287,131 @@ async def test_reopened_without_passphrase_fails_only_when_a_secret_is_touched(
             assert "passphrase=" in text and "S3DB_PASSPHRASE" in text, text
             assert SECRET not in text
         assert await res.count() == 2
+
+
+# -- MCP server -----------------------------------------------------------------------
+
+MCP_ATTRS = {
+    "name": "string",
+    "pw": "secret",
+    "hash": "password",
+    "creds": {"api": "secret", "user": "string"},
+    "keys": "array|items:secret",
+}
+
+
+def _mcp_text(result: Any) -> str:
+    from mcp.types import TextContent
+
+    return "\n".join(c.text for c in result.content if isinstance(c, TextContent))
+
+
+async def _mcp_call(server: Any, tool: str, **arguments: Any) -> tuple[bool, Any, str]:
+    from mcp.server.mcpserver.exceptions import ToolError
+
+    try:
+        result = await server.call_tool(tool, arguments)
+    except ToolError as exc:  # in process, a tool error is raised (a client gets is_error)
+        return True, None, str(exc)
+    return bool(result.is_error), result.structured_content, _mcp_text(result)
+
+
+async def _mcp_db(url: str) -> Database:
+    db = await Database(url, passphrase=PASS).connect()
+    res = await db.create_resource("u", attributes=MCP_ATTRS)
+    await res.insert(
+        {
+            "id": "a",
+            "name": "ann",
+            "pw": SECRET,
+            "hash": SECRET,
+            "creds": {"api": SECRET, "user": "ann-user"},
+            "keys": [SECRET],
+        }
+    )
+    return db
+
+
+async def test_mcp_masks_secrets_and_password_hashes_by_default(tmp_path: Any) -> None:
+    from s3db_async._mcp import build_server
+
+    db = await _mcp_db(f"file://{tmp_path / 'db'}")
+    try:
+        server = build_server(db, allow_writes=True)
+        texts: list[str] = []
+        err, got, text = await _mcp_call(server, "get", resource="u", id="a")
+        assert not err and got["pw"] == "***" and got["hash"] == "***" and got["keys"] == "***"
+        assert got["creds"] == {"api": "***", "user": "ann-user"} and got["name"] == "ann"
+        texts.append(text)
+        err, found, text = await _mcp_call(server, "query", resource="u", filter={"name": "ann"})
+        assert not err and found["records"][0]["creds"]["api"] == "***"
+        texts.append(text)
+        err, _, text = await _mcp_call(server, "query", resource="u", filter={"pw": {"$exists": 1}})
+        assert not err
+        for probe in (
+            {"pw": SECRET},
+            {"pw": {"$gte": "h"}},
+            {"creds": {"api": {"$contains": "h"}}},
+            {"$or": [{"name": "x"}, {"keys": {"$contains": SECRET}}]},
+            {"hash": {"$eq": "x"}},
+        ):
+            err, _, text = await _mcp_call(server, "query", resource="u", filter=probe)
+            assert err and "--reveal-secrets" in text, (probe, text)
+            texts.append(text)
+        err, _, text = await _mcp_call(server, "count", resource="u", by="pw")
+        assert err and "ValidationError" in text
+        texts.append(text)
+        err, inserted, text = await _mcp_call(
+            server, "insert", resource="u", data={"id": "b", "name": "bob", "pw": SECRET}
+        )
+        assert not err and inserted["pw"] == "***"
+        texts.append(text)
+        err, updated, text = await _mcp_call(
+            server, "update", resource="u", id="b", changes={"hash": SECRET}
+        )
+        assert not err and updated["hash"] == "***" and updated["pw"] == "***"
+        texts.append(text)
+        for text in texts:
+            assert SECRET not in text and "argon2" not in text, text
+        assert (await db.resources["u"].get("b"))["pw"] == SECRET  # stored for real
+    finally:
+        await db.disconnect()
+
+
+async def test_mcp_reveal_secrets_hands_them_over(tmp_path: Any) -> None:
+    from s3db_async._mcp import build_server
+
+    db = await _mcp_db(f"file://{tmp_path / 'db'}")
+    try:
+        server = build_server(db, reveal_secrets=True)
+        err, got, _ = await _mcp_call(server, "get", resource="u", id="a")
+        assert not err and got["pw"] == SECRET and got["creds"]["api"] == SECRET
+        assert got["hash"].startswith("$argon2id$")
+        err, found, _ = await _mcp_call(server, "query", resource="u", filter={"pw": SECRET})
+        assert not err and [r["id"] for r in found["records"]] == ["a"]
+    finally:
+        await db.disconnect()
+
+
+async def test_cli_mcp_masks_unless_reveal_secrets(tmp_path: Any) -> None:
+    import os
+    import sys
+
+    from mcp import ClientSession, StdioServerParameters
+    from mcp.client.stdio import stdio_client
+
+    url = f"file://{tmp_path / 'db'}"
+    await (await _mcp_db(url)).disconnect()
+    env = {**os.environ, "S3DB_PASSPHRASE": PASS}
+    seen = {}
+    for flags in ((), ("--reveal-secrets",)):
+        params = StdioServerParameters(
+            command=sys.executable, args=["-m", "s3db_async", "--url", url, "mcp", *flags], env=env
+        )
+        async with stdio_client(params) as (read, write), ClientSession(read, write) as s:
+            await s.initialize()
+            result = await s.call_tool("get", {"resource": "u", "id": "a"})
+            assert not result.is_error, _mcp_text(result)
+            assert result.structured_content is not None
+            seen[flags] = result.structured_content["pw"]
+    assert seen == {(): "***", ("--reveal-secrets",): SECRET}
