@@ -289,8 +289,18 @@ class Database(EventEmitter, PluginHostMixin):
             suggestion="pass the original passphrase, or rotate it with the old one",
         )
 
-    def _require_passphrase_for(self, resource: str, schema: Schema) -> None:
-        """Refuse a resource with secret fields when no passphrase was given."""
+    def _check_secrets(self, resource: str, schema: Schema) -> None:
+        """Refuse secret defaults (``s3db.json`` would hold them in clear) and secret fields
+        when no passphrase was given."""
+        for path, spec in schema.fields.items():
+            if spec.secret and spec.has_default:
+                raise SchemaError(
+                    f"secret field {path!r} of {resource!r} has a default: s3db.json would "
+                    "hold it in clear",
+                    errors=[{"field": path, "rule": "default", "message": "secret default"}],
+                    suggestion="drop the default and set the value when inserting",
+                    metadata={"resource": resource, "field": path},
+                )
         if self._secret_box is not None or not schema.has_secrets:
             return
         secrets = [p for p, k in schema.sensitive_fields.items() if k == "secret"]
@@ -466,7 +476,7 @@ class Database(EventEmitter, PluginHostMixin):
             strict=self.strict_validation,
             sensitive=schema.sensitive_fields,
         )
-        self._require_passphrase_for(name, schema)
+        self._check_secrets(name, schema)
         definition["attributes"] = schema.definition()
         for f in ("created_at", "updated_at") if definition["timestamps"] else ():
             if f not in attrs:

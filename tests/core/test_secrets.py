@@ -182,6 +182,29 @@ async def test_stored_partition_on_a_secret_is_ignored_and_warned(
     assert SECRET not in caplog.text
 
 
+async def test_secret_default_is_refused_at_create_resource(store_url: str) -> None:
+    """A default would sit in clear in s3db.json."""
+    async with Database(store_url, passphrase=PASS) as db:
+        db.store.stats.reset()
+        with pytest.raises(SchemaError) as info:
+            await db.create_resource("u", attributes={"c": {"pw": f"secret|default:{SECRET}"}})
+        assert info.value.metadata["field"] == "c.pw" and info.value.suggestion
+        assert SECRET not in str(info.value)
+        assert db.store.stats.get("put", 0) == 0
+
+
+async def test_rebuild_partitions_removes_keys_of_a_dropped_secret_partition(
+    store_url: str,
+) -> None:
+    async with Database(store_url, passphrase=PASS) as db:
+        res = await db.create_resource("u", attributes={"name": "string", "pw": "secret"})
+        await res.insert({"id": "a", "name": "ann", "pw": SECRET})
+        leaked = f"resource=u/partition=by_pw/pw={SECRET}/id=a"  # as an older version wrote
+        await db.store.put(leaked, b"")
+        assert await res.rebuild_partitions() == {"added": 0, "removed": 1}
+        assert not [k for k in await db.store.list_keys() if SECRET in k]
+
+
 # -- Record repr (issue 16 item 8) -------------------------------------------------------
 
 
