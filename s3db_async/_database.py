@@ -76,6 +76,8 @@ class Database(EventEmitter, PluginHostMixin):
     :param url: connection string (``memory://``, ``file://``, ``s3://``, ``http(s)://``);
         defaults to the ``S3DB_URL`` environment variable.
     :param passphrase: key for ``secret`` fields (or ``S3DB_PASSPHRASE``); there is no default.
+        Without one, ``create_resource`` refuses secret fields; a database reopened without
+        one connects, and only encrypting or decrypting a secret value raises.
     :param parallelism: concurrent requests for batch reads and writes (default 100).
     :param versioning: keep every definition as a new schema version (default ``True``);
         with ``False`` a changed definition replaces the current version.
