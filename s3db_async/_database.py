@@ -22,7 +22,7 @@ from typing import Any
 import msgspec
 
 from ._codec import AttributeRegistry
-from ._crypto import SecretBox
+from ._crypto import NO_PASSPHRASE_HINT, SecretBox
 from ._database_plugins import PluginHostMixin
 from ._events import PLUGIN_EVENTS, EventEmitter, HookRegistry, TaskSupervisor
 from ._ids import IdGenerator, make_id_generator, parse_incremental
@@ -39,6 +39,7 @@ from .errors import (
     CorruptMetadataError,
     CorruptObjectError,
     DecryptionError,
+    EncryptionError,
     NotConnectedError,
     NotFoundError,
     PreconditionFailed,
@@ -79,6 +80,8 @@ class Database(EventEmitter, PluginHostMixin):
     :param url: connection string (``memory://``, ``file://``, ``s3://``, ``http(s)://``);
         defaults to the ``S3DB_URL`` environment variable.
     :param passphrase: key for ``secret`` fields (or ``S3DB_PASSPHRASE``); there is no default.
+        Without one, ``create_resource`` refuses secret fields; a database reopened without
+        one connects, and only encrypting or decrypting a secret value raises.
     :param parallelism: concurrent requests for batch reads and writes (default 100).
     :param versioning: keep every definition as a new schema version (default ``True``);
         with ``False`` a changed definition replaces the current version.
@@ -348,6 +351,29 @@ class Database(EventEmitter, PluginHostMixin):
             suggestion="pass the original passphrase, or rotate it with the old one",
         )
 
+    def _check_secrets(self, resource: str, schema: Schema) -> None:
+        """Refuse secret defaults (``s3db.json`` would hold them in clear) and secret fields
+        when no passphrase was given."""
+        for path, spec in schema.fields.items():
+            if spec.secret and spec.has_default:
+                raise SchemaError(
+                    f"secret field {path!r} of {resource!r} has a default: s3db.json would "
+                    "hold it in clear",
+                    errors=[{"field": path, "rule": "default", "message": "secret default"}],
+                    suggestion="drop the default and set the value when inserting",
+                    metadata={"resource": resource, "field": path},
+                )
+        if self._secret_box is not None or not schema.has_secrets:
+            return
+        secrets = [p for p, k in schema.sensitive_fields.items() if k == "secret"]
+        field = (secrets or list(schema.sensitive_fields) or ["?"])[0]
+        raise EncryptionError(
+            f"resource {resource!r} has secret field {field!r} and the database was "
+            "opened without a passphrase",
+            suggestion=NO_PASSPHRASE_HINT,
+            metadata={"resource": resource, "field": field},
+        )
+
     def _use_secret_box(self, box: SecretBox | None) -> None:
         self._secret_box = box
         for resource in self._resources.values():
@@ -511,7 +537,9 @@ class Database(EventEmitter, PluginHostMixin):
             known_fields=set(schema.fields),
             resource=name,
             strict=self.strict_validation,
+            sensitive=schema.sensitive_fields,
         )
+        self._check_secrets(name, schema)
         definition["attributes"] = schema.definition()
         for f in TIMESTAMP_FIELDS if definition["timestamps"] else ():
             if f not in attrs:

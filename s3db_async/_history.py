@@ -123,6 +123,7 @@ class HistoryMixin:
         conflict_retries: int
         keeps_history: bool
         _hooks: HookRegistry
+        _masked: tuple[str, ...]
 
         def key_for(self, record_id: str) -> str: ...
         def content_key_for(self, record_id: str) -> str: ...
@@ -286,7 +287,7 @@ class HistoryMixin:
     async def _revision(self, rid: str, revision: int, entry: _Entry) -> RecordRevision:
         version = record_version(entry.metadata) or self.version
         data = self._codec_for(version).decode(entry.metadata, entry.body)
-        record = Record({"id": rid}, etag=entry.etag, version=version)
+        record = Record({"id": rid}, etag=entry.etag, version=version, masked=self._masked)
         record.update(data)
         record = await self._upgrade(record)
         return RecordRevision(
@@ -394,7 +395,7 @@ class HistoryMixin:
         refs = self._ref_keys(record, rid)
         if refs:
             await self._put_refs(refs.values())
-        result = Record({"id": rid}, etag=etag, version=self.version)
+        result = Record({"id": rid}, etag=etag, version=self.version, masked=self._masked)
         result.update(record)
         self.emit("inserted", result)
         return result

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._concurrency import bounded_gather, ordered_map
 from ._partitions import Partition, encode_partition_value, get_path, is_missing
-from ._query import compile_filter, equality_pins
+from ._query import check_group_field, check_password_conditions, compile_filter, equality_pins
 from ._record import Page, Record, RecordList
 from .errors import ConfigError, CorruptRecordError, NotFoundError, ValidationError
 from .stores import ListEntry
@@ -185,6 +185,8 @@ class ListingMixin:
         *,
         strict: bool = False,
     ) -> int | dict[Any, int]:
+        if by is not None:
+            check_group_field(by, self.schema.sensitive_fields)
         if by is None:
             n = 0
             async for _ in self._iter_ids(partition, partition_values):
@@ -464,6 +466,7 @@ class ListingMixin:
     def explain(self, filter: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Which partition a query would use (no request)."""
         compile_filter(filter, check_path=self._check_path)
+        check_password_conditions(filter, self.schema.sensitive_fields)
         partition, values = self._choose_partition(filter)
         return {
             "resource": self.name,
@@ -525,6 +528,7 @@ class ListingMixin:
         strict: bool = False,
     ) -> RecordList:
         predicate = compile_filter(flt, check_path=self._check_path)
+        check_password_conditions(flt, self.schema.sensitive_fields)
         if partition is None:
             partition, partition_values = self._choose_partition(flt)
         out = RecordList()

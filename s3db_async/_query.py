@@ -17,28 +17,42 @@ matches; ``$ne``, ``$nin`` and ``$exists: False`` need every item to match (no i
 has the value). With ``check_path`` every field path is checked before anything runs
 (the resource passes its schema's check, so a misspelt field raises instead of
 matching nothing).
+Secrets and passwords: a filter on a ``secret`` field never selects a partition (none
+may be defined on one); the records are read and decrypted, and compared in memory.
+A ``password`` field holds a one-way hash, so only ``$exists`` applies to it: any
+other condition raises (check a candidate with ``resource.verify_password``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+from ._fields import sensitive_field
 from ._partitions import get_path, is_missing
 from .errors import ValidationError
 
-__all__ = ["Predicate", "compile_filter", "equality_pins"]
+__all__ = [
+    "Predicate",
+    "check_group_field",
+    "check_password_conditions",
+    "compile_filter",
+    "equality_pins",
+    "sensitive_conditions",
+]
 
 Predicate = Callable[[Mapping[str, Any]], bool]
 
 _OPS = {"$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin", "$exists", "$contains"}
 
 
-def _bad(message: str, path: str) -> ValidationError:
+def _bad(
+    message: str, path: str, suggestion: str = "see the query operators in docs/guide.md"
+) -> ValidationError:
     return ValidationError(
         f"invalid filter: {message}",
         errors=[{"field": path or "$", "rule": "filter", "message": message}],
-        suggestion="see the query operators in docs/guide.md",
+        suggestion=suggestion,
         metadata={"field": path},
     )
 
@@ -210,3 +224,67 @@ def equality_pins(flt: Mapping[str, Any] | None, *, _base: str = "") -> dict[str
         else:
             pins[path] = cond
     return pins
+
+
+def _conditions(flt: Mapping[str, Any], base: str) -> Iterator[tuple[str, str]]:
+    """``(field path, operator)`` of every condition of a filter (malformed parts skipped:
+    :func:`compile_filter` reports them)."""
+    for key, cond in flt.items():
+        if not isinstance(key, str):
+            continue
+        if key in ("$and", "$or") and isinstance(cond, list):
+            for sub in cond:
+                if isinstance(sub, Mapping):
+                    yield from _conditions(sub, base)
+        elif key == "$not" and isinstance(cond, Mapping):
+            yield from _conditions(cond, base)
+        elif not key.startswith("$"):
+            path = f"{base}.{key}" if base else key
+            if isinstance(cond, Mapping) and cond and all(str(k).startswith("$") for k in cond):
+                yield from ((path, str(op)) for op in cond)
+            elif isinstance(cond, Mapping) and cond:
+                yield from _conditions(cond, path)
+            else:
+                yield path, "$eq"
+
+
+def sensitive_conditions(
+    flt: Mapping[str, Any] | None, sensitive: Mapping[str, str]
+) -> Iterator[tuple[str, str]]:
+    """``(field, kind)`` of each condition other than ``$exists`` on a secret or password
+    field (``sensitive``: path → kind, see ``Schema.sensitive_fields``)."""
+    for path, op in _conditions(flt or {}, ""):
+        hit = None if op == "$exists" else sensitive_field(path, sensitive)
+        if hit is not None:
+            yield hit
+
+
+def check_password_conditions(flt: Mapping[str, Any] | None, sensitive: Mapping[str, str]) -> None:
+    """Refuse conditions (but ``$exists``) on password fields: they hold one-way hashes.
+
+    :raises ValidationError: naming the field.
+    """
+    for field, kind in sensitive_conditions(flt, sensitive):
+        if kind == "password":
+            raise _bad(
+                f"{field!r} holds one-way password hashes and cannot be compared",
+                field,
+                "check a candidate with resource.verify_password(id, field, candidate); "
+                "only {'$exists': true|false} applies to a password field",
+            )
+
+
+def check_group_field(by: str, sensitive: Mapping[str, str]) -> None:
+    """Refuse grouping (``count(by=)``) on a secret or password field.
+
+    :raises ValidationError: naming the field.
+    """
+    hit = sensitive_field(by, sensitive)
+    if hit is not None:
+        message = f"cannot group by {hit[1]} field {hit[0]!r}: the groups would show its values"
+        raise ValidationError(
+            message,
+            errors=[{"field": by, "rule": "by", "message": message}],
+            suggestion="group by a field that is not a secret or a password",
+            metadata={"field": by},
+        )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from pydantic import GetCoreSchemaHandler
     from pydantic_core import CoreSchema
 
-__all__ = ["BatchResult", "ItemResult", "Page", "Record", "RecordList"]
+__all__ = ["MASK", "BatchResult", "ItemResult", "Page", "Record", "RecordList", "mask"]
 
 
 class Record(dict[str, Any]):
@@ -21,14 +21,25 @@ class Record(dict[str, Any]):
     ``record.etag`` is the object's etag after the read or write that produced it; pass it
     to ``update(..., if_match=record.etag)`` to manage optimistic concurrency yourself.
     ``record.version`` is the schema version the record was stored under.
+    ``record.masked`` names the ``secret`` and ``password`` fields (dotted paths), shown as
+    ``'***'`` by ``repr()`` and ``str()`` so a log line or a traceback never holds them;
+    ``dict(record)``, ``record[...]`` and JSON encoding give the real values.
     """
 
-    __slots__ = ("etag", "version")
+    __slots__ = ("etag", "masked", "version")
 
-    def __init__(self, data: Any = (), *, etag: str | None = None, version: str | None = None):
+    def __init__(
+        self,
+        data: Any = (),
+        *,
+        etag: str | None = None,
+        version: str | None = None,
+        masked: tuple[str, ...] | None = None,
+    ):
         super().__init__(data)
         self.etag = etag
         self.version = version
+        self.masked: tuple[str, ...] = masked if masked is not None else getattr(data, "masked", ())
 
     @property
     def id(self) -> str:
@@ -53,7 +64,31 @@ class Record(dict[str, Any]):
         return core_schema.no_info_wrap_validator_function(to_record, as_dict)
 
     def __repr__(self) -> str:
-        return f"Record({dict.__repr__(self)})"
+        return f"Record({dict.__repr__(mask(self, self.masked) if self.masked else self)})"
+
+    __str__ = __repr__
+
+
+MASK = "***"
+"""What ``repr()`` shows instead of a secret or password value."""
+
+
+def mask(data: Mapping[str, Any], paths: Iterable[str]) -> dict[str, Any]:
+    """A copy of ``data`` with the value at each dotted path (when present and not ``None``)
+    replaced by :data:`MASK`; only the nested dicts on those paths are copied."""
+    out = dict(data)
+    for path in paths:
+        node = out
+        *parents, leaf = path.split(".")
+        for part in parents:
+            child = node.get(part)
+            if not isinstance(child, Mapping):
+                break
+            node[part] = node = dict(child)
+        else:
+            if node.get(leaf) is not None:
+                node[leaf] = MASK
+    return out
 
 
 @dataclass(frozen=True, slots=True)

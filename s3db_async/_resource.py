@@ -151,7 +151,10 @@ class Resource(
             known_fields=set(self.schema.fields),
             resource=self.name,
             strict=self.db.strict_validation,
+            sensitive=self.schema.sensitive_fields,
+            drop_sensitive=True,
         )
+        self._masked = tuple(self.schema.sensitive_fields)
         self._codecs: dict[str, RecordCodec] = {}
         self.codec = self._codec_for(version)
 
@@ -203,6 +206,7 @@ class Resource(
             behavior=(definition or self.definition).get("behavior", self.behavior),
             secret_box=secret_box,
             reserved_metadata=REVISION_METADATA_BYTES if self.keeps_history else 0,
+            resource=self.name,
         )
 
     def _reset_codecs(self) -> None:
@@ -296,7 +300,7 @@ class Resource(
         refs = self._ref_keys(record, rid)
         if refs:
             await self._put_refs(refs.values())
-        result = Record({"id": rid}, etag=etag, version=self.version)
+        result = Record({"id": rid}, etag=etag, version=self.version, masked=self._masked)
         result.update(record)
         if self._hooks.has("after_insert"):
             result = await self._hooks.run("after_insert", result)
@@ -380,7 +384,7 @@ class Resource(
             raise
         except Exception as exc:  # anything a damaged object makes the codec raise
             raise self._decode_failed(rid, exc) from exc
-        rec = Record({"id": rid}, etag=etag, version=version)
+        rec = Record({"id": rid}, etag=etag, version=version, masked=self._masked)
         rec.update(data)
         return rec
 
@@ -422,7 +426,7 @@ class Resource(
                 await asyncio.sleep(random.uniform(0, 0.005 * 2**attempt))
                 continue
             await self._move_refs(current, record, rid)
-            result = Record({"id": rid}, etag=etag, version=self.version)
+            result = Record({"id": rid}, etag=etag, version=self.version, masked=self._masked)
             result.update(record)
             if self._hooks.has("after_update"):
                 result = await self._hooks.run("after_update", result, current)

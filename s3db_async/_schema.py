@@ -66,7 +66,7 @@ from typing import Any
 
 import msgspec
 
-from ._fields import FieldSpec, ObjectSpec
+from ._fields import FieldSpec, ObjectSpec, sensitive_kind
 from ._types import (
     DICT_KEYS,
     FIXED_POINT,
@@ -548,6 +548,11 @@ class Schema:
         self.secret_fields: list[str] = [p for p, f in self.fields.items() if f.secret]
         self.password_fields: list[str] = [p for p, f in self.fields.items() if f.password]
         """Paths of ``password`` fields (values are one-way hashes)."""
+        self.sensitive_fields: dict[str, str] = {
+            p: k for p, f in self.fields.items() if (k := sensitive_kind(f)) is not None
+        }
+        """Field path → ``"secret"``/``"password"`` for every field holding such values
+        (arrays of them included): never partitioned, grouped by, shown or logged."""
         self.has_secrets: bool = any(
             f.secret for f in self.fields.values()
         ) or "secret" in self._all_types(self.root)

@@ -841,13 +841,21 @@ def mcp(
     allow_writes: Annotated[
         bool, typer.Option("--allow-writes", help="also expose insert, update and delete")
     ] = False,
+    reveal_secrets: Annotated[
+        bool,
+        typer.Option(
+            "--reveal-secrets",
+            help="hand decrypted secrets and password hashes to the assistant (masked as "
+            "*** by default)",
+        ),
+    ] = False,
 ) -> None:
     """Serve the database to AI assistants: a Model Context Protocol server over stdio."""
     from ._mcp import build_server
 
     async def go() -> None:
         async with _open() as db:
-            server = build_server(db, allow_writes=allow_writes)
+            server = build_server(db, allow_writes=allow_writes, reveal_secrets=reveal_secrets)
             await server.run_stdio_async()
 
     _run(go)

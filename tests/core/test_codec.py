@@ -789,9 +789,11 @@ def test_secret_box(box: SecretBox) -> None:
 
 def test_secrets_need_a_box(box: SecretBox) -> None:
     _, without = make_codec({"pw": "secret", "name": "string"})
+    assert without.encode({"name": "x"}).metadata["1"] == "x"  # no secret value: no key needed
     with pytest.raises(EncryptionError) as info:
-        without.encode({"name": "x"})
-    assert info.value.suggestion and "passphrase" in info.value.suggestion
+        without.encode({"name": "x", "pw": "s3cret"})
+    assert info.value.suggestion and "S3DB_PASSPHRASE" in info.value.suggestion
+    assert info.value.metadata["field"] == "pw" and "s3cret" not in str(info.value)
     _, with_box = make_codec({"pw": "secret", "name": "string"}, box)
     enc = with_box.encode({"pw": "s3cret", "name": "x"})
     with pytest.raises(DecryptionError) as dinfo:
