@@ -206,21 +206,20 @@ def number_from_json(j: Any) -> Any:
 
 
 def esc_text(s: str, *, in_list: bool = False) -> str:
-    """Header-safe text: printable ASCII as is, anything else ``~u``/``~b``-escaped.
+    """Header-safe text: printable ASCII as is (``~t``-prefixed when it starts like an
+    escape), anything else ``~u``/``~b``-escaped.
 
     :param in_list: also escape ``,`` (the item separator of arrays).
     """
     if not s:
         return "~e"
-    if (
-        s.isascii()
-        and s.isprintable()
-        and s[0] not in "~ "
-        and s[-1] != " "
-        and s[:2] != "=?"
-        and not (in_list and "," in s)
-    ):
-        return s
+    if s.isascii() and s.isprintable() and s[0] != " " and s[-1] != " ":
+        if in_list and "," in s:
+            pass  # quoted below
+        elif s[0] != "~" and s[:2] != "=?":
+            return s
+        else:  # only its start looks like an escape: keep the text literal
+            return "~t" + s
     q = quote(s, safe=_SAFE_LIST if in_list else _SAFE)
     if q[-1] == " ":
         q = q[:-1] + "%20"
@@ -238,6 +237,8 @@ def unesc_text(v: str) -> str:
     mode = v[1:2]
     if mode == "u":
         return unquote(v[2:], errors="strict")
+    if mode == "t":
+        return v[2:]
     if mode == "b":
         raw = v[2:]
         return base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode("utf-8")
