@@ -419,8 +419,8 @@ def test_text_round_trip_and_is_never_bigger_than_rfc2047(s: str) -> None:
 
 @pytest.mark.parametrize(
     "s",
-    ["", " ", "~", "~e", "~u", "~t", "~%", "=?UTF-8?B?YQ==?=", "a,b", "100%", "tab\there", "x ", " x",
-     "\x00", "\x7f", "日本語", "😀𝄞", "é" * 10, "\ud7ff", "\U0010ffff", "line\nbreak"],
+    ["", " ", "~", "~e", "~u", "~t", "~%", "=?UTF-8?B?YQ==?=", "a,b", "100%", "tab\there",
+     "x ", " x", "\x00", "\x7f", "日本語", "😀𝄞", "é" * 10, "\ud7ff", "\U0010ffff", "line\nbreak"],
 )  # fmt: skip
 def test_text_edge_cases(s: str) -> None:
     assert unesc_text(esc_text(s)) == s
