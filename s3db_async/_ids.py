@@ -112,6 +112,14 @@ def make_id_generator(
     )
 
 
+def _is_utf8(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def validate_id(value: object, *, resource: str) -> str:
     """Return ``value`` as a record id, or raise :class:`ValidationError`.
 
@@ -131,6 +139,8 @@ def validate_id(value: object, *, resource: str) -> str:
         reason = "must not contain control characters"
     elif value in (".", ".."):
         reason = "must not be '.' or '..'"
+    elif not _is_utf8(value):
+        reason = "must be valid unicode (it holds a lone surrogate)"
     elif len(value.encode("utf-8")) > MAX_ID_BYTES:
         reason = f"must be at most {MAX_ID_BYTES} bytes"
     if reason:

@@ -281,10 +281,14 @@ _FACTORIES: dict[str, Callable[[Any, Mapping[str, Any]], Converter]] = {
 
 # -- JSON values ----------------------------------------------------------------
 
+MAX_JSON_DEPTH = 256
+"""Deepest nesting of a free-form value (deeper would exhaust the interpreter's stack)."""
 
-def check_json(value: Any) -> Any:
+
+def check_json(value: Any, depth: int = 0) -> Any:
     """Deep-copy ``value`` if it is plain JSON (str, int, finite float, bool, None,
-    lists/tuples, mappings with str keys); else raise :class:`Invalid`."""
+    lists/tuples, mappings with str keys) nested at most :data:`MAX_JSON_DEPTH` levels;
+    else raise :class:`Invalid`."""
     t = type(value)
     if t is str or t is int or t is bool or value is None:
         return value
@@ -292,15 +296,17 @@ def check_json(value: Any) -> Any:
         if math.isfinite(value):
             return value
         fail("json", "non-finite floats (nan, inf) are not JSON", value)
+    if depth >= MAX_JSON_DEPTH and (isinstance(value, Mapping) or t is list or t is tuple):
+        fail("json", f"is nested more than {MAX_JSON_DEPTH} levels deep", value)
     if t is dict or isinstance(value, Mapping):
         out: dict[str, Any] = {}
         for k, v in value.items():
             if type(k) is not str:
                 fail("json", f"object keys must be strings, got {type(k).__name__}", value)
-            out[k] = check_json(v)
+            out[k] = check_json(v, depth + 1)
         return out
     if t is list or t is tuple:
-        return [check_json(v) for v in value]
+        return [check_json(v, depth + 1) for v in value]
     if isinstance(value, bool):
         return bool(value)
     if isinstance(value, int):
