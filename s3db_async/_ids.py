@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 
+from ._encoding import is_utf8
 from .errors import SchemaError, ValidationError
 
 __all__ = ["IdGenerator", "make_id_generator", "validate_id"]
@@ -112,14 +113,6 @@ def make_id_generator(
     )
 
 
-def _is_utf8(value: str) -> bool:
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 def validate_id(value: object, *, resource: str) -> str:
     """Return ``value`` as a record id, or raise :class:`ValidationError`.
 
@@ -139,7 +132,7 @@ def validate_id(value: object, *, resource: str) -> str:
         reason = "must not contain control characters"
     elif value in (".", ".."):
         reason = "must not be '.' or '..'"
-    elif not _is_utf8(value):
+    elif not is_utf8(value):
         reason = "must be valid unicode (it holds a lone surrogate)"
     elif len(value.encode("utf-8")) > MAX_ID_BYTES:
         reason = f"must be at most {MAX_ID_BYTES} bytes"

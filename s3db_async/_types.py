@@ -38,7 +38,7 @@ from urllib.parse import urlsplit
 import msgspec
 
 from . import _passwords, _types_num
-from ._encoding import unb64u
+from ._encoding import is_utf8, unb64u
 from ._invalid import Invalid, fail
 from ._types_net import cidr, ip4, ip6, mac, semver, uuid_text
 
@@ -290,7 +290,9 @@ def check_json(value: Any, depth: int = 0) -> Any:
     lists/tuples, mappings with str keys) nested at most :data:`MAX_JSON_DEPTH` levels;
     else raise :class:`Invalid`."""
     t = type(value)
-    if t is str or t is int or t is bool or value is None:
+    if t is str:
+        return value if is_utf8(value) else _surrogate("json", value)
+    if t is int or t is bool or value is None:
         return value
     if t is float:
         if math.isfinite(value):
@@ -303,6 +305,8 @@ def check_json(value: Any, depth: int = 0) -> Any:
         for k, v in value.items():
             if type(k) is not str:
                 fail("json", f"object keys must be strings, got {type(k).__name__}", value)
+            if not is_utf8(k):
+                _surrogate("json", k)
             out[k] = check_json(v, depth + 1)
         return out
     if t is list or t is tuple:
@@ -312,7 +316,7 @@ def check_json(value: Any, depth: int = 0) -> Any:
     if isinstance(value, int):
         return int(value)
     if isinstance(value, str):
-        return str(value)
+        return check_json(str(value))
     if isinstance(value, float):
         return check_json(float(value))
     fail("json", f"{t.__name__} is not a JSON value", value)
@@ -335,10 +339,14 @@ def object_converter(value: Any) -> Any:
 
 def _string(value: Any) -> Any:
     if type(value) is str:
-        return value
+        return value if is_utf8(value) else _surrogate("string", value)
     if isinstance(value, str):
-        return str(value)
+        return _string(str(value))
     fail("string", "must be a string", value)
+
+
+def _surrogate(rule: str, value: str) -> Any:
+    fail(rule, "must be valid unicode (it holds a lone surrogate)", value)
 
 
 def _number(value: Any) -> Any:

@@ -139,3 +139,26 @@ async def test_deeply_nested_value_is_a_validation_error() -> None:
         assert db.store.stats.total() == 0
         ok = await users.insert({"name": "x", "doc": _deep(20)})
         assert (await users.get(ok["id"]))["doc"] == _deep(20)
+
+
+@pytest.mark.parametrize(
+    ("data", "field"),
+    [
+        ({"name": "\ud800"}, "name"),
+        ({"doc": {"k": "a\udfffb"}}, "doc"),
+        ({"doc": {"\ud800": 1}}, "doc"),
+        ({"doc": ["ok", "\udc80"]}, "doc"),
+    ],
+)
+async def test_lone_surrogate_values_are_validation_errors(
+    data: dict[str, Any], field: str
+) -> None:
+    async with Database("memory://hardening-values") as db:
+        users = await _users(db)
+        db.store.stats.reset()
+        with pytest.raises(ValidationError) as info:
+            await users.insert(data)
+        assert any(f.startswith(field) for f in info.value.fields)
+        assert db.store.stats.total() == 0
+        ok = await users.insert({"name": "ünïcode ✓", "doc": {"ключ": ["значение"]}})
+        assert (await users.get(ok["id"]))["doc"] == {"ключ": ["значение"]}
