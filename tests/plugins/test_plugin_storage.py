@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -310,22 +309,29 @@ async def test_lock_expiry_takeover_and_refresh(storage: PluginStorage, clock: M
     assert await second.release()
 
 
-async def test_lock_waits_with_timeout(storage: PluginStorage) -> None:
-    held = await storage.acquire_lock("w", ttl=30)
+async def test_lock_waits_with_timeout(storage: PluginStorage, clock: ManualClock) -> None:
+    held = await storage.acquire_lock("w", ttl=7200)
     assert held is not None
+    released = asyncio.Event()
 
     async def release_soon() -> None:
-        await asyncio.sleep(0.3)
+        await asyncio.sleep(0.05)
+        released.set()
         await held.release()
 
     task = asyncio.create_task(release_soon())
-    t0 = time.monotonic()
-    got = await storage.acquire_lock("w", ttl=30, timeout=10)
+    got = await storage.acquire_lock("w", ttl=7200, timeout=600)
     await task
-    assert got is not None and 0.25 < time.monotonic() - t0 < 8
-    t0 = time.monotonic()
-    assert await storage.acquire_lock("w", ttl=30, timeout=0.4) is None
-    assert time.monotonic() - t0 >= 0.35
+    assert got is not None and released.is_set()  # it waited for the release
+
+    async def an_hour_passes() -> None:
+        await asyncio.sleep(0.05)
+        clock.advance(3600)  # the lock (ttl 7200) is still held; the wait (3000) is over
+
+    task = asyncio.create_task(an_hour_passes())
+    assert await storage.acquire_lock("w", ttl=60, timeout=3000) is None
+    await task
+    assert await storage.is_locked("w")
     await got.release()
 
 
