@@ -743,7 +743,12 @@ class FileStore(ObjectStore):
 
     # -- the contract ------------------------------------------------------------------
     async def connect(self) -> None:
-        """Create the directory (and internal folders); drop stale temp files."""
+        """Check and create the directory (see ``create``) and drop stale temp files.
+
+        :raises ConfigError: the directory holds other files (and ``create`` is not True).
+        :raises NotFoundError: no store there and ``create`` is False.
+        :raises StoreError: the path cannot be used (a file, no permission, a link inside).
+        """
         await self._run(self._connect_sync)
 
     async def put(

@@ -48,8 +48,6 @@ def link_error(key: str, path: str) -> StoreError:
 
 def check_root(root: str, internal: str, create: bool | None, url: str) -> None:
     """Refuse a directory that is not ours to take (``internal`` marks a store)."""
-    if os.path.lexists(internal):
-        return  # already a FileStore
     try:
         with os.scandir(root) as it:
             empty = next(it, None) is None
@@ -61,6 +59,8 @@ def check_root(root: str, internal: str, create: bool | None, url: str) -> None:
             suggestion="point file:// at a directory",
             metadata={"path": root},
         ) from exc
+    if os.path.lexists(internal):  # looked at after the scan: a store made meanwhile by
+        return  # another process had its ~s3db/ before any file the scan could have seen
     init = f"`s3db --url {url} init`"
     if create is False and empty:
         raise NotFoundError(

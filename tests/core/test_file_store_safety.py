@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 
@@ -225,3 +226,14 @@ def test_cli_refuses_a_file_url_with_a_host() -> None:
     code, text = _cli("file://tmp/x", "resources")
     assert code == 1
     assert "file://./tmp/x" in text and "file:///tmp/x" in text
+
+
+async def test_concurrent_first_connects_all_succeed(tmp_path: Path) -> None:
+    """Writers racing to open one fresh directory never see each other's files as foreign."""
+    for round_ in range(15):
+        url = f"file://{tmp_path / f'race{round_}'}"
+        dbs = [Database(url) for _ in range(8)]
+        results = await asyncio.gather(*(db.connect() for db in dbs), return_exceptions=True)
+        assert [r for r in results if isinstance(r, BaseException)] == []
+        for db in dbs:
+            await db.disconnect()
