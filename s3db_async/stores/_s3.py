@@ -17,7 +17,8 @@ How it meets the :class:`~s3db_async.stores.ObjectStore` contract on top of obst
   two writers win; it only turns "nobody could tell" into a definite 200 or 412. When the
   retries run out, a conditional write raises ``PreconditionFailed(retriable=True)``.
 - **Time limits**: ``connect_timeout`` (default 3 s) bounds opening a TCP connection,
-  ``timeout`` (default 30 s) one HTTP request, and ``deadline`` (default 60 s) one logical
+  ``timeout`` (default 30 s) one HTTP request, and ``deadline`` (default 60 s, at least twice
+  ``timeout``) one logical
   operation with all its retries and backoff (each page of a listing is one operation).
   :meth:`connect` gives its bucket check at most :data:`CONNECT_DEADLINE` seconds and reports
   a server that does not answer as :class:`EndpointUnreachableError`, as it does a refused
@@ -202,7 +203,7 @@ class S3Store(ObjectStore):
     :param parallelism: connection pool size (query option ``parallelism``, default 100).
     :param timeout: seconds for a whole request (query ``timeout``, default 30).
     :param deadline: seconds for one operation with its retries (query ``deadline``,
-        default 60).
+        default 60, or twice ``timeout`` when that is longer).
     :param max_retries: retries of a retriable failure (query ``max_retries``, default 4).
     :param enforce_limits: reject user metadata over 2 KB before sending it.
     :raises ConfigError: the connection string is not an S3 one.
@@ -237,7 +238,9 @@ class S3Store(ObjectStore):
         self.parallelism = int(parallelism or _number(opts, "parallelism", DEFAULT_PARALLELISM))
         self.timeout = float(timeout or _number(opts, "timeout", DEFAULT_TIMEOUT))
         self.connect_timeout = _number(opts, "connect_timeout", DEFAULT_CONNECT_TIMEOUT)
-        self.deadline = float(deadline or _number(opts, "deadline", DEFAULT_DEADLINE))
+        self.deadline = float(
+            deadline or _number(opts, "deadline", max(DEFAULT_DEADLINE, 2 * self.timeout))
+        )
         self.max_retries = int(
             max_retries
             if max_retries is not None

@@ -76,6 +76,8 @@ def test_defaults_bound_every_operation() -> None:
     assert store.deadline == 60.0
     tuned = S3Store("http://key:secret@127.0.0.1:9/bucket/app?deadline=5&connect_timeout=1")
     assert (tuned.deadline, tuned.connect_timeout) == (5.0, 1.0)
+    slow = S3Store("http://key:secret@127.0.0.1:9/bucket/app?timeout=100")
+    assert slow.deadline == 200.0  # a longer request timeout is not cut by the default
 
 
 async def test_connect_to_a_stalled_server_is_unreachable(stalled: _Loopback) -> None:
