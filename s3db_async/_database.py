@@ -87,6 +87,11 @@ class Database(EventEmitter, PluginHostMixin):
         with ``False`` a changed definition replaces the current version.
     :param strict_validation: check partition fields against the schema (default ``True``).
     :param store: an already built :class:`ObjectStore` (overrides ``url``).
+    :param create: ``None`` (default): a missing database is created, and on ``file://``
+        only in a missing or empty directory (a directory holding other files is refused);
+        ``True``: also in such a directory (what ``s3db init`` does); ``False``: the
+        database must exist (``s3db.json``), else :class:`NotFoundError` and nothing is
+        written (what the CLI's read commands do).
     """
 
     event_names = (
@@ -103,6 +108,7 @@ class Database(EventEmitter, PluginHostMixin):
         versioning: bool = True,
         strict_validation: bool = True,
         store: ObjectStore | None = None,
+        create: bool | None = None,
         **store_options: Any,
     ) -> None:
         super().__init__(logger=logging.getLogger("s3db_async.database"))
@@ -126,6 +132,7 @@ class Database(EventEmitter, PluginHostMixin):
         self.strict_validation = strict_validation
         self._passphrase = passphrase or os.environ.get("S3DB_PASSPHRASE") or None
         self._store = store
+        self._create = create
         self._store_options = store_options
         self._resources: dict[str, Resource] = {}
         self._meta: dict[str, Any] = {}
@@ -183,6 +190,8 @@ class Database(EventEmitter, PluginHostMixin):
             options = dict(self._store_options)
             if self.config.scheme not in ("memory", "file"):
                 options.setdefault("parallelism", self.parallelism)
+            if self.config.scheme == "file":
+                options.setdefault("create", self._create)
             self._store = open_store(self.config, **options)
         self._opening = True
         try:
@@ -307,6 +316,13 @@ class Database(EventEmitter, PluginHostMixin):
 
     async def _load(self) -> None:
         doc, etag = await self._read_meta()
+        if not doc and self._create is False:
+            raise NotFoundError(
+                f"no s3db database at {self.url}",
+                suggestion=f"check the connection string; create one with `s3db --url "
+                f"{self.url} init` or Database(url)",
+                metadata={"key": METADATA_KEY, "url": self.url, "reason": "no database"},
+            )
         if not doc:
             doc = await self._update_meta(lambda d: True)
         else:

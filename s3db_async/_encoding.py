@@ -62,6 +62,7 @@ import msgspec
 
 __all__ = [
     "NULL",
+    "is_utf8",
     "b62",
     "b64u",
     "dec_bytes",
@@ -394,3 +395,14 @@ def bool_text(v: bool) -> str:
 def text_bool(v: str) -> bool:
     """Inverse of :func:`bool_text`."""
     return v == "1"
+
+
+def is_utf8(text: str) -> bool:
+    """True unless ``text`` holds a lone surrogate (which no UTF-8 encoder accepts)."""
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -115,10 +115,11 @@ def _options(
 
 
 @asynccontextmanager
-async def _open() -> AsyncIterator[Database]:
+async def _open(*, create: bool = False) -> AsyncIterator[Database]:
+    """The database at ``--url``; only ``s3db init`` (``create=True``) makes a new one."""
     if not state.url:
         raise ConfigError("no database given", suggestion="pass --url or set S3DB_URL")
-    async with Database(state.url, passphrase=state.passphrase) as db:
+    async with Database(state.url, passphrase=state.passphrase, create=create) as db:
         yield db
 
 
@@ -642,7 +643,11 @@ def migrate(
 
 @app.command()
 def init() -> None:
-    """Create the bucket (S3 endpoints) and the database's s3db.json."""
+    """Create the bucket (S3 endpoints) and the database's s3db.json.
+
+    The only command that creates a database (other commands refuse a missing one); on
+    file:// it also takes a directory that holds other files.
+    """
 
     async def go() -> None:
         if not state.url:
@@ -655,7 +660,7 @@ def init() -> None:
 
             created = await ensure_bucket(config)
             err.print(f"bucket {config.bucket} {'created' if created else 'exists'}")
-        async with _open() as db:
+        async with _open(create=True) as db:
             err.print(f"database ready at {db.url}")
 
     _run(go)
