@@ -34,7 +34,7 @@ import msgspec
 
 from . import _passwords, _types_net, _types_num
 from ._behaviors import BEHAVIORS, Slot, fit, limit_error, truncate
-from ._crypto import SecretBox
+from ._crypto import NO_PASSPHRASE_HINT, SecretBox
 from ._encoding import (
     EMPTY_LIST,
     NULL,
@@ -244,27 +244,47 @@ class _Node:
         self.children = children
 
 
-def _secret_funcs(box: SecretBox | None) -> tuple[Fn, Fn]:
-    if box is None:
+class _NoPassphrase:
+    """The secret box of a database opened without a passphrase: encrypting or decrypting
+    a value raises, naming the resource, the field and the two ways to give one."""
+
+    __slots__ = ("resource",)
+
+    def __init__(self, resource: str | None) -> None:
+        self.resource = resource
+
+    def funcs(self, path: str) -> tuple[Fn, Fn]:
+        field = path.replace("[]", "")
+        of = f" of resource {self.resource!r}" if self.resource else ""
+        why = f"secret field {field!r}{of}: the database was opened without a passphrase"
+        meta = {"resource": self.resource, "field": field}
 
         def no_encrypt(v: Any) -> Any:
             raise EncryptionError(
-                "this schema has secret fields and needs a passphrase",
-                suggestion="open the Database with passphrase=...",
+                f"cannot encrypt {why}", suggestion=NO_PASSPHRASE_HINT, metadata=meta
             )
 
         def no_decrypt(v: Any) -> Any:
             raise DecryptionError(
-                "this record has encrypted fields and no passphrase was given",
-                suggestion="open the Database with the passphrase the data was written with",
+                f"cannot decrypt {why}",
+                suggestion=NO_PASSPHRASE_HINT + ", with the passphrase the data was written with",
+                metadata=meta,
             )
 
         return no_encrypt, no_decrypt
+
+
+_Box = SecretBox | _NoPassphrase
+
+
+def _secret_funcs(box: _Box, path: str) -> tuple[Fn, Fn]:
+    if isinstance(box, _NoPassphrase):
+        return box.funcs(path)
     return box.encrypt, box.decrypt
 
 
 def _field_funcs(
-    spec: FieldSpec | ObjectSpec, box: SecretBox | None, *, in_list: bool = False
+    spec: FieldSpec | ObjectSpec, box: _Box, *, in_list: bool = False
 ) -> tuple[Fn, Fn, Fn, Fn]:
     """(enc, dec, to_json, from_json) of one value (never None) of ``spec``."""
     if isinstance(spec, ObjectSpec):
@@ -279,7 +299,7 @@ def _field_funcs(
     if t in _TEXT_TYPES:
         return (list_text_item if in_list else esc_text), unesc_text, _ident, _ident
     if t == "secret":
-        encrypt, decrypt = _secret_funcs(box)
+        encrypt, decrypt = _secret_funcs(box, spec.path)
         return encrypt, decrypt, encrypt, decrypt
     if t == "number":
         return enc_number, dec_number, number_to_json, number_from_json
@@ -301,7 +321,7 @@ def _field_funcs(
     return json_text, unjson_text, _ident, _ident  # object, json, any
 
 
-def _array_funcs(spec: FieldSpec, box: SecretBox | None) -> tuple[Fn, Fn, Fn, Fn]:
+def _array_funcs(spec: FieldSpec, box: _Box) -> tuple[Fn, Fn, Fn, Fn]:
     items = spec.items
     if isinstance(items, FieldSpec) and items.type in _JOINABLE and not items.explicit_nullable:
         ienc, idec, itj, ifj = _field_funcs(items, box, in_list=True)
@@ -333,7 +353,7 @@ def _array_funcs(spec: FieldSpec, box: SecretBox | None) -> tuple[Fn, Fn, Fn, Fn
     )
 
 
-def _node_json(node: ObjectSpec, box: SecretBox | None) -> tuple[Fn, Fn]:
+def _node_json(node: ObjectSpec, box: _Box) -> tuple[Fn, Fn]:
     """Body forms of a nested object inside an array (keys are field names)."""
     funcs = {name: _field_funcs(child, box)[2:] for name, child in node.children.items()}
 
@@ -382,7 +402,8 @@ class RecordCodec:
     :param registry: ids for every field of ``schema`` (:meth:`AttributeRegistry.assign`).
     :param version: the schema version, stored as ``_v`` in every record.
     :param behavior: one of :data:`BEHAVIORS`.
-    :param secret_box: encrypts ``secret`` fields (required to write them).
+    :param secret_box: encrypts ``secret`` fields; without one, a secret value to encrypt
+        or decrypt raises, naming the field and ``resource``.
     :param reserved_metadata: bytes of metadata the caller adds itself.
     :raises SchemaError: unknown behavior, or a field without a registry id.
     """
@@ -396,6 +417,7 @@ class RecordCodec:
         behavior: str = "body-overflow",
         secret_box: SecretBox | None = None,
         reserved_metadata: int = 0,
+        resource: str | None = None,
     ) -> None:
         if behavior not in BEHAVIORS:
             raise SchemaError(
@@ -409,7 +431,7 @@ class RecordCodec:
         self.behavior = behavior
         self.secret_box = secret_box
         self.reserved_metadata = reserved_metadata
-        self._needs_box = schema.has_secrets and secret_box is None
+        self._box: _Box = secret_box or _NoPassphrase(resource)
         self._base = metadata_size({"_v": version}) + reserved_metadata
         self._by_id: dict[str, _Leaf] = {}
         self._root = self._build(schema.root)
@@ -433,7 +455,7 @@ class RecordCodec:
                     metadata={"field": child.path},
                 ) from None
             cut = child.type == "string" and child.enum is None
-            leaf = _Leaf(fid, child.path, _field_funcs(child, self.secret_box), cut)
+            leaf = _Leaf(fid, child.path, _field_funcs(child, self._box), cut)
             self._by_id[fid] = leaf
             out[name] = leaf
         return out
@@ -469,14 +491,9 @@ class RecordCodec:
         the body alone, so without it two versions that differ only in metadata would
         share an etag and ``If-Match`` could not tell them apart (lost updates).
 
-        :raises EncryptionError: the schema has secret fields and no secret box was given.
+        :raises EncryptionError: a secret value and no secret box.
         :raises MetadataLimitError: ``enforce-limits`` and the metadata is over 2 KB.
         """
-        if self._needs_box:
-            raise EncryptionError(
-                "this schema has secret fields and needs a passphrase",
-                suggestion="open the Database with passphrase=...",
-            )
         encoded = self._encode(record)
         encoded.body = _stamp(encoded.body)
         return encoded
@@ -604,6 +621,8 @@ class RecordCodec:
                 else:
                     _set_path(out, ent.parts, value)
         if extra:
+            if not isinstance(extra, dict):
+                raise _corrupt("_x", TypeError("the extra-fields blob is not a JSON object"))
             _merge(out, extra)
         return out
 

@@ -23,7 +23,13 @@ from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from .errors import DecryptionError, EncryptionError
 
-__all__ = ["SecretBox"]
+__all__ = ["NO_PASSPHRASE_HINT", "SecretBox"]
+
+NO_PASSPHRASE_HINT = (
+    "open the Database with passphrase=... or set the S3DB_PASSPHRASE environment variable "
+    "(s3db --passphrase on the command line)"
+)
+"""The two ways to give a passphrase, for every error about a missing one."""
 
 _VERSION = b"\x01"
 _CHECK_TEXT = "s3db-passphrase-check"
@@ -49,7 +55,7 @@ class SecretBox:
         if not isinstance(passphrase, str) or not passphrase:
             raise EncryptionError(
                 "a non-empty passphrase is needed to encrypt secret fields",
-                suggestion="pass passphrase=... to Database",
+                suggestion=NO_PASSPHRASE_HINT,
             )
         if not isinstance(salt, (bytes, bytearray)) or len(salt) < 16:
             raise EncryptionError(

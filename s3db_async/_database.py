@@ -22,18 +22,24 @@ import msgspec
 
 from ._cas import RETRY, Backoff, _Retry, cas_loop, conditional_put
 from ._codec import AttributeRegistry
-from ._crypto import SecretBox
+from ._crypto import NO_PASSPHRASE_HINT, SecretBox
 from ._database_plugins import PluginHostMixin
-from ._events import EventEmitter, HookRegistry, TaskSupervisor
+from ._events import PLUGIN_EVENTS, EventEmitter, HookRegistry, TaskSupervisor
 from ._ids import IdGenerator, make_id_generator, parse_incremental
+from ._metadata import METADATA_KEY, corrupt_metadata, parse_metadata, save_history
 from ._migrations import declare_steps, normalize_migrations
 from ._partitions import parse_partitions
 from ._resource import Resource
 from ._schema import Schema
+from ._timestamps import TIMESTAMP_FIELDS, TIMESTAMP_RULE
 from ._url import parse_connection_string
 from .errors import (
     ConfigError,
+    CorruptMetadataError,
+    CorruptObjectError,
     DecryptionError,
+    EncryptionError,
+    NotConnectedError,
     NotFoundError,
     PreconditionFailed,
     ResourceNotFoundError,
@@ -43,7 +49,6 @@ from .stores import ObjectStore, open_store
 
 __all__ = ["DATABASE_HOOKS", "Database"]
 
-METADATA_KEY = "s3db.json"
 _META_BACKOFF = Backoff(base=0.01)
 FORMAT_VERSION = 1
 DATABASE_HOOKS = (
@@ -75,12 +80,23 @@ class Database(EventEmitter, PluginHostMixin):
     :param url: connection string (``memory://``, ``file://``, ``s3://``, ``http(s)://``);
         defaults to the ``S3DB_URL`` environment variable.
     :param passphrase: key for ``secret`` fields (or ``S3DB_PASSPHRASE``); there is no default.
+        Without one, ``create_resource`` refuses secret fields; a database reopened without
+        one connects, and only encrypting or decrypting a secret value raises.
     :param parallelism: concurrent requests for batch reads and writes (default 100).
     :param versioning: keep every definition as a new schema version (default ``True``);
         with ``False`` a changed definition replaces the current version.
     :param strict_validation: check partition fields against the schema (default ``True``).
     :param store: an already built :class:`ObjectStore` (overrides ``url``).
+    :param create: ``None`` (default): a missing database is created, and on ``file://``
+        only in a missing or empty directory (a directory holding other files is refused);
+        ``True``: also in such a directory (what ``s3db init`` does); ``False``: the
+        database must exist (``s3db.json``), else :class:`NotFoundError` and nothing is
+        written (what the CLI's read commands do).
     """
+
+    event_names = (
+        frozenset({"connected", "disconnected", "resource_created", "error"}) | PLUGIN_EVENTS
+    )
 
     def __init__(
         self,
@@ -92,6 +108,7 @@ class Database(EventEmitter, PluginHostMixin):
         versioning: bool = True,
         strict_validation: bool = True,
         store: ObjectStore | None = None,
+        create: bool | None = None,
         **store_options: Any,
     ) -> None:
         super().__init__(logger=logging.getLogger("s3db_async.database"))
@@ -115,6 +132,7 @@ class Database(EventEmitter, PluginHostMixin):
         self.strict_validation = strict_validation
         self._passphrase = passphrase or os.environ.get("S3DB_PASSPHRASE") or None
         self._store = store
+        self._create = create
         self._store_options = store_options
         self._resources: dict[str, Resource] = {}
         self._meta: dict[str, Any] = {}
@@ -123,19 +141,34 @@ class Database(EventEmitter, PluginHostMixin):
         self._hooks = HookRegistry(DATABASE_HOOKS, owner="database")
         self._supervisor: TaskSupervisor = TaskSupervisor("database")
         self._connected = False
+        self._opening = False
         self._pending_plugins = list(plugins)
         self.log = logging.getLogger("s3db_async.database")
 
     # -- lifecycle ---------------------------------------------------------------
     @property
     def store(self) -> ObjectStore:
-        """The open object store.
+        """The open object store: every request of the database and its resources goes
+        through here, so this is where a database that is not connected refuses them.
 
-        :raises ConfigError: before :meth:`connect`.
+        :raises NotConnectedError: before :meth:`connect` or after :meth:`disconnect`.
         """
-        if self._store is None:
-            raise ConfigError("database is not connected", suggestion="await db.connect() first")
-        return self._store
+        store = self._store
+        if store is None or not (self._connected or self._opening):
+            raise self._not_connected()
+        return store
+
+    def _require_connection(self) -> None:
+        """Raise :class:`NotConnectedError` unless connected (or connecting)."""
+        if self._store is None or not (self._connected or self._opening):
+            raise self._not_connected()
+
+    def _not_connected(self) -> NotConnectedError:
+        return NotConnectedError(
+            "database is not connected",
+            suggestion="await db.connect() first (or use 'async with Database(...) as db')",
+            metadata={"url": self.url},
+        )
 
     @property
     def is_connected(self) -> bool:
@@ -157,11 +190,17 @@ class Database(EventEmitter, PluginHostMixin):
             options = dict(self._store_options)
             if self.config.scheme not in ("memory", "file"):
                 options.setdefault("parallelism", self.parallelism)
+            if self.config.scheme == "file":
+                options.setdefault("create", self._create)
             self._store = open_store(self.config, **options)
-        await self._store.connect()
-        await self._store.capabilities()
-        self._supervisor.reopen()
-        await self._load()
+        self._opening = True
+        try:
+            await self._store.connect()
+            await self._store.capabilities()
+            self._supervisor.reopen()
+            await self._load()
+        finally:
+            self._opening = False
         self._connected = True
         await self._hooks.run("after_connect", self)
         self.emit("connected", self)
@@ -192,6 +231,25 @@ class Database(EventEmitter, PluginHostMixin):
     ) -> None:
         await self.disconnect()
 
+    def __enter__(self) -> Database:
+        raise ConfigError(
+            "Database needs 'async with', not 'with': it connects and disconnects asynchronously",
+            suggestion="write 'async with Database(...) as db:' inside an async function, "
+            "or 'await db.connect()'",
+        )
+
+    def __exit__(self, *exc_info: object) -> None:
+        """Never reached: :meth:`__enter__` always raises."""
+
+    async def drain_events(self) -> None:
+        """Wait for every async event handler started so far (and those they start).
+
+        Async ``on(...)`` handlers run as background tasks; tests call this before
+        asserting on what a handler did. Handler failures are logged and emitted as
+        ``error`` as usual, never raised here.
+        """
+        await self._supervisor.drain_events()
+
     def add_hook(self, name: str, fn: Callable[..., Any]) -> None:
         """Register a database hook (``before_/after_`` + ``connect``, ``disconnect``,
         ``create_resource``)."""
@@ -207,7 +265,9 @@ class Database(EventEmitter, PluginHostMixin):
             obj = await self.store.get(METADATA_KEY)
         except NotFoundError:
             return {}, None
-        return msgspec.json.decode(obj.body) if obj.body else {}, obj.etag
+        except CorruptObjectError as exc:
+            raise corrupt_metadata(METADATA_KEY, "", exc.message) from exc
+        return parse_metadata(obj.body), obj.etag
 
     async def _update_meta(self, mutate: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
         """Apply ``mutate`` to ``s3db.json`` by compare-and-swap; re-reads on conflicts."""
@@ -220,11 +280,13 @@ class Database(EventEmitter, PluginHostMixin):
                 self._meta, self._meta_etag = doc, etag
                 return doc
             doc["updated_at"] = datetime.now(UTC).isoformat()
+            doc["revision"] = int(doc.get("revision") or 0) + 1
+            body = msgspec.json.encode(doc)
             try:
                 new_etag = await conditional_put(
                     self.store,
                     METADATA_KEY,
-                    msgspec.json.encode(doc),
+                    body,
                     content_type="application/json",
                     if_none_match=etag is None,
                     if_match=etag,
@@ -232,6 +294,7 @@ class Database(EventEmitter, PluginHostMixin):
             except PreconditionFailed:
                 return RETRY
             self._meta, self._meta_etag = doc, new_etag
+            await save_history(self.store, doc, body)
             return doc
 
         return await cas_loop(
@@ -253,13 +316,30 @@ class Database(EventEmitter, PluginHostMixin):
 
     async def _load(self) -> None:
         doc, etag = await self._read_meta()
+        if not doc and self._create is False:
+            raise NotFoundError(
+                f"no s3db database at {self.url}",
+                suggestion=f"check the connection string; create one with `s3db --url "
+                f"{self.url} init` or Database(url)",
+                metadata={"key": METADATA_KEY, "url": self.url, "reason": "no database"},
+            )
         if not doc:
             doc = await self._update_meta(lambda d: True)
         else:
             self._meta, self._meta_etag = doc, etag
         self._setup_secrets()
-        for name, entry in self._meta.get("resources", {}).items():
-            self._materialize(name, entry)
+        self._materialize_all(self._meta)
+
+    def _materialize_all(self, doc: Mapping[str, Any]) -> None:
+        """Build every resource of ``s3db.json``; a definition that does not load is corrupt."""
+        for name, entry in doc.get("resources", {}).items():
+            try:
+                self._materialize(name, entry)
+            except CorruptMetadataError:
+                raise
+            except (KeyError, TypeError, AttributeError, ValueError) as exc:
+                reason = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
+                raise corrupt_metadata(METADATA_KEY, f"resources.{name}", reason) from exc
 
     def _setup_secrets(self) -> None:
         if not self._passphrase:
@@ -285,6 +365,29 @@ class Database(EventEmitter, PluginHostMixin):
         raise DecryptionError(
             "the passphrase does not match the one this database was written with",
             suggestion="pass the original passphrase, or rotate it with the old one",
+        )
+
+    def _check_secrets(self, resource: str, schema: Schema) -> None:
+        """Refuse secret defaults (``s3db.json`` would hold them in clear) and secret fields
+        when no passphrase was given."""
+        for path, spec in schema.fields.items():
+            if spec.secret and spec.has_default:
+                raise SchemaError(
+                    f"secret field {path!r} of {resource!r} has a default: s3db.json would "
+                    "hold it in clear",
+                    errors=[{"field": path, "rule": "default", "message": "secret default"}],
+                    suggestion="drop the default and set the value when inserting",
+                    metadata={"resource": resource, "field": path},
+                )
+        if self._secret_box is not None or not schema.has_secrets:
+            return
+        secrets = [p for p, k in schema.sensitive_fields.items() if k == "secret"]
+        field = (secrets or list(schema.sensitive_fields) or ["?"])[0]
+        raise EncryptionError(
+            f"resource {resource!r} has secret field {field!r} and the database was "
+            "opened without a passphrase",
+            suggestion=NO_PASSPHRASE_HINT,
+            metadata={"resource": resource, "field": field},
         )
 
     def _use_secret_box(self, box: SecretBox | None) -> None:
@@ -397,6 +500,7 @@ class Database(EventEmitter, PluginHostMixin):
         :raises SchemaError: unknown rule, bad partition field, bad behavior or name, bad
             migrations.
         """
+        self._require_connection()
         if not isinstance(name, str) or not _NAME_RE.match(name):
             raise SchemaError(
                 f"invalid resource name {name!r}",
@@ -449,11 +553,20 @@ class Database(EventEmitter, PluginHostMixin):
             known_fields=set(schema.fields),
             resource=name,
             strict=self.strict_validation,
+            sensitive=schema.sensitive_fields,
         )
+        self._check_secrets(name, schema)
         definition["attributes"] = schema.definition()
-        for f in ("created_at", "updated_at") if definition["timestamps"] else ():
+        for f in TIMESTAMP_FIELDS if definition["timestamps"] else ():
             if f not in attrs:
                 definition["attributes"].pop(f, None)
+            elif schema.fields.get(f) is None or schema.fields[f].type != "datetime":
+                raise SchemaError(
+                    f"field {f!r} of resource {name!r} must be a datetime with timestamps=True",
+                    suggestion=f"declare it as {TIMESTAMP_RULE!r}, or leave it out",
+                    errors=[{"field": f, "rule": "type", "message": f"{f} must be a datetime"}],
+                    metadata={"resource": name, "field": f},
+                )
         definition["partitions"] = {n: p.definition() for n, p in parsed.items()}
         if not custom_gen and gen is not None and parse_incremental(gen) is None:
             make_id_generator(gen, size=config["id_size"])  # validate now
@@ -555,8 +668,7 @@ class Database(EventEmitter, PluginHostMixin):
         """Re-read ``s3db.json`` (pick up resources other processes created)."""
         doc, etag = await self._read_meta()
         self._meta, self._meta_etag = doc, etag
-        for name, entry in doc.get("resources", {}).items():
-            self._materialize(name, entry)
+        self._materialize_all(doc)
 
     def __repr__(self) -> str:
         state = "connected" if self._connected else "disconnected"

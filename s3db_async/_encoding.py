@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import base64
 import math
+import re
 import string
 import sys
 from array import array
@@ -61,6 +62,7 @@ import msgspec
 
 __all__ = [
     "NULL",
+    "is_utf8",
     "b62",
     "b64u",
     "dec_bytes",
@@ -205,21 +207,20 @@ def number_from_json(j: Any) -> Any:
 
 
 def esc_text(s: str, *, in_list: bool = False) -> str:
-    """Header-safe text: printable ASCII as is, anything else ``~u``/``~b``-escaped.
+    """Header-safe text: printable ASCII as is (``~t``-prefixed when it starts like an
+    escape), anything else ``~u``/``~b``-escaped.
 
     :param in_list: also escape ``,`` (the item separator of arrays).
     """
     if not s:
         return "~e"
-    if (
-        s.isascii()
-        and s.isprintable()
-        and s[0] not in "~ "
-        and s[-1] != " "
-        and s[:2] != "=?"
-        and not (in_list and "," in s)
-    ):
-        return s
+    if s.isascii() and s.isprintable() and s[0] != " " and s[-1] != " ":
+        if in_list and "," in s:
+            pass  # quoted below
+        elif s[0] != "~" and s[:2] != "=?":
+            return s
+        else:  # only its start looks like an escape: keep the text literal
+            return "~t" + s
     q = quote(s, safe=_SAFE_LIST if in_list else _SAFE)
     if q[-1] == " ":
         q = q[:-1] + "%20"
@@ -237,6 +238,8 @@ def unesc_text(v: str) -> str:
     mode = v[1:2]
     if mode == "u":
         return unquote(v[2:], errors="strict")
+    if mode == "t":
+        return v[2:]
     if mode == "b":
         raw = v[2:]
         return base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode("utf-8")
@@ -279,6 +282,10 @@ def unjson_text(v: str) -> Any:
 # -- dates ----------------------------------------------------------------------------
 
 
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+"""ISO text: 4 digits, ``-``; enc_date text has at most one sign, never two dashes so."""
+
+
 def enc_date(d: date) -> str:
     """Compact text of a date or datetime (see the module table)."""
     if type(d) is date or not isinstance(d, datetime):
@@ -306,7 +313,10 @@ def enc_date(d: date) -> str:
 
 
 def dec_date(v: str) -> date:
-    """Inverse of :func:`enc_date`."""
+    """Inverse of :func:`enc_date`; also reads ISO 8601 text (``2024-05-01T12:00:00Z``),
+    which :func:`enc_date` never writes: records whose timestamps were ISO strings."""
+    if _ISO_DATE.match(v):
+        return datetime.fromisoformat(v) if len(v) > 10 else date.fromisoformat(v)
     if v[0] == ".":
         return date.fromordinal(unb62(v[1:]) + _EPOCH_ORD)
     fold = 0
@@ -385,3 +395,14 @@ def bool_text(v: bool) -> str:
 def text_bool(v: str) -> bool:
     """Inverse of :func:`bool_text`."""
     return v == "1"
+
+
+def is_utf8(text: str) -> bool:
+    """True unless ``text`` holds a lone surrogate (which no UTF-8 encoder accepts)."""
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -5,6 +5,11 @@
 - **Events** are notifications: sync handlers run inline, async handlers run as tasks
   owned by the database. A failing handler is logged and re-emitted as ``error``; it
   never breaks the operation that emitted.
+- **Event names** are checked when a listener subscribes: ``on("insertd", ...)`` raises
+  instead of waiting forever. Each emitter class lists its names in ``event_names`` (a plugin
+  class that emits its own plain names extends it); a name with a dot
+  is a namespaced custom event (a plugin emits ``"cache.hit"``, ``"myplugin.flushed"``) and
+  is always accepted, except in the reserved ``plugin.`` namespace of the plugin lifecycle.
 - **Middlewares** wrap a method: ``async def mw(next, *args, **kwargs)`` calls
   ``await next(*args, **kwargs)`` (or not) and returns the result.
 """
@@ -12,15 +17,17 @@
 from __future__ import annotations
 
 import asyncio
+import difflib
 import inspect
 import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
-from typing import Any
+from typing import Any, ClassVar
 
 from .errors import ConfigError
 
 __all__ = [
+    "PLUGIN_EVENTS",
     "EventEmitter",
     "Handler",
     "HookRegistry",
@@ -33,6 +40,18 @@ Middleware = Callable[..., Awaitable[Any]]
 
 _log = logging.getLogger("s3db_async.events")
 
+PLUGIN_EVENTS = frozenset(
+    {
+        "plugin.installed",
+        "plugin.started",
+        "plugin.stopped",
+        "plugin.before_uninstall",
+        "plugin.data_purged",
+        "plugin.after_uninstall",
+    }
+)
+"""Plugin lifecycle events, emitted on the plugin and on its database."""
+
 
 class TaskSupervisor:
     """Owns background tasks so none outlives the database.
@@ -43,12 +62,16 @@ class TaskSupervisor:
     def __init__(self, name: str = "s3db") -> None:
         self.name = name
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._event_tasks: set[asyncio.Task[Any]] = set()
         self._closed = False
 
     def spawn(
-        self, coro: Coroutine[Any, Any, Any], *, name: str | None = None
+        self, coro: Coroutine[Any, Any, Any], *, name: str | None = None, event: bool = False
     ) -> asyncio.Task[Any]:
-        """Run ``coro`` in the background; exceptions are logged, never lost."""
+        """Run ``coro`` in the background; exceptions are logged, never lost.
+
+        ``event=True`` marks an event-handler task, awaited by :meth:`drain_events`.
+        """
         if self._closed:
             coro.close()
             raise ConfigError(
@@ -57,11 +80,14 @@ class TaskSupervisor:
             )
         task = asyncio.get_running_loop().create_task(coro, name=name)
         self._tasks.add(task)
+        if event:
+            self._event_tasks.add(task)
         task.add_done_callback(self._done)
         return task
 
     def _done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
+        self._event_tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             _log.error(
                 "background task %s failed",
@@ -74,6 +100,12 @@ class TaskSupervisor:
     def tasks(self) -> frozenset[asyncio.Task[Any]]:
         """Tasks still running."""
         return frozenset(self._tasks)
+
+    async def drain_events(self) -> None:
+        """Wait until no event-handler task is running, including ones started meanwhile."""
+        current = asyncio.current_task()
+        while pending := [t for t in self._event_tasks if t is not current]:
+            await asyncio.gather(*pending, return_exceptions=True)
 
     def reopen(self) -> None:
         """Allow spawning again after :meth:`aclose` (reconnect)."""
@@ -96,14 +128,36 @@ class EventEmitter:
     """``on``/``once``/``off``/``emit`` with the semantics in the module docstring."""
 
     _supervisor: TaskSupervisor | None
+    event_names: ClassVar[frozenset[str] | None] = None
+    """The event names this emitter emits (``None``: any name); see the module docstring."""
 
     def __init__(self, *, logger: logging.Logger | None = None) -> None:
         self._handlers: dict[str, list[Handler]] = defaultdict(list)
         self._supervisor = None
         self._event_log = logger or _log
 
+    def _check_event(self, event: str) -> None:
+        known = self.event_names
+        if known is None or event in known:
+            return
+        if isinstance(event, str) and "." in event and not event.startswith("plugin."):
+            return  # a namespaced custom event
+        names = sorted(known)
+        close = difflib.get_close_matches(str(event), names, n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise ConfigError(
+            f"unknown event {event!r} on {type(self).__name__}",
+            suggestion=f"{hint}events: {', '.join(names)}; custom events take a dotted "
+            "name such as 'myplugin.done'",
+            metadata={"event": event},
+        )
+
     def on(self, event: str, handler: Handler) -> Handler:
-        """Call ``handler(*args)`` on every ``event``; returns the handler (usable as decorator)."""
+        """Call ``handler(*args)`` on every ``event``; returns the handler (usable as decorator).
+
+        :raises ConfigError: ``event`` is not one this emitter emits (see ``event_names``).
+        """
+        self._check_event(event)
         if not callable(handler):
             raise ConfigError(f"handler for {event!r} is not callable", metadata={"event": event})
         self._handlers[event].append(handler)
@@ -157,7 +211,7 @@ class EventEmitter:
 
         if self._supervisor is not None:
             try:
-                self._supervisor.spawn(run(), name=f"event:{event}")
+                self._supervisor.spawn(run(), name=f"event:{event}", event=True)
                 return
             except ConfigError:
                 pass

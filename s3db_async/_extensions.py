@@ -98,6 +98,7 @@ class ExtensionMixin:
     async def _call(
         self, method: str, impl: Callable[..., Awaitable[Any]], *a: Any, **kw: Any
     ) -> Any:
+        self.db._require_connection()  # one error for every operation after disconnect
         call = impl
         if self._middlewares.get(method):
             chain = self._chains.get(method)

@@ -18,10 +18,21 @@ from typing import Any
 from ._encoding import b64u
 from ._types import Converter, Invalid, check_json, closest, fixed_places, join_path
 
-__all__ = ["NO_DEFAULT", "FieldSpec", "ObjectSpec", "jsonable"]
+__all__ = [
+    "NO_DEFAULT",
+    "SENSITIVE_TYPES",
+    "FieldSpec",
+    "ObjectSpec",
+    "jsonable",
+    "sensitive_field",
+    "sensitive_kind",
+]
 
 NO_DEFAULT: Any = object()
 """The default of fields without one."""
+
+SENSITIVE_TYPES = ("secret", "password")
+"""Types whose values never go into keys, logs, reprs or assistant answers."""
 
 
 @dataclass(eq=False, slots=True)
@@ -264,6 +275,36 @@ class ObjectSpec:
 
 
 _REQUIRED, _DEFAULT, _NODE, _NODE_SOFT = range(4)
+
+
+def sensitive_kind(spec: FieldSpec | ObjectSpec) -> str | None:
+    """``"secret"`` or ``"password"`` when ``spec`` holds such values (array items and
+    nested objects included, first found wins), else ``None``."""
+    stack: list[FieldSpec | ObjectSpec] = [spec]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ObjectSpec):
+            stack.extend(node.children.values())
+        elif node.type in SENSITIVE_TYPES:
+            return node.type
+        elif node.items is not None:
+            stack.append(node.items)
+    return None
+
+
+def sensitive_field(path: str, sensitive: Mapping[str, str]) -> tuple[str, str] | None:
+    """``(field, kind)`` when ``path`` is a sensitive field, inside one or holds one.
+
+    ``sensitive`` maps field paths to their kind (``Schema.sensitive_fields``); the answer
+    names ``path`` itself unless it lies inside a sensitive field.
+    """
+    kind = sensitive.get(path)
+    if kind is not None:
+        return path, kind
+    for field_path, kind in sensitive.items():
+        if field_path.startswith(path + ".") or path.startswith(field_path + "."):
+            return (path if len(path) < len(field_path) else field_path), kind
+    return None
 
 
 def jsonable(value: Any) -> Any:

@@ -38,6 +38,7 @@ from ._codec import record_version
 from ._concurrency import bounded_gather
 from ._partitions import kill_refs
 from ._record import ItemResult, Record
+from ._timestamps import keep_stamps, touch
 from .errors import (
     ConflictError,
     DecryptionError,
@@ -123,6 +124,7 @@ class HistoryMixin:
         conflict_retries: int
         keeps_history: bool
         _hooks: HookRegistry
+        _masked: tuple[str, ...]
 
         def key_for(self, record_id: str) -> str: ...
         def content_key_for(self, record_id: str) -> str: ...
@@ -294,7 +296,7 @@ class HistoryMixin:
     async def _revision(self, rid: str, revision: int, entry: _Entry) -> RecordRevision:
         version = record_version(entry.metadata) or self.version
         data = self._codec_for(version).decode(entry.metadata, entry.body)
-        record = Record({"id": rid}, etag=entry.etag, version=version)
+        record = Record({"id": rid}, etag=entry.etag, version=version, masked=self._masked)
         record.update(data)
         record = await self._upgrade(record)
         return RecordRevision(
@@ -375,9 +377,8 @@ class HistoryMixin:
         def build(current: Mapping[str, Any]) -> dict[str, Any]:
             new = dict(data)
             if self.timestamps:
-                now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-                new["created_at"] = current.get("created_at") or target.get("created_at") or now
-                new["updated_at"] = now
+                keep_stamps(new, current or target)
+                touch(new, current)
             return self.schema.validate(new)
 
         for _ in range(self.conflict_retries + 1):
@@ -400,7 +401,7 @@ class HistoryMixin:
         encoded = self._encode(record, rid)
         encoded.metadata[REVISION_KEY] = str(max(taken, default=0) + 1)
         etag = await self._create(rid, record, encoded)
-        result = Record({"id": rid}, etag=etag, version=self.version)
+        result = Record({"id": rid}, etag=etag, version=self.version, masked=self._masked)
         result.update(record)
         self.emit("inserted", result)
         return result

@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 
+from ._encoding import is_utf8
 from .errors import SchemaError, ValidationError
 
 __all__ = ["IdGenerator", "make_id_generator", "validate_id"]
@@ -131,6 +132,8 @@ def validate_id(value: object, *, resource: str) -> str:
         reason = "must not contain control characters"
     elif value in (".", ".."):
         reason = "must not be '.' or '..'"
+    elif not is_utf8(value):
+        reason = "must be valid unicode (it holds a lone surrogate)"
     elif len(value.encode("utf-8")) > MAX_ID_BYTES:
         reason = f"must be at most {MAX_ID_BYTES} bytes"
     if reason:

@@ -23,9 +23,15 @@ from ._partitions import (
     is_dead,
     is_missing,
 )
-from ._query import compile_filter, equality_pins
-from ._record import Page, Record
-from .errors import ConfigError, NotFoundError, PreconditionFailed, ValidationError
+from ._query import check_group_field, check_password_conditions, compile_filter, equality_pins
+from ._record import Page, Record, RecordList
+from .errors import (
+    ConfigError,
+    CorruptRecordError,
+    NotFoundError,
+    PreconditionFailed,
+    ValidationError,
+)
 from .stores import ListEntry
 
 if TYPE_CHECKING:
@@ -75,6 +81,15 @@ class ListingMixin:
             self, record: Mapping[str, Any], rid: str, metadata: Mapping[str, str]
         ) -> dict[str, str]: ...
         async def _read(self, rid: str) -> tuple[Any, _Record]: ...
+        def _report_corrupt(
+            self,
+            exc: CorruptRecordError,
+            *,
+            op: str,
+            strict: bool,
+            skipped: builtins.list[CorruptRecordError] | None = None,
+        ) -> None: ...
+        def _check_path(self, path: str, *, where: str = "query filter") -> None: ...
         async def _call(
             self, method: str, impl: Callable[..., Awaitable[Any]], *a: Any, **kw: Any
         ) -> Any: ...
@@ -165,31 +180,41 @@ class ListingMixin:
         partition: str | None = None,
         partition_values: Mapping[str, Any] | None = None,
         by: str | None = None,
+        strict: bool = False,
     ) -> Any:
         """How many records (LIST only). With ``by``, a ``{value: count}`` mapping.
 
         ``by`` uses a partition on that single field when one exists (LIST only);
-        otherwise it reads the records.
+        otherwise it reads the records, and a corrupt one is left out of the counts (an
+        ``error`` event) or, with ``strict``, raises :class:`CorruptRecordError`.
         """
-        return await self._call("count", self._count, partition, partition_values, by)
+        return await self._call(
+            "count", self._count, partition, partition_values, by, strict=strict
+        )
 
     async def _count(
         self,
         partition: str | None,
         partition_values: Mapping[str, Any] | None,
         by: str | None,
+        *,
+        strict: bool = False,
     ) -> int | dict[Any, int]:
+        if by is not None:
+            check_group_field(by, self.schema.sensitive_fields)
         if by is None:
             n = 0
             async for _ in self._iter_ids(partition, partition_values):
                 n += 1
             return n
+        self._check_path(by, where="count(by=)")
         if partition is None:
             groups = await self._count_by_partition(by)
             if groups is not None:
                 return groups
         counts: dict[Any, int] = {}
-        async for record in self.stream(partition=partition, partition_values=partition_values):
+        records = self._records(partition, partition_values, op="count", strict=strict)
+        async for record in records:
             value: Any = get_path(record, by)
             value = None if is_missing(value) else value
             hashable = value if isinstance(value, str | int | float | bool | None) else repr(value)
@@ -233,11 +258,26 @@ class ListingMixin:
         return None
 
     # -- records ---------------------------------------------------------------
-    async def _fetch(self, rid: str, p: Partition | None, pins: Mapping[str, str]) -> Record | None:
-        """Read a listed record; ``None`` if it vanished or no longer matches its partition."""
+    async def _fetch(
+        self,
+        rid: str,
+        p: Partition | None,
+        pins: Mapping[str, str],
+        *,
+        op: str = "list",
+        strict: bool = False,
+        skipped: builtins.list[CorruptRecordError] | None = None,
+    ) -> Record | None:
+        """Read a listed record; ``None`` if it vanished or no longer matches its partition.
+
+        A corrupt record is ``None`` too, reported through :meth:`_report_corrupt`.
+        """
         try:
             _, record = await self._read(rid)
         except NotFoundError:
+            return None
+        except CorruptRecordError as exc:
+            self._report_corrupt(exc, op=op, strict=strict, skipped=skipped)
             return None
         if p is not None:
             for path, maxlength in p.fields:
@@ -255,17 +295,44 @@ class ListingMixin:
         limit: int | None = None,
         start_after_id: str | None = None,
         concurrency: int | None = None,
+        strict: bool = False,
     ) -> AsyncIterator[Record]:
         """Yield records in id order, fetching ``concurrency`` (default ``parallelism``) at a time.
 
-        Memory stays bounded whatever the number of records.
+        Memory stays bounded whatever the number of records. A corrupt record is skipped
+        with an ``error`` event, or raises :class:`CorruptRecordError` with ``strict``.
         """
+        records = self._records(
+            partition,
+            partition_values,
+            start_after_id=start_after_id,
+            concurrency=concurrency,
+            limit=limit,
+            op="stream",
+            strict=strict,
+        )
+        async for record in records:
+            yield record
+
+    async def _records(
+        self,
+        partition: str | None,
+        partition_values: Mapping[str, Any] | None,
+        *,
+        op: str,
+        strict: bool,
+        skipped: builtins.list[CorruptRecordError] | None = None,
+        limit: int | None = None,
+        start_after_id: str | None = None,
+        concurrency: int | None = None,
+    ) -> AsyncIterator[Record]:
+        """:meth:`stream`, telling :meth:`_fetch` the operation and where skips go."""
         _, p, _ = self._scope(partition, partition_values)
         pins = self._pins(p, partition_values)
         start_after = self.key_for(start_after_id) if start_after_id and p is None else None
 
         async def fetch(item: tuple[str, str]) -> Record | None:
-            return await self._fetch(item[1], p, pins)
+            return await self._fetch(item[1], p, pins, op=op, strict=strict, skipped=skipped)
 
         n = 0
         async for record in ordered_map(
@@ -291,16 +358,25 @@ class ListingMixin:
         partition: str | None = None,
         partition_values: Mapping[str, Any] | None = None,
         limit: int | None = None,
-    ) -> builtins.list[Record]:
-        """Every record (or the first ``limit``), optionally inside a partition."""
-        return await self._call("list", self._list, partition, partition_values, limit)  # type: ignore[no-any-return]
+        strict: bool = False,
+    ) -> RecordList:
+        """Every record (or the first ``limit``), optionally inside a partition.
+
+        A corrupt record is left out and its :class:`CorruptRecordError` is in the
+        result's ``skipped`` (and emitted as ``error``); ``strict=True`` raises it instead.
+        """
+        return await self._call(  # type: ignore[no-any-return]
+            "list", self._list, partition, partition_values, limit, strict=strict
+        )
 
     async def _list(
         self,
         partition: str | None,
         partition_values: Mapping[str, Any] | None,
         limit: int | None,
-    ) -> builtins.list[Record]:
+        *,
+        strict: bool = False,
+    ) -> RecordList:
         options: dict[str, Any] = {
             "partition": partition,
             "partition_values": partition_values,
@@ -313,8 +389,11 @@ class ListingMixin:
         ids = [rid async for _, rid in self._iter_ids(p_name, p_values)]
         p = self.partitions.get(p_name) if p_name else None
         pins = self._pins(p, p_values)
+        skipped: builtins.list[CorruptRecordError] = []
         fetched = await bounded_gather(
-            lambda rid: self._fetch(rid, p, pins), ids, self.db.parallelism
+            lambda rid: self._fetch(rid, p, pins, strict=strict, skipped=skipped),
+            ids,
+            self.db.parallelism,
         )
         records = [r for r in fetched if r is not None]
         lim = options.get("limit")
@@ -322,7 +401,7 @@ class ListingMixin:
             records = records[:lim]
         if self._hooks.has("after_list"):
             records = await self._hooks.run("after_list", records)
-        return records
+        return RecordList(records, sorted(skipped, key=lambda e: e.key))
 
     async def page(
         self,
@@ -332,12 +411,16 @@ class ListingMixin:
         page: int | None = None,
         partition: str | None = None,
         partition_values: Mapping[str, Any] | None = None,
+        strict: bool = False,
     ) -> Page:
         """One page of records. Pass the previous ``next_cursor`` (opaque) for the next one,
         or ``page=N`` (0-based) to skip ``N * size`` ids (LIST only for the skipped ones).
+
+        A corrupt record is left out of ``items`` (the page may hold fewer than ``size``)
+        and reported in ``skipped``; ``strict=True`` raises :class:`CorruptRecordError`.
         """
         return await self._call(  # type: ignore[no-any-return]
-            "page", self._page, size, cursor, page, partition, partition_values
+            "page", self._page, size, cursor, page, partition, partition_values, strict=strict
         )
 
     async def _page(
@@ -347,6 +430,8 @@ class ListingMixin:
         page: int | None,
         partition: str | None,
         partition_values: Mapping[str, Any] | None,
+        *,
+        strict: bool = False,
     ) -> Page:
         if not isinstance(size, int) or size < 1:
             raise ValidationError(
@@ -365,11 +450,15 @@ class ListingMixin:
         window = items[skip : skip + size]
         more = len(items) > skip + size
         pins = self._pins(p, partition_values)
+        skipped: builtins.list[CorruptRecordError] = []
         fetched = await bounded_gather(
-            lambda it: self._fetch(it[1], p, pins), window, self.db.parallelism
+            lambda it: self._fetch(it[1], p, pins, op="page", strict=strict, skipped=skipped),
+            window,
+            self.db.parallelism,
         )
         next_cursor = _encode_cursor(window[-1][0]) if more and window else None
-        return Page([r for r in fetched if r is not None], next_cursor, size)
+        skipped.sort(key=lambda e: e.key)
+        return Page([r for r in fetched if r is not None], next_cursor, size, skipped)
 
     async def query(
         self,
@@ -378,17 +467,21 @@ class ListingMixin:
         limit: int | None = None,
         partition: str | None = None,
         partition_values: Mapping[str, Any] | None = None,
-    ) -> builtins.list[Record]:
+        strict: bool = False,
+    ) -> RecordList:
         """Records matching ``filter`` (see :mod:`s3db_async._query`); all of them unless ``limit``.
 
         When the filter pins every field of a partition, only that partition is read.
+        Corrupt records are skipped and reported as in :meth:`list`.
         """
         return await self._call(  # type: ignore[no-any-return]
-            "query", self._query, filter, limit, partition, partition_values
+            "query", self._query, filter, limit, partition, partition_values, strict=strict
         )
 
     def explain(self, filter: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Which partition a query would use (no request)."""
+        compile_filter(filter, check_path=self._check_path)
+        check_password_conditions(filter, self.schema.sensitive_fields)
         partition, values = self._choose_partition(filter)
         return {
             "resource": self.name,
@@ -450,12 +543,18 @@ class ListingMixin:
         limit: int | None,
         partition: str | None,
         partition_values: Mapping[str, Any] | None,
-    ) -> builtins.list[Record]:
-        predicate = compile_filter(flt)
+        *,
+        strict: bool = False,
+    ) -> RecordList:
+        predicate = compile_filter(flt, check_path=self._check_path)
+        check_password_conditions(flt, self.schema.sensitive_fields)
         if partition is None:
             partition, partition_values = self._choose_partition(flt)
-        out: list[Record] = []
-        async for record in self.stream(partition=partition, partition_values=partition_values):
+        out = RecordList()
+        records = self._records(
+            partition, partition_values, op="query", strict=strict, skipped=out.skipped
+        )
+        async for record in records:
             if predicate(record):
                 out.append(record)
                 if limit is not None and len(out) >= limit:
@@ -479,8 +578,8 @@ class ListingMixin:
         async def refs_of(rid: str) -> dict[str, str]:
             try:
                 obj, record = await self._read(rid)
-            except NotFoundError:
-                return {}
+            except (NotFoundError, CorruptRecordError):
+                return {}  # unreadable: its references cannot lead anywhere, they go
             return self._ref_tokens(record, rid, obj.metadata)
 
         expected: dict[str, str] = {}
@@ -511,5 +610,16 @@ class ListingMixin:
 
         added = sum(await bounded_gather(fix, [k for k in expected], self.db.parallelism))
         stale = [k for k in listed if k not in expected]
-        removed = sum(await bounded_gather(fix, stale, self.db.parallelism))
+        # References of a partition no longer defined (dropped, or refused as it named a
+        # secret field) are deleted outright: no writer puts them any more, and a killed
+        # marker would keep the value in its key.
+        base = f"resource={self.name}/partition="
+        undefined = [k for k in stale if k[len(base) :].split("/", 1)[0] not in self.partitions]
+        if undefined:
+            await store.delete_many(undefined)
+        gone = set(undefined)
+        removed = sum(
+            await bounded_gather(fix, [k for k in stale if k not in gone], self.db.parallelism)
+        )
+        removed += sum(1 for k in undefined if listed[k] is not None)
         return {"added": added, "removed": removed}

@@ -14,11 +14,11 @@ import logging
 import os
 import secrets
 import socket
-import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
+from . import _clock
 from ._cas import conditional_put
 from .errors import (
     ConfigError,
@@ -63,12 +63,12 @@ class Lock:
     @property
     def expired(self) -> bool:
         """True once the ttl has passed (another worker may take the lock over)."""
-        return time.time() >= self.expires_at
+        return _clock.time() >= self.expires_at
 
     @property
     def remaining(self) -> float:
         """Seconds left before the lock expires (negative once expired)."""
-        return self.expires_at - time.time()
+        return self.expires_at - _clock.time()
 
     async def release(self) -> bool:
         """Release the lock; ``False`` when it was no longer ours (expired and taken over)."""
@@ -143,7 +143,7 @@ class LockMixin:
 
         body, md = self._encode(
             entry.key,
-            {"released_by": by, "released_at": time.time()},
+            {"released_by": by, "released_at": _clock.time()},
             expires_at=None,
             behavior="body-only",
             tombstone=True,
@@ -185,14 +185,14 @@ class LockMixin:
         key = self.get_lock_key(name, resource)
         token = secrets.token_hex(16)
         worker = str(worker_id) if worker_id is not None else default_worker_id()
-        deadline = time.monotonic() + max(0.0, float(timeout))
+        deadline = _clock.monotonic() + max(0.0, float(timeout))
         deletes = await self._conditional_delete()
         try_create = deletes  # stores that delete released locks: usually absent
         cached = self._cache.pop(key, None)  # e.g. the tombstone of our last release
         attempt = 0
         quick = 0
         while True:
-            now = time.time()
+            now = _clock.time()
             data = {
                 "token": token,
                 "worker_id": worker,
@@ -229,7 +229,7 @@ class LockMixin:
                     return self._lock(name, key, token, worker, ttl_s, data, etag)
                 except (PreconditionFailed, WriteOutcomeUnknownError):
                     pass
-            left = deadline - time.monotonic()
+            left = deadline - _clock.monotonic()
             if left <= 0:
                 return None
             wait = left
@@ -301,7 +301,7 @@ class LockMixin:
         assert ttl_s is not None
         if lock.released:
             return False
-        now = time.time()
+        now = _clock.time()
         data = {
             "token": lock.token,
             "worker_id": lock.worker_id,

@@ -2,8 +2,9 @@
 
 ::
 
-    s3db --url file://./data mcp                 # read-only tools
-    s3db --url file://./data mcp --allow-writes  # plus insert, update and delete
+    s3db --url file://./data mcp                   # read-only tools
+    s3db --url file://./data mcp --allow-writes    # plus insert, update and delete
+    s3db --url file://./data mcp --reveal-secrets  # hand decrypted secrets to the assistant
 
 Tools: ``list_resources``, ``get_schema(resource)``, ``get(resource, id)``,
 ``query(resource, filter, limit)``, ``count(resource, partition, partition_values, by)`` and,
@@ -12,24 +13,31 @@ only with ``allow_writes``, ``insert(resource, data)``, ``update(resource, id, c
 error's class, message and suggestion; never a traceback. Records are returned as JSON
 (dates as ISO strings, bytes as base64, decimals as strings).
 
+``secret`` and ``password`` fields (nested and array ones included) come back as ``"***"``
+and a ``query`` filter may not test them (it would reveal them bit by bit), unless the
+server is built with ``reveal_secrets=True`` (``s3db mcp --reveal-secrets``).
+
 Needs the ``mcp`` extra: ``pip install 's3db-async[mcp]'``.
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
 
 from ._deps import require_dependency
+from ._query import sensitive_conditions
+from ._record import mask
 from .errors import S3dbError, ValidationError
 
 if TYPE_CHECKING:
     from mcp.server.mcpserver import MCPServer
 
     from ._database import Database
+    from ._resource import Resource
 
 __all__ = ["READ_TOOLS", "WRITE_TOOLS", "build_server", "serve_stdio", "tool_error_text"]
 
@@ -74,10 +82,14 @@ def tool_error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def build_server(db: Database, *, allow_writes: bool = False) -> MCPServer[Any]:
+def build_server(
+    db: Database, *, allow_writes: bool = False, reveal_secrets: bool = False
+) -> MCPServer[Any]:
     """An :class:`mcp.server.mcpserver.MCPServer` whose tools act on the connected ``db``.
 
     :param allow_writes: also expose ``insert``, ``update`` and ``delete``.
+    :param reveal_secrets: hand decrypted ``secret`` values and password hashes to the
+        assistant and let filters test them (masked as ``"***"`` and refused by default).
     :raises MissingDependencyError: the ``mcp`` package is missing or too old.
     """
     _require_mcp()
@@ -99,6 +111,23 @@ def build_server(db: Database, *, allow_writes: bool = False) -> MCPServer[Any]:
             )
         return value
 
+    def shown(resource: Resource, record: Mapping[str, Any]) -> dict[str, Any]:
+        masked = () if reveal_secrets else resource.schema.sensitive_fields
+        return _json_object(mask(record, masked) if masked else record)
+
+    def check_filter(resource: Resource, flt: Mapping[str, Any] | None) -> None:
+        if reveal_secrets:
+            return
+        for field, kind in sensitive_conditions(flt, resource.schema.sensitive_fields):
+            raise ValidationError(
+                f"filters on {kind} field {field!r} are refused: this server does not "
+                "reveal secrets",
+                errors=[{"field": field, "rule": "filter", "message": f"{kind} field"}],
+                suggestion="filter on other fields; the server's operator can start it "
+                "with --reveal-secrets",
+                metadata={"field": field},
+            )
+
     server: MCPServer[Any] = MCPServer(
         name="s3db-async",
         instructions=(
@@ -106,6 +135,7 @@ def build_server(db: Database, *, allow_writes: bool = False) -> MCPServer[Any]:
             "get_schema to learn a resource's fields; query takes a MongoDB-like filter "
             '({"age": {"$gte": 18}, "region": "eu"}).'
             + ("" if allow_writes else " This server is read-only.")
+            + ("" if reveal_secrets else ' Secret and password fields are shown as "***".')
         ),
         log_level="WARNING",
     )
@@ -152,7 +182,8 @@ def build_server(db: Database, *, allow_writes: bool = False) -> MCPServer[Any]:
         """One record by id."""
 
         async def go() -> dict[str, Any]:
-            return _json_object(await db.get_resource(resource).get(id))
+            r = db.get_resource(resource)
+            return shown(r, await r.get(id))
 
         return await guarded(go)
 
@@ -168,16 +199,17 @@ def build_server(db: Database, *, allow_writes: bool = False) -> MCPServer[Any]:
         async def go() -> dict[str, Any]:
             r = db.get_resource(resource)
             flt = None if filter is None else as_mapping(filter, "filter")
+            check_filter(r, flt)
             if limit is not None and limit < 0:
                 raise ValidationError(
                     f"limit must be >= 0, got {limit}", suggestion="pass null for every record"
                 )
             fetch = None if limit is None else limit + 1
-            records = await r.query(flt, limit=fetch)
+            records: list[Any] = await r.query(flt, limit=fetch)
             truncated = limit is not None and len(records) > limit
             records = records[:limit] if limit is not None else records
             return {
-                "records": _jsonable(records),
+                "records": [shown(r, rec) for rec in records],
                 "count": len(records),
                 "truncated": truncated,
                 "partition": r.explain(flt)["partition"],
@@ -218,8 +250,8 @@ def build_server(db: Database, *, allow_writes: bool = False) -> MCPServer[Any]:
         """Validate and insert a record; returns it with its id."""
 
         async def go() -> dict[str, Any]:
-            record = await db.get_resource(resource).insert(as_mapping(data, "data"))
-            return _json_object(record)
+            r = db.get_resource(resource)
+            return shown(r, await r.insert(as_mapping(data, "data")))
 
         return await guarded(go)
 
@@ -227,8 +259,8 @@ def build_server(db: Database, *, allow_writes: bool = False) -> MCPServer[Any]:
         """Merge changes into a record (nested objects are merged); returns the record."""
 
         async def go() -> dict[str, Any]:
-            record = await db.get_resource(resource).update(id, as_mapping(changes, "changes"))
-            return _json_object(record)
+            r = db.get_resource(resource)
+            return shown(r, await r.update(id, as_mapping(changes, "changes")))
 
         return await guarded(go)
 
@@ -255,7 +287,9 @@ def _group_key(value: Any) -> str:
     return value if isinstance(value, str) else str(value)
 
 
-async def serve_stdio(db: Database, *, allow_writes: bool = False) -> None:
+async def serve_stdio(
+    db: Database, *, allow_writes: bool = False, reveal_secrets: bool = False
+) -> None:
     """Serve ``db`` over stdin/stdout until the client closes the connection."""
-    server = build_server(db, allow_writes=allow_writes)
+    server = build_server(db, allow_writes=allow_writes, reveal_secrets=reveal_secrets)
     await server.run_stdio_async()

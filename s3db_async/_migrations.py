@@ -236,7 +236,8 @@ class UpgradedRecord(Record):
         version: str | None = None,
         stored: Mapping[str, Any] | None = None,
     ) -> None:
-        super().__init__(data, etag=etag, version=version)
+        masked = stored.masked if isinstance(stored, Record) else None
+        super().__init__(data, etag=etag, version=version, masked=masked)
         self.stored: Mapping[str, Any] = stored if stored is not None else {}
 
 
@@ -251,6 +252,7 @@ class MigrationMixin:
         conflict_retries: int
         keeps_history: bool
         _versions: dict[str, dict[str, Any]]
+        _masked: tuple[str, ...]
 
         def _codec_for(self, version: str) -> RecordCodec: ...
         def _encode(self, record: Mapping[str, Any], rid: str) -> Any: ...
@@ -520,14 +522,14 @@ class MigrationMixin:
             number = version_number(version)
             if number is None or number >= target:
                 return "skipped"
-            stored = Record({"id": rid}, etag=obj.etag, version=version)
+            stored = Record({"id": rid}, etag=obj.etag, version=version, masked=self._masked)
             stored.update(self._codec_for(version).decode(obj.metadata, obj.body))
             record = await self._run_chain(stored, self._migration_chain(version), version)
             encoded = self._encode(record, rid)
             etag = await self._swap(rid, obj, stored, encoded, record)
             if etag is None:
                 return RETRY  # written meanwhile: look again (probably current now)
-            result = Record({"id": rid}, etag=etag, version=self.version)
+            result = Record({"id": rid}, etag=etag, version=self.version, masked=self._masked)
             result.update(record)
             self.emit("updated", result, stored)
             return "migrated"

@@ -47,6 +47,7 @@ import msgspec
 
 from ._cas import Backoff, body_etag, conditional_put
 from ._concurrency import bounded_gather
+from ._fields import sensitive_field
 from .errors import (
     NotFoundError,
     PreconditionFailed,
@@ -80,6 +81,7 @@ __all__ = [
 _NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _SAFE = "-_.~:@+,!*'()"
 _MISSING = object()
+_log = logging.getLogger("s3db_async.partitions")
 
 
 def get_path(record: Mapping[str, Any], path: str) -> Any:
@@ -345,12 +347,22 @@ def parse_partitions(
     known_fields: set[str],
     resource: str,
     strict: bool = True,
+    sensitive: Mapping[str, str] | None = None,
+    drop_sensitive: bool = False,
 ) -> dict[str, Partition]:
     """Validate partition definitions.
 
-    :raises SchemaError: bad partition name, no fields, unknown field (when ``strict``)
-        or bad ``maxlength``.
+    A partition would write its values in clear into object keys, so none may use a
+    ``secret`` or ``password`` field (``sensitive``: path → kind, nested and array fields
+    included), nor an object holding one, whatever ``strict`` says.
+
+    :param drop_sensitive: leave such partitions out with a warning instead of raising
+        (for definitions stored before they were refused).
+    :raises SchemaError: bad partition name, no fields, unknown field (when ``strict``),
+        a secret or password field, or bad ``maxlength``.
     """
+    sensitive = sensitive or {}
+    candidates = sorted(f for f in known_fields if sensitive_field(f, sensitive) is None)
     out: dict[str, Partition] = {}
     for name, spec in (partitions or {}).items():
         where = {"resource": resource, "partition": name}
@@ -367,13 +379,25 @@ def parse_partitions(
                 suggestion="write partitions={'by_region': {'fields': {'region': 'string'}}}",
                 metadata=where,
             )
+        hit = next((h for p in fields if (h := sensitive_field(str(p), sensitive))), None)
+        if hit is not None:
+            error = _sensitive_error(name, resource, *hit)
+            if not drop_sensitive:
+                raise error
+            _log.warning(
+                "%s; the partition is ignored (%s)",
+                error.message,
+                error.suggestion,
+                extra={"op": "load", **error.metadata},
+            )
+            continue
         parsed: list[tuple[str, int | None]] = []
         for path, rule in fields.items():
             if strict and path not in known_fields:
                 raise SchemaError(
                     f"partition {name!r} of {resource!r} uses unknown field {path!r}",
                     errors=[{"field": path, "rule": "partition", "message": "unknown field"}],
-                    suggestion=f"partition on one of: {', '.join(sorted(known_fields))}",
+                    suggestion=f"partition on one of: {', '.join(candidates) or '(none)'}",
                     metadata={**where, "field": path},
                 )
             maxlength = None
@@ -390,3 +414,14 @@ def parse_partitions(
             parsed.append((path, maxlength))
         out[name] = Partition(name, tuple(sorted(parsed)))
     return out
+
+
+def _sensitive_error(name: str, resource: str, field: str, kind: str) -> SchemaError:
+    message = f"{kind} fields cannot be partitioned: keys would hold their values in clear"
+    return SchemaError(
+        f"partition {name!r} of {resource!r} uses {kind} field {field!r}: {message}",
+        errors=[{"field": field, "rule": "partition", "message": message}],
+        suggestion=f"remove {field!r} from the partition (a query on it reads the records; "
+        "rebuild_partitions() deletes the references of a removed partition)",
+        metadata={"resource": resource, "partition": name, "field": field},
+    )

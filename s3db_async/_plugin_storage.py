@@ -34,7 +34,6 @@ import contextlib
 import logging
 import math
 import secrets
-import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -42,6 +41,7 @@ from typing import Any, Protocol, TypeVar
 
 import msgspec
 
+from . import _clock
 from ._cas import RETRY, Backoff, _Retry, cas_loop, conditional_put
 from ._concurrency import bounded_gather
 from ._locks import Lock, LockMixin
@@ -111,7 +111,7 @@ class _Entry:
     in_body: bool
 
     def expired(self, now: float | None = None) -> bool:
-        return self.expires_at is not None and self.expires_at <= (now or time.time())
+        return self.expires_at is not None and self.expires_at <= (now or _clock.time())
 
     def live(self, now: float | None = None) -> bool:
         return not self.tombstone and not self.expired(now)
@@ -462,7 +462,7 @@ class PluginStorage(LockMixin):
         """
         full = self._resolve(key)
         ttl = _check_ttl(ttl)
-        expires_at = time.time() + ttl if ttl is not None else None
+        expires_at = _clock.time() + ttl if ttl is not None else None
         body, md = self._encode(full, data, expires_at=expires_at, behavior=behavior)
         await self.register_namespace()
         self._cache.pop(full, None)
@@ -592,7 +592,7 @@ class PluginStorage(LockMixin):
         entry = await self._head(self._resolve(key))
         if entry is None or entry.tombstone or entry.expires_at is None:
             return None
-        left = entry.expires_at - time.time()
+        left = entry.expires_at - _clock.time()
         return left if left > 0 else None
 
     async def touch(self, key: str, additional_seconds: float) -> bool:
@@ -634,7 +634,7 @@ class PluginStorage(LockMixin):
         compare-and-swap and other expired entries are deleted outright.
         """
         keys = await self._all_keys(resource)
-        now = time.time()
+        now = _clock.time()
         heads = await bounded_gather(self._head, keys, self.concurrency)
         expired = [e for e in heads if e is not None and not e.tombstone and e.expired(now)]
         if not expired:
@@ -686,7 +686,7 @@ class PluginStorage(LockMixin):
             if entry is not None and token in entry.ops and last is not None:
                 self._cache.pop(full, None)
                 return last  # the previous attempt did land (a store answered 412 for it)
-            now = time.time()
+            now = _clock.time()
             if entry is not None and entry.live(now):
                 data, value = _bump(entry.data, delta, full)
                 expires_at = entry.expires_at

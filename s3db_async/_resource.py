@@ -4,8 +4,9 @@ Request budget (asserted in tests): ``insert`` = 1 conditional PUT (+1 PUT per
 partition reference, written first; 2 when reviving a dead reference), ``get`` = 1 GET,
 ``exists`` = 1 HEAD, ``update``/``patch``/``replace`` = 1 GET + 1 conditional PUT (+1 PUT
 of the new reference before and 1 PUT killing the old one after, per partition whose value
-moves), ``delete`` = 1 batched DELETE, plus 1 GET first when the delete is observed
-(partitions, delete hooks or ``deleted`` listeners) and 1 PUT killing each reference.
+moves; only the GET when the result equals the stored record), ``delete`` = 1 batched
+DELETE, plus 1 GET first when the delete is observed (partitions, delete hooks or
+``deleted`` listeners) and 1 PUT killing each reference.
 Writes whose answer is lost are resolved by :mod:`s3db_async._cas` (see
 docs/reliability.md); partition references follow :mod:`s3db_async._partitions`.
 """
@@ -17,18 +18,19 @@ import functools
 import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
 
 from ._cas import DEFAULT_BACKOFF, RETRY, Backoff, _Retry, cas_loop, conditional_put
-from ._codec import AttributeRegistry, EncodedRecord, RecordCodec, record_version
+from ._codec import AttributeRegistry, EncodedRecord, RecordCodec
 from ._concurrency import bounded_gather
 from ._content import ContentMixin
+from ._corrupt import CorruptionMixin
 from ._crypto import SecretBox
 from ._events import EventEmitter, HookRegistry, Middleware
 from ._extensions import MIDDLEWARE_METHODS, ExtensionMixin
+from ._field_paths import check_field_path
 from ._history import REVISION_METADATA_BYTES, HistoryMixin
 from ._ids import IdGenerator, make_id_generator, parse_incremental, validate_id
 from ._listing import ListingMixin
@@ -41,11 +43,24 @@ from ._partitions import (
 )
 from ._record import BatchResult, ItemResult, Record
 from ._schema import Schema
+from ._timestamps import (
+    TIMESTAMP_FIELDS,
+    TIMESTAMP_RULE,
+    Unchanged,
+    keep_stamps,
+    preserve_kw,
+    stamp_new,
+    touch,
+    unchanged,
+)
 from ._writes import RecordWriter
 from .errors import (
     AlreadyExistsError,
     ConfigError,
     ConflictError,
+    CorruptObjectError,
+    CorruptRecordError,
+    DecryptionError,
     NotFoundError,
     PreconditionFailed,
     S3dbError,
@@ -63,15 +78,16 @@ HOOK_NAMES = tuple(
     for op in ("insert", "update", "delete", "get", "list")
     for when in ("before", "after")
 )
-TIMESTAMP_FIELDS = ("created_at", "updated_at")
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class Resource(
-    ExtensionMixin, ListingMixin, ContentMixin, HistoryMixin, MigrationMixin, EventEmitter
+    ExtensionMixin,
+    ListingMixin,
+    ContentMixin,
+    HistoryMixin,
+    MigrationMixin,
+    CorruptionMixin,
+    EventEmitter,
 ):
     """A named collection of records with a schema, partitions, hooks and events.
 
@@ -81,6 +97,10 @@ class Resource(
         user = await users.insert({"email": "a@b.co"})
         await users.update(user["id"], {"email": "c@d.co"})
     """
+
+    event_names = frozenset(
+        {"inserted", "updated", "deleted", "deleted_all", "exceeds_limits", "truncated", "error"}
+    )
 
     def __init__(
         self,
@@ -106,6 +126,8 @@ class Resource(
         self.registry = registry
         self._custom_id_generator = id_generator
         self._writer = RecordWriter(self)
+        self._unknown_versions: set[str] = set()
+        self._version_lock: asyncio.Lock | None = None
         self._apply(definition, version, versions)
 
     # -- definition -----------------------------------------------------------
@@ -139,7 +161,10 @@ class Resource(
             known_fields=set(self.schema.fields),
             resource=self.name,
             strict=self.db.strict_validation,
+            sensitive=self.schema.sensitive_fields,
+            drop_sensitive=True,
         )
+        self._masked = tuple(self.schema.sensitive_fields)
         self._codecs: dict[str, RecordCodec] = {}
         self.codec = self._codec_for(version)
 
@@ -160,7 +185,7 @@ class Resource(
         attributes = dict(definition.get("attributes") or {})
         if definition.get("timestamps"):
             for f in TIMESTAMP_FIELDS:
-                attributes.setdefault(f, "string|optional")
+                attributes.setdefault(f, TIMESTAMP_RULE)
         return attributes
 
     def _build_schema(self, definition: Mapping[str, Any]) -> Schema:
@@ -192,6 +217,7 @@ class Resource(
             secret_box=secret_box,
             reserved_metadata=(REVISION_METADATA_BYTES if self.keeps_history else 0)
             + tokens_size(list(self.partitions)),
+            resource=self.name,
         )
 
     def _reset_codecs(self) -> None:
@@ -217,6 +243,11 @@ class Resource(
     def _id(self, value: object) -> str:
         return validate_id(value, resource=self.name)
 
+    def _check_path(self, path: str, *, where: str = "query filter") -> None:
+        """Refuse a field path (filter, ``count(by=)``) that no schema version knows."""
+        older = (self._codec_for(v).schema for v in self._versions if v != self.version)
+        check_field_path(self.schema, path, where=where, resource=self.name, older=older)
+
     def _ref_keys(self, record: Mapping[str, Any], record_id: str) -> dict[str, str]:
         record = getattr(record, "stored", record)  # an upgraded record's refs: as stored
         refs = {}
@@ -227,13 +258,23 @@ class Resource(
         return refs
 
     # -- writes ------------------------------------------------------------------
-    async def insert(self, data: Mapping[str, Any] | None = None, /, **fields: Any) -> Record:
+    async def insert(
+        self,
+        data: Mapping[str, Any] | None = None,
+        /,
+        *,
+        preserve_timestamps: bool = False,
+        **fields: Any,
+    ) -> Record:
         """Validate and store a new record; returns it with its ``id``.
 
+        :param preserve_timestamps: keep the ``created_at``/``updated_at`` given (aware
+            datetimes or ISO strings with a zone) instead of now (imports, restores).
         :raises ValidationError: the data does not satisfy the schema (nothing is written).
         :raises AlreadyExistsError: a record with this id exists (it is not overwritten).
         """
-        return await self._call("insert", self._insert, {**(data or {}), **fields})  # type: ignore[no-any-return]
+        payload = {**(data or {}), **fields}
+        return await self._call("insert", self._insert, payload, **preserve_kw(preserve_timestamps))  # type: ignore[no-any-return]
 
     async def _validate(self, data: Mapping[str, Any], *, partial: bool = False) -> dict[str, Any]:
         """Validate; password hashing (~0.1 s of CPU) runs in a worker thread, off the loop."""
@@ -243,7 +284,9 @@ class Resource(
             )
         return self.schema.validate(data, partial=partial)
 
-    async def _insert(self, data: Mapping[str, Any]) -> Record:
+    async def _insert(
+        self, data: Mapping[str, Any], *, preserve_timestamps: bool = False
+    ) -> Record:
         data = dict(data)
         if self._hooks.has("before_insert"):
             data = dict(await self._hooks.run("before_insert", data))
@@ -254,9 +297,7 @@ class Resource(
             generated = self._id_generator()
             rid = self._id(await generated if inspect.isawaitable(generated) else generated)
         if self.timestamps:
-            now = _now()
-            data["created_at"] = now
-            data["updated_at"] = now
+            stamp_new(data, preserve=preserve_timestamps)
         record = await self._validate(data)
         encoded = self._encode(record, rid)
         try:
@@ -269,7 +310,7 @@ class Resource(
                 suggestion="use update() or upsert(), or omit 'id' to get a new one",
                 metadata={"resource": self.name, "id": rid},
             ) from None
-        result = Record({"id": rid}, etag=etag, version=self.version)
+        result = Record({"id": rid}, etag=etag, version=self.version, masked=self._masked)
         result.update(record)
         if self._hooks.has("after_insert"):
             result = await self._hooks.run("after_insert", result)
@@ -329,14 +370,23 @@ class Resource(
     ) -> str | None:
         return await self._writer.swap(rid, obj, before, encoded, after)
 
-    async def insert_many(self, items: Iterable[Mapping[str, Any]]) -> BatchResult:
-        """Insert many records concurrently; per-item results, the batch never fails as a whole."""
-        return await self._call("insert_many", self._insert_many, list(items))  # type: ignore[no-any-return]
+    async def insert_many(
+        self, items: Iterable[Mapping[str, Any]], *, preserve_timestamps: bool = False
+    ) -> BatchResult:
+        """Insert many records concurrently; per-item results, the batch never fails as a whole.
 
-    async def _insert_many(self, items: list[Mapping[str, Any]]) -> BatchResult:
+        :param preserve_timestamps: as in :meth:`insert`.
+        """
+        return await self._call(  # type: ignore[no-any-return]
+            "insert_many", self._insert_many, list(items), **preserve_kw(preserve_timestamps)
+        )
+
+    async def _insert_many(
+        self, items: list[Mapping[str, Any]], *, preserve_timestamps: bool = False
+    ) -> BatchResult:
         async def one(item: Mapping[str, Any]) -> ItemResult:
             try:
-                rec = await self.insert(item)
+                rec = await self.insert(item, preserve_timestamps=preserve_timestamps)
                 return ItemResult(rec["id"], True, rec)
             except S3dbError as exc:
                 return ItemResult(item.get("id"), False, error=exc)
@@ -352,13 +402,22 @@ class Resource(
                 suggestion="check the id, or use get_or_none()",
                 metadata={"resource": self.name, "id": rid},
             ) from None
+        except CorruptObjectError as exc:
+            raise self._unreadable(rid, exc) from exc
+        await self._learn_version(obj.metadata)
         record = self._decode(rid, obj.metadata, obj.body, obj.etag)
         return obj, (record if record.version == self.version else await self._upgrade(record))
 
     def _decode(self, rid: str, metadata: Mapping[str, str], body: bytes, etag: str) -> Record:
-        version = record_version(metadata) or self.version
-        data = self._codec_for(version).decode(metadata, body)
-        rec = Record({"id": rid}, etag=etag, version=version)
+        """Decode a stored record; :class:`CorruptRecordError` when it cannot be."""
+        version = self._stored_version(rid, metadata)
+        try:
+            data = self._codec_for(version).decode(metadata, body)
+        except DecryptionError:
+            raise
+        except Exception as exc:  # anything a damaged object makes the codec raise
+            raise self._decode_failed(rid, exc) from exc
+        rec = Record({"id": rid}, etag=etag, version=version, masked=self._masked)
         rec.update(data)
         return rec
 
@@ -377,16 +436,16 @@ class Resource(
         async def attempt(_: int) -> Record | _Retry:
             obj, current = await self._read(rid)
             if if_match is not None and obj.etag != if_match:
-                raise self._changed(rid, if_match, obj.etag)
+                raise self._etag_changed(rid, if_match, obj.etag)
             built = build(current)
             record = await built if inspect.isawaitable(built) else built
             encoded = self._encode(record, rid)
             etag = await self._swap(rid, obj, current, encoded, record)
             if etag is None:
                 if if_match is not None:
-                    raise self._changed(rid, if_match, None)
+                    raise self._etag_changed(rid, if_match, None)
                 return RETRY
-            result = Record({"id": rid}, etag=etag, version=self.version)
+            result = Record({"id": rid}, etag=etag, version=self.version, masked=self._masked)
             result.update(record)
             if self._hooks.has("after_update"):
                 result = await self._hooks.run("after_update", result, current)
@@ -406,7 +465,7 @@ class Resource(
         """The default deadline, or exactly ``retries`` more attempts when given."""
         return DEFAULT_BACKOFF if retries is None else Backoff(attempts=retries + 1)
 
-    def _changed(self, rid: str, expected: str, current: str | None) -> PreconditionFailed:
+    def _etag_changed(self, rid: str, expected: str, current: str | None) -> PreconditionFailed:
         return PreconditionFailed(
             f"{self.name} record {rid!r} changed since etag {expected}",
             suggestion="re-read the record and apply your change again",
@@ -471,7 +530,9 @@ class Resource(
 
         One GET and one conditional PUT; a lost race re-reads and re-applies the change,
         with backoff for up to 30 s (or ``retries`` more attempts when given). With
-        ``if_match`` the write happens only if the record still has that etag.
+        ``if_match`` the write happens only if the record still has that etag. A change
+        that leaves the record as it is writes nothing and returns the stored record (no
+        ``updated`` event); ``created_at`` never changes, ``updated_at`` only with the record.
 
         :raises NotFoundError: no such record.
         :raises ConflictError: the record kept changing.
@@ -535,11 +596,23 @@ class Resource(
                     delta = await self._validate(delta, partial=True)
             merged = self._merge(current, delta)
             if self.timestamps:
-                merged["updated_at"] = _now()
-                merged.setdefault("created_at", current.get("created_at") or merged["updated_at"])
-            return await self._validate(merged) if full else merged
+                keep_stamps(merged, current)
+            record = await self._validate(merged) if full else merged
+            return self._changed(current, record)
 
-        return await self._modify(rid, build, if_match=if_match, retries=retries)
+        try:
+            return await self._modify(rid, build, if_match=if_match, retries=retries)
+        except Unchanged as same:
+            return same.record
+
+    def _changed(self, current: Record, record: dict[str, Any]) -> dict[str, Any]:
+        """``record`` to write, its ``updated_at`` bumped; raises :class:`Unchanged` when it
+        equals the stored record (same schema version): such a write is skipped."""
+        if current.version == self.version and unchanged(current, record):
+            raise Unchanged(current)
+        if self.timestamps:
+            touch(record, current)
+        return record
 
     async def replace(
         self,
@@ -576,19 +649,35 @@ class Resource(
         def build(current: Record) -> dict[str, Any]:
             new = dict(checked)
             if self.timestamps:
-                new["created_at"] = current.get("created_at") or _now()
-                new["updated_at"] = _now()
-            return new
+                keep_stamps(new, current)
+            return self._changed(current, new)
 
-        return await self._modify(rid, build, if_match=if_match, retries=retries)
+        try:
+            return await self._modify(rid, build, if_match=if_match, retries=retries)
+        except Unchanged as same:
+            return same.record
 
-    async def upsert(self, data: Mapping[str, Any] | None = None, /, **fields: Any) -> Record:
-        """Insert the record, or update (merge) it if its ``id`` exists."""
-        return await self._call("upsert", self._upsert, {**(data or {}), **fields})  # type: ignore[no-any-return]
+    async def upsert(
+        self,
+        data: Mapping[str, Any] | None = None,
+        /,
+        *,
+        preserve_timestamps: bool = False,
+        **fields: Any,
+    ) -> Record:
+        """Insert the record, or update (merge) it if its ``id`` exists.
 
-    async def _upsert(self, data: Mapping[str, Any]) -> Record:
+        An update never changes ``created_at``; ``preserve_timestamps`` applies to an insert.
+        """
+        return await self._call(  # type: ignore[no-any-return]
+            "upsert", self._upsert, {**(data or {}), **fields}, **preserve_kw(preserve_timestamps)
+        )
+
+    async def _upsert(
+        self, data: Mapping[str, Any], *, preserve_timestamps: bool = False
+    ) -> Record:
         if data.get("id") is None:
-            return await self.insert(data)
+            return await self.insert(data, preserve_timestamps=preserve_timestamps)
         rid = self._id(data["id"])
         changes = {k: v for k, v in data.items() if k != "id"}
         for _ in range(self.conflict_retries + 1):
@@ -597,7 +686,9 @@ class Resource(
             except NotFoundError:
                 pass
             try:
-                return await self.insert({**changes, "id": rid})
+                return await self.insert(
+                    {**changes, "id": rid}, preserve_timestamps=preserve_timestamps
+                )
             except AlreadyExistsError:
                 continue  # created meanwhile: update it
         raise ConflictError(
@@ -641,6 +732,13 @@ class Resource(
 
     async def _delete(self, record_id: str, *, must_exist: bool) -> bool:
         rid = self._id(record_id)
+        try:
+            return await self._delete_read(rid, must_exist=must_exist)
+        except CorruptRecordError:
+            await self._delete_corrupt(rid)
+            return True
+
+    async def _delete_read(self, rid: str, *, must_exist: bool) -> bool:
         if self.keeps_history:
             return await self._delete_keeping_history(rid, must_exist=must_exist) is not None
         if not (must_exist or self._delete_observed()):
@@ -679,7 +777,8 @@ class Resource(
             except S3dbError as exc:
                 results.append(ItemResult(str(raw), False, error=exc))
         if self.keeps_history:
-            return BatchResult(results + await self._delete_many_keeping_history(valid))
+            kept = await self._delete_many_keeping_history(valid)
+            return BatchResult(results + await self._delete_corrupt_items(kept))
         if not self._delete_observed():
             keys = [k for rid in valid for k in (self.key_for(rid), self.content_key_for(rid))]
             await self.db.store.delete_many(keys)
@@ -690,6 +789,8 @@ class Resource(
                 return await self._read(rid)
             except NotFoundError as exc:
                 return ItemResult(rid, False, error=exc)
+            except CorruptRecordError:
+                return ItemResult(rid, True, await self._delete_corrupt(rid))
 
         found: list[Record] = []
         refs: dict[str, str] = {}
@@ -744,6 +845,7 @@ class Resource(
         """Read a record (one request).
 
         :raises NotFoundError: no such record.
+        :raises CorruptRecordError: the stored object cannot be decoded.
         """
         return await self._call("get", self._get, record_id)  # type: ignore[no-any-return]
 
@@ -791,14 +893,21 @@ class Resource(
         record = await self.get(record_id)
         return record, str(record.etag)
 
-    async def get_many(self, ids: Iterable[str]) -> BatchResult:
-        """Read many records concurrently (``parallelism`` at a time); per-item results."""
-        return await self._call("get_many", self._get_many, list(ids))  # type: ignore[no-any-return]
+    async def get_many(self, ids: Iterable[str], *, strict: bool = False) -> BatchResult:
+        """Read many records concurrently (``parallelism`` at a time); per-item results.
 
-    async def _get_many(self, ids: list[str]) -> BatchResult:
+        A corrupt record is a failed item (its error also in ``skipped`` and emitted as
+        ``error``); ``strict=True`` raises :class:`CorruptRecordError` instead.
+        """
+        return await self._call("get_many", self._get_many, list(ids), strict=strict)  # type: ignore[no-any-return]
+
+    async def _get_many(self, ids: list[str], *, strict: bool = False) -> BatchResult:
         async def one(rid: str) -> ItemResult:
             try:
                 return ItemResult(rid, True, await self._get(rid))
+            except CorruptRecordError as exc:
+                self._report_corrupt(exc, op="get_many", strict=strict)
+                return ItemResult(str(rid), False, error=exc)
             except S3dbError as exc:
                 return ItemResult(str(rid), False, error=exc)
 
@@ -809,7 +918,10 @@ class Resource(
         return await self._call("exists", self._exists, record_id)  # type: ignore[no-any-return]
 
     async def _exists(self, record_id: str) -> bool:
-        return await self.db.store.exists(self.key_for(self._id(record_id)))
+        try:
+            return await self.db.store.exists(self.key_for(self._id(record_id)))
+        except CorruptObjectError:
+            return True  # there, though unreadable (a damaged file)
 
     # -- misc ---------------------------------------------------------------------
     def __repr__(self) -> str:

@@ -66,7 +66,7 @@ from typing import Any
 
 import msgspec
 
-from ._fields import FieldSpec, ObjectSpec
+from ._fields import FieldSpec, ObjectSpec, sensitive_kind
 from ._types import (
     DICT_KEYS,
     FIXED_POINT,
@@ -324,6 +324,7 @@ def _build_leaf(
                 spec.rules[key] = _typed_decimal(raw, key, path)
             else:
                 spec.rules[key] = _typed_number(raw, key, path, integer=length_rules)
+    _check_range(spec.rules, path)
     if "pattern" in raw:
         pattern = str(raw["pattern"])
         try:
@@ -370,6 +371,7 @@ def _build_leaf(
                 spec.enum = tuple(base(v) for v in values)
             except (ValueError, Invalid) as exc:
                 raise _schema_error(path, "enum", f"bad enum values: {_why(exc)}") from None
+            _check_enum_rules(spec, path)
         spec.convert = scalar_converter(tname, spec.rules, spec.enum, spec.param)
     if "default" in raw:
         value = raw["default"]
@@ -382,6 +384,35 @@ def _build_leaf(
                 path, "default", f"default {raw['default']!r} is invalid: {_why(exc)}"
             ) from None
     return spec
+
+
+def _check_range(rules: Mapping[str, Any], path: str) -> None:
+    """``min`` above ``max`` would reject every value: refuse the definition."""
+    lo, hi = rules.get("min"), rules.get("max")
+    if lo is not None and hi is not None and lo > hi:
+        raise _schema_error(
+            path,
+            "min",
+            f"contradictory rules: min:{lo} is greater than max:{hi}",
+            "swap them, or drop one",
+        )
+
+
+def _check_enum_rules(spec: FieldSpec, path: str) -> None:
+    """Every enum value must pass the field's other rules (``min``, ``max``, ``pattern``)."""
+    if not spec.rules or not spec.enum:
+        return
+    check = scalar_converter(spec.type, spec.rules, None, spec.param)
+    for value in spec.enum:
+        try:
+            check(value)
+        except Invalid as exc:
+            raise _schema_error(
+                path,
+                "enum",
+                f"contradictory rules: enum value {value!r} {_why(exc)}",
+                "change the enum values or the rule they break",
+            ) from None
 
 
 def _why(exc: Exception) -> str:
@@ -517,6 +548,11 @@ class Schema:
         self.secret_fields: list[str] = [p for p, f in self.fields.items() if f.secret]
         self.password_fields: list[str] = [p for p, f in self.fields.items() if f.password]
         """Paths of ``password`` fields (values are one-way hashes)."""
+        self.sensitive_fields: dict[str, str] = {
+            p: k for p, f in self.fields.items() if (k := sensitive_kind(f)) is not None
+        }
+        """Field path → ``"secret"``/``"password"`` for every field holding such values
+        (arrays of them included): never partitioned, grouped by, shown or logged."""
         self.has_secrets: bool = any(
             f.secret for f in self.fields.values()
         ) or "secret" in self._all_types(self.root)

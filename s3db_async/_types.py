@@ -38,7 +38,7 @@ from urllib.parse import urlsplit
 import msgspec
 
 from . import _passwords, _types_num
-from ._encoding import unb64u
+from ._encoding import is_utf8, unb64u
 from ._invalid import Invalid, fail
 from ._types_net import cidr, ip4, ip6, mac, semver, uuid_text
 
@@ -155,9 +155,25 @@ def closest(word: str, choices: list[str] | tuple[str, ...]) -> str | None:
     return found[0] if found else None
 
 
+TYPE_ALIASES = {
+    "int": "integer",
+    "bool": "boolean",
+    "str": "string",
+    "text": "string",
+    "float": "number",
+    "double": "number",
+    "dict": "object",
+    "map": "object",
+    "list": "array",
+    "tuple": "array",
+    "timestamp": "datetime",
+}
+"""Type names of other languages and libraries, and the type to use instead."""
+
+
 def rule_suggestion(word: str) -> str | None:
     """'did you mean ...' text for an unknown rule or type name."""
-    best = closest(word, _ALL_NAMES)
+    best = TYPE_ALIASES.get(word) or closest(word, _ALL_NAMES)
     return f"did you mean {best!r}?" if best else None
 
 
@@ -281,32 +297,42 @@ _FACTORIES: dict[str, Callable[[Any, Mapping[str, Any]], Converter]] = {
 
 # -- JSON values ----------------------------------------------------------------
 
+MAX_JSON_DEPTH = 256
+"""Deepest nesting of a free-form value (deeper would exhaust the interpreter's stack)."""
 
-def check_json(value: Any) -> Any:
+
+def check_json(value: Any, depth: int = 0) -> Any:
     """Deep-copy ``value`` if it is plain JSON (str, int, finite float, bool, None,
-    lists/tuples, mappings with str keys); else raise :class:`Invalid`."""
+    lists/tuples, mappings with str keys) nested at most :data:`MAX_JSON_DEPTH` levels;
+    else raise :class:`Invalid`."""
     t = type(value)
-    if t is str or t is int or t is bool or value is None:
+    if t is str:
+        return value if is_utf8(value) else _surrogate("json", value)
+    if t is int or t is bool or value is None:
         return value
     if t is float:
         if math.isfinite(value):
             return value
         fail("json", "non-finite floats (nan, inf) are not JSON", value)
+    if depth >= MAX_JSON_DEPTH and (isinstance(value, Mapping) or t is list or t is tuple):
+        fail("json", f"is nested more than {MAX_JSON_DEPTH} levels deep", value)
     if t is dict or isinstance(value, Mapping):
         out: dict[str, Any] = {}
         for k, v in value.items():
             if type(k) is not str:
                 fail("json", f"object keys must be strings, got {type(k).__name__}", value)
-            out[k] = check_json(v)
+            if not is_utf8(k):
+                _surrogate("json", k)
+            out[k] = check_json(v, depth + 1)
         return out
     if t is list or t is tuple:
-        return [check_json(v) for v in value]
+        return [check_json(v, depth + 1) for v in value]
     if isinstance(value, bool):
         return bool(value)
     if isinstance(value, int):
         return int(value)
     if isinstance(value, str):
-        return str(value)
+        return check_json(str(value))
     if isinstance(value, float):
         return check_json(float(value))
     fail("json", f"{t.__name__} is not a JSON value", value)
@@ -329,10 +355,14 @@ def object_converter(value: Any) -> Any:
 
 def _string(value: Any) -> Any:
     if type(value) is str:
-        return value
+        return value if is_utf8(value) else _surrogate("string", value)
     if isinstance(value, str):
-        return str(value)
+        return _string(str(value))
     fail("string", "must be a string", value)
+
+
+def _surrogate(rule: str, value: str) -> Any:
+    fail(rule, "must be valid unicode (it holds a lone surrogate)", value)
 
 
 def _number(value: Any) -> Any:

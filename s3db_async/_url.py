@@ -10,20 +10,25 @@ Accepted forms::
     https://KEY:SECRET@host/bucket/prefix
 
 Query options: ``region``, ``parallelism``, ``timeout``, ``connect_timeout``,
-``max_retries``, ``virtual_hosted`` (``true`` to use virtual-hosted-style on a
-custom endpoint; path-style is the default there), ``fsync`` (``file://`` only; ``false``
-skips flushing each write to disk).
+``deadline``, ``max_retries``, ``virtual_hosted`` (``true`` to use virtual-hosted-style on
+a custom endpoint; path-style is the default there), ``fsync`` (``file://`` only; ``false``
+skips flushing each write to disk). Numbers are range-checked (:data:`OPTION_RANGES`).
+
+A ``file://`` URL has no host: ``file://tmp/x`` is refused (write ``file://./tmp/x`` or
+``file:///tmp/x``). Control characters are refused anywhere in a URL, raw or
+percent-encoded, rather than silently dropped.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field, replace
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from .errors import ConnectionStringError
 
-__all__ = ["ConnectionConfig", "parse_connection_string"]
+__all__ = ["OPTION_RANGES", "ConnectionConfig", "parse_connection_string"]
 
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
 _MEMORY_BUCKET_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,254}$")
@@ -32,13 +37,23 @@ _KNOWN_OPTIONS = {
     "parallelism",
     "timeout",
     "connect_timeout",
+    "deadline",
     "max_retries",
     "virtual_hosted",
     "session_token",
     "fsync",
 }
 _INT_OPTIONS = {"parallelism", "max_retries"}
-_FLOAT_OPTIONS = {"timeout", "connect_timeout"}
+_FLOAT_OPTIONS = {"timeout", "connect_timeout", "deadline"}
+OPTION_RANGES: dict[str, tuple[float, float]] = {
+    "parallelism": (1, 10_000),
+    "max_retries": (0, 100),
+    "timeout": (0.001, 86_400),  # seconds
+    "connect_timeout": (0.001, 3_600),
+    "deadline": (0.001, 86_400),
+}
+"""Inclusive bounds of the numeric query options."""
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 _BOOL_OPTIONS = {"virtual_hosted", "fsync"}
 _SCHEMES = ("memory", "file", "s3", "http", "https")
 
@@ -107,12 +122,8 @@ def _parse_options(url: str, query: str) -> tuple[dict[str, object], str | None]
         try:
             if name in _INT_OPTIONS:
                 parsed = int(value)
-                if parsed < (1 if name == "parallelism" else 0):
-                    raise ValueError(value)
             elif name in _FLOAT_OPTIONS:
                 parsed = float(value)
-                if parsed <= 0:
-                    raise ValueError(value)
             elif name in _BOOL_OPTIONS:
                 if value.lower() not in ("1", "0", "true", "false", "yes", "no"):
                     raise ValueError(value)
@@ -122,12 +133,41 @@ def _parse_options(url: str, query: str) -> tuple[dict[str, object], str | None]
                 url,
                 "query",
                 f"option {name}={value!r} is not a valid value",
-                f"give {name} a positive {'integer' if name in _INT_OPTIONS else 'number'}"
+                f"give {name} {'an integer' if name in _INT_OPTIONS else 'a number'}"
                 if name not in _BOOL_OPTIONS
                 else f"give {name} true or false",
             ) from None
+        if name in OPTION_RANGES:
+            low, high = OPTION_RANGES[name]
+            number = float(parsed)  # type: ignore[arg-type]
+            if not (math.isfinite(number) and low <= number <= high):
+                raise _bad(
+                    url,
+                    "query",
+                    f"option {name}={value!r} is out of range",
+                    f"give {name} a value from {low:g} to {high:g}",
+                )
         options[name] = parsed
     return options, region
+
+
+def _check_control(url: str, text: str) -> None:
+    """Refuse control characters (newline, tab, NUL ...) instead of dropping them."""
+    found = _CONTROL_RE.search(text)
+    if found is not None:
+        raise _bad(
+            url,
+            "url",
+            f"control character {found.group()!r} at position {found.start()}",
+            "remove newlines and other control characters (a trailing newline from a file?)",
+        )
+
+
+def _prefix(url: str, raw: str) -> str:
+    """The key prefix of a URL path, percent-decoded and checked."""
+    prefix = unquote(raw).strip("/")
+    _check_control(url, prefix)
+    return prefix
 
 
 def _check_bucket(url: str, bucket: str) -> None:
@@ -155,6 +195,7 @@ def parse_connection_string(url: str) -> ConnectionConfig:
             suggestion="pass e.g. 'file://./data' or 'memory://test' or 's3://bucket/prefix'",
             metadata={"part": "url"},
         )
+    _check_control(url, url)
     url = url.strip()
     if "://" not in url:
         raise _bad(
@@ -181,8 +222,17 @@ def parse_connection_string(url: str) -> ConnectionConfig:
             raise _bad(
                 url, "path", "no directory", "write file:///abs/dir or file://./relative/dir"
             )
-        if path.startswith("localhost/"):
-            path = path[len("localhost") :]
+        if path == "localhost" or path.startswith("localhost/"):
+            path = path[len("localhost") :] or "/"
+        if not path.startswith(("/", ".", "~")):
+            raise _bad(
+                url,
+                "host",
+                f"a file URL has no host, and {path.split('/', 1)[0]!r} is read as one",
+                f"write file://./{path} (relative to the working directory) "
+                f"or file:///{path} (absolute)",
+            )
+        _check_control(url, path)
         return ConnectionConfig(scheme="file", path=path, options=options)
 
     try:
@@ -213,7 +263,7 @@ def parse_connection_string(url: str) -> ConnectionConfig:
         if not _MEMORY_BUCKET_RE.match(bucket):
             raise _bad(url, "bucket", f"{bucket!r} is not a valid name", "use letters and digits")
         return ConnectionConfig(
-            scheme="memory", bucket=bucket, prefix=unquote(prefix).strip("/"), options=options
+            scheme="memory", bucket=bucket, prefix=_prefix(url, prefix), options=options
         )
 
     if scheme == "s3":
@@ -222,7 +272,7 @@ def parse_connection_string(url: str) -> ConnectionConfig:
         return ConnectionConfig(
             scheme="s3",
             bucket=bucket,
-            prefix=unquote(path),
+            prefix=_prefix(url, path),
             access_key=access_key,
             secret_key=secret_key,
             region=region,
@@ -239,7 +289,7 @@ def parse_connection_string(url: str) -> ConnectionConfig:
     return ConnectionConfig(
         scheme=scheme,
         bucket=bucket,
-        prefix=unquote(prefix).strip("/"),
+        prefix=_prefix(url, prefix),
         endpoint=endpoint,
         access_key=access_key,
         secret_key=secret_key,

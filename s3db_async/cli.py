@@ -7,8 +7,9 @@
     s3db export users > users.ndjson
     s3db import users users.ndjson
 
-``--url`` defaults to ``S3DB_URL``; ``--passphrase`` to ``S3DB_PASSPHRASE``. Errors print
-one line and exit non-zero; ``--debug`` shows the traceback.
+``--url`` defaults to ``S3DB_URL``; ``--passphrase`` to ``S3DB_PASSPHRASE``; both (and
+``--debug``) go before or after the command. Errors print one message with a hint in CLI
+terms and exit non-zero; ``--debug`` shows the traceback.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import re
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -28,6 +30,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from typer.core import TyperGroup
 
 from ._database import Database
 from .errors import ConfigError, S3dbError, ValidationError
@@ -36,7 +39,41 @@ __all__ = ["app", "main"]
 
 T = TypeVar("T")
 
+_GLOBAL_VALUE_OPTIONS = ("--url", "--passphrase")
+_GLOBAL_FLAGS = ("--debug",)
+
+
+class _Group(TyperGroup):
+    """Accepts the global options after the command too (``s3db list users --url ...``)."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:  # typer vendors click
+        return super().parse_args(ctx, _hoist_global_options(args))
+
+
+def _hoist_global_options(args: list[str]) -> list[str]:
+    """Move ``--url``/``--passphrase`` (with their values) and ``--debug`` before the command."""
+    front: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            rest += args[i:]
+            break
+        name = arg.split("=", 1)[0]
+        if arg in _GLOBAL_FLAGS or (name in _GLOBAL_VALUE_OPTIONS and "=" in arg):
+            front.append(arg)
+        elif arg in _GLOBAL_VALUE_OPTIONS and i + 1 < len(args):
+            front += args[i : i + 2]
+            i += 1
+        else:
+            rest.append(arg)
+        i += 1
+    return front + rest
+
+
 app = typer.Typer(
+    cls=_Group,
     name="s3db",
     help="Inspect and change an s3db-async database.",
     no_args_is_help=True,
@@ -59,11 +96,16 @@ state = _State()
 @app.callback()
 def _options(
     url: Annotated[
-        str | None, typer.Option("--url", envvar="S3DB_URL", help="connection string")
+        str | None,
+        typer.Option("--url", envvar="S3DB_URL", help="connection string (also after COMMAND)"),
     ] = None,
     passphrase: Annotated[
         str | None,
-        typer.Option("--passphrase", envvar="S3DB_PASSPHRASE", help="key for secret fields"),
+        typer.Option(
+            "--passphrase",
+            envvar="S3DB_PASSPHRASE",
+            help="key for secret fields (also after COMMAND)",
+        ),
     ] = None,
     debug: Annotated[bool, typer.Option("--debug", help="show tracebacks")] = False,
 ) -> None:
@@ -73,10 +115,11 @@ def _options(
 
 
 @asynccontextmanager
-async def _open() -> AsyncIterator[Database]:
+async def _open(*, create: bool = False) -> AsyncIterator[Database]:
+    """The database at ``--url``; only ``s3db init`` (``create=True``) makes a new one."""
     if not state.url:
         raise ConfigError("no database given", suggestion="pass --url or set S3DB_URL")
-    async with Database(state.url, passphrase=state.passphrase) as db:
+    async with Database(state.url, passphrase=state.passphrase, create=create) as db:
         yield db
 
 
@@ -86,14 +129,75 @@ def _run(make: Callable[[], Awaitable[T]]) -> T:
     except (S3dbError, OSError, ValueError) as exc:
         if state.debug:
             raise
-        message = exc.message if isinstance(exc, S3dbError) else str(exc)
-        hint = f" ({exc.suggestion})" if isinstance(exc, S3dbError) and exc.suggestion else ""
-        text = escape(f"{type(exc).__name__}: {message}{hint}")  # '[mcp]' is not markup
-        err.print(f"[bold red]error:[/] {text}", highlight=False)
-        if isinstance(exc, ValidationError) and exc.errors:
-            for e in exc.errors:
-                err.print(escape(f"  - {e.get('field')}: {e.get('message')}"), highlight=False)
+        head, *details = _error_lines(exc)
+        # escape: '[mcp]' is no markup; soft_wrap: the terminal wraps, rich does not cut words
+        err.print(f"[bold red]error:[/] {escape(head)}", highlight=False, soft_wrap=True)
+        for line in details:
+            err.print(escape(line), highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
+
+
+# Library suggestions name Python calls; the CLI says the same in flags and commands.
+_CLI_HINTS: list[tuple[re.Pattern[str], str]] = [
+    (
+        re.compile(
+            r"open the [Dd]atabase with the passphrase (?:the data|it) was written with"
+            r"|pass the original passphrase, or rotate it with the old one"
+            r"|pass the passphrase the database was written with"
+        ),
+        "pass the passphrase the data was written with (--passphrase or S3DB_PASSPHRASE)",
+    ),
+    (
+        re.compile(r"open the Database with passphrase=\.\.\.|pass passphrase=\.\.\. to Database"),
+        "pass --passphrase or set S3DB_PASSPHRASE",
+    ),
+    (
+        re.compile(r"check the id, or use get_or_none\(\)"),
+        "check the id ('s3db list {resource}' shows records)",
+    ),
+    (
+        re.compile(r"use update\(\) or upsert\(\)"),
+        "use 's3db import {resource} FILE --upsert'",
+    ),
+    (re.compile(r"^create it first"), "create it with 's3db create-resource NAME --schema FILE'"),
+    (re.compile(r"pass partition='<name>' too"), "pass --partition NAME too"),
+    (
+        re.compile(r"pass the same migrations= to create_resource\(\) in every process.*"),
+        "pass the migrations with 's3db migrate {resource} --module package.module[:NAME]'",
+    ),
+    (re.compile(r"read or migrate\(\) again"), "run 's3db migrate {resource}' again"),
+    (re.compile(r"run migrate\(\) again"), "run 's3db migrate {resource}' again"),
+]
+
+
+def cli_suggestion(exc: S3dbError) -> str | None:
+    """``exc.suggestion`` in CLI terms: flags, environment variables and commands."""
+    text = exc.suggestion
+    if not text:
+        return None
+    resource = str(exc.metadata.get("resource") or "NAME")
+    for pattern, replacement in _CLI_HINTS:
+        text = pattern.sub(replacement.replace("{resource}", resource), text)
+    if "passphrase=" in text:  # any other wording of "give Database(passphrase=...)"
+        return "pass --passphrase or set S3DB_PASSPHRASE"
+    return text
+
+
+def _error_lines(exc: Exception) -> list[str]:
+    """One message per error: ``Class: message (hint)``, plus one line per failing field."""
+    if not isinstance(exc, S3dbError):
+        return [f"{type(exc).__name__}: {exc}"]
+    message = exc.message
+    hint = cli_suggestion(exc)
+    details: list[str] = []
+    if isinstance(exc, ValidationError) and exc.errors:
+        details = [f"  - {e.get('field')}: {e.get('message')}" for e in exc.errors]
+        if hint in {e.get("message") for e in exc.errors}:
+            hint = None  # a field's message, already on its own line
+    if hint and hint in message:
+        hint = None  # e.g. the "Quick fix: pip install ..." of a missing dependency
+    head = f"{type(exc).__name__}: {message}" + (f" ({hint})" if hint else "")
+    return [head, *details]
 
 
 def _json(value: Any) -> str:
@@ -175,13 +279,88 @@ def resources() -> None:
 
 
 @app.command()
-def schema(name: str) -> None:
+def schema(
+    name: str,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="one line of plain JSON, for create-resource --schema")
+    ] = False,
+) -> None:
     """Show a resource's definition as JSON."""
 
     async def go() -> None:
         async with _open() as db:
             r = db.get_resource(name)
-            out.print_json(_json({"name": name, "version": r.version, **r.definition}))
+            text = _json({"name": name, "version": r.version, **r.definition})
+            if as_json:
+                typer.echo(text)
+            else:
+                out.print_json(text)
+
+    _run(go)
+
+
+# keys of `s3db schema --json` that are create_resource() options
+_SCHEMA_OPTIONS = (
+    "attributes",
+    "partitions",
+    "behavior",
+    "timestamps",
+    "id_generator",
+    "id_size",
+    "allow_extra",
+    "conflict_retries",
+    "description",
+    "history",
+)
+_SCHEMA_INFO = ("name", "version", "migrations")  # shown by `schema`, not options
+
+
+def _schema_options(doc: Any, path: Path) -> dict[str, Any]:
+    """The create_resource() keyword arguments of a `schema --json` document."""
+    if not isinstance(doc, dict) or not isinstance(doc.get("attributes"), dict):
+        raise ValidationError(
+            f'{path} is not a resource definition: it needs an "attributes" object',
+            suggestion="write it with 's3db schema NAME --json > FILE'",
+        )
+    unknown = sorted(set(doc) - set(_SCHEMA_OPTIONS) - set(_SCHEMA_INFO))
+    if unknown:
+        raise ValidationError(
+            f"{path}: unknown key(s) {', '.join(map(repr, unknown))}",
+            suggestion="keep the keys 's3db schema NAME --json' prints: "
+            + ", ".join(_SCHEMA_OPTIONS),
+        )
+    options = {k: doc[k] for k in _SCHEMA_OPTIONS if doc.get(k) is not None}
+    if options.get("id_generator") == "custom":
+        del options["id_generator"]  # a Python callable cannot be restored; imports keep ids
+        err.print(
+            f"{path}: the id generator was a Python function; new ids use the default",
+            highlight=False,
+        )
+    return options
+
+
+@app.command("create-resource")
+def create_resource(
+    name: str,
+    schema_file: Annotated[
+        Path,
+        typer.Option("--schema", help="the JSON that 's3db schema NAME --json' prints"),
+    ],
+) -> None:
+    """Create a resource (or a new version of it) from a definition file.
+
+    Restores a database from the CLI alone: 's3db schema users --json > users.schema.json',
+    's3db export users > users.ndjson', then on the new database 's3db create-resource users
+    --schema users.schema.json' and 's3db import users users.ndjson'. Migration functions
+    live in code and are not part of the file.
+    """
+
+    async def go() -> None:
+        text = schema_file.read_text(encoding="utf-8")
+        options = _schema_options(_parse_json(text, str(schema_file)), schema_file)
+        async with _open() as db:
+            r = await db.create_resource(name, **options)
+            err.print(f"resource {name} at {r.version}", highlight=False)
 
     _run(go)
 
@@ -241,9 +420,19 @@ def count(
     name: str,
     partition: Annotated[str | None, typer.Option(help="partition name")] = None,
     value: Annotated[list[str] | None, typer.Option(help="partition value field=value")] = None,
-    by: Annotated[str | None, typer.Option(help="group by this field")] = None,
+    by: Annotated[
+        str | None,
+        typer.Option(
+            help="count per value of this field; LIST only when a single-field partition "
+            "keeps whole values of it, otherwise it reads every record (1 GET each)"
+        ),
+    ] = None,
 ) -> None:
-    """Count records (LIST only), optionally by a field."""
+    """Count records (LIST only), optionally by a field.
+
+    --by FIELD is LIST only when a partition on exactly FIELD keeps its whole values (text,
+    integer, boolean); otherwise it reads every record, one GET each.
+    """
 
     async def go() -> None:
         async with _open() as db:
@@ -374,6 +563,13 @@ def import_(
     name: str,
     path: Path,
     upsert: Annotated[bool, typer.Option(help="update records whose id exists")] = False,
+    preserve_timestamps: Annotated[
+        bool,
+        typer.Option(
+            help="keep the rows' created_at/updated_at (so export -> import round-trips); "
+            "--no-preserve-timestamps stamps the records with the import time"
+        ),
+    ] = True,
 ) -> None:
     """Import records from .ndjson, .json or .csv, with a progress bar."""
 
@@ -389,7 +585,8 @@ def import_(
                 async def one(i: int, row: dict[str, Any]) -> None:
                     async with sem:
                         try:
-                            await (r.upsert(row) if upsert else r.insert(row))
+                            write = r.upsert if upsert else r.insert
+                            await write(row, preserve_timestamps=preserve_timestamps)
                         except S3dbError as exc:
                             failed.append(f"row {i}: {type(exc).__name__}: {exc.message}")
                         progress.advance(task)
@@ -446,7 +643,11 @@ def migrate(
 
 @app.command()
 def init() -> None:
-    """Create the bucket (S3 endpoints) and the database's s3db.json."""
+    """Create the bucket (S3 endpoints) and the database's s3db.json.
+
+    The only command that creates a database (other commands refuse a missing one); on
+    file:// it also takes a directory that holds other files.
+    """
 
     async def go() -> None:
         if not state.url:
@@ -459,7 +660,7 @@ def init() -> None:
 
             created = await ensure_bucket(config)
             err.print(f"bucket {config.bucket} {'created' if created else 'exists'}")
-        async with _open() as db:
+        async with _open(create=True) as db:
             err.print(f"database ready at {db.url}")
 
     _run(go)
@@ -566,9 +767,92 @@ def schema_diff(
 
 
 @app.command()
+def doctor(
+    name: Annotated[
+        str | None, typer.Argument(help="resource to check (default: every resource)")
+    ] = None,
+    repair: Annotated[bool, typer.Option("--repair", help="rebuild partition references")] = False,
+    restore_metadata: Annotated[
+        bool,
+        typer.Option("--restore-metadata", help="first restore s3db.json from a kept copy"),
+    ] = False,
+    copy: Annotated[
+        int, typer.Option("--copy", min=1, help="which copy to restore: 1 = newest")
+    ] = 1,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """List corrupt records and orphaned objects; --repair rebuilds partition references.
+
+    Exits with status 2 when something is wrong (after a repair: when corrupt records or
+    orphaned objects remain).
+    """
+    from . import _doctor
+
+    async def go() -> bool:
+        if not state.url:
+            raise ConfigError("no database given", suggestion="pass --url or set S3DB_URL")
+        if restore_metadata:
+            from .stores import open_store
+
+            store = open_store(state.url)
+            await store.connect()
+            try:
+                kept = await _doctor.restore_metadata(store, copy)
+            finally:
+                await store.close()
+            err.print(
+                f"s3db.json restored from {kept.key} (revision {kept.revision}, "
+                f"{kept.updated_at}): {', '.join(kept.resources) or 'no resources'}",
+                highlight=False,
+            )
+        async with _open() as db:
+            names = [name] if name else db.list_resources()
+            reports = [await _doctor.doctor(db, n, repair=repair) for n in names]
+        if as_json:
+            typer.echo(_json([r.to_dict() for r in reports]))
+        for r in reports if not as_json else ():
+            _print_report(r)
+        return all(r.resolved for r in reports)
+
+    if not _run(go):
+        raise typer.Exit(2)
+
+
+def _print_report(report: Any) -> None:
+    status = "[green]healthy[/]" if report.healthy else "[red]problems found[/]"
+    out.print(f"{escape(report.resource)}: {report.records} records, {status}")
+    for e in report.corrupt:
+        out.print(escape(f"  corrupt record {e.id!r} ({e.key}): {e.reason}"), highlight=False)
+    sections = (
+        ("orphan reference (no record)", report.orphan_refs),
+        ("stale reference (record changed)", report.stale_refs),
+        ("missing reference", report.missing_refs),
+        ("content without record", report.orphan_content),
+        ("history of a deleted record", report.orphan_history),
+    )
+    for label, keys in sections:
+        for key in keys:
+            out.print(escape(f"  {label}: {key}"), highlight=False)
+    if report.repaired is not None:
+        fixed = report.repaired
+        out.print(
+            f"  repaired references: {fixed['added']} added, {fixed['removed']} removed",
+            highlight=False,
+        )
+
+
+@app.command()
 def mcp(
     allow_writes: Annotated[
         bool, typer.Option("--allow-writes", help="also expose insert, update and delete")
+    ] = False,
+    reveal_secrets: Annotated[
+        bool,
+        typer.Option(
+            "--reveal-secrets",
+            help="hand decrypted secrets and password hashes to the assistant (masked as "
+            "*** by default)",
+        ),
     ] = False,
 ) -> None:
     """Serve the database to AI assistants: a Model Context Protocol server over stdio."""
@@ -576,7 +860,7 @@ def mcp(
 
     async def go() -> None:
         async with _open() as db:
-            server = build_server(db, allow_writes=allow_writes)
+            server = build_server(db, allow_writes=allow_writes, reveal_secrets=reveal_secrets)
             await server.run_stdio_async()
 
     _run(go)

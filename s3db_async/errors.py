@@ -7,10 +7,13 @@ Leaves also subclass the matching builtin so plain ``except KeyError`` or
 
     S3dbError
     ├── ConfigError (ValueError)
-    │   └── ConnectionStringError
+    │   ├── ConnectionStringError
+    │   ├── CorruptMetadataError
+    │   └── NotConnectedError
     ├── ValidationError (ValueError)
     │   ├── SchemaError
-    │   └── MetadataLimitError
+    │   ├── MetadataLimitError
+    │   └── CorruptRecordError
     ├── NotFoundError (KeyError)
     │   ├── ResourceNotFoundError
     │   └── BucketNotFoundError
@@ -22,7 +25,8 @@ Leaves also subclass the matching builtin so plain ``except KeyError`` or
     │   ├── AuthenticationError (PermissionError)
     │   ├── EndpointUnreachableError (ConnectionError)
     │   ├── InvalidKeyError (ValueError)
-    │   └── WriteOutcomeUnknownError
+    │   ├── WriteOutcomeUnknownError
+    │   └── CorruptObjectError
     ├── EncryptionError
     │   └── DecryptionError
     ├── PluginError
@@ -42,6 +46,9 @@ __all__ = [
     "ConfigError",
     "ConflictError",
     "ConnectionStringError",
+    "CorruptMetadataError",
+    "CorruptObjectError",
+    "CorruptRecordError",
     "DecryptionError",
     "EncryptionError",
     "EndpointUnreachableError",
@@ -49,6 +56,7 @@ __all__ = [
     "LockError",
     "MetadataLimitError",
     "MissingDependencyError",
+    "NotConnectedError",
     "NotFoundError",
     "PluginError",
     "PreconditionFailed",
@@ -126,6 +134,13 @@ class ConnectionStringError(ConfigError):
     description = "malformed connection string"
 
 
+class NotConnectedError(ConfigError):
+    """The database is not connected (before ``connect()`` or after ``disconnect()``)."""
+
+    status_code = 503
+    description = "database not connected"
+
+
 class ValidationError(S3dbError, ValueError):
     """Data does not satisfy a schema.
 
@@ -158,6 +173,17 @@ class ValidationError(S3dbError, ValueError):
         return out
 
 
+class CorruptMetadataError(ConfigError):
+    """``s3db.json`` cannot be read back (invalid JSON, a missing key, a wrong type).
+
+    ``metadata`` holds ``key`` (the object key), ``path`` (where in the document) and
+    ``reason``; the suggestion names the recovery (``s3db doctor --restore-metadata``).
+    """
+
+    status_code = 500
+    description = "database metadata is corrupt"
+
+
 class SchemaError(ValidationError):
     """A resource definition (attribute rule, partition, behavior) is invalid."""
 
@@ -170,6 +196,28 @@ class MetadataLimitError(ValidationError):
 
     status_code = 413
     description = "metadata over the 2 KB limit"
+
+
+class CorruptRecordError(ValidationError):
+    """A stored record cannot be decoded (damaged metadata or body, unknown schema version).
+
+    ``id``, ``key`` and ``reason`` are attributes and ``metadata`` entries. Listings skip
+    such a record (an ``error`` event, ``skipped`` on the result) unless ``strict=True``.
+    """
+
+    status_code = 500
+    description = "stored record is corrupt"
+
+    def __init__(self, resource: str, record_id: str, key: str, reason: str) -> None:
+        super().__init__(
+            f"{resource} record {record_id!r} (key {key!r}) is corrupt: {reason}",
+            suggestion=f"run 's3db doctor {resource}' to list damaged objects; "
+            "delete() removes the record",
+            metadata={"resource": resource, "id": record_id, "key": key, "reason": reason},
+        )
+        self.id = record_id
+        self.key = key
+        self.reason = reason
 
 
 class NotFoundError(S3dbError, KeyError):
@@ -263,6 +311,16 @@ class WriteOutcomeUnknownError(StoreError):
     status_code = 504
     retriable = True
     description = "write outcome unknown"
+
+
+class CorruptObjectError(StoreError):
+    """An object exists but the store cannot read it back (a damaged or foreign file).
+
+    ``metadata['key']`` names the object and ``metadata['reason']`` what is wrong.
+    """
+
+    status_code = 500
+    description = "stored object is unreadable"
 
 
 class EncryptionError(S3dbError):

@@ -49,7 +49,7 @@ from ._deps import (
     require_dependencies,
     require_dependency,
 )
-from ._events import EventEmitter
+from ._events import PLUGIN_EVENTS, EventEmitter
 from ._namespace import (
     DEFAULT_NAMESPACE,
     detect_and_warn_namespaces,
@@ -129,12 +129,15 @@ class Plugin(EventEmitter):
     :param options: anything else, kept in :attr:`options` (bundles forward nested blocks).
 
     Class attributes: ``name`` (default: the class name), ``slug`` (storage and logger name,
-    default: kebab-case of the name without ``Plugin``), ``version`` and ``dependencies``
-    (:class:`Dependency` objects checked on install).
+    default: kebab-case of the name without ``Plugin``), ``version``, ``dependencies``
+    (:class:`Dependency` objects checked on install) and ``event_names`` (what listeners may
+    subscribe to: extend it, ``Plugin.event_names | {"flushed"}``, or emit dotted names such
+    as ``"audit.flushed"``, which are always accepted).
     """
 
     name: str = "Plugin"
     slug: str = "plugin"
+    event_names: ClassVar[frozenset[str] | None] = PLUGIN_EVENTS | {"error"}
     version: str = "0.0.0"
     dependencies: ClassVar[tuple[Dependency, ...]] = ()
 

@@ -35,6 +35,14 @@ process-local lock plus ``fcntl.flock`` on one of 256 lock-stripe files chosen b
 CRC of the key, so it is atomic across coroutines, threads and OS processes. Blocking
 I/O runs in worker threads (one hop per operation) bounded by a capacity limiter.
 
+Safety
+------
+Every directory below the root is opened with ``O_NOFOLLOW`` relative to its parent, so
+a symbolic link planted under the root makes reads and writes through it fail with a
+``StoreError`` (``metadata["reason"] == "symlink"``) instead of escaping; listings skip
+links. The store only takes a missing or empty directory, or one that is already a
+FileStore, unless ``create=True`` (see :class:`FileStore`).
+
 Needs POSIX ``fcntl.flock`` and a case-sensitive file system (a case-insensitive one,
 such as macOS's default, is detected at connect and logged as a warning).
 """
@@ -65,6 +73,7 @@ import msgspec
 from .._url import ConnectionConfig, parse_connection_string
 from ..errors import (
     ConfigError,
+    CorruptObjectError,
     InvalidKeyError,
     NotFoundError,
     PreconditionFailed,
@@ -81,6 +90,7 @@ from ._base import (
     normalize_metadata,
     validate_key,
 )
+from ._file_safety import LinkInPath, check_root, link_error, open_dir
 
 __all__ = ["FileStore"]
 
@@ -221,9 +231,9 @@ def _decode_header(buf: bytes | memoryview) -> _Header:
         raise _Corrupt(str(exc)) from None
 
 
-def _read_header(path: str) -> _Header:
+def _read_header(path: str, dir_fd: int | None = None) -> _Header:
     """Read just the header of an object file (raises OSError, _Corrupt)."""
-    fd = os.open(path, os.O_RDONLY | _O_NOFOLLOW | _O_CLOEXEC)
+    fd = os.open(path, os.O_RDONLY | _O_NOFOLLOW | _O_CLOEXEC, dir_fd=dir_fd)
     try:
         buf = os.read(fd, _FIRST_READ)
         end = _parse_prefix(buf)
@@ -237,9 +247,9 @@ def _read_header(path: str) -> _Header:
     return _decode_header(memoryview(buf)[_PREFIX_LEN:end])
 
 
-def _read_object(path: str) -> tuple[_Header, bytes]:
+def _read_object(path: str, dir_fd: int | None = None) -> tuple[_Header, bytes]:
     """Read header and body of an object file (raises OSError, _Corrupt)."""
-    fd = os.open(path, os.O_RDONLY | _O_NOFOLLOW | _O_CLOEXEC)
+    fd = os.open(path, os.O_RDONLY | _O_NOFOLLOW | _O_CLOEXEC, dir_fd=dir_fd)
     try:
         size = os.fstat(fd).st_size
         chunks = []
@@ -284,7 +294,7 @@ def _fsync_dir(path: str) -> None:
 class _Location:
     """Where one key lives on disk."""
 
-    __slots__ = ("dir", "key", "names", "path", "segments", "stripe")
+    __slots__ = ("dir", "file", "key", "names", "path", "segments", "stripe")
 
     def __init__(self, root: str, key: str) -> None:
         segments = key.split("/")
@@ -293,7 +303,8 @@ class _Location:
         self.segments = segments
         self.names = names
         self.dir = os.path.join(root, *names[:-1]) if len(names) > 1 else root
-        self.path = os.path.join(self.dir, names[-1] + _OBJ)
+        self.file = names[-1] + _OBJ
+        self.path = os.path.join(self.dir, self.file)
         self.stripe = zlib.crc32(key.encode("utf-8")) % _STRIPES
 
 
@@ -313,6 +324,10 @@ class FileStore(ObjectStore):
         Turn off for throwaway data; atomicity does not depend on it, durability does.
     :param parallelism: worker threads for file I/O (default: the ``parallelism``
         option of the connection string, else 32).
+    :param create: which directory the store may take: ``None`` (default) a missing or
+        empty one, or one that already is a FileStore (it has ``~s3db/``); ``True`` also a
+        directory holding other files; ``False`` only an existing FileStore. Anything
+        else raises at the first :meth:`connect` or write (reads never create it).
     """
 
     def __init__(
@@ -322,6 +337,7 @@ class FileStore(ObjectStore):
         enforce_limits: bool = True,
         fsync: bool | None = None,
         parallelism: int | None = None,
+        create: bool | None = None,
     ) -> None:
         super().__init__()
         if not isinstance(config, ConnectionConfig):
@@ -345,7 +361,9 @@ class FileStore(ObjectStore):
         self._internal = os.path.join(self.root, _INTERNAL)
         self._tmp_dir = os.path.join(self._internal, "tmp")
         self._lock_dir = os.path.join(self._internal, "locks")
+        self.create = create
         self._ready = False
+        self._root_checked = False
         self._limiter: anyio.CapacityLimiter | None = None
 
     # -- plumbing --------------------------------------------------------------------
@@ -382,13 +400,18 @@ class FileStore(ObjectStore):
         """Create the root and the internal directories (idempotent, in a worker thread)."""
         if self._ready:
             return
+        if not self._root_checked:
+            check_root(self.root, self._internal, self.create, self.url)
+            self._root_checked = True
         try:
-            os.makedirs(self._tmp_dir, exist_ok=True)
-            os.makedirs(self._lock_dir, exist_ok=True)
-        except (FileExistsError, NotADirectoryError) as exc:
+            for path in (self._internal, self._tmp_dir, self._lock_dir):
+                if os.path.islink(path):
+                    raise link_error(_INTERNAL, path)
+                os.makedirs(path, exist_ok=True)
+        except OSError as exc:
             raise StoreError(
                 f"cannot use {self.root!r} as a FileStore directory: {exc}",
-                suggestion="point file:// at a directory (it is created when missing)",
+                suggestion="point file:// at a writable directory (it is created when missing)",
                 metadata={"path": self.root},
             ) from exc
         self._ready = True
@@ -405,19 +428,41 @@ class FileStore(ObjectStore):
             finally:
                 os.close(fd)  # releases the flock
 
+    @contextlib.contextmanager
+    def _dir(self, loc: _Location, *, create: bool = False) -> Iterator[int]:
+        """A descriptor of the key's directory, reached without following any link."""
+        make = self._make_component(loc) if create else None
+        try:
+            fd = open_dir(self.root, loc.names[:-1], make)
+        except LinkInPath as exc:
+            raise link_error(loc.key, exc.path) from None
+        try:
+            yield fd
+        finally:
+            os.close(fd)
+
+    def _exists(self, loc: _Location) -> bool:
+        try:
+            with self._dir(loc) as fd:
+                os.lstat(loc.file, dir_fd=fd)
+        except (FileNotFoundError, NotADirectoryError):
+            return False
+        return True
+
     def _current_etag(self, loc: _Location) -> str | None:
         try:
-            return _read_header(loc.path).etag
+            with self._dir(loc) as fd:
+                return _read_header(loc.file, fd).etag
         except (FileNotFoundError, NotADirectoryError):
             return None
         except (OSError, _Corrupt) as exc:
             raise self._corrupt(loc.key, exc) from exc
 
-    def _corrupt(self, key: str, exc: BaseException) -> StoreError:
-        return StoreError(
+    def _corrupt(self, key: str, exc: BaseException) -> CorruptObjectError:
+        return CorruptObjectError(
             f"object {key!r} under {self.root!r} is unreadable: {exc}",
             suggestion="delete or rewrite the key; files under the root are managed by s3db",
-            metadata={"key": key},
+            metadata={"key": key, "reason": str(exc) or type(exc).__name__},
         )
 
     @staticmethod
@@ -441,7 +486,7 @@ class FileStore(ObjectStore):
         """Fail early without the lock (sound: it observes a real state at one instant)."""
         if if_match is not None:
             self._check(loc, self._current_etag(loc), if_none_match, if_match)
-        elif if_none_match and os.path.lexists(loc.path):
+        elif if_none_match and self._exists(loc):
             self._check(loc, "", True, None)
 
     def _open_internal(self, path: str, flags: int) -> int:
@@ -468,24 +513,25 @@ class FileStore(ObjectStore):
         os.close(fd)
         return tmp
 
-    def _make_dirs(self, loc: _Location) -> None:
-        current = self.root
-        for name, segment in zip(loc.names[:-1], loc.segments[:-1], strict=True):
-            parent, current = current, os.path.join(current, name)
-            if _LONG in name:
-                self._make_long_dir(current, segment)
-                continue
-            try:
-                os.mkdir(current)
-            except FileExistsError:
-                continue
-            if self.fsync:
-                _fsync_dir(parent)
+    def _make_component(self, loc: _Location) -> Callable[[int, int], None]:
+        """Creates directory ``i`` of a key in its parent (for :func:`open_dir`)."""
 
-    def _make_long_dir(self, path: str, segment: str) -> None:
+        def make(parent: int, i: int) -> None:
+            name = loc.names[i]
+            if _LONG in name:
+                self._make_long_dir(parent, name, loc.segments[i])
+                return
+            try:
+                os.mkdir(name, dir_fd=parent)
+            except FileExistsError:
+                return
+            if self.fsync:
+                os.fsync(parent)
+
+        return make
+
+    def _make_long_dir(self, parent: int, name: str, segment: str) -> None:
         """Create a shortened-name directory together with its ``~seg`` file, atomically."""
-        if os.path.isdir(path):
-            return
         tmp = os.path.join(self._tmp_dir, f"d{os.getpid()}-{secrets.token_hex(8)}")
         os.mkdir(tmp)
         try:
@@ -493,20 +539,21 @@ class FileStore(ObjectStore):
                 f.write(segment.encode("utf-8"))
                 if self.fsync:
                     os.fsync(f.fileno())
-            os.rename(tmp, path)
+            os.rename(tmp, name, dst_dir_fd=parent)
         except OSError as exc:
             shutil.rmtree(tmp, ignore_errors=True)
             if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
                 raise
             return
         if self.fsync:
-            _fsync_dir(os.path.dirname(path))
+            os.fsync(parent)
 
     def _install(self, tmp: str, loc: _Location) -> None:
         """Move a written temp file into place, creating directories as needed."""
         for _ in range(20):  # directories may vanish under us (pruned by a delete)
             try:
-                os.replace(tmp, loc.path)
+                with self._dir(loc, create=True) as fd:
+                    os.replace(tmp, loc.file, dst_dir_fd=fd)
                 return
             except FileNotFoundError:
                 if not os.path.exists(tmp):
@@ -515,8 +562,6 @@ class FileStore(ObjectStore):
                         metadata={"key": loc.key},
                         retriable=True,
                     ) from None
-                with contextlib.suppress(FileNotFoundError):
-                    self._make_dirs(loc)
             except (NotADirectoryError, IsADirectoryError) as exc:
                 raise StoreError(
                     f"cannot store {loc.key!r}: a foreign file is in the way ({exc})",
@@ -568,7 +613,8 @@ class FileStore(ObjectStore):
 
     def _get_sync(self, loc: _Location) -> tuple[_Header, bytes]:
         try:
-            return _read_object(loc.path)
+            with self._dir(loc) as fd:
+                return _read_object(loc.file, fd)
         except (FileNotFoundError, NotADirectoryError):
             raise NotFoundError(f"no object at {loc.key!r}", metadata={"key": loc.key}) from None
         except (OSError, _Corrupt) as exc:
@@ -576,14 +622,15 @@ class FileStore(ObjectStore):
 
     def _head_sync(self, loc: _Location) -> _Header:
         try:
-            return _read_header(loc.path)
+            with self._dir(loc) as fd:
+                return _read_header(loc.file, fd)
         except (FileNotFoundError, NotADirectoryError):
             raise NotFoundError(f"no object at {loc.key!r}", metadata={"key": loc.key}) from None
         except (OSError, _Corrupt) as exc:
             raise self._corrupt(loc.key, exc) from exc
 
     def _delete_sync(self, loc: _Location, if_match: str | None) -> None:
-        if not os.path.lexists(loc.path):
+        if not self._exists(loc):
             if if_match is not None:
                 self._delete_mismatch(loc, if_match)
             return
@@ -592,8 +639,9 @@ class FileStore(ObjectStore):
             if if_match is not None and self._current_etag(loc) != if_match:
                 self._delete_mismatch(loc, if_match)
             try:
-                os.unlink(loc.path)
-            except FileNotFoundError:
+                with self._dir(loc) as fd:
+                    os.unlink(loc.file, dir_fd=fd)
+            except (FileNotFoundError, NotADirectoryError):
                 return
         if self.fsync:
             _fsync_dir(loc.dir)
@@ -696,7 +744,12 @@ class FileStore(ObjectStore):
 
     # -- the contract ------------------------------------------------------------------
     async def connect(self) -> None:
-        """Create the directory (and internal folders); drop stale temp files."""
+        """Check and create the directory (see ``create``) and drop stale temp files.
+
+        :raises ConfigError: the directory holds other files (and ``create`` is not True).
+        :raises NotFoundError: no store there and ``create`` is False.
+        :raises StoreError: the path cannot be used (a file, no permission, a link inside).
+        """
         await self._run(self._connect_sync)
 
     async def put(
@@ -799,8 +852,8 @@ def _classify(directory: str, entry: os.DirEntry[str]) -> _Child | None:
     """What a directory entry stands for, or None for internal and foreign files."""
     name = entry.name
     if name.endswith(_OBJ):
-        if not entry.is_file(follow_symlinks=False):
-            return None
+        if not (entry.is_file(follow_symlinks=False) or entry.is_symlink()):
+            return None  # a symlink is listed (as an unreadable object), never followed
         stem = name[: -len(_OBJ)]
         segment = _decode(stem)
         if segment is None:
@@ -860,6 +913,15 @@ def _any_object(directory: str) -> bool:
     return any(_any_object(d) for d in subdirs)
 
 
+def _unreadable_entry(key: str, path: str) -> ListEntry | None:
+    """The listing entry of a damaged object file or a symlink (empty etag)."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    return ListEntry(key, st.st_size, "", _when(st.st_mtime_ns // 1000))
+
+
 class _Walker:
     """Yields keys of a listing in S3 order, a page at a time (driven from a worker thread)."""
 
@@ -875,10 +937,12 @@ class _Walker:
         self.pending: ListEntry | CommonPrefix | None = None
         directory, _, self.partial = prefix.rpartition("/")
         segments = directory.split("/") if directory else []
+        self.root = root
+        self.names = [_name(s) for s in segments]
         if any(s in ("", ".", "..") for s in segments):
             self.items: Iterator[_Item] = iter(())  # no valid key lives there
         else:
-            path = os.path.join(root, *[_name(s) for s in segments]) if segments else root
+            path = os.path.join(root, *self.names) if segments else root
             dirkey = directory + "/" if directory else ""
             self.items = self._walk(path, dirkey, top=True, delimiter=delimiter)
 
@@ -905,8 +969,13 @@ class _Walker:
                 return CommonPrefix(key)
             try:
                 h = _read_header(path)
+            except (FileNotFoundError, NotADirectoryError):
+                continue  # deleted meanwhile
             except (OSError, _Corrupt):
-                continue  # deleted meanwhile, or not ours
+                damaged = _unreadable_entry(key, path)  # listed, so get/delete can see it
+                if damaged is None:
+                    continue
+                return damaged
             return ListEntry(key, h.size, h.etag, _when(h.modified_us))
         return None
 
@@ -922,6 +991,13 @@ class _Walker:
     def _walk(
         self, directory: str, dirkey: str, *, top: bool, delimiter: str | None
     ) -> Iterator[_Item]:
+        if top:  # below it, _classify skips links
+            try:
+                os.close(open_dir(self.root, self.names))
+            except LinkInPath as exc:
+                raise link_error(self.prefix, exc.path) from None
+            except (FileNotFoundError, NotADirectoryError):
+                return
         children = _children(directory)
         start = 0
         after = self.start_after

@@ -19,6 +19,14 @@ How it meets the :class:`~s3db_async.stores.ObjectStore` contract on top of obst
   conditional writes too: the server evaluates ``If-None-Match``/``If-Match`` again on
   the retry, so retrying cannot let two writers win. When the retries run out, a
   conditional write raises ``PreconditionFailed(retriable=True)``.
+- **Time limits**: ``connect_timeout`` (default 3 s) bounds opening a TCP connection,
+  ``timeout`` (default 30 s) one HTTP request, and ``deadline`` (default 60 s, at least twice
+  ``timeout``) one logical
+  operation with all its retries and backoff (each page of a listing is one operation).
+  :meth:`connect` gives its bucket check at most :data:`CONNECT_DEADLINE` seconds and reports
+  a server that does not answer as :class:`EndpointUnreachableError`, as it does a refused
+  or reset connection. An operation past its deadline raises
+  ``StoreError(status_code=504, retriable=True, metadata["reason"] == "deadline")``.
 - **Listing** keeps S3's character-prefix semantics (obstore lists by path segment): it lists
   the prefix's parent "directory" from just below the prefix (``start-after``) and stops at
   the first key past it. Each page of up to 1000 keys is one request.
@@ -93,6 +101,8 @@ PAGE_SIZE = 1000
 DEFAULT_PARALLELISM = 100
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_CONNECT_TIMEOUT = 3.0
+DEFAULT_DEADLINE = 60.0
+CONNECT_DEADLINE = 10.0
 DEFAULT_MAX_RETRIES = 4
 BACKOFF_BASE = 0.05
 BACKOFF_CAP = 5.0
@@ -228,6 +238,8 @@ class S3Store(ObjectStore):
     :param config: an ``s3://`` or ``http(s)://`` connection string or parsed config.
     :param parallelism: connection pool size (query option ``parallelism``, default 100).
     :param timeout: seconds for a whole request (query ``timeout``, default 30).
+    :param deadline: seconds for one operation with its retries (query ``deadline``,
+        default 60, or twice ``timeout`` when that is longer).
     :param max_retries: retries of a retriable failure (query ``max_retries``, default 4).
     :param enforce_limits: reject user metadata over 2 KB before sending it.
     :raises ConfigError: the connection string is not an S3 one.
@@ -241,6 +253,7 @@ class S3Store(ObjectStore):
         parallelism: int | None = None,
         timeout: float | None = None,
         max_retries: int | None = None,
+        deadline: float | None = None,
         enforce_limits: bool = True,
     ) -> None:
         super().__init__()
@@ -261,6 +274,9 @@ class S3Store(ObjectStore):
         self.parallelism = int(parallelism or _number(opts, "parallelism", DEFAULT_PARALLELISM))
         self.timeout = float(timeout or _number(opts, "timeout", DEFAULT_TIMEOUT))
         self.connect_timeout = _number(opts, "connect_timeout", DEFAULT_CONNECT_TIMEOUT)
+        self.deadline = float(
+            deadline or _number(opts, "deadline", max(DEFAULT_DEADLINE, 2 * self.timeout))
+        )
         self.max_retries = int(
             max_retries
             if max_retries is not None
@@ -368,6 +384,41 @@ class S3Store(ObjectStore):
             self._inflight.discard(fut)
 
     async def _call(
+        self,
+        op: str,
+        key: str,
+        attempt: Callable[[], Awaitable[T]],
+        *,
+        idempotent: bool = True,
+        retries: int | None = None,
+        condition: str | None = None,
+        deadline: float | None = None,
+    ) -> T:
+        """:meth:`_send` within the operation's deadline (default :attr:`deadline`)."""
+        seconds = self.deadline if deadline is None else deadline
+        try:
+            async with asyncio.timeout(seconds):
+                return await self._send(
+                    op, key, attempt, idempotent=idempotent, retries=retries, condition=condition
+                )
+        except TimeoutError:
+            raise StoreError(
+                f"{op} {key!r} got no answer within its {seconds:g}s deadline"
+                + ("" if op in ("get", "head", "list") else " (it may have been applied)"),
+                suggestion="check the server, or raise ?deadline= in the connection string",
+                metadata={
+                    "key": key,
+                    "op": op,
+                    "bucket": self.bucket,
+                    "endpoint": self.endpoint or "aws",
+                    "reason": "deadline",
+                    "deadline": seconds,
+                },
+                retriable=True,
+                status_code=504,
+            ) from None
+
+    async def _send(
         self,
         op: str,
         key: str,
@@ -487,12 +538,12 @@ class S3Store(ObjectStore):
                 retriable=True,
                 status_code=504,
             )
-        if kind in ("Request", "Interrupted"):
-            return StoreError(
-                f"{op} {key!r}: the connection failed: {detail}",
-                metadata=meta,
-                retriable=True,
-                status_code=503,
+        if kind in ("Request", "Interrupted"):  # refused, reset or closed mid-request
+            return EndpointUnreachableError(
+                f"{op} {key!r}: the connection to {self.endpoint or 'AWS S3'} failed: {detail}",
+                suggestion="is the server running and reachable? the request may have been "
+                "applied if the connection broke after it was sent",
+                metadata={**meta, "kind": kind},
             )
         if "redirect" in detail.lower():
             return StoreError(
@@ -557,10 +608,18 @@ class S3Store(ObjectStore):
                 probe,
                 lambda: obstore.get_async(client, probe),
                 retries=1,
+                deadline=min(self.deadline, CONNECT_DEADLINE),
             )
         except NotFoundError as exc:
             if isinstance(exc, BucketNotFoundError):
                 raise
+        except StoreError as exc:
+            if exc.status_code != 504:  # a request timeout or the deadline: no answer
+                raise
+            seconds = exc.metadata.get("deadline", self.timeout)
+            raise self._unreachable(
+                f"it did not answer within {seconds:g}s", {**exc.metadata, "deadline": seconds}
+            ) from None
         await self.capabilities()
         self._connected = True
 

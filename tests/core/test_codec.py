@@ -419,12 +419,13 @@ def test_text_round_trip_and_is_never_bigger_than_rfc2047(s: str) -> None:
 
 @pytest.mark.parametrize(
     "s",
-    ["", " ", "~", "~e", "~u", "=?UTF-8?B?YQ==?=", "a,b", "100%", "tab\there", "x ", " x",
-     "\x00", "\x7f", "日本語", "😀𝄞", "é" * 10, "\ud7ff", "\U0010ffff", "line\nbreak"],
+    ["", " ", "~", "~e", "~u", "~t", "~%", "=?UTF-8?B?YQ==?=", "a,b", "100%", "tab\there",
+     "x ", " x", "\x00", "\x7f", "日本語", "😀𝄞", "é" * 10, "\ud7ff", "\U0010ffff", "line\nbreak"],
 )  # fmt: skip
 def test_text_edge_cases(s: str) -> None:
     assert unesc_text(esc_text(s)) == s
     assert unesc_text(esc_text(s, in_list=True)) == s
+    assert len(esc_text(s)) <= len(encode_metadata_value(s)) + 2  # "~%" was "~u~%25"
 
 
 @settings(max_examples=500)
@@ -789,9 +790,11 @@ def test_secret_box(box: SecretBox) -> None:
 
 def test_secrets_need_a_box(box: SecretBox) -> None:
     _, without = make_codec({"pw": "secret", "name": "string"})
+    assert without.encode({"name": "x"}).metadata["1"] == "x"  # no secret value: no key needed
     with pytest.raises(EncryptionError) as info:
-        without.encode({"name": "x"})
-    assert info.value.suggestion and "passphrase" in info.value.suggestion
+        without.encode({"name": "x", "pw": "s3cret"})
+    assert info.value.suggestion and "S3DB_PASSPHRASE" in info.value.suggestion
+    assert info.value.metadata["field"] == "pw" and "s3cret" not in str(info.value)
     _, with_box = make_codec({"pw": "secret", "name": "string"}, box)
     enc = with_box.encode({"pw": "s3cret", "name": "x"})
     with pytest.raises(DecryptionError) as dinfo:

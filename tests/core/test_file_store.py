@@ -20,7 +20,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from s3db_async.errors import InvalidKeyError, NotFoundError, PreconditionFailed, StoreError
+from s3db_async.errors import (
+    CorruptObjectError,
+    InvalidKeyError,
+    NotFoundError,
+    PreconditionFailed,
+    StoreError,
+)
 from s3db_async.stores import FileStore, ListEntry, MemoryStore, open_store
 from s3db_async.stores._base import validate_key
 
@@ -296,10 +302,13 @@ async def test_foreign_files_are_ignored(fstore: FileStore) -> None:
     (root / "empty-dir").mkdir()
     (root / "bad~dir").mkdir()
     os.symlink("/etc", root / "link")
-    assert await _listing(fstore, "", delimiter="/") == ["k"]
-    assert await fstore.list_keys() == ["k"]
-    with pytest.raises(StoreError):
+    # an object file that cannot be read is a damaged object: listed, unreadable, deletable
+    assert await _listing(fstore, "", delimiter="/") == ["junk", "k"]
+    assert await fstore.list_keys() == ["junk", "k"]
+    with pytest.raises(CorruptObjectError):
         await fstore.get("junk")
+    await fstore.delete("junk")
+    assert await fstore.list_keys() == ["k"]
 
 
 # -- listing vs. the reference (MemoryStore) --------------------------------------------

@@ -185,8 +185,8 @@ async def test_conflict_error_when_retries_exhausted(db: Database) -> None:
 
     db.store.put = racing_put  # type: ignore[method-assign]
     try:
-        with pytest.raises(ConflictError):
-            await res.update(rec["id"], {"name": "Bob"}, retries=2)
+        with pytest.raises(ConflictError):  # a change that still changes after each race
+            await res.update(rec["id"], lambda r: {"name": r["name"] + "b"}, retries=2)
     finally:
         db.store.put = original_put  # type: ignore[method-assign]
 

@@ -10,7 +10,7 @@ import anyio
 import pytest
 
 from s3db_async import Database
-from s3db_async.errors import DecryptionError, EncryptionError, S3dbError
+from s3db_async.errors import DecryptionError, EncryptionError, S3dbError, SchemaError
 
 PASS = "pw-Correct-Horse-42"
 SECRET = "cleartext-SECRET-value-7"
@@ -25,15 +25,17 @@ async def _all_bytes(db: Database) -> bytes:
     return blob
 
 
-async def test_no_default_passphrase_and_nothing_written(store_url: str) -> None:
+async def test_no_default_passphrase_and_nothing_written(
+    store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("S3DB_PASSPHRASE", raising=False)
     async with Database(store_url) as db:
-        res = await db.create_resource("acct", attributes=ATTRS)
         db.store.stats.reset()
         with pytest.raises(EncryptionError) as info:
-            await res.insert({"user": "ann", "token": SECRET})
+            await db.create_resource("acct", attributes=ATTRS)
         assert db.store.stats.get("put", 0) == 0
-        assert SECRET not in str(info.value) and SECRET not in repr(info.value)
-        assert await res.count() == 0
+        assert "'token'" in info.value.message and "S3DB_PASSPHRASE" in str(info.value)
+        assert not db.resource_exists("acct")
 
 
 async def test_env_passphrase(store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -48,14 +50,46 @@ async def test_nothing_leaks_the_passphrase_or_cleartext(
     store_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     texts: list[str] = []
+    attrs = {**ATTRS, "region": "string", "creds": {"api": "secret", "pw": "password"}}
+    partitions = {"by_region": {"fields": {"region": "string", "user": "string"}}}
     with caplog.at_level(logging.DEBUG, logger="s3db_async"):
         async with Database(store_url, passphrase=PASS) as db:
-            res = await db.create_resource("acct", attributes=ATTRS)
-            rec = await res.insert({"user": "ann", "token": SECRET})
+            # partitions on secret or password fields are refused, at any nesting
+            for field in ("token", "creds.api", "creds.pw", "creds"):
+                with pytest.raises(SchemaError) as refused:
+                    await db.create_resource(
+                        "leaky",
+                        attributes=attrs,
+                        partitions={"by_secret": {"fields": {"region": "string", field: ""}}},
+                    )
+                texts += [str(refused.value), repr(refused.value.to_dict())]
+            res = await db.create_resource(
+                "acct", attributes=attrs, partitions=partitions, history=True
+            )
+            data = {"user": "ann", "region": "eu", "token": SECRET}
+            data["creds"] = {"api": SECRET, "pw": SECRET}
+            rec = await res.insert(data)
             await res.update(rec["id"], {"note": "x"})
+            await res.update(rec["id"], {"region": "us", "token": SECRET + "2"})
+            found = await res.query({"token": SECRET + "2", "region": "us", "user": "ann"})
+            assert [r.id for r in found] == [rec["id"]]
+            texts += [repr(found), str(found[0]), repr(await res.get(rec["id"]))]
+            texts.append(repr(res.explain({"token": SECRET, "region": "us", "user": "ann"})))
+            texts.append(repr(await res.estimate_query_cost({"creds": {"api": SECRET}})))
+            texts.append(repr(await res.count(by="region")))
+            for bad in ("token", "creds.pw"):
+                with pytest.raises(S3dbError) as refused:
+                    await res.count(by=bad)
+                texts.append(str(refused.value))
+            with pytest.raises(S3dbError) as refused:
+                await res.query({"creds": {"pw": SECRET}})
+            texts += [str(refused.value), repr(refused.value.to_dict())]
             texts += [repr(db), repr(res), repr(db._secret_box), repr(db.metadata)]
             stored = await _all_bytes(db)
             assert SECRET.encode() not in stored and PASS.encode() not in stored
+            keys = await db.store.list_keys()
+            assert any("/partition=by_region/" in k for k in keys)
+            assert any("/history/" in k for k in keys)
             # a failed decryption says so without the secret
             key = res.key_for(rec["id"])
             obj = await db.store.get(key)

@@ -254,3 +254,30 @@ async def test_concurrent_compare_and_swap_one_winner(store: ObjectStore) -> Non
         assert len(wins) == 1, wins
         assert (await store.get("counter")).metadata == {"w": str(wins[0])}
     assert int((await store.get("counter")).body) == 3
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("n", [1001, 2001])
+async def test_list_whose_last_page_holds_one_key(store: ObjectStore, n: int) -> None:
+    """1,001 and 2,001 keys: the final page holds exactly one key, which must not be lost."""
+    keys = [f"edge/{i:05d}" for i in range(n)]
+    limiter = anyio.CapacityLimiter(64)
+
+    async def put(k: str) -> None:
+        async with limiter:
+            await store.put(k, b"")
+
+    async with anyio.create_task_group() as tg:
+        for k in keys:
+            tg.start_soon(put, k)
+    store.stats.reset()
+    assert await store.list_keys("edge/") == keys
+    assert store.stats["list"] == n // 1000 + 1
+    assert [e.key async for e in store.list("edge/", limit=n)] == keys
+    tail = [e.key async for e in store.list("edge/", start_after=keys[n - 1001])]
+    assert tail == keys[n - 1000 :]
+    assert [e.key async for e in store.list("edge/", start_after=keys[-2])] == keys[-1:]
+    store.stats.reset()
+    assert await store.delete_many(keys) == n
+    assert store.stats["delete_many"] == n // 1000 + 1
+    assert await store.list_keys("edge/") == []

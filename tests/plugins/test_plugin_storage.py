@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from s3db_async import Database, Lock, PluginStorage
+from s3db_async._clock import ManualClock, use_clock
 from s3db_async.errors import (
     ConfigError,
     ConflictError,
@@ -19,7 +20,14 @@ from s3db_async.errors import (
 )
 from s3db_async.stores import Capabilities, MemoryStore
 
-TTL = 1.0  # short ttls keep the matrix fast; expiry is checked against the wall clock
+TTL = 60.0  # time is a ManualClock: expiry is exact and nothing sleeps
+
+
+@pytest.fixture(autouse=True)
+def clock() -> Iterator[ManualClock]:
+    with use_clock(ManualClock()) as manual:
+        assert isinstance(manual, ManualClock)
+        yield manual
 
 
 @pytest.fixture
@@ -27,8 +35,9 @@ async def storage(db: Database) -> PluginStorage:
     return PluginStorage(db, "my-plugin")
 
 
-async def _expire() -> None:
-    await asyncio.sleep(TTL + 0.15)
+def _expire(clock: ManualClock) -> None:
+    """Move time to the exact instant a ``TTL`` set now expires."""
+    clock.advance(TTL)
 
 
 # -- keys --------------------------------------------------------------------------------
@@ -190,13 +199,12 @@ async def test_batch_put_and_get(storage: PluginStorage) -> None:
 
 
 # -- TTL ---------------------------------------------------------------------------------
-async def test_ttl_lifecycle(storage: PluginStorage, store_kind: str) -> None:
+async def test_ttl_lifecycle(storage: PluginStorage, store_kind: str, clock: ManualClock) -> None:
     await storage.set("session", {"userId": "user1"}, ttl=TTL)
     await storage.set("forever", {"x": 1})
     assert await storage.has("session")
     assert not await storage.is_expired("session")
-    ttl = await storage.get_ttl("session")
-    assert ttl is not None and 0 < ttl <= TTL
+    assert await storage.get_ttl("session") == TTL
     assert await storage.get_ttl("forever") is None
     assert await storage.get_ttl("missing") is None
     assert not await storage.touch("forever", 10)
@@ -204,7 +212,10 @@ async def test_ttl_lifecycle(storage: PluginStorage, store_kind: str) -> None:
     assert await storage.has("forever")
     assert not await storage.has("missing")
 
-    await _expire()
+    clock.advance(TTL - 0.25)  # binary fractions: the clock's sums are exact
+    assert not await storage.is_expired("session")
+    assert await storage.get_ttl("session") == 0.25
+    clock.advance(0.25)
     assert await storage.is_expired("session")
     assert await storage.get_ttl("session") is None
     assert await storage.get("session") is None  # lazy expiry
@@ -216,30 +227,32 @@ async def test_ttl_lifecycle(storage: PluginStorage, store_kind: str) -> None:
     assert not await storage.is_expired("missing")
 
 
-async def test_touch_extends(storage: PluginStorage) -> None:
+async def test_touch_extends(storage: PluginStorage, clock: ManualClock) -> None:
     await storage.set("s", {"token": "abc"}, ttl=TTL)
     await storage.set("s-meta", {"token": "abc"}, ttl=TTL, behavior="body-only")
     before = await storage.get_ttl("s")
     assert before is not None
     assert await storage.touch("s", 60)
     assert await storage.touch("s-meta", 60)
-    after = await storage.get_ttl("s")
-    assert after is not None and after > before + 50
-    await _expire()
+    assert await storage.get_ttl("s") == before + 60
+    _expire(clock)
     assert await storage.get("s") == {"token": "abc"}
     assert await storage.get("s-meta") == {"token": "abc"}
+    clock.advance(60)
+    assert await storage.get("s") is None
+    assert await storage.get("s-meta") is None
     with pytest.raises(ConfigError):
         await storage.touch("s", 0)
 
 
-async def test_cleanup_expired(storage: PluginStorage) -> None:
+async def test_cleanup_expired(storage: PluginStorage, clock: ManualClock) -> None:
     await storage.set("a", 1, ttl=TTL)
     await storage.set(storage.get_plugin_key("users", "b"), 2, ttl=TTL)
     await storage.set("keep", 3, ttl=600)
     await storage.set("plain", 4)
     held = await storage.acquire_lock("stale", ttl=TTL)
     assert held is not None
-    await _expire()
+    _expire(clock)
     assert await storage.cleanup_expired() == 3
     assert await storage.list() in (
         ["plugin=my-plugin/keep", "plugin=my-plugin/plain"],
@@ -257,7 +270,7 @@ async def test_lock_basics(storage: PluginStorage) -> None:
     lock1 = await storage.acquire_lock("task1", ttl=5, worker_id=1234)
     assert isinstance(lock1, Lock)
     assert lock1.worker_id == "1234" and lock1.name == "task1" and not lock1.expired
-    assert 4 < lock1.remaining <= 5
+    assert lock1.remaining == 5
     assert await storage.is_locked("task1")
     assert await storage.acquire_lock("task1", ttl=5, timeout=0) is None
     assert not await storage.is_locked("other")
@@ -282,11 +295,11 @@ async def test_lock_basics(storage: PluginStorage) -> None:
     await scoped.release()
 
 
-async def test_lock_expiry_takeover_and_refresh(storage: PluginStorage) -> None:
+async def test_lock_expiry_takeover_and_refresh(storage: PluginStorage, clock: ManualClock) -> None:
     first = await storage.acquire_lock("t", ttl=TTL)
     assert first is not None
     assert await first.refresh(ttl=TTL)
-    await _expire()
+    _expire(clock)
     assert first.expired and not await storage.is_locked("t")
     second = await storage.acquire_lock("t", ttl=30)
     assert second is not None and second.token != first.token
@@ -296,22 +309,29 @@ async def test_lock_expiry_takeover_and_refresh(storage: PluginStorage) -> None:
     assert await second.release()
 
 
-async def test_lock_waits_with_timeout(storage: PluginStorage) -> None:
-    held = await storage.acquire_lock("w", ttl=30)
+async def test_lock_waits_with_timeout(storage: PluginStorage, clock: ManualClock) -> None:
+    held = await storage.acquire_lock("w", ttl=7200)
     assert held is not None
+    released = asyncio.Event()
 
     async def release_soon() -> None:
-        await asyncio.sleep(0.3)
+        await asyncio.sleep(0.05)
+        released.set()
         await held.release()
 
     task = asyncio.create_task(release_soon())
-    t0 = time.monotonic()
-    got = await storage.acquire_lock("w", ttl=30, timeout=10)
+    got = await storage.acquire_lock("w", ttl=7200, timeout=600)
     await task
-    assert got is not None and 0.25 < time.monotonic() - t0 < 8
-    t0 = time.monotonic()
-    assert await storage.acquire_lock("w", ttl=30, timeout=0.4) is None
-    assert time.monotonic() - t0 >= 0.35
+    assert got is not None and released.is_set()  # it waited for the release
+
+    async def an_hour_passes() -> None:
+        await asyncio.sleep(0.05)
+        clock.advance(3600)  # the lock (ttl 7200) is still held; the wait (3000) is over
+
+    task = asyncio.create_task(an_hour_passes())
+    assert await storage.acquire_lock("w", ttl=60, timeout=3000) is None
+    await task
+    assert await storage.is_locked("w")
     await got.release()
 
 
@@ -334,7 +354,7 @@ async def test_lock_context_manager(storage: PluginStorage) -> None:
 
 
 # -- counters and sequences --------------------------------------------------------------
-async def test_counters(storage: PluginStorage) -> None:
+async def test_counters(storage: PluginStorage, clock: ManualClock) -> None:
     await storage.set("counter", {"value": 0, "label": "kept"})
     assert await storage.increment("counter", 5) == 5
     assert await storage.increment("counter", 3) == 8
@@ -348,9 +368,10 @@ async def test_counters(storage: PluginStorage) -> None:
 
     assert await storage.increment("hourly", 1, ttl=TTL) == 1
     assert await storage.increment("hourly", 1) == 2
-    ttl = await storage.get_ttl("hourly")
-    assert ttl is not None and ttl <= TTL  # kept from creation
-    await _expire()
+    clock.advance(1)
+    assert await storage.increment("hourly") == 3
+    assert await storage.get_ttl("hourly") == TTL - 1  # kept from creation
+    clock.advance(TTL - 1)
     assert await storage.increment("hourly") == 1  # expired: starts again
 
     await storage.set("text", {"value": "abc"})

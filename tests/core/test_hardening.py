@@ -1,0 +1,164 @@
+"""Hostile and mistyped input: connection strings, ids, nested data (issues 15.4, 16.8)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from s3db_async import Database
+from s3db_async._url import parse_connection_string
+from s3db_async.errors import ConnectionStringError, ValidationError
+from s3db_async.stores import S3Store, open_store
+
+# -- connection strings --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("url", ["file://tmp/x", "file://data", "file://tmp/x?fsync=false"])
+def test_file_url_with_a_host_names_both_spellings(url: str) -> None:
+    with pytest.raises(ConnectionStringError) as info:
+        parse_connection_string(url)
+    assert info.value.metadata["part"] == "host"
+    text = str(info.value)
+    name = url.split("://", 1)[1].split("?", 1)[0]
+    assert f"file://./{name}" in text
+    assert f"file:///{name}" in text
+
+
+@pytest.mark.parametrize(
+    ("url", "path"),
+    [
+        ("file:///tmp/x", "/tmp/x"),
+        ("file://./tmp/x", "./tmp/x"),
+        ("file://../x", "../x"),
+        ("file://~/x", "~/x"),
+        ("file://localhost/tmp/x", "/tmp/x"),
+    ],
+)
+def test_file_url_spellings_that_stay_valid(url: str, path: str) -> None:
+    assert parse_connection_string(url).path == path
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:9000/bucket/app?timeout=1e308",
+        "http://127.0.0.1:9000/bucket/app?timeout=inf",
+        "http://127.0.0.1:9000/bucket/app?timeout=nan",
+        "http://127.0.0.1:9000/bucket/app?connect_timeout=-1",
+        "http://127.0.0.1:9000/bucket/app?deadline=0",
+        "http://127.0.0.1:9000/bucket/app?max_retries=1000000",
+        "http://127.0.0.1:9000/bucket/app?max_retries=-1",
+        "file:///tmp/x?parallelism=0",
+        "file:///tmp/x?parallelism=99999999999999999999",
+    ],
+)
+def test_option_out_of_range_is_a_connection_string_error(url: str) -> None:
+    with pytest.raises(ConnectionStringError) as info:
+        parse_connection_string(url)
+    assert info.value.metadata["part"] == "query"
+
+
+def test_huge_timeout_never_reaches_the_client() -> None:
+    """``?timeout=1e308`` used to overflow timedelta when the client was built."""
+    with pytest.raises(ConnectionStringError):
+        S3Store("http://k:s@127.0.0.1:9/bucket/app?timeout=1e308")
+    store = S3Store("http://k:s@127.0.0.1:9/bucket/app?timeout=86400&deadline=0.5")
+    assert store.timeout == 86400
+    assert store.deadline == 0.5
+    assert store.client is not None
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "memory://bucket/pre\nfix",
+        "http://127.0.0.1:9000/bucket/pre\nfix",
+        "s3://bucket/a\tb",
+        "file:///tmp/x\ny",
+        "file:///tmp/x\n",
+        "\nmemory://bucket",
+        "memory://bucket/a%0Ab",
+        "http://127.0.0.1:9000/bucket/a%00b",
+        "file:///tmp/a%0Db",
+        "s3://bucket/x\x7f",
+    ],
+)
+def test_control_characters_are_refused_not_dropped(url: str) -> None:
+    with pytest.raises(ConnectionStringError) as info:
+        parse_connection_string(url)
+    assert info.value.metadata["part"] == "url"
+    assert "control character" in info.value.message
+
+
+def test_surrounding_spaces_are_still_trimmed() -> None:
+    assert parse_connection_string("  memory://bucket/app  ").prefix == "app"
+
+
+def test_open_store_refuses_a_file_url_with_a_host() -> None:
+    with pytest.raises(ConnectionStringError):
+        open_store("file://tmp/x")
+
+
+# -- ids and nested data -------------------------------------------------------------------
+
+
+async def _users(db: Database) -> Any:
+    return await db.create_resource(
+        "users", attributes={"name": "string|optional", "doc": "json|optional"}
+    )
+
+
+async def test_lone_surrogate_id_is_a_validation_error() -> None:
+    async with Database("memory://hardening-ids") as db:
+        users = await _users(db)
+        db.store.stats.reset()
+        for bad in ["\ud800", "a\udfffb"]:
+            with pytest.raises(ValidationError) as info:
+                await users.insert({"id": bad, "name": "x"})
+            assert info.value.fields == ["id"]
+            with pytest.raises(ValidationError):
+                await users.get(bad)
+        assert db.store.stats.total() == 0  # refused before any request
+
+
+def _deep(depth: int) -> dict[str, Any]:
+    value: dict[str, Any] = {}
+    for _ in range(depth):
+        value = {"a": value}
+    return value
+
+
+async def test_deeply_nested_value_is_a_validation_error() -> None:
+    async with Database("memory://hardening-deep") as db:
+        users = await _users(db)
+        db.store.stats.reset()
+        with pytest.raises(ValidationError) as info:
+            await users.insert({"name": "x", "doc": _deep(5000)})
+        assert "doc" in info.value.fields
+        assert db.store.stats.total() == 0
+        ok = await users.insert({"name": "x", "doc": _deep(20)})
+        assert (await users.get(ok["id"]))["doc"] == _deep(20)
+
+
+@pytest.mark.parametrize(
+    ("data", "field"),
+    [
+        ({"name": "\ud800"}, "name"),
+        ({"doc": {"k": "a\udfffb"}}, "doc"),
+        ({"doc": {"\ud800": 1}}, "doc"),
+        ({"doc": ["ok", "\udc80"]}, "doc"),
+    ],
+)
+async def test_lone_surrogate_values_are_validation_errors(
+    data: dict[str, Any], field: str
+) -> None:
+    async with Database("memory://hardening-values") as db:
+        users = await _users(db)
+        db.store.stats.reset()
+        with pytest.raises(ValidationError) as info:
+            await users.insert(data)
+        assert any(f.startswith(field) for f in info.value.fields)
+        assert db.store.stats.total() == 0
+        ok = await users.insert({"name": "ünïcode ✓", "doc": {"ключ": ["значение"]}})
+        assert (await users.get(ok["id"]))["doc"] == {"ключ": ["значение"]}
