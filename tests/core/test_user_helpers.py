@@ -23,7 +23,7 @@ async def test_drain_events_waits_for_async_handlers(db: Database) -> None:
 
     async def chained(record: Record) -> None:  # a handler that starts another handler
         await asyncio.sleep(0)
-        users.emit("audited", record)
+        users.emit("app.audited", record)
 
     async def audited(record: Record) -> None:
         await asyncio.sleep(0.02)
@@ -31,7 +31,7 @@ async def test_drain_events_waits_for_async_handlers(db: Database) -> None:
 
     users.on("inserted", slow)
     users.on("inserted", chained)
-    users.on("audited", audited)
+    users.on("app.audited", audited)
     await users.insert({"name": "Ann"})
     await users.insert({"name": "Bob"})
     assert seen == []  # still running: async handlers are background tasks
