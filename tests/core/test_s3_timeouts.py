@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from s3db_async.errors import EndpointUnreachableError, StoreError
+from s3db_async.errors import EndpointUnreachableError, StoreError, WriteOutcomeUnknownError
 from s3db_async.stores import S3Store
 
 
@@ -122,7 +122,15 @@ async def test_a_reset_connection_is_endpoint_unreachable(resetting: _Loopback, 
         elif op == "list":
             await store.list_keys("a/")
         elif op == "put":
-            await store.put("k", b"1", if_none_match=True)
+            await store.put("k", b"1")
         else:
             await store.connect()
     assert info.value.retriable
+
+
+async def test_a_reset_conditional_put_is_an_unknown_outcome(resetting: _Loopback) -> None:
+    """A reset may come after the server applied it: never reported as "not sent"."""
+    store = S3Store(resetting.url("max_retries=3"))
+    with pytest.raises(WriteOutcomeUnknownError) as info:
+        await store.put("k", b"1", if_none_match=True)
+    assert info.value.retriable and store.stats["put"] == 1  # not resent blindly
