@@ -47,6 +47,7 @@ METADATA_LIMIT = 2048
 """S3's user-defined metadata limit in bytes (keys + values, UTF-8)."""
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_HEADER_TOKEN = re.compile(r"[0-9a-z._-]+")  # a lowercased metadata key
 # Names obstore sends as standard headers instead of x-amz-meta-*: refused on every store alike.
 _RESERVED_METADATA_KEYS = frozenset(
     {
@@ -231,7 +232,7 @@ def normalize_metadata(metadata: Mapping[str, str] | None) -> dict[str, str]:
                 metadata={"metadata_key": str(k)},
             )
         lk = k.lower()
-        if not lk or not lk.isascii() or not all(c.isalnum() or c in "-_." for c in lk):
+        if _HEADER_TOKEN.fullmatch(lk) is None:
             raise InvalidKeyError(
                 f"metadata key {k!r} is not a valid header token",
                 suggestion="use ASCII letters, digits, '-', '_' or '.' in metadata keys",
