@@ -671,19 +671,6 @@ class S3Store(ObjectStore):
             )
         return len(fulls)
 
-    async def _page(self, directory: str, offset: str | None) -> Sequence[ObjectMeta]:
-        """One LIST request: up to 1000 keys under ``directory/`` after ``offset``."""
-        client = self.client
-
-        async def attempt() -> Sequence[ObjectMeta]:
-            stream = obstore.list(client, directory or None, offset=offset, chunk_size=PAGE_SIZE)
-            try:
-                return await self._tracked(stream.__anext__())
-            except StopAsyncIteration:
-                return []
-
-        return await self._call("list", directory, attempt)
-
     def list(
         self,
         prefix: str = "",
@@ -716,8 +703,8 @@ class S3Store(ObjectStore):
         strip = len(self.prefix)
         emitted = 0
         last_common: str | None = None
-        while True:
-            page = await self._page(directory, offset)
+        pages = _ListPages(self, directory, offset)
+        while (page := await pages.next()) is not None:
             for meta in page:
                 path = meta["path"]
                 if after is not None and path <= after:  # at or before the cursor
@@ -743,10 +730,6 @@ class S3Store(ObjectStore):
                 emitted += 1
                 if limit is not None and emitted >= limit:
                     return
-            if len(page) < PAGE_SIZE:
-                return
-            after = page[-1]["path"]
-            offset = _just_below(after)
 
     async def _list_delimited(
         self, prefix: str, start_after: str | None, limit: int | None
@@ -848,6 +831,52 @@ class S3Store(ObjectStore):
         )
         _CAPABILITIES[cache_key] = caps
         return caps
+
+
+class _ListPages:
+    """The LIST pages under ``directory/`` after ``offset``, one request each.
+
+    Pages follow the server's continuation tokens (ListObjectsV2), so a listing of exactly
+    1,000 keys is one request: the stream knows the listing is complete and sends nothing
+    more. (A fresh LIST with start-after per page would cost one more, and SeaweedFS
+    compares start-after by path segment, so ``start-after=a`` skips ``a/b``; its
+    continuation tokens do not have that flaw.) After a retriable failure the stream
+    restarts just below the last key seen.
+    """
+
+    def __init__(self, store: S3Store, directory: str, offset: str | None) -> None:
+        self._store = store
+        self._directory = directory
+        self._resume = offset
+        self._stream: Any = None
+        self._fetched = 0
+
+    async def _attempt(self) -> Sequence[ObjectMeta] | None:
+        if self._stream is None:
+            self._stream = obstore.list(
+                self._store.client,
+                self._directory or None,
+                offset=self._resume,
+                chunk_size=PAGE_SIZE,
+            )
+        try:
+            page: Sequence[ObjectMeta] = await self._store._tracked(self._stream.__anext__())
+        except StopAsyncIteration:
+            return None
+        except BaseException:
+            self._stream = None  # a retry restarts from self._resume
+            raise
+        if page:
+            self._resume = _just_below(page[-1]["path"])
+        return page
+
+    async def next(self) -> Sequence[ObjectMeta] | None:
+        """The next page, or ``None`` when the listing is complete."""
+        page = await self._store._call("list", self._directory, self._attempt)
+        if page is None and self._fetched:
+            self._store.stats["list"] -= 1  # the stream ended without sending a request
+        self._fetched += 1
+        return page
 
 
 def _entry(meta: ObjectMeta, strip: int) -> ListEntry:
