@@ -64,15 +64,18 @@ from ..errors import (
 )
 from ._base import (
     METADATA_LIMIT,
+    PAGE_SIZE,
     Capabilities,
     CommonPrefix,
     ListEntry,
+    ListPage,
     ObjectInfo,
     ObjectStore,
     StoredObject,
     check_metadata_limit,
     decode_metadata_value,
     encode_metadata_value,
+    flatten_pages,
     normalize_metadata,
     validate_key,
 )
@@ -85,7 +88,6 @@ __all__ = ["S3Store"]
 
 T = TypeVar("T")
 
-PAGE_SIZE = 1000
 DEFAULT_PARALLELISM = 100
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_CONNECT_TIMEOUT = 3.0
@@ -679,9 +681,19 @@ class S3Store(ObjectStore):
         limit: int | None = None,
         delimiter: str | None = None,
     ) -> AsyncIterator[ListEntry | CommonPrefix]:
+        pages = self.list_pages(prefix, start_after=start_after, delimiter=delimiter)
+        return flatten_pages(pages, limit)
+
+    def list_pages(
+        self,
+        prefix: str = "",
+        *,
+        start_after: str | None = None,
+        delimiter: str | None = None,
+    ) -> AsyncIterator[ListPage]:
         if delimiter == "/":
-            return self._list_delimited(prefix, start_after, limit)
-        return self._list_flat(prefix, start_after, limit, delimiter)
+            return self._list_delimited(prefix, start_after)
+        return self._list_flat(prefix, start_after, delimiter)
 
     def _bounds(self, prefix: str, start_after: str | None) -> tuple[str, str, str | None]:
         full = self.prefix + prefix
@@ -694,48 +706,40 @@ class S3Store(ObjectStore):
         return full, directory, offset
 
     async def _list_flat(
-        self, prefix: str, start_after: str | None, limit: int | None, delimiter: str | None
-    ) -> AsyncIterator[ListEntry | CommonPrefix]:
-        if limit is not None and limit <= 0:
-            return
+        self, prefix: str, start_after: str | None, delimiter: str | None
+    ) -> AsyncIterator[ListPage]:
         full, directory, offset = self._bounds(prefix, start_after)
         after = self.prefix + start_after if start_after is not None else None
         strip = len(self.prefix)
-        emitted = 0
         last_common: str | None = None
         pages = _ListPages(self, directory, offset)
-        while (page := await pages.next()) is not None:
-            for meta in page:
+        while (metas := await pages.next()) is not None:
+            page: ListPage = []
+            for meta in metas:
                 path = meta["path"]
                 if after is not None and path <= after:  # at or before the cursor
                     continue
                 if not path.startswith(full):
-                    if path > full:
+                    if path > full:  # past the prefix: the listing is complete
+                        if page:
+                            yield page
                         return
                     continue
-                entry: ListEntry | CommonPrefix
                 if delimiter:
                     cut = path.find(delimiter, len(full))
                     if cut >= 0:
                         common = path[: cut + len(delimiter)]
-                        if common == last_common:
-                            continue
-                        last_common = common
-                        entry = CommonPrefix(common[strip:])
-                    else:
-                        entry = _entry(meta, strip)
-                else:
-                    entry = _entry(meta, strip)
-                yield entry
-                emitted += 1
-                if limit is not None and emitted >= limit:
-                    return
+                        if common != last_common:
+                            last_common = common
+                            page.append(CommonPrefix(common[strip:]))
+                        continue
+                page.append(_entry(meta, strip))
+            if page:
+                yield page
 
     async def _list_delimited(
-        self, prefix: str, start_after: str | None, limit: int | None
-    ) -> AsyncIterator[ListEntry | CommonPrefix]:
-        if limit is not None and limit <= 0:
-            return
+        self, prefix: str, start_after: str | None
+    ) -> AsyncIterator[ListPage]:
         full, directory, _ = self._bounds(prefix, None)
         after = self.prefix + start_after if start_after is not None else None
         strip = len(self.prefix)
@@ -762,10 +766,8 @@ class S3Store(ObjectStore):
             ):
                 entries.append((common, CommonPrefix(common[strip:])))
         entries.sort(key=lambda e: e[0])
-        for n, (_, entry) in enumerate(entries):
-            if limit is not None and n >= limit:
-                return
-            yield entry
+        for i in range(0, len(entries), PAGE_SIZE):
+            yield [entry for _, entry in entries[i : i + PAGE_SIZE]]
 
     async def copy(self, src: str, dst: str) -> str:
         full_src = self._full(src)
