@@ -50,9 +50,9 @@ ATTRIBUTES = {
 }
 
 
-def _record(i: int, prefix: str) -> dict[str, Any]:
+def _record(i: int) -> dict[str, Any]:
+    """A realistic record without an id: the library generates it, as users get it."""
     return {
-        "id": f"{prefix}{i:07d}",
         "name": f"User {i}",
         "email": f"user{i}@example.com",
         "age": 20 + i % 50,
@@ -106,18 +106,17 @@ async def _bench_store(ctx: BenchContext, store: str) -> dict[str, Any]:
         # inserts (into a scratch resource): fixed counts, fresh ids
         for conc in (1, 16, 64):
             n = n_records if conc > 1 else max(100, n_records // 2)
-            tag = f"i{conc}-"
 
-            async def insert(i: int, tag: str = tag) -> None:
-                await scratch.insert(_record(i, tag))
+            async def insert(i: int) -> None:
+                await scratch.insert(_record(i))
 
             out[f"insert_c{conc}"] = await _timed(ctx, db, n, conc, insert)
 
         # the 1,000-record working set
-        base = [_record(i, "base-") for i in range(n_records)]
+        base = [_record(i) for i in range(n_records)]
         out["insert_many_c64"], result = await _batch(db, n_records, res.insert_many(base))
         assert result.all_ok
-        ids = [r["id"] for r in base]
+        ids = [r["id"] for r in result.ok]
 
         for conc in (1, 16, 64):
 
@@ -148,11 +147,13 @@ async def _bench_store(ctx: BenchContext, store: str) -> dict[str, Any]:
         out["count_1000"] = {**counted, "records": await res.count()}
 
         for conc in (1, 16, 64):
-            victims = [_record(i, f"d{conc}-") for i in range(n_records if conc > 1 else 200)]
-            await scratch.insert_many(victims)
+            made = await scratch.insert_many(
+                _record(i) for i in range(n_records if conc > 1 else 200)
+            )
+            victims = [r["id"] for r in made.ok]
 
-            async def delete(i: int, victims: list[dict[str, Any]] = victims) -> None:
-                await scratch.delete(victims[i]["id"])
+            async def delete(i: int, victims: list[str] = victims) -> None:
+                await scratch.delete(victims[i])
 
             out[f"delete_c{conc}"] = await _timed(ctx, db, len(victims), conc, delete)
     if not ctx.quick and store in ("memory", "file", "seaweedfs"):
@@ -164,7 +165,7 @@ async def _bench_big_list(ctx: BenchContext, store: str) -> dict[str, Any]:
     n = 10_000
     async with Database(ctx.url(store), parallelism=64) as db:
         res = await db.create_resource("big", attributes=ATTRIBUTES)
-        result = await res.insert_many(_record(i, "b-") for i in range(n))
+        result = await res.insert_many(_record(i) for i in range(n))
         assert result.all_ok
         db.store.stats.reset()
         t0 = time.perf_counter()

@@ -203,6 +203,8 @@ class ListingMixin:
         if by is not None:
             check_group_field(by, self.schema.sensitive_fields)
         if by is None:
+            if partition is None:
+                return await self._count_records()
             n = 0
             async for _ in self._iter_ids(partition, partition_values):
                 n += 1
@@ -220,6 +222,13 @@ class ListingMixin:
             hashable = value if isinstance(value, str | int | float | bool | None) else repr(value)
             counts[hashable] = counts.get(hashable, 0) + 1
         return counts
+
+    async def _count_records(self) -> int:
+        """Records of the resource: LIST only, counted a page at a time."""
+        n = 0
+        async for page in self.db.store.list_pages(self.data_prefix):
+            n += len(page)  # no delimiter: every entry is a record key
+        return n
 
     async def _count_by_partition(self, by: str) -> dict[Any, int] | None:
         """Group counts from a single-field partition on ``by`` (LIST only), or ``None``.
@@ -248,10 +257,7 @@ class ListingMixin:
                 if parsed is not None:
                     group = convert(p.decoded_values(parsed[0])[by])
                     groups[group] = groups.get(group, 0) + 1
-            total = 0
-            async for _ in self._iter_ids():
-                total += 1
-            missing = total - sum(groups.values())
+            missing = await self._count_records() - sum(groups.values())
             if missing > 0:
                 groups[None] = missing
             return groups

@@ -26,6 +26,8 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any
 
+import msgspec
+
 from ..errors import InvalidKeyError, MetadataLimitError
 
 __all__ = [
@@ -33,6 +35,7 @@ __all__ = [
     "Capabilities",
     "CommonPrefix",
     "ListEntry",
+    "ListPage",
     "ObjectInfo",
     "ObjectStore",
     "RequestStats",
@@ -47,6 +50,7 @@ METADATA_LIMIT = 2048
 """S3's user-defined metadata limit in bytes (keys + values, UTF-8)."""
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_HEADER_TOKEN = re.compile(r"[0-9a-z._-]+")  # a lowercased metadata key
 # Names obstore sends as standard headers instead of x-amz-meta-*: refused on every store alike.
 _RESERVED_METADATA_KEYS = frozenset(
     {
@@ -87,9 +91,9 @@ class StoredObject:
     content_type: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class ListEntry:
-    """One object of a listing."""
+class ListEntry(msgspec.Struct, frozen=True, gc=False):
+    """One object of a listing (a msgspec struct: ten times cheaper to build than a frozen
+    dataclass, which matters at 1,000 entries per LIST page)."""
 
     key: str
     size: int
@@ -97,11 +101,14 @@ class ListEntry:
     last_modified: datetime
 
 
-@dataclass(frozen=True, slots=True)
-class CommonPrefix:
+class CommonPrefix(msgspec.Struct, frozen=True, gc=False):
     """A "folder" of a delimited listing (``prefix`` ends with the delimiter)."""
 
     prefix: str
+
+
+ListPage = builtins.list[ListEntry | CommonPrefix]
+"""One page of a listing: up to 1,000 entries, one request."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,7 +238,7 @@ def normalize_metadata(metadata: Mapping[str, str] | None) -> dict[str, str]:
                 metadata={"metadata_key": str(k)},
             )
         lk = k.lower()
-        if not lk or not lk.isascii() or not all(c.isalnum() or c in "-_." for c in lk):
+        if _HEADER_TOKEN.fullmatch(lk) is None:
             raise InvalidKeyError(
                 f"metadata key {k!r} is not a valid header token",
                 suggestion="use ASCII letters, digits, '-', '_' or '.' in metadata keys",
@@ -347,6 +354,20 @@ class ObjectStore(abc.ABC):
         With ``delimiter`` the "folders" come as :class:`CommonPrefix` entries.
         """
 
+    def list_pages(
+        self,
+        prefix: str = "",
+        *,
+        start_after: str | None = None,
+        delimiter: str | None = None,
+    ) -> AsyncIterator[ListPage]:
+        """The same listing as :meth:`list`, a page (one request, up to 1,000 entries) at a
+        time: counting or collecting a large listing this way skips a step per entry.
+
+        Stores that page natively override this; the default regroups :meth:`list`.
+        """
+        return _regroup(self.list(prefix, start_after=start_after, delimiter=delimiter))
+
     @abc.abstractmethod
     async def copy(self, src: str, dst: str) -> str:
         """Server-side copy (body and metadata); return the new etag."""
@@ -379,3 +400,33 @@ class ObjectStore(abc.ABC):
     def describe(self) -> dict[str, Any]:
         """A short, credential-free description for logs and the CLI."""
         return {"store": type(self).__name__, "url": self.url}
+
+
+PAGE_SIZE = 1000
+"""Entries per LIST page, as S3 returns them."""
+
+
+async def _regroup(entries: AsyncIterator[ListEntry | CommonPrefix]) -> AsyncIterator[ListPage]:
+    page: ListPage = []
+    async for entry in entries:
+        page.append(entry)
+        if len(page) == PAGE_SIZE:
+            yield page
+            page = []
+    if page:
+        yield page
+
+
+async def flatten_pages(
+    pages: AsyncIterator[ListPage], limit: int | None
+) -> AsyncIterator[ListEntry | CommonPrefix]:
+    """The entries of ``pages``, stopping (and sending no further request) at ``limit``."""
+    if limit is not None and limit <= 0:
+        return
+    emitted = 0
+    async for page in pages:
+        for entry in page:
+            yield entry
+            emitted += 1
+            if emitted == limit:
+                return

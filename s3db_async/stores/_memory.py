@@ -20,20 +20,21 @@ import anyio.lowlevel
 from .._url import ConnectionConfig, parse_connection_string
 from ..errors import NotFoundError, PreconditionFailed
 from ._base import (
+    PAGE_SIZE,
     Capabilities,
     CommonPrefix,
     ListEntry,
+    ListPage,
     ObjectInfo,
     ObjectStore,
     StoredObject,
     check_metadata_limit,
+    flatten_pages,
     normalize_metadata,
     validate_key,
 )
 
 __all__ = ["MemoryStore"]
-
-PAGE_SIZE = 1000
 
 
 @dataclass(slots=True)
@@ -193,7 +194,7 @@ class MemoryStore(ObjectStore):
                 self._data.remove(full)
         return len(fulls)
 
-    async def list(
+    def list(
         self,
         prefix: str = "",
         *,
@@ -201,51 +202,65 @@ class MemoryStore(ObjectStore):
         limit: int | None = None,
         delimiter: str | None = None,
     ) -> AsyncIterator[ListEntry | CommonPrefix]:
-        if limit is not None and limit <= 0:
-            return
+        pages = self.list_pages(prefix, start_after=start_after, delimiter=delimiter)
+        return flatten_pages(pages, limit)
+
+    async def list_pages(
+        self,
+        prefix: str = "",
+        *,
+        start_after: str | None = None,
+        delimiter: str | None = None,
+    ) -> AsyncIterator[ListPage]:
         full_prefix = self.prefix + prefix
         cursor = self.prefix + start_after if start_after is not None else None
         strip = len(self.prefix)
-        emitted = 0
+        objects = self._data.objects
         last_common: str | None = None
         while True:
             await anyio.lowlevel.checkpoint()
             self.stats["list"] += 1
-            keys = self._data.keys
+            keys = self._data.keys  # re-read: writes between pages are seen, as on S3
             i = (
                 bisect.bisect_right(keys, cursor)
                 if cursor is not None and cursor >= full_prefix
                 else bisect.bisect_left(keys, full_prefix)
             )
-            page: list[ListEntry | CommonPrefix] = []
-            scanned = 0
-            while i < len(keys) and scanned < PAGE_SIZE:
-                k = keys[i]
-                if not k.startswith(full_prefix):
-                    break
-                cursor = k
-                i += 1
-                if delimiter:
-                    rest = k[len(full_prefix) :]
-                    cut = rest.find(delimiter)
+            page: ListPage
+            if not delimiter:
+                chunk = keys[i : i + PAGE_SIZE]
+                # keys under the prefix are contiguous: cut the chunk where they end
+                n = bisect.bisect_left(chunk, True, key=lambda k: not k.startswith(full_prefix))
+                page = [
+                    ListEntry(k[strip:], len(o.body), o.etag, o.last_modified)
+                    for k in chunk[:n]
+                    for o in (objects[k],)
+                ]
+                i += n
+                if n:
+                    cursor = chunk[n - 1]
+            else:
+                page = []
+                while i < len(keys) and len(page) < PAGE_SIZE:
+                    k = keys[i]
+                    if not k.startswith(full_prefix):
+                        break
+                    cursor = k
+                    i += 1
+                    cut = k.find(delimiter, len(full_prefix))
                     if cut >= 0:
-                        common = k[: len(full_prefix) + cut + len(delimiter)]
+                        common = k[: cut + len(delimiter)]
                         if common != last_common:
                             last_common = common
                             page.append(CommonPrefix(common[strip:]))
-                            scanned += 1
                         # skip every key under this common prefix
                         i = bisect.bisect_left(keys, common + "\U0010ffff")
                         cursor = keys[i - 1]
                         continue
-                o = self._data.objects[k]
-                page.append(ListEntry(k[strip:], len(o.body), o.etag, o.last_modified))
-                scanned += 1
-            for entry in page:
-                yield entry
-                emitted += 1
-                if limit is not None and emitted >= limit:
-                    return
+                    o = objects[k]
+                    page.append(ListEntry(k[strip:], len(o.body), o.etag, o.last_modified))
+            if page:
+                yield page
             more = i < len(keys) and keys[i].startswith(full_prefix)
             if not more or not page:
                 return

@@ -76,15 +76,18 @@ from ..errors import (
 )
 from ._base import (
     METADATA_LIMIT,
+    PAGE_SIZE,
     Capabilities,
     CommonPrefix,
     ListEntry,
+    ListPage,
     ObjectInfo,
     ObjectStore,
     StoredObject,
     check_metadata_limit,
     decode_metadata_value,
     encode_metadata_value,
+    flatten_pages,
     normalize_metadata,
     validate_key,
 )
@@ -97,7 +100,6 @@ __all__ = ["S3Store"]
 
 T = TypeVar("T")
 
-PAGE_SIZE = 1000
 DEFAULT_PARALLELISM = 100
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_CONNECT_TIMEOUT = 3.0
@@ -773,19 +775,6 @@ class S3Store(ObjectStore):
             )
         return len(fulls)
 
-    async def _page(self, directory: str, offset: str | None) -> Sequence[ObjectMeta]:
-        """One LIST request: up to 1000 keys under ``directory/`` after ``offset``."""
-        client = self.client
-
-        async def attempt() -> Sequence[ObjectMeta]:
-            stream = obstore.list(client, directory or None, offset=offset, chunk_size=PAGE_SIZE)
-            try:
-                return await self._tracked(stream.__anext__())
-            except StopAsyncIteration:
-                return []
-
-        return await self._call("list", directory, attempt)
-
     def list(
         self,
         prefix: str = "",
@@ -794,9 +783,19 @@ class S3Store(ObjectStore):
         limit: int | None = None,
         delimiter: str | None = None,
     ) -> AsyncIterator[ListEntry | CommonPrefix]:
+        pages = self.list_pages(prefix, start_after=start_after, delimiter=delimiter)
+        return flatten_pages(pages, limit)
+
+    def list_pages(
+        self,
+        prefix: str = "",
+        *,
+        start_after: str | None = None,
+        delimiter: str | None = None,
+    ) -> AsyncIterator[ListPage]:
         if delimiter == "/":
-            return self._list_delimited(prefix, start_after, limit)
-        return self._list_flat(prefix, start_after, limit, delimiter)
+            return self._list_delimited(prefix, start_after)
+        return self._list_flat(prefix, start_after, delimiter)
 
     def _bounds(self, prefix: str, start_after: str | None) -> tuple[str, str, str | None]:
         full = self.prefix + prefix
@@ -809,52 +808,40 @@ class S3Store(ObjectStore):
         return full, directory, offset
 
     async def _list_flat(
-        self, prefix: str, start_after: str | None, limit: int | None, delimiter: str | None
-    ) -> AsyncIterator[ListEntry | CommonPrefix]:
-        if limit is not None and limit <= 0:
-            return
+        self, prefix: str, start_after: str | None, delimiter: str | None
+    ) -> AsyncIterator[ListPage]:
         full, directory, offset = self._bounds(prefix, start_after)
         after = self.prefix + start_after if start_after is not None else None
         strip = len(self.prefix)
-        emitted = 0
         last_common: str | None = None
-        while True:
-            page = await self._page(directory, offset)
-            for meta in page:
+        pages = _ListPages(self, directory, offset)
+        while (metas := await pages.next()) is not None:
+            page: ListPage = []
+            for meta in metas:
                 path = meta["path"]
                 if after is not None and path <= after:  # at or before the cursor
                     continue
                 if not path.startswith(full):
-                    if path > full:
+                    if path > full:  # past the prefix: the listing is complete
+                        if page:
+                            yield page
                         return
                     continue
-                entry: ListEntry | CommonPrefix
                 if delimiter:
                     cut = path.find(delimiter, len(full))
                     if cut >= 0:
                         common = path[: cut + len(delimiter)]
-                        if common == last_common:
-                            continue
-                        last_common = common
-                        entry = CommonPrefix(common[strip:])
-                    else:
-                        entry = _entry(meta, strip)
-                else:
-                    entry = _entry(meta, strip)
-                yield entry
-                emitted += 1
-                if limit is not None and emitted >= limit:
-                    return
-            if len(page) < PAGE_SIZE:
-                return
-            after = page[-1]["path"]
-            offset = _just_below(after)
+                        if common != last_common:
+                            last_common = common
+                            page.append(CommonPrefix(common[strip:]))
+                        continue
+                page.append(_entry(meta, strip))
+            if page:
+                yield page
 
     async def _list_delimited(
-        self, prefix: str, start_after: str | None, limit: int | None
-    ) -> AsyncIterator[ListEntry | CommonPrefix]:
-        if limit is not None and limit <= 0:
-            return
+        self, prefix: str, start_after: str | None
+    ) -> AsyncIterator[ListPage]:
         full, directory, _ = self._bounds(prefix, None)
         after = self.prefix + start_after if start_after is not None else None
         strip = len(self.prefix)
@@ -881,10 +868,8 @@ class S3Store(ObjectStore):
             ):
                 entries.append((common, CommonPrefix(common[strip:])))
         entries.sort(key=lambda e: e[0])
-        for n, (_, entry) in enumerate(entries):
-            if limit is not None and n >= limit:
-                return
-            yield entry
+        for i in range(0, len(entries), PAGE_SIZE):
+            yield [entry for _, entry in entries[i : i + PAGE_SIZE]]
 
     async def copy(self, src: str, dst: str) -> str:
         full_src = self._full(src)
@@ -950,6 +935,52 @@ class S3Store(ObjectStore):
         )
         _CAPABILITIES[cache_key] = caps
         return caps
+
+
+class _ListPages:
+    """The LIST pages under ``directory/`` after ``offset``, one request each.
+
+    Pages follow the server's continuation tokens (ListObjectsV2), so a listing of exactly
+    1,000 keys is one request: the stream knows the listing is complete and sends nothing
+    more. (A fresh LIST with start-after per page would cost one more, and SeaweedFS
+    compares start-after by path segment, so ``start-after=a`` skips ``a/b``; its
+    continuation tokens do not have that flaw.) After a retriable failure the stream
+    restarts just below the last key seen.
+    """
+
+    def __init__(self, store: S3Store, directory: str, offset: str | None) -> None:
+        self._store = store
+        self._directory = directory
+        self._resume = offset
+        self._stream: Any = None
+        self._fetched = 0
+
+    async def _attempt(self) -> Sequence[ObjectMeta] | None:
+        if self._stream is None:
+            self._stream = obstore.list(
+                self._store.client,
+                self._directory or None,
+                offset=self._resume,
+                chunk_size=PAGE_SIZE,
+            )
+        try:
+            page: Sequence[ObjectMeta] = await self._store._tracked(self._stream.__anext__())
+        except StopAsyncIteration:
+            return None
+        except BaseException:
+            self._stream = None  # a retry restarts from self._resume
+            raise
+        if page:
+            self._resume = _just_below(page[-1]["path"])
+        return page
+
+    async def next(self) -> Sequence[ObjectMeta] | None:
+        """The next page, or ``None`` when the listing is complete."""
+        page = await self._store._call("list", self._directory, self._attempt)
+        if page is None and self._fetched:
+            self._store.stats["list"] -= 1  # the stream ended without sending a request
+        self._fetched += 1
+        return page
 
 
 def _entry(meta: ObjectMeta, strip: int) -> ListEntry:

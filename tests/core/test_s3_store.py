@@ -317,6 +317,32 @@ async def test_request_counts_match_what_the_server_saw(
     assert store.stats["list"] == 4 and store.stats["delete_many"] == 3  # 2 + probe cleanup
 
 
+@pytest.mark.slow
+@pytest.mark.stores("seaweedfs", "moto")
+async def test_a_full_page_listing_is_one_request(
+    proxied: S3Store, proxy: CountingProxy
+) -> None:
+    """Exactly 1,000 keys: one LIST on the wire (continuation tokens, not start-after), and
+    keys nested under a key at a page boundary are not skipped."""
+    keys = [f"d/{i:04d}" for i in range(999)] + ["d/a", "d/a/b", "d/a/c", "d/a0", "d/b"]
+    sem = asyncio.Semaphore(32)
+
+    async def put(k: str) -> None:
+        async with sem:
+            await proxied.put(k, b"")
+
+    await asyncio.gather(*(put(k) for k in keys[:1000]))
+    proxy.reset()
+    proxied.stats.reset()
+    assert len(await proxied.list_keys("d/")) == 1000
+    assert proxied.stats["list"] == 1 and proxy.snapshot() == {"GET": 1}
+    await asyncio.gather(*(put(k) for k in keys[1000:]))
+    proxy.reset()
+    proxied.stats.reset()
+    assert await proxied.list_keys("d/") == keys  # 'd/a' ends page one, 'd/a/b' starts two
+    assert proxied.stats["list"] == 2 and proxy.snapshot() == {"GET": 2}
+
+
 async def test_retries_are_counted(proxied: S3Store, proxy: CountingProxy) -> None:
     proxied.stats.reset()
     proxy.reset()
