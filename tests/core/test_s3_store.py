@@ -319,9 +319,7 @@ async def test_request_counts_match_what_the_server_saw(
 
 @pytest.mark.slow
 @pytest.mark.stores("seaweedfs", "moto")
-async def test_a_full_page_listing_is_one_request(
-    proxied: S3Store, proxy: CountingProxy
-) -> None:
+async def test_a_full_page_listing_is_one_request(proxied: S3Store, proxy: CountingProxy) -> None:
     """Exactly 1,000 keys: one LIST on the wire (continuation tokens, not start-after), and
     keys nested under a key at a page boundary are not skipped."""
     keys = [f"d/{i:04d}" for i in range(999)] + ["d/a", "d/a/b", "d/a/c", "d/a0", "d/b"]
