@@ -17,9 +17,9 @@ from decimal import Decimal
 from typing import Any
 
 from benchmarks._common import BenchContext
-from s3db_async._codec import AttributeRegistry, RecordCodec
-from s3db_async._crypto import SecretBox
-from s3db_async._schema import Schema
+from s3db_async._codec.codec import AttributeRegistry, RecordCodec
+from s3db_async._codec.crypto import SecretBox
+from s3db_async._schema.schema import Schema
 from s3db_async.stores._base import encode_metadata_value
 
 TITLE = "metadata bytes per schema type vs plain JSON (issue 12)"

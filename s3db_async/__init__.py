@@ -13,12 +13,12 @@ from __future__ import annotations
 
 from . import errors
 from ._database import Database
-from ._history import RecordRevision
-from ._plugin_storage import Lock, PluginStorage
+from ._plugin.base import Plugin
+from ._plugin.storage import Lock, PluginStorage
 from ._record import BatchResult, ItemResult, Page, Record
-from ._resource import Resource
-from ._schema import Schema
-from ._url import ConnectionConfig, parse_connection_string
+from ._resource.history import RecordRevision
+from ._resource.resource import Resource
+from ._schema.schema import Schema
 from .errors import (
     AlreadyExistsError,
     ConfigError,
@@ -38,8 +38,8 @@ from .errors import (
     UnsupportedCapabilityError,
     ValidationError,
 )
-from .plugin import Plugin
 from .stores import FileStore, MemoryStore, ObjectStore, S3Store, open_store
+from .stores._url import ConnectionConfig, parse_connection_string
 
 __version__ = "0.1.0"
 

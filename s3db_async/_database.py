@@ -21,18 +21,17 @@ from typing import Any
 import msgspec
 
 from ._cas import RETRY, Backoff, _Retry, cas_loop, conditional_put
-from ._codec import AttributeRegistry
-from ._crypto import NO_PASSPHRASE_HINT, SecretBox
-from ._database_plugins import PluginHostMixin
+from ._codec.codec import AttributeRegistry
+from ._codec.crypto import NO_PASSPHRASE_HINT, SecretBox
+from ._codec.metadata import METADATA_KEY, corrupt_metadata, parse_metadata, save_history
 from ._events import PLUGIN_EVENTS, EventEmitter, HookRegistry, TaskSupervisor
-from ._ids import IdGenerator, make_id_generator, parse_incremental
-from ._metadata import METADATA_KEY, corrupt_metadata, parse_metadata, save_history
-from ._migrations import declare_steps, normalize_migrations
-from ._partitions import parse_partitions
-from ._resource import Resource
-from ._schema import Schema
-from ._timestamps import TIMESTAMP_FIELDS, TIMESTAMP_RULE
-from ._url import parse_connection_string
+from ._plugin.host import PluginHostMixin
+from ._resource.ids import IdGenerator, make_id_generator, parse_incremental
+from ._resource.migrations import declare_steps, normalize_migrations
+from ._resource.partitions import parse_partitions
+from ._resource.resource import Resource
+from ._resource.timestamps import TIMESTAMP_FIELDS, TIMESTAMP_RULE
+from ._schema.schema import Schema
 from .errors import (
     ConfigError,
     CorruptMetadataError,
@@ -46,6 +45,7 @@ from .errors import (
     SchemaError,
 )
 from .stores import ObjectStore, open_store
+from .stores._url import parse_connection_string
 
 __all__ = ["DATABASE_HOOKS", "Database"]
 
@@ -409,7 +409,7 @@ class Database(EventEmitter, PluginHostMixin):
 
         :raises DecryptionError: ``old`` is not this database's passphrase.
         """
-        from ._rotation import rotate_passphrase
+        from ._resource.rotation import rotate_passphrase
 
         return await rotate_passphrase(self, old, new, on_progress=on_progress)
 

@@ -37,15 +37,15 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ._deps import require_dependency
-from ._testing_db import TEST_PASSPHRASE, file_database, memory_database
+from ._testing.db import TEST_PASSPHRASE, file_database, memory_database
 
 if TYPE_CHECKING:
     from hypothesis.strategies import SearchStrategy
 
-    from ._fields import FieldSpec
     from ._record import Record
-    from ._resource import Resource
-    from ._schema import Schema
+    from ._resource.resource import Resource
+    from ._schema.fields import FieldSpec
+    from ._schema.schema import Schema
 
 __all__ = [
     "TEST_PASSPHRASE",
@@ -91,7 +91,7 @@ def resource_strategy(
     :raises MissingDependencyError: hypothesis is not installed.
     """
     _require_hypothesis()
-    from ._testing_strategies import resource_strategy as build
+    from ._testing.strategies import resource_strategy as build
 
     return build(resource, exclude=exclude)
 
@@ -102,7 +102,7 @@ def register_type_strategy(
     """Teach :func:`resource_strategy` an attribute type: ``factory(spec)`` returns a
     strategy of valid values for the field ``spec`` (its rules are in ``spec.rules``)."""
     _require_hypothesis()
-    from ._testing_strategies import register_type_strategy as register
+    from ._testing.strategies import register_type_strategy as register
 
     register(type_name, factory)
 
@@ -198,7 +198,7 @@ async def seed(
 
 
 try:  # the fixtures, when pytest is installed (this module is also its plugin)
-    from ._testing_fixtures import s3db_db, s3db_file_db, s3db_memory_db, s3db_passphrase
+    from ._testing.fixtures import s3db_db, s3db_file_db, s3db_memory_db, s3db_passphrase
 except ModuleNotFoundError as exc:  # pragma: no cover - data helpers work without pytest
     if exc.name not in ("pytest", "_pytest"):
         raise

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._url import ConnectionConfig, parse_connection_string
 from ._base import (
     METADATA_LIMIT,
     Capabilities,
@@ -29,6 +28,7 @@ from ._base import (
 from ._file import FileStore
 from ._memory import MemoryStore
 from ._s3 import S3Store
+from ._url import ConnectionConfig, parse_connection_string
 
 __all__ = [
     "METADATA_LIMIT",

@@ -70,7 +70,6 @@ import anyio
 import anyio.to_thread
 import msgspec
 
-from .._url import ConnectionConfig, parse_connection_string
 from ..errors import (
     ConfigError,
     CorruptObjectError,
@@ -91,6 +90,7 @@ from ._base import (
     validate_key,
 )
 from ._file_safety import LinkInPath, check_root, link_error, open_dir
+from ._url import ConnectionConfig, parse_connection_string
 
 __all__ = ["FileStore"]
 

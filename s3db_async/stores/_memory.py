@@ -17,7 +17,6 @@ from typing import ClassVar
 
 import anyio.lowlevel
 
-from .._url import ConnectionConfig, parse_connection_string
 from ..errors import NotFoundError, PreconditionFailed
 from ._base import (
     PAGE_SIZE,
@@ -33,6 +32,7 @@ from ._base import (
     normalize_metadata,
     validate_key,
 )
+from ._url import ConnectionConfig, parse_connection_string
 
 __all__ = ["MemoryStore"]
 

@@ -59,7 +59,6 @@ import obstore
 from obstore import exceptions as obx
 from obstore.store import S3Store as _ObstoreS3
 
-from .._url import ConnectionConfig, parse_connection_string
 from ..errors import (
     AuthenticationError,
     BucketNotFoundError,
@@ -91,6 +90,7 @@ from ._base import (
     normalize_metadata,
     validate_key,
 )
+from ._url import ConnectionConfig, parse_connection_string
 
 if TYPE_CHECKING:
     from obstore import ObjectMeta

@@ -17,15 +17,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.provisional import urls
 
-from s3db_async._codec import (
+from s3db_async._codec.codec import (
     BEHAVIORS,
     AttributeRegistry,
     EncodedRecord,
     RecordCodec,
     record_version,
 )
-from s3db_async._crypto import SecretBox
-from s3db_async._encoding import (
+from s3db_async._codec.crypto import SecretBox
+from s3db_async._schema.encoding import (
     b62,
     dec_date,
     dec_embedding,
@@ -39,7 +39,7 @@ from s3db_async._encoding import (
     unb62,
     unesc_text,
 )
-from s3db_async._schema import Schema
+from s3db_async._schema.schema import Schema
 from s3db_async.errors import (
     DecryptionError,
     EncryptionError,

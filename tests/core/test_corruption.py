@@ -18,9 +18,9 @@ import pytest
 from typer.testing import CliRunner
 
 from s3db_async import Database, Record
-from s3db_async._doctor import doctor, metadata_copies, restore_metadata
-from s3db_async._partitions import is_dead
+from s3db_async._resource.partitions import is_dead
 from s3db_async.cli import app
+from s3db_async.cli.doctor import doctor, metadata_copies, restore_metadata
 from s3db_async.errors import (
     AlreadyExistsError,
     ConfigError,

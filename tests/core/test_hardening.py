@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 
 from s3db_async import Database
-from s3db_async._url import parse_connection_string
 from s3db_async.errors import ConnectionStringError, ValidationError
 from s3db_async.stores import S3Store, open_store
+from s3db_async.stores._url import parse_connection_string
 
 # -- connection strings --------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from s3db_async import Database
-from s3db_async import _migrations as migrations_module
+from s3db_async._resource import migrations as migrations_module
 from s3db_async.cli import app
 from s3db_async.errors import SchemaError, ValidationError
 

@@ -21,7 +21,7 @@ import anyio
 import pytest
 
 from s3db_async import Database, Resource
-from s3db_async._partitions import DEAD_REF
+from s3db_async._resource.partitions import DEAD_REF
 from s3db_async.errors import NotFoundError, StoreError
 from s3db_async.stores import ListEntry, open_store
 

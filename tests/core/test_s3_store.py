@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 
-from s3db_async._aws import ensure_bucket
 from s3db_async.errors import (
     AuthenticationError,
     BucketNotFoundError,
@@ -32,6 +31,7 @@ from s3db_async.errors import (
 )
 from s3db_async.stores import CommonPrefix, ListEntry, ObjectStore, S3Store, encode_metadata_value
 from s3db_async.stores import _s3 as s3mod
+from s3db_async.stores._aws import ensure_bucket
 from tests._servers import CountingProxy, S3Server, free_port
 
 pytestmark = pytest.mark.stores("moto", "seaweedfs")

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from s3db_async._schema import Schema
+from s3db_async._schema.schema import Schema
 from s3db_async.errors import SchemaError, ValidationError
 
 FULL = {
@@ -485,7 +485,7 @@ def test_hash_is_stable_across_dict_order_and_processes() -> None:
     assert Schema({**FULL, "x": "string"}).hash() != a.hash()
     assert Schema({**FULL, "name": "string|min:3|max:50"}).hash() != a.hash()
     code = (
-        "from s3db_async._schema import Schema\n"
+        "from s3db_async._schema.schema import Schema\n"
         "from tests.core.test_schema import FULL\n"
         "print(Schema(FULL).hash())"
     )

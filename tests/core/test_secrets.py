@@ -356,7 +356,7 @@ async def _mcp_db(url: str) -> Database:
 
 
 async def test_mcp_masks_secrets_and_password_hashes_by_default(tmp_path: Any) -> None:
-    from s3db_async._mcp import build_server
+    from s3db_async.cli.mcp import build_server
 
     db = await _mcp_db(f"file://{tmp_path / 'db'}")
     try:
@@ -402,7 +402,7 @@ async def test_mcp_masks_secrets_and_password_hashes_by_default(tmp_path: Any) -
 
 
 async def test_mcp_reveal_secrets_hands_them_over(tmp_path: Any) -> None:
-    from s3db_async._mcp import build_server
+    from s3db_async.cli.mcp import build_server
 
     db = await _mcp_db(f"file://{tmp_path / 'db'}")
     try:

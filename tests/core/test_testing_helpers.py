@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from s3db_async import Database, Schema
-from s3db_async._types import TYPES
+from s3db_async._schema.types import TYPES
 from s3db_async.errors import ConfigError, ValidationError
 from s3db_async.stores import MemoryStore
 from s3db_async.testing import (
@@ -197,14 +197,14 @@ def test_optional_fields_are_sometimes_absent_and_sometimes_none() -> None:
 def test_every_schema_type_has_a_strategy() -> None:
     """A type added to the schema language needs a strategy here (or resource_strategy
     raises for it): this test names the ones missing."""
-    from s3db_async._testing_strategies import STRATEGIES
+    from s3db_async._testing.strategies import STRATEGIES
 
     missing = sorted(set(TYPES) - {"enum", "array"} - set(STRATEGIES))
     assert missing == []
 
 
 def test_unknown_type_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    from s3db_async._testing_strategies import STRATEGIES
+    from s3db_async._testing.strategies import STRATEGIES
 
     monkeypatch.delitem(STRATEGIES, "ip4")
     with pytest.raises(ConfigError) as info:
@@ -219,7 +219,7 @@ def test_unknown_type_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_custom_strategies_still_pass_the_field_validator() -> None:
-    from s3db_async._testing_strategies import STRATEGIES
+    from s3db_async._testing.strategies import STRATEGIES
 
     original = STRATEGIES["integer"]
     try:

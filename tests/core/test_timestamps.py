@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from s3db_async import Database, Resource, Schema
-from s3db_async._codec import RecordCodec
+from s3db_async._codec.codec import RecordCodec
 from s3db_async.cli import app
 from s3db_async.errors import SchemaError, ValidationError
 
@@ -37,7 +37,7 @@ class Clock:
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[Clock]:
     fake = Clock()
-    monkeypatch.setattr("s3db_async._timestamps.utc_now", fake)
+    monkeypatch.setattr("s3db_async._resource.timestamps.utc_now", fake)
     yield fake
 
 

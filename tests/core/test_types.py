@@ -18,9 +18,9 @@ from hypothesis import strategies as st
 
 from s3db_async import Database
 from s3db_async import _deps as deps_module
-from s3db_async._codec import AttributeRegistry, RecordCodec
-from s3db_async._encoding import b62
-from s3db_async._passwords import (
+from s3db_async._codec.codec import AttributeRegistry, RecordCodec
+from s3db_async._schema.encoding import b62
+from s3db_async._schema.passwords import (
     dec_password,
     enc_password,
     hash_algorithm,
@@ -28,8 +28,8 @@ from s3db_async._passwords import (
     is_password_hash,
     verify_password,
 )
-from s3db_async._schema import FieldSpec, Schema
-from s3db_async._types_net import dec_ip4, dec_ip6, enc_cidr, enc_ip6
+from s3db_async._schema.schema import FieldSpec, Schema
+from s3db_async._schema.types_net import dec_ip4, dec_ip6, enc_cidr, enc_ip6
 from s3db_async.errors import MissingDependencyError, NotFoundError, SchemaError, ValidationError
 from s3db_async.stores._base import encode_metadata_value
 

@@ -21,7 +21,7 @@ import sys
 import time
 from typing import Any
 
-from s3db_async._plugin_storage import PluginStorage
+from s3db_async._plugin.storage import PluginStorage
 from s3db_async.stores import open_store
 
 

@@ -1,0 +1,1 @@
+"""Record encoding: attribute ids, compact values, behaviors, secrets, metadata documents."""

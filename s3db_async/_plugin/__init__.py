@@ -1,0 +1,1 @@
+"""Plugin framework internals: base class, host, storage, locks, namespaces."""

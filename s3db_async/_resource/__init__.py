@@ -1,0 +1,1 @@
+"""Resource facade and its collaborators."""

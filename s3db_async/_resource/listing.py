@@ -1,0 +1,631 @@
+"""Listing, counting, paging, streaming and querying for :class:`Resource`.
+
+Everything pages through LIST (1000 keys per request) and fetches records with
+bounded concurrency (the database's ``parallelism``); nothing is capped silently and
+memory stays bounded by that concurrency when streaming.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import builtins
+from collections.abc import AsyncIterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from .._cas import body_etag, conditional_put
+from .._concurrency import bounded_gather, ordered_map
+from .._record import Page, Record, RecordList
+from ..errors import (
+    ConfigError,
+    CorruptRecordError,
+    NotFoundError,
+    PreconditionFailed,
+    ValidationError,
+)
+from ..stores import ListEntry
+from .partitions import (
+    DEAD_REF,
+    Partition,
+    encode_partition_value,
+    get_path,
+    is_dead,
+    is_missing,
+)
+from .query import check_group_field, check_password_conditions, compile_filter, equality_pins
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from .._database import Database
+    from .._events import HookRegistry
+    from .._record import Record as _Record
+    from .._schema.schema import Schema
+
+__all__ = ["ListingMixin"]
+
+
+def _encode_cursor(key: str) -> str:
+    return base64.urlsafe_b64encode(key.encode("utf-8")).decode("ascii").rstrip("=")
+
+
+def _decode_cursor(cursor: str, prefix: str) -> str:
+    try:
+        key = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        key = ""
+    if not key.startswith(prefix):
+        raise ValidationError(
+            "invalid page cursor",
+            errors=[{"field": "cursor", "rule": "cursor", "message": "not from this listing"}],
+            suggestion="pass the next_cursor of a previous page of the same listing",
+            metadata={"field": "cursor"},
+        )
+    return key
+
+
+class ListingMixin:
+    """Read-many operations of a resource."""
+
+    if TYPE_CHECKING:
+        name: str
+        db: Database
+        partitions: dict[str, Partition]
+        schema: Schema
+        _hooks: HookRegistry
+
+        @property
+        def data_prefix(self) -> str: ...
+        def key_for(self, record_id: str) -> str: ...
+        def _ref_tokens(
+            self, record: Mapping[str, Any], rid: str, metadata: Mapping[str, str]
+        ) -> dict[str, str]: ...
+        async def _read(self, rid: str) -> tuple[Any, _Record]: ...
+        def _report_corrupt(
+            self,
+            exc: CorruptRecordError,
+            *,
+            op: str,
+            strict: bool,
+            skipped: builtins.list[CorruptRecordError] | None = None,
+        ) -> None: ...
+        def _check_path(self, path: str, *, where: str = "query filter") -> None: ...
+        async def _call(
+            self, method: str, impl: Callable[..., Awaitable[Any]], *a: Any, **kw: Any
+        ) -> Any: ...
+
+    # -- partition plumbing ---------------------------------------------------
+    def _partition(self, name: str) -> Partition:
+        try:
+            return self.partitions[name]
+        except KeyError:
+            raise ConfigError(
+                f"resource {self.name!r} has no partition {name!r}",
+                suggestion=f"use one of: {', '.join(self.partitions) or '(none defined)'}",
+                metadata={"resource": self.name, "partition": name},
+            ) from None
+
+    def _scope(
+        self, partition: str | None, partition_values: Mapping[str, Any] | None
+    ) -> tuple[str, Partition | None, dict[str, str]]:
+        """(list prefix, partition, remaining encoded filters on the keys)."""
+        if partition is None:
+            if partition_values:
+                raise ConfigError(
+                    "partition_values given without partition",
+                    suggestion="pass partition='<name>' too",
+                    metadata={"resource": self.name},
+                )
+            return self.data_prefix, None, {}
+        p = self._partition(partition)
+        prefix, rest = p.prefix(self.name, partition_values or {})
+        return prefix, p, rest
+
+    async def _iter_ids(
+        self,
+        partition: str | None = None,
+        partition_values: Mapping[str, Any] | None = None,
+        *,
+        start_after: str | None = None,
+        limit: int | None = None,
+    ) -> AsyncIterator[tuple[str, str]]:
+        """Yield ``(key, id)`` in key order."""
+        prefix, p, rest = self._scope(partition, partition_values)
+        seen = 0
+        async for entry in self.db.store.list(
+            prefix, start_after=start_after, limit=None if rest else limit
+        ):
+            if not isinstance(entry, ListEntry):
+                continue
+            if p is None:
+                rid = entry.key[len(prefix) :]
+                if rid.startswith("id="):
+                    rid = rid[3:]
+            else:
+                parsed = p.parse_ref(entry.key)
+                if parsed is None or is_dead(entry.size):
+                    continue
+                values, rid = parsed
+                if any(values.get(f) != v for f, v in rest.items()):
+                    continue
+            yield entry.key, rid
+            seen += 1
+            if limit is not None and seen >= limit:
+                return
+
+    # -- ids and counts ----------------------------------------------------------
+    async def list_ids(
+        self,
+        *,
+        partition: str | None = None,
+        partition_values: Mapping[str, Any] | None = None,
+        limit: int | None = None,
+    ) -> builtins.list[str]:
+        """Ids of the records (LIST only), optionally inside a partition."""
+        return await self._call(  # type: ignore[no-any-return]
+            "list_ids", self._list_ids, partition, partition_values, limit
+        )
+
+    async def _list_ids(
+        self,
+        partition: str | None,
+        partition_values: Mapping[str, Any] | None,
+        limit: int | None,
+    ) -> builtins.list[str]:
+        return [rid async for _, rid in self._iter_ids(partition, partition_values, limit=limit)]
+
+    async def count(
+        self,
+        *,
+        partition: str | None = None,
+        partition_values: Mapping[str, Any] | None = None,
+        by: str | None = None,
+        strict: bool = False,
+    ) -> Any:
+        """How many records (LIST only). With ``by``, a ``{value: count}`` mapping.
+
+        ``by`` uses a partition on that single field when one exists (LIST only);
+        otherwise it reads the records, and a corrupt one is left out of the counts (an
+        ``error`` event) or, with ``strict``, raises :class:`CorruptRecordError`.
+        """
+        return await self._call(
+            "count", self._count, partition, partition_values, by, strict=strict
+        )
+
+    async def _count(
+        self,
+        partition: str | None,
+        partition_values: Mapping[str, Any] | None,
+        by: str | None,
+        *,
+        strict: bool = False,
+    ) -> int | dict[Any, int]:
+        if by is not None:
+            check_group_field(by, self.schema.sensitive_fields)
+        if by is None:
+            if partition is None:
+                return await self._count_records()
+            n = 0
+            async for _ in self._iter_ids(partition, partition_values):
+                n += 1
+            return n
+        self._check_path(by, where="count(by=)")
+        if partition is None:
+            groups = await self._count_by_partition(by)
+            if groups is not None:
+                return groups
+        counts: dict[Any, int] = {}
+        records = self._records(partition, partition_values, op="count", strict=strict)
+        async for record in records:
+            value: Any = get_path(record, by)
+            value = None if is_missing(value) else value
+            hashable = value if isinstance(value, str | int | float | bool | None) else repr(value)
+            counts[hashable] = counts.get(hashable, 0) + 1
+        return counts
+
+    async def _count_records(self) -> int:
+        """Records of the resource: LIST only, counted a page at a time."""
+        n = 0
+        async for page in self.db.store.list_pages(self.data_prefix):
+            n += len(page)  # no delimiter: every entry is a record key
+        return n
+
+    async def _count_by_partition(self, by: str) -> dict[Any, int] | None:
+        """Group counts from a single-field partition on ``by`` (LIST only), or ``None``.
+
+        Used only when the partition keeps whole values (no ``maxlength``) of a type whose
+        key form converts back exactly (text, integers, booleans), so the answer equals
+        reading every record; records without a value are counted under ``None``.
+        """
+        spec = self.schema.fields.get(by)
+        kind = getattr(spec, "type", None)
+        convert: Any
+        if kind in ("string", "email", "url"):
+            convert = str
+        elif kind == "integer":
+            convert = int
+        elif kind == "boolean":
+            convert = "true".__eq__
+        else:
+            return None
+        for p in self.partitions.values():
+            if p.fields != ((by, None),):
+                continue
+            groups: dict[Any, int] = {}
+            async for key, _ in self._iter_ids(p.name):
+                parsed = p.parse_ref(key)
+                if parsed is not None:
+                    group = convert(p.decoded_values(parsed[0])[by])
+                    groups[group] = groups.get(group, 0) + 1
+            missing = await self._count_records() - sum(groups.values())
+            if missing > 0:
+                groups[None] = missing
+            return groups
+        return None
+
+    # -- records ---------------------------------------------------------------
+    async def _fetch(
+        self,
+        rid: str,
+        p: Partition | None,
+        pins: Mapping[str, str],
+        *,
+        op: str = "list",
+        strict: bool = False,
+        skipped: builtins.list[CorruptRecordError] | None = None,
+    ) -> Record | None:
+        """Read a listed record; ``None`` if it vanished or no longer matches its partition.
+
+        A corrupt record is ``None`` too, reported through :meth:`_report_corrupt`.
+        """
+        try:
+            _, record = await self._read(rid)
+        except NotFoundError:
+            return None
+        except CorruptRecordError as exc:
+            self._report_corrupt(exc, op=op, strict=strict, skipped=skipped)
+            return None
+        if p is not None:
+            for path, maxlength in p.fields:
+                if path in pins:
+                    value = get_path(record, path)
+                    if is_missing(value) or encode_partition_value(value, maxlength) != pins[path]:
+                        return None  # stale reference left by a concurrent move
+        return record
+
+    async def stream(
+        self,
+        *,
+        partition: str | None = None,
+        partition_values: Mapping[str, Any] | None = None,
+        limit: int | None = None,
+        start_after_id: str | None = None,
+        concurrency: int | None = None,
+        strict: bool = False,
+    ) -> AsyncIterator[Record]:
+        """Yield records in id order, fetching ``concurrency`` (default ``parallelism``) at a time.
+
+        Memory stays bounded whatever the number of records. A corrupt record is skipped
+        with an ``error`` event, or raises :class:`CorruptRecordError` with ``strict``.
+        """
+        records = self._records(
+            partition,
+            partition_values,
+            start_after_id=start_after_id,
+            concurrency=concurrency,
+            limit=limit,
+            op="stream",
+            strict=strict,
+        )
+        async for record in records:
+            yield record
+
+    async def _records(
+        self,
+        partition: str | None,
+        partition_values: Mapping[str, Any] | None,
+        *,
+        op: str,
+        strict: bool,
+        skipped: builtins.list[CorruptRecordError] | None = None,
+        limit: int | None = None,
+        start_after_id: str | None = None,
+        concurrency: int | None = None,
+    ) -> AsyncIterator[Record]:
+        """:meth:`stream`, telling :meth:`_fetch` the operation and where skips go."""
+        _, p, _ = self._scope(partition, partition_values)
+        pins = self._pins(p, partition_values)
+        start_after = self.key_for(start_after_id) if start_after_id and p is None else None
+
+        async def fetch(item: tuple[str, str]) -> Record | None:
+            return await self._fetch(item[1], p, pins, op=op, strict=strict, skipped=skipped)
+
+        n = 0
+        async for record in ordered_map(
+            fetch,
+            self._iter_ids(partition, partition_values, start_after=start_after),
+            concurrency or self.db.parallelism,
+        ):
+            if record is not None:
+                yield record
+                n += 1
+                if limit is not None and n >= limit:
+                    return
+
+    def _pins(self, p: Partition | None, values: Mapping[str, Any] | None) -> dict[str, str]:
+        if p is None or not values:
+            return {}
+        maxlen = dict(p.fields)
+        return {f: encode_partition_value(v, maxlen[f]) for f, v in values.items() if v is not None}
+
+    async def list(
+        self,
+        *,
+        partition: str | None = None,
+        partition_values: Mapping[str, Any] | None = None,
+        limit: int | None = None,
+        strict: bool = False,
+    ) -> RecordList:
+        """Every record (or the first ``limit``), optionally inside a partition.
+
+        A corrupt record is left out and its :class:`CorruptRecordError` is in the
+        result's ``skipped`` (and emitted as ``error``); ``strict=True`` raises it instead.
+        """
+        return await self._call(  # type: ignore[no-any-return]
+            "list", self._list, partition, partition_values, limit, strict=strict
+        )
+
+    async def _list(
+        self,
+        partition: str | None,
+        partition_values: Mapping[str, Any] | None,
+        limit: int | None,
+        *,
+        strict: bool = False,
+    ) -> RecordList:
+        options: dict[str, Any] = {
+            "partition": partition,
+            "partition_values": partition_values,
+            "limit": limit,
+        }
+        if self._hooks.has("before_list"):
+            options = dict(await self._hooks.run("before_list", options))
+        p_name = options.get("partition")
+        p_values = options.get("partition_values")
+        ids = [rid async for _, rid in self._iter_ids(p_name, p_values)]
+        p = self.partitions.get(p_name) if p_name else None
+        pins = self._pins(p, p_values)
+        skipped: builtins.list[CorruptRecordError] = []
+        fetched = await bounded_gather(
+            lambda rid: self._fetch(rid, p, pins, strict=strict, skipped=skipped),
+            ids,
+            self.db.parallelism,
+        )
+        records = [r for r in fetched if r is not None]
+        lim = options.get("limit")
+        if lim is not None:
+            records = records[:lim]
+        if self._hooks.has("after_list"):
+            records = await self._hooks.run("after_list", records)
+        return RecordList(records, sorted(skipped, key=lambda e: e.key))
+
+    async def page(
+        self,
+        *,
+        size: int = 100,
+        cursor: str | None = None,
+        page: int | None = None,
+        partition: str | None = None,
+        partition_values: Mapping[str, Any] | None = None,
+        strict: bool = False,
+    ) -> Page:
+        """One page of records. Pass the previous ``next_cursor`` (opaque) for the next one,
+        or ``page=N`` (0-based) to skip ``N * size`` ids (LIST only for the skipped ones).
+
+        A corrupt record is left out of ``items`` (the page may hold fewer than ``size``)
+        and reported in ``skipped``; ``strict=True`` raises :class:`CorruptRecordError`.
+        """
+        return await self._call(  # type: ignore[no-any-return]
+            "page", self._page, size, cursor, page, partition, partition_values, strict=strict
+        )
+
+    async def _page(
+        self,
+        size: int,
+        cursor: str | None,
+        page: int | None,
+        partition: str | None,
+        partition_values: Mapping[str, Any] | None,
+        *,
+        strict: bool = False,
+    ) -> Page:
+        if not isinstance(size, int) or size < 1:
+            raise ValidationError(
+                f"page size must be a positive integer, got {size!r}",
+                errors=[{"field": "size", "rule": "min:1", "message": "must be >= 1"}],
+                metadata={"field": "size"},
+            )
+        prefix, p, _ = self._scope(partition, partition_values)
+        start_after = _decode_cursor(cursor, prefix) if cursor else None
+        skip = (page or 0) * size
+        items: list[tuple[str, str]] = []
+        async for item in self._iter_ids(
+            partition, partition_values, start_after=start_after, limit=skip + size + 1
+        ):
+            items.append(item)
+        window = items[skip : skip + size]
+        more = len(items) > skip + size
+        pins = self._pins(p, partition_values)
+        skipped: builtins.list[CorruptRecordError] = []
+        fetched = await bounded_gather(
+            lambda it: self._fetch(it[1], p, pins, op="page", strict=strict, skipped=skipped),
+            window,
+            self.db.parallelism,
+        )
+        next_cursor = _encode_cursor(window[-1][0]) if more and window else None
+        skipped.sort(key=lambda e: e.key)
+        return Page([r for r in fetched if r is not None], next_cursor, size, skipped)
+
+    async def query(
+        self,
+        filter: Mapping[str, Any] | None = None,
+        *,
+        limit: int | None = None,
+        partition: str | None = None,
+        partition_values: Mapping[str, Any] | None = None,
+        strict: bool = False,
+    ) -> RecordList:
+        """Records matching ``filter`` (see :mod:`s3db_async._query`); all of them unless ``limit``.
+
+        When the filter pins every field of a partition, only that partition is read.
+        Corrupt records are skipped and reported as in :meth:`list`.
+        """
+        return await self._call(  # type: ignore[no-any-return]
+            "query", self._query, filter, limit, partition, partition_values, strict=strict
+        )
+
+    def explain(self, filter: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Which partition a query would use (no request)."""
+        compile_filter(filter, check_path=self._check_path)
+        check_password_conditions(filter, self.schema.sensitive_fields)
+        partition, values = self._choose_partition(filter)
+        return {
+            "resource": self.name,
+            "partition": partition,
+            "partition_values": values,
+            "scan": partition is None,
+        }
+
+    async def estimate_query_cost(self, filter: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """:meth:`explain` plus the requests :meth:`query` would send: runs its LIST only.
+
+        ``list_requests`` (pages of 1000 keys over the partition or the data prefix, counted
+        from the keys listed), ``candidate_records`` (one GET each: ``get_requests``) and
+        ``total_requests``; a ``limit`` can only make the query cheaper.
+        """
+        plan = self.explain(filter)
+        prefix, p, rest = self._scope(plan["partition"], plan["partition_values"])
+        listed = candidates = 0
+        async for entry in self.db.store.list(prefix):
+            if not isinstance(entry, ListEntry):
+                continue
+            listed += 1
+            if p is not None:
+                parsed = p.parse_ref(entry.key)
+                if (
+                    parsed is None
+                    or is_dead(entry.size)
+                    or any(parsed[0].get(f) != v for f, v in rest.items())
+                ):
+                    continue
+            candidates += 1
+        list_requests = max(1, -(-listed // 1000))
+        return {
+            **plan,
+            "listed_keys": listed,
+            "list_requests": list_requests,
+            "candidate_records": candidates,
+            "get_requests": candidates,
+            "total_requests": list_requests + candidates,
+        }
+
+    def _choose_partition(
+        self, flt: Mapping[str, Any] | None
+    ) -> tuple[str | None, dict[str, Any] | None]:
+        pins = equality_pins(flt)
+        best: Partition | None = None
+        for p in self.partitions.values():
+            if all(f in pins for f in p.field_names) and (
+                best is None or len(p.fields) > len(best.fields)
+            ):
+                best = p
+        if best is None:
+            return None, None
+        return best.name, {f: pins[f] for f in best.field_names}
+
+    async def _query(
+        self,
+        flt: Mapping[str, Any] | None,
+        limit: int | None,
+        partition: str | None,
+        partition_values: Mapping[str, Any] | None,
+        *,
+        strict: bool = False,
+    ) -> RecordList:
+        predicate = compile_filter(flt, check_path=self._check_path)
+        check_password_conditions(flt, self.schema.sensitive_fields)
+        if partition is None:
+            partition, partition_values = self._choose_partition(flt)
+        out = RecordList()
+        records = self._records(
+            partition, partition_values, op="query", strict=strict, skipped=out.skipped
+        )
+        async for record in records:
+            if predicate(record):
+                out.append(record)
+                if limit is not None and len(out) >= limit:
+                    break
+        return out
+
+    # -- maintenance --------------------------------------------------------------
+    async def rebuild_partitions(self) -> dict[str, int]:
+        """Make partition references match the records: add missing, kill stale ones.
+
+        Repairs what a crash between a record write and its reference writes left (stale
+        live references, which partition counts include until then). Every write is a
+        compare-and-swap on the etag listed, so a reference put after the listing is never
+        overwritten or killed. Run it while the resource's writers are quiet: a write in
+        flight whose new reference was listed before its record changed can see that
+        reference killed (run it again then). Returns ``{"added": n, "removed": m}``.
+        """
+        store = self.db.store
+        ids = [rid async for _, rid in self._iter_ids()]
+
+        async def refs_of(rid: str) -> dict[str, str]:
+            try:
+                obj, record = await self._read(rid)
+            except (NotFoundError, CorruptRecordError):
+                return {}  # unreadable: its references cannot lead anywhere, they go
+            return self._ref_tokens(record, rid, obj.metadata)
+
+        expected: dict[str, str] = {}
+        for refs in await bounded_gather(refs_of, ids, self.db.parallelism):
+            expected.update(refs)
+        listed: dict[str, str | None] = {}  # key -> etag of a live reference, None if dead
+        async for entry in store.list(f"resource={self.name}/partition="):
+            if isinstance(entry, ListEntry):
+                listed[entry.key] = None if is_dead(entry.size) else entry.etag
+
+        async def fix(key: str) -> int:
+            token = expected.get(key)
+            etag = listed.get(key)
+            body = DEAD_REF if token is None else token.encode()
+            if etag == body_etag(body) or (token is None and etag is None):
+                return 0
+            try:
+                await conditional_put(
+                    store,
+                    key,
+                    body,
+                    if_none_match=key not in listed,
+                    if_match=None if key not in listed else etag or body_etag(DEAD_REF),
+                )
+            except PreconditionFailed:
+                return 0  # changed meanwhile: a concurrent writer owns it now
+            return 1 if token is None or etag is None else 0
+
+        added = sum(await bounded_gather(fix, [k for k in expected], self.db.parallelism))
+        stale = [k for k in listed if k not in expected]
+        # References of a partition no longer defined (dropped, or refused as it named a
+        # secret field) are deleted outright: no writer puts them any more, and a killed
+        # marker would keep the value in its key.
+        base = f"resource={self.name}/partition="
+        undefined = [k for k in stale if k[len(base) :].split("/", 1)[0] not in self.partitions]
+        if undefined:
+            await store.delete_many(undefined)
+        gone = set(undefined)
+        removed = sum(
+            await bounded_gather(fix, [k for k in stale if k not in gone], self.db.parallelism)
+        )
+        removed += sum(1 for k in undefined if listed[k] is not None)
+        return {"added": added, "removed": removed}

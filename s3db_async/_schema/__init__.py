@@ -1,0 +1,1 @@
+"""Field rules: tokenizer, field specs, types, passwords, validators."""

@@ -1,0 +1,1 @@
+"""Helpers behind :mod:`s3db_async.testing`."""
