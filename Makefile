@@ -23,6 +23,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check s3db_async plugins tests benchmarks examples
 	$(VENV)/bin/ruff format --check s3db_async plugins tests benchmarks examples
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-logo
 
 bench: $(STAMP)
 	@$(PY) -m benchmarks $(BENCH_ARGS)
@@ -35,4 +36,4 @@ demo: $(STAMP)
 	S3DB_URL=file://./.s3db-demo S3DB_PASSPHRASE=demo-passphrase $(VENV)/bin/s3db list orders --limit 3
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .s3db-demo
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .s3db-demo

@@ -19,6 +19,7 @@ from ._record import BatchResult, ItemResult, Page, Record
 from ._resource.history import RecordRevision
 from ._resource.resource import Resource
 from ._schema.schema import Schema
+from ._version import __version__
 from .errors import (
     AlreadyExistsError,
     ConfigError,
@@ -40,8 +41,6 @@ from .errors import (
 )
 from .stores import FileStore, MemoryStore, ObjectStore, S3Store, open_store
 from .stores._url import ConnectionConfig, parse_connection_string
-
-__version__ = "0.1.0"
 
 __all__ = [
     "AlreadyExistsError",

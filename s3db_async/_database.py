@@ -26,6 +26,7 @@ from ._codec.crypto import NO_PASSPHRASE_HINT, SecretBox
 from ._codec.metadata import METADATA_KEY, corrupt_metadata, parse_metadata, save_history
 from ._events import PLUGIN_EVENTS, EventEmitter, HookRegistry, TaskSupervisor
 from ._plugin.host import PluginHostMixin
+from ._plugin.storage import PluginStorage
 from ._resource.ids import IdGenerator, make_id_generator, parse_incremental
 from ._resource.migrations import declare_steps, normalize_migrations
 from ._resource.partitions import parse_partitions
@@ -450,6 +451,15 @@ class Database(EventEmitter, PluginHostMixin):
         )
         self._resources[name] = resource
         return resource
+
+    def _sequence_ids(self, resource: str, start: int) -> IdGenerator:
+        """Ids 1, 2, 3 ... from the sequence at ``resource={name}/plugin=s3db/sequence=id``."""
+        storage = PluginStorage(self, "s3db")
+
+        async def next_id() -> str:
+            return str(await storage.next_sequence("id", resource=resource, start=start))
+
+        return next_id
 
     async def _assign_ids(self, resource: Resource, paths: list[str], *, plugin: bool) -> None:
         """Give stable ids to new field paths of ``resource`` (persisted by compare-and-swap)."""

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ._version import __version__
+
 __all__ = ["active_tracer"]
 
 try:  # optional dependency
@@ -32,7 +34,5 @@ def active_tracer() -> Any | None:
     if isinstance(provider, _DEFAULT_PROVIDERS):
         return None
     if _cache[0] is not provider:
-        from . import __version__
-
         _cache[:] = [provider, provider.get_tracer("s3db_async", __version__)]
     return _cache[1]

@@ -148,7 +148,7 @@ class Resource(
         gen = definition.get("id_generator") or "nanoid"
         start = parse_incremental(gen)
         if start is not None:
-            self._id_generator = self._incremental_ids(start)
+            self._id_generator = self.db._sequence_ids(self.name, start)
         elif gen == "custom" and self._custom_id_generator:
             self._id_generator = self._custom_id_generator
         else:
@@ -167,17 +167,6 @@ class Resource(
         self._masked = tuple(self.schema.sensitive_fields)
         self._codecs: dict[str, RecordCodec] = {}
         self.codec = self._codec_for(version)
-
-    def _incremental_ids(self, start: int) -> IdGenerator:
-        """Ids 1, 2, 3 ... from a sequence at ``resource={name}/plugin=s3db/sequence=id``."""
-        from .._plugin.storage import PluginStorage
-
-        storage = PluginStorage(self.db, "s3db")
-
-        async def next_id() -> str:
-            return str(await storage.next_sequence("id", resource=self.name, start=start))
-
-        return next_id
 
     @staticmethod
     def attributes_of(definition: Mapping[str, Any]) -> dict[str, Any]:
