@@ -8,7 +8,9 @@
 first access (PEP 562 ``__getattr__``). ``__all__`` lists the plugins whose module is present.
 A plugin module is ``plugins/<module>.py`` or a subpackage ``plugins/<module>/`` exporting the
 class; add new ones to ``_MODULES`` (a name missing there is looked up by convention:
-``FooBarPlugin`` in module ``foo_bar``).
+``FooBarPlugin`` in module ``foo_bar``). The folder ``plugins/`` is only ever imported as
+``s3db_async.plugins`` (``import plugins`` raises ``ImportError``), and plugin modules import
+each other relatively and the core through its public modules (an import-linter contract).
 """
 
 from __future__ import annotations
@@ -17,6 +19,12 @@ import importlib
 import re
 from pathlib import Path
 from typing import Any
+
+if __name__ != "s3db_async.plugins":  # the folder is on sys.path when run from the repo root
+    raise ImportError(
+        f"plugins/ is the package s3db_async.plugins; import it under that name, not {__name__!r}",
+        name=__name__,
+    )
 
 _MODULES: dict[str, str] = {
     "ApiPlugin": "api",

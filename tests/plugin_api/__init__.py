@@ -1,0 +1,1 @@
+"""Tests of the plugin framework: Plugin base, PluginStorage, locks, namespaces, deps."""
