@@ -6,85 +6,74 @@ competes with the record's fields for the body; deleting the record deletes it t
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..errors import NotFoundError
 
 if TYPE_CHECKING:
-    from .._database import Database
+    from .resource import Resource
 
-__all__ = ["ContentMixin"]
+__all__ = ["Content"]
 
 
-class ContentMixin:
-    """``set_content``/``get_content``/``has_content``/``delete_content`` of a resource."""
+class Content:
+    """``set_content``/``get_content``/``has_content``/``delete_content`` of one resource."""
 
-    if TYPE_CHECKING:
-        name: str
-        db: Database
-
-        def key_for(self, record_id: str) -> str: ...
-        def _id(self, value: object) -> str: ...
-        async def _call(
-            self, method: str, impl: Callable[..., Awaitable[Any]], *a: Any, **kw: Any
-        ) -> Any: ...
+    def __init__(self, resource: Resource) -> None:
+        self.resource = resource
 
     def content_key_for(self, record_id: str) -> str:
-        """Object key of a record's binary content."""
-        return f"resource={self.name}/content/id={record_id}"
+        return f"resource={self.resource.name}/content/id={record_id}"
 
     async def set_content(
         self, record_id: str, content: bytes | str, content_type: str | None = None
     ) -> str:
-        """Attach binary content to an existing record; returns the content's etag.
-
-        :raises NotFoundError: no such record.
-        """
-        return await self._call("set_content", self._set_content, record_id, content, content_type)  # type: ignore[no-any-return]
+        etag: str = await self.resource._call(
+            "set_content", self._set_content, record_id, content, content_type
+        )
+        return etag
 
     async def _set_content(
         self, record_id: str, content: bytes | str, content_type: str | None
     ) -> str:
-        rid = self._id(record_id)
-        if not await self.db.store.exists(self.key_for(rid)):
+        rid = self.resource._id(record_id)
+        if not await self.resource.db.store.exists(self.resource.key_for(rid)):
             raise NotFoundError(
-                f"{self.name} record {rid!r} not found",
+                f"{self.resource.name} record {rid!r} not found",
                 suggestion="insert the record before attaching content",
-                metadata={"resource": self.name, "id": rid},
+                metadata={"resource": self.resource.name, "id": rid},
             )
         if isinstance(content, str):
             body = content.encode("utf-8")
             content_type = content_type or "text/plain; charset=utf-8"
         else:
             body = bytes(content)
-        return await self.db.store.put(
+        return await self.resource.db.store.put(
             self.content_key_for(rid), body, content_type=content_type or "application/octet-stream"
         )
 
     async def get_content(self, record_id: str) -> tuple[bytes, str | None]:
-        """``(bytes, content_type)`` of a record's content.
-
-        :raises NotFoundError: the record has no content.
-        """
-        return await self._call("get_content", self._get_content, record_id)  # type: ignore[no-any-return]
+        found: tuple[bytes, str | None] = await self.resource._call(
+            "get_content", self._get_content, record_id
+        )
+        return found
 
     async def _get_content(self, record_id: str) -> tuple[bytes, str | None]:
-        rid = self._id(record_id)
+        rid = self.resource._id(record_id)
         try:
-            obj = await self.db.store.get(self.content_key_for(rid))
+            obj = await self.resource.db.store.get(self.content_key_for(rid))
         except NotFoundError:
             raise NotFoundError(
-                f"{self.name} record {rid!r} has no content",
+                f"{self.resource.name} record {rid!r} has no content",
                 suggestion="attach it with set_content()",
-                metadata={"resource": self.name, "id": rid},
+                metadata={"resource": self.resource.name, "id": rid},
             ) from None
         return obj.body, obj.content_type
 
     async def has_content(self, record_id: str) -> bool:
-        """True when the record has content (one HEAD)."""
-        return await self.db.store.exists(self.content_key_for(self._id(record_id)))
+        return await self.resource.db.store.exists(
+            self.content_key_for(self.resource._id(record_id))
+        )
 
     async def delete_content(self, record_id: str) -> None:
-        """Remove a record's content (the record stays)."""
-        await self.db.store.delete(self.content_key_for(self._id(record_id)))
+        await self.resource.db.store.delete(self.content_key_for(self.resource._id(record_id)))

@@ -43,7 +43,7 @@ from ..errors import (
     SchemaError,
 )
 from ..stores import StoredObject
-from .content import ContentMixin
+from .content import Content
 from .corrupt import CorruptionMixin
 from .extensions import MIDDLEWARE_METHODS, ExtensionMixin
 from .history import REVISION_METADATA_BYTES, HistoryMixin
@@ -83,7 +83,6 @@ HOOK_NAMES = tuple(
 class Resource(
     ExtensionMixin,
     ListingMixin,
-    ContentMixin,
     HistoryMixin,
     MigrationMixin,
     CorruptionMixin,
@@ -126,6 +125,7 @@ class Resource(
         self.registry = registry
         self._custom_id_generator = id_generator
         self._writer = RecordWriter(self)
+        self._content = Content(self)
         self._unknown_versions: set[str] = set()
         self._version_lock: asyncio.Lock | None = None
         self._apply(definition, version, versions)
@@ -922,3 +922,32 @@ class Resource(
             key = getattr(entry, "key", None)
             if key is not None:
                 yield key
+
+    # -- content (Content) --------------------------------------------------------
+    def content_key_for(self, record_id: str) -> str:
+        """Object key of a record's binary content."""
+        return self._content.content_key_for(record_id)
+
+    async def set_content(
+        self, record_id: str, content: bytes | str, content_type: str | None = None
+    ) -> str:
+        """Attach binary content to an existing record; returns the content's etag.
+
+        :raises NotFoundError: no such record.
+        """
+        return await self._content.set_content(record_id, content, content_type)
+
+    async def get_content(self, record_id: str) -> tuple[bytes, str | None]:
+        """``(bytes, content_type)`` of a record's content.
+
+        :raises NotFoundError: the record has no content.
+        """
+        return await self._content.get_content(record_id)
+
+    async def has_content(self, record_id: str) -> bool:
+        """True when the record has content (one HEAD)."""
+        return await self._content.has_content(record_id)
+
+    async def delete_content(self, record_id: str) -> None:
+        """Remove a record's content (the record stays)."""
+        await self._content.delete_content(record_id)
