@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from .._events import HookRegistry
     from .._record import Record as _Record
     from .._schema.schema import Schema
+    from .corrupt import Corruption
 
 __all__ = ["ListingMixin"]
 
@@ -81,14 +82,9 @@ class ListingMixin:
             self, record: Mapping[str, Any], rid: str, metadata: Mapping[str, str]
         ) -> dict[str, str]: ...
         async def _read(self, rid: str) -> tuple[Any, _Record]: ...
-        def _report_corrupt(
-            self,
-            exc: CorruptRecordError,
-            *,
-            op: str,
-            strict: bool,
-            skipped: builtins.list[CorruptRecordError] | None = None,
-        ) -> None: ...
+
+        _corrupt: Corruption
+
         def _check_path(self, path: str, *, where: str = "query filter") -> None: ...
         async def _call(
             self, method: str, impl: Callable[..., Awaitable[Any]], *a: Any, **kw: Any
@@ -276,14 +272,14 @@ class ListingMixin:
     ) -> Record | None:
         """Read a listed record; ``None`` if it vanished or no longer matches its partition.
 
-        A corrupt record is ``None`` too, reported through :meth:`_report_corrupt`.
+        A corrupt record is ``None`` too, reported through :meth:`Corruption.report`.
         """
         try:
             _, record = await self._read(rid)
         except NotFoundError:
             return None
         except CorruptRecordError as exc:
-            self._report_corrupt(exc, op=op, strict=strict, skipped=skipped)
+            self._corrupt.report(exc, op=op, strict=strict, skipped=skipped)
             return None
         if p is not None:
             for path, maxlength in p.fields:

@@ -44,7 +44,7 @@ from ..errors import (
 )
 from ..stores import StoredObject
 from .content import Content
-from .corrupt import CorruptionMixin
+from .corrupt import Corruption
 from .extensions import MIDDLEWARE_METHODS, ExtensionMixin
 from .history import REVISION_METADATA_BYTES, HistoryMixin
 from .ids import IdGenerator, make_id_generator, parse_incremental, validate_id
@@ -85,7 +85,6 @@ class Resource(
     ListingMixin,
     HistoryMixin,
     MigrationMixin,
-    CorruptionMixin,
     EventEmitter,
 ):
     """A named collection of records with a schema, partitions, hooks and events.
@@ -126,8 +125,7 @@ class Resource(
         self._custom_id_generator = id_generator
         self._writer = RecordWriter(self)
         self._content = Content(self)
-        self._unknown_versions: set[str] = set()
-        self._version_lock: asyncio.Lock | None = None
+        self._corrupt = Corruption(self)
         self._apply(definition, version, versions)
 
     # -- definition -----------------------------------------------------------
@@ -392,20 +390,20 @@ class Resource(
                 metadata={"resource": self.name, "id": rid},
             ) from None
         except CorruptObjectError as exc:
-            raise self._unreadable(rid, exc) from exc
-        await self._learn_version(obj.metadata)
+            raise self._corrupt.unreadable(rid, exc) from exc
+        await self._corrupt.learn_version(obj.metadata)
         record = self._decode(rid, obj.metadata, obj.body, obj.etag)
         return obj, (record if record.version == self.version else await self._upgrade(record))
 
     def _decode(self, rid: str, metadata: Mapping[str, str], body: bytes, etag: str) -> Record:
         """Decode a stored record; :class:`CorruptRecordError` when it cannot be."""
-        version = self._stored_version(rid, metadata)
+        version = self._corrupt.stored_version(rid, metadata)
         try:
             data = self._codec_for(version).decode(metadata, body)
         except DecryptionError:
             raise
         except Exception as exc:  # anything a damaged object makes the codec raise
-            raise self._decode_failed(rid, exc) from exc
+            raise self._corrupt.decode_failed(rid, exc) from exc
         rec = Record({"id": rid}, etag=etag, version=version, masked=self._masked)
         rec.update(data)
         return rec
@@ -724,7 +722,7 @@ class Resource(
         try:
             return await self._delete_read(rid, must_exist=must_exist)
         except CorruptRecordError:
-            await self._delete_corrupt(rid)
+            await self._corrupt.delete(rid)
             return True
 
     async def _delete_read(self, rid: str, *, must_exist: bool) -> bool:
@@ -767,7 +765,7 @@ class Resource(
                 results.append(ItemResult(str(raw), False, error=exc))
         if self.keeps_history:
             kept = await self._delete_many_keeping_history(valid)
-            return BatchResult(results + await self._delete_corrupt_items(kept))
+            return BatchResult(results + await self._corrupt.delete_items(kept))
         if not self._delete_observed():
             keys = [k for rid in valid for k in (self.key_for(rid), self.content_key_for(rid))]
             await self.db.store.delete_many(keys)
@@ -779,7 +777,7 @@ class Resource(
             except NotFoundError as exc:
                 return ItemResult(rid, False, error=exc)
             except CorruptRecordError:
-                return ItemResult(rid, True, await self._delete_corrupt(rid))
+                return ItemResult(rid, True, await self._corrupt.delete(rid))
 
         found: list[Record] = []
         refs: dict[str, str] = {}
@@ -895,7 +893,7 @@ class Resource(
             try:
                 return ItemResult(rid, True, await self._get(rid))
             except CorruptRecordError as exc:
-                self._report_corrupt(exc, op="get_many", strict=strict)
+                self._corrupt.report(exc, op="get_many", strict=strict)
                 return ItemResult(str(rid), False, error=exc)
             except S3dbError as exc:
                 return ItemResult(str(rid), False, error=exc)
