@@ -86,9 +86,8 @@ class ListingMixin:
         _corrupt: Corruption
 
         def _check_path(self, path: str, *, where: str = "query filter") -> None: ...
-        async def _call(
-            self, method: str, impl: Callable[..., Awaitable[Any]], *a: Any, **kw: Any
-        ) -> Any: ...
+
+        _call: Callable[..., Awaitable[Any]]
 
     # -- partition plumbing ---------------------------------------------------
     def _partition(self, name: str) -> Partition:

@@ -45,7 +45,7 @@ from ..errors import (
 from ..stores import StoredObject
 from .content import Content
 from .corrupt import Corruption
-from .extensions import MIDDLEWARE_METHODS, ExtensionMixin
+from .extensions import MIDDLEWARE_METHODS, Extensions
 from .history import REVISION_METADATA_BYTES, HistoryMixin
 from .ids import IdGenerator, make_id_generator, parse_incremental, validate_id
 from .listing import ListingMixin
@@ -81,7 +81,6 @@ HOOK_NAMES = tuple(
 
 
 class Resource(
-    ExtensionMixin,
     ListingMixin,
     HistoryMixin,
     MigrationMixin,
@@ -117,10 +116,8 @@ class Resource(
         self.log = logging.getLogger(f"s3db_async.resource.{name}")
         self._supervisor = db._supervisor
         self._hooks = HookRegistry(HOOK_NAMES, owner=f"resource {name!r}")
-        self._middlewares: dict[str, list[Middleware]] = {}
-        self._chains: dict[str, Callable[..., Awaitable[Any]]] = {}
-        self._methods: dict[str, str | None] = {}
-        self._plugin_attributes: dict[str, tuple[Any, str]] = {}
+        self._extensions = Extensions(self)
+        self._call = self._extensions.call
         self.registry = registry
         self._custom_id_generator = id_generator
         self._writer = RecordWriter(self)
@@ -178,7 +175,8 @@ class Resource(
     def _build_schema(self, definition: Mapping[str, Any]) -> Schema:
         return Schema(
             self.attributes_of(definition),
-            plugin_attributes={n: d for n, (d, _) in self._plugin_attributes.items()} or None,
+            plugin_attributes={n: d for n, (d, _) in self._extensions.plugin_attributes.items()}
+            or None,
             allow_extra=bool(definition.get("allow_extra", False)),
         )
 
@@ -949,3 +947,43 @@ class Resource(
     async def delete_content(self, record_id: str) -> None:
         """Remove a record's content (the record stays)."""
         await self._content.delete_content(record_id)
+
+    # -- extensions (Extensions) ------------------------------------------------
+    def add_hook(self, name: str, fn: Callable[..., Any]) -> None:
+        """Register a hook: ``before_``/``after_`` + ``insert|update|delete|get|list``."""
+        self._extensions.add_hook(name, fn)
+
+    def remove_hook(self, name: str, fn: Callable[..., Any]) -> bool:
+        """Unregister a hook; returns whether it was registered."""
+        return self._extensions.remove_hook(name, fn)
+
+    def use_middleware(self, method: str, fn: Middleware) -> None:
+        """Wrap ``method``: ``async def fn(next, *args, **kwargs)``."""
+        self._extensions.use_middleware(method, fn)
+
+    def remove_middleware(self, method: str, fn: Middleware) -> bool:
+        """Remove a middleware; returns whether it was registered."""
+        return self._extensions.remove_middleware(method, fn)
+
+    def add_method(self, name: str, fn: Callable[..., Any], *, owner: str | None = None) -> None:
+        """Attach a method (plugins); an existing attribute of that name raises."""
+        self._extensions.add_method(name, fn, owner=owner)
+
+    def remove_method(self, name: str) -> bool:
+        """Detach a method added with :meth:`add_method`."""
+        return self._extensions.remove_method(name)
+
+    async def add_plugin_attribute(self, name: str, definition: Any, plugin_name: str) -> None:
+        """Add a field owned by a plugin (ids from the ``p0, p1, ...`` space).
+
+        :raises SchemaError: the name is a user field or another plugin's field.
+        """
+        await self._extensions.add_plugin_attribute(name, definition, plugin_name)
+
+    async def remove_plugin_attribute(self, name: str, plugin_name: str | None = None) -> bool:
+        """Remove a plugin field (its id is kept reserved, never reused).
+
+        :returns: ``False`` when no plugin field has that name.
+        :raises SchemaError: the field belongs to another plugin.
+        """
+        return await self._extensions.remove_plugin_attribute(name, plugin_name)
