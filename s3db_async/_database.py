@@ -16,7 +16,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from types import MappingProxyType, TracebackType
-from typing import Any
+from typing import Any, TypeVar, overload
 
 import msgspec
 
@@ -25,7 +25,8 @@ from ._codec.codec import AttributeRegistry
 from ._codec.crypto import NO_PASSPHRASE_HINT, SecretBox
 from ._codec.metadata import METADATA_KEY, corrupt_metadata, parse_metadata, save_history
 from ._events import PLUGIN_EVENTS, EventEmitter, HookRegistry, TaskSupervisor
-from ._plugin.host import PluginHostMixin
+from ._plugin.base import Plugin
+from ._plugin.host import PluginHost, PluginRegistry
 from ._plugin.storage import PluginStorage
 from ._resource.ids import IdGenerator, make_id_generator, parse_incremental
 from ._resource.migrations import declare_steps, normalize_migrations
@@ -61,6 +62,7 @@ DATABASE_HOOKS = (
     "after_disconnect",
 )
 BEHAVIORS = ("body-overflow", "body-only", "enforce-limits", "truncate-data", "user-managed")
+P = TypeVar("P", bound=Plugin)
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$")
 
 
@@ -69,7 +71,7 @@ def _canonical_hash(definition: Mapping[str, Any]) -> str:
     return "sha256:" + hashlib.sha256(raw).hexdigest()
 
 
-class Database(EventEmitter, PluginHostMixin):
+class Database(EventEmitter):
     """A document database on an object store.
 
     ::
@@ -143,7 +145,7 @@ class Database(EventEmitter, PluginHostMixin):
         self._supervisor: TaskSupervisor = TaskSupervisor("database")
         self._connected = False
         self._opening = False
-        self._pending_plugins = list(plugins)
+        self._plugin_host = PluginHost(self, plugins)
         self.log = logging.getLogger("s3db_async.database")
 
     # -- lifecycle ---------------------------------------------------------------
@@ -205,14 +207,14 @@ class Database(EventEmitter, PluginHostMixin):
         self._connected = True
         await self._hooks.run("after_connect", self)
         self.emit("connected", self)
-        await self._install_pending_plugins()
+        await self._plugin_host.start()
         return self
 
     async def disconnect(self) -> None:
         """Stop background work and close the store; no task outlives the database."""
         if not self._connected:
             return
-        await self._stop_plugins()
+        await self._plugin_host.stop()
         await self._hooks.run("before_disconnect", self)
         await self._supervisor.aclose()
         if self._store is not None:
@@ -255,6 +257,48 @@ class Database(EventEmitter, PluginHostMixin):
         """Register a database hook (``before_/after_`` + ``connect``, ``disconnect``,
         ``create_resource``)."""
         self._hooks.add(name, fn)
+
+    def remove_hook(self, name: str, fn: Callable[..., Any]) -> bool:
+        """Unregister a database hook; returns whether it was registered."""
+        return self._hooks.remove(name, fn)
+
+    # -- plugins -------------------------------------------------------------------
+    @property
+    def plugins(self) -> PluginRegistry:
+        """The plugins of this database, by alias (and by name or slug when unambiguous)."""
+        return self._plugin_host.register_pending()
+
+    @overload
+    async def use_plugin(self, plugin: P, *, alias: str | None = None) -> P: ...
+    @overload
+    async def use_plugin(self, plugin: type[P], *, alias: str | None = None) -> P: ...
+    @overload
+    async def use_plugin(self, plugin: object, *, alias: str | None = None) -> Plugin: ...
+    async def use_plugin(self, plugin: Any, *, alias: str | None = None) -> Plugin:
+        """Add a plugin: installed and started now when connected, else on ``connect()``.
+
+        ::
+
+            cache = await db.use_plugin(CachePlugin(namespace="hot"), alias="cache_hot")
+
+        :param plugin: a :class:`Plugin`, a ``Plugin`` subclass, or a static plugin (an object,
+            class or module with ``install(db)``/``setup(db)``).
+        :param alias: the key in :attr:`plugins` (default: the plugin's own alias).
+        :raises PluginError: the alias is taken, or the plugin is installed elsewhere.
+        :raises MissingDependencyError: the plugin's packages are missing.
+        """
+        return await self._plugin_host.use(plugin, alias)
+
+    async def uninstall_plugin(self, plugin: Plugin | str, purge_data: bool = False) -> None:
+        """Uninstall a plugin (by instance or alias); ``purge_data`` deletes its storage.
+
+        :raises KeyError: no such plugin.
+        """
+        await self._plugin_host.uninstall(plugin, purge_data)
+
+    def _forget_plugin(self, plugin: Plugin) -> None:
+        """Called by :meth:`Plugin.uninstall`: drop the plugin from the registry."""
+        self._plugin_host.forget(plugin)
 
     def spawn(self, coro: Any, *, name: str | None = None) -> asyncio.Task[Any]:
         """Run a coroutine in the background, cancelled and awaited on disconnect."""

@@ -11,19 +11,18 @@ the next ``connect()`` starts them again.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+from collections.abc import Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 
 from ..errors import PluginError
 from .base import Plugin, coerce_plugin
 
 if TYPE_CHECKING:
-    from .._events import HookRegistry
+    from .._database import Database
 
-__all__ = ["PluginHostMixin", "PluginRegistry"]
+__all__ = ["PluginHost", "PluginRegistry"]
 
 _log = logging.getLogger("s3db_async.database")
-P = TypeVar("P", bound=Plugin)
 
 
 class PluginRegistry(Mapping[str, Plugin]):
@@ -80,130 +79,85 @@ class PluginRegistry(Mapping[str, Plugin]):
             del self._by_alias[plugin.alias]
 
 
-class PluginHostMixin:
-    """Mixed into :class:`~s3db_async.Database`."""
+class PluginHost:
+    """The plugins of one database: the registry, the install queue, start and stop.
 
-    if TYPE_CHECKING:
-        _pending_plugins: list[Any]
-        _hooks: HookRegistry
+    Plugins given as ``Database(plugins=[...])`` are coerced on first use (``plugins``,
+    ``use_plugin`` or ``connect()``), so a bad entry raises there, not in the constructor.
+    """
 
-        @property
-        def is_connected(self) -> bool: ...
+    def __init__(self, db: Database, plugins: Iterable[Any] = ()) -> None:
+        self.db = db
+        self.registry = PluginRegistry()
+        self.queue: list[Plugin] = []  # registered, to install on connect, in order
+        self.pending: list[Any] = list(plugins)  # as given to Database(plugins=...)
 
-    @property
-    def _plugin_registry(self) -> PluginRegistry:
-        registry: PluginRegistry | None = self.__dict__.get("_plugin_registry_")
-        if registry is None:
-            registry = self.__dict__["_plugin_registry_"] = PluginRegistry()
-            self.__dict__["_plugin_queue_"] = []
-        return registry
-
-    @property
-    def _plugin_queue(self) -> list[Plugin]:
-        self._plugin_registry  # noqa: B018 - creates the queue with the registry
-        queue: list[Plugin] = self.__dict__["_plugin_queue_"]
-        return queue
-
-    def _register_pending(self) -> None:
-        pending = getattr(self, "_pending_plugins", None)
-        if not pending:
-            return
-        raw = list(pending)
-        pending.clear()
+    def register_pending(self) -> PluginRegistry:
+        """Coerce and register the plugins given to the constructor; returns the registry."""
+        raw, self.pending = self.pending, []
         for item in raw:
             plugin = coerce_plugin(item)
-            self._plugin_registry._add(plugin)
-            self._plugin_queue.append(plugin)
+            self.registry._add(plugin)
+            self.queue.append(plugin)
+        return self.registry
 
-    @property
-    def plugins(self) -> PluginRegistry:
-        """The plugins of this database, by alias (and by name or slug when unambiguous)."""
-        self._register_pending()
-        return self._plugin_registry
-
-    @overload
-    async def use_plugin(self, plugin: P, *, alias: str | None = None) -> P: ...
-    @overload
-    async def use_plugin(self, plugin: type[P], *, alias: str | None = None) -> P: ...
-    @overload
-    async def use_plugin(self, plugin: object, *, alias: str | None = None) -> Plugin: ...
-    async def use_plugin(self, plugin: Any, *, alias: str | None = None) -> Plugin:
-        """Add a plugin: installed and started now when connected, else on ``connect()``.
-
-        ::
-
-            cache = await db.use_plugin(CachePlugin(namespace="hot"), alias="cache_hot")
-
-        :param plugin: a :class:`Plugin`, a ``Plugin`` subclass, or a static plugin (an object,
-            class or module with ``install(db)``/``setup(db)``).
-        :param alias: the key in :attr:`plugins` (default: the plugin's own alias).
-        :raises PluginError: the alias is taken, or the plugin is installed elsewhere.
-        :raises MissingDependencyError: the plugin's packages are missing.
-        """
+    async def use(self, plugin: Any, alias: str | None) -> Plugin:
+        """:meth:`Database.use_plugin`."""
         p = coerce_plugin(plugin)
         if alias is not None:
             p.alias = p._check_alias(alias)
-        self._register_pending()
+        self.register_pending()
         if p.installed:
-            if p.database is self:
+            if p.database is self.db:
                 return p
             raise PluginError(
                 f"plugin {p.alias!r} is installed on another database",
                 suggestion="create a new instance for each database",
                 metadata={"plugin": p.name},
             )
-        self._plugin_registry._add(p)
-        if not self.is_connected:
-            if p not in self._plugin_queue:
-                self._plugin_queue.append(p)
+        self.registry._add(p)
+        if not self.db.is_connected:
+            if p not in self.queue:
+                self.queue.append(p)
             return p
-        try:
-            await p.install(self)  # type: ignore[arg-type]
-        except BaseException:
-            self._plugin_registry._remove(p)
-            raise
+        await self._install(p)
         await p.start()
         return p
 
-    async def uninstall_plugin(self, plugin: Plugin | str, purge_data: bool = False) -> None:
-        """Uninstall a plugin (by instance or alias); ``purge_data`` deletes its storage.
-
-        :raises KeyError: no such plugin.
-        """
-        p = self.plugins[plugin] if isinstance(plugin, str) else plugin
+    async def uninstall(self, plugin: Plugin | str, purge_data: bool) -> None:
+        """:meth:`Database.uninstall_plugin`."""
+        p = self.register_pending()[plugin] if isinstance(plugin, str) else plugin
         if p.installed:
             await p.uninstall(purge_data)
-        self._forget_plugin(p)
+        self.forget(p)
 
-    def _forget_plugin(self, plugin: Plugin) -> None:
-        self._plugin_registry._remove(plugin)
-        if plugin in self._plugin_queue:
-            self._plugin_queue.remove(plugin)
+    def forget(self, plugin: Plugin) -> None:
+        """Drop a plugin from the registry and the queue (after its uninstall)."""
+        self.registry._remove(plugin)
+        if plugin in self.queue:
+            self.queue.remove(plugin)
 
-    def remove_hook(self, name: str, fn: Callable[..., Any]) -> bool:
-        """Unregister a database hook; returns whether it was registered."""
-        return self._hooks.remove(name, fn)
+    async def _install(self, plugin: Plugin) -> None:
+        try:
+            await plugin.install(self.db)
+        except BaseException:
+            self.registry._remove(plugin)
+            raise
 
-    async def _install_pending_plugins(self) -> None:
+    async def start(self) -> None:
         """Install queued plugins (in order), then start every installed plugin not running."""
-        self._register_pending()
-        queue = self._plugin_queue
-        while queue:
-            p = queue.pop(0)
-            if p.installed:
-                continue
-            try:
-                await p.install(self)  # type: ignore[arg-type]
-            except BaseException:
-                self._plugin_registry._remove(p)
-                raise
-        for p in list(self._plugin_registry.values()):
+        self.register_pending()
+        while self.queue:
+            p = self.queue.pop(0)
+            if not p.installed:
+                await self._install(p)
+        for p in list(self.registry.values()):
             if p.installed and not p.started:
                 await p.start()
 
-    async def _stop_plugins(self) -> None:
+    async def stop(self) -> None:
         """Stop every running plugin, last installed first; failures are logged."""
-        for p in reversed(list(self._plugin_registry.values())):
+        for p in reversed(list(self.registry.values())):
             if not p.started:
                 continue
             try:
