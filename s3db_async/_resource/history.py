@@ -14,7 +14,7 @@ metadata (so finding the next number costs no request). The entry is written wit
   other finds it already preserves the very etag it read (one GET) and goes on; then
   exactly one ``If-Match`` write wins. No revision is lost or duplicated.
 - a writer that dies between the two writes leaves entry ``n`` preserving the *current*
-  object (an orphan). It is harmless: :meth:`HistoryMixin.history` hides an entry whose
+  object (an orphan). It is harmless: :meth:`History.history` hides an entry whose
   etag is the current one, and the next writer adopts it instead of writing it again.
 - an entry ``n`` that preserves another etag belongs to an earlier life of the id (deleted,
   then inserted again): the writer lists the history and moves to the next free number.
@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import builtins
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -49,13 +49,10 @@ from .partitions import kill_refs
 from .timestamps import keep_stamps, touch
 
 if TYPE_CHECKING:
-    from .._codec.codec import RecordCodec
     from .._codec.crypto import SecretBox
-    from .._database import Database
-    from .._events import HookRegistry
-    from .._schema.schema import Schema
+    from .resource import Resource
 
-__all__ = ["REVISION_METADATA_BYTES", "HistoryMixin", "RecordRevision"]
+__all__ = ["REVISION_METADATA_BYTES", "History", "RecordRevision"]
 
 REVISION_KEY = "_r"
 REVISION_METADATA_BYTES = len(REVISION_KEY) + 10
@@ -112,66 +109,24 @@ def revision_of(metadata: Mapping[str, str]) -> int:
         return 1
 
 
-class HistoryMixin:
+class History:
     """``history``/``get_version``/``restore``/``purge_history`` of a resource."""
 
-    if TYPE_CHECKING:
-        name: str
-        db: Database
-        version: str
-        schema: Schema
-        timestamps: bool
-        conflict_retries: int
-        keeps_history: bool
-        _hooks: HookRegistry
-        _masked: tuple[str, ...]
-
-        def key_for(self, record_id: str) -> str: ...
-        def content_key_for(self, record_id: str) -> str: ...
-        def _id(self, value: object) -> str: ...
-        def _codec_for(self, version: str) -> RecordCodec: ...
-        def make_codec(self, version: str, secret_box: SecretBox | None) -> RecordCodec: ...
-        def _encode(self, record: Mapping[str, Any], rid: str) -> Any: ...
-        async def _put_encoded(
-            self,
-            key: str,
-            encoded: Any,
-            *,
-            if_match: str | None = None,
-            if_none_match: bool = False,
-        ) -> str: ...
-        def _ref_tokens(
-            self, record: Mapping[str, Any], rid: str, metadata: Mapping[str, str]
-        ) -> dict[str, str]: ...
-        def emit(self, event: str, *args: Any) -> None: ...
-        async def _create(self, rid: str, record: Mapping[str, Any], encoded: Any) -> str: ...
-        async def _read(self, rid: str) -> tuple[StoredObject, Record]: ...
-        async def _upgrade(self, record: Record) -> Record: ...
-        async def _after_delete(self, record: Record) -> None: ...
-        async def _before_update(self, rid: str, changes: Mapping[str, Any]) -> dict[str, Any]: ...
-        async def _modify(
-            self,
-            record_id: object,
-            build: Callable[[Record], dict[str, Any]],
-            *,
-            if_match: str | None,
-            retries: int | None,
-        ) -> Record: ...
+    def __init__(self, resource: Resource) -> None:
+        self.resource = resource
 
     # -- keys ------------------------------------------------------------------
     def history_prefix(self, record_id: str) -> str:
-        """Key prefix of a record's history: ``resource={name}/history/id={id}/``."""
-        return f"resource={self.name}/history/id={record_id}/"
+        return f"resource={self.resource.name}/history/id={record_id}/"
 
     def history_key(self, record_id: str, revision: int) -> str:
-        """Object key of revision ``revision`` of a record."""
         return f"{self.history_prefix(record_id)}rev={revision:010d}"
 
-    async def _history_keys(self, rid: str) -> list[tuple[int, str]]:
+    async def history_keys(self, rid: str) -> list[tuple[int, str]]:
         """``(revision, key)`` of every stored entry, oldest first (LIST only)."""
         prefix = self.history_prefix(rid)
         out = []
-        async for entry in self.db.store.list(prefix):
+        async for entry in self.resource.db.store.list(prefix):
             if isinstance(entry, ListEntry) and entry.key[len(prefix) :].startswith("rev="):
                 try:
                     out.append((int(entry.key[len(prefix) + 4 :]), entry.key))
@@ -179,15 +134,15 @@ class HistoryMixin:
                     continue
         return out
 
-    async def _load_entry(self, key: str) -> _Entry | None:
+    async def load_entry(self, key: str) -> _Entry | None:
         try:
-            obj = await self.db.store.get(key)
+            obj = await self.resource.db.store.get(key)
         except NotFoundError:
             return None
         return _decode_entry(obj.body)
 
     # -- writing -----------------------------------------------------------------
-    async def _preserve(self, rid: str, obj: StoredObject) -> int:
+    async def preserve(self, rid: str, obj: StoredObject) -> int:
         """Store ``obj`` (the current object of ``rid``) as a history entry; its revision.
 
         1 PUT. When the number is taken: 1 GET (a racing writer preserved the same object:
@@ -196,7 +151,7 @@ class HistoryMixin:
         current then, nothing is written: the caller's ``If-Match`` write will fail.
         """
         revision = revision_of(obj.metadata)
-        store = self.db.store
+        store = self.resource.db.store
         body = _encode_entry(
             _Entry(
                 etag=obj.etag,
@@ -217,88 +172,90 @@ class HistoryMixin:
                 return revision
             except PreconditionFailed:
                 pass
-            existing = await self._load_entry(self.history_key(rid, revision))
+            existing = await self.load_entry(self.history_key(rid, revision))
             if existing is not None and existing.etag == obj.etag:
                 return revision  # a racing (or crashed) writer preserved this very object
-            last = max([n for n, _ in await self._history_keys(rid)], default=revision)
+            last = max([n for n, _ in await self.history_keys(rid)], default=revision)
             if last > revision:
-                existing = await self._load_entry(self.history_key(rid, last))
+                existing = await self.load_entry(self.history_key(rid, last))
                 if existing is not None and existing.etag == obj.etag:
                     return last  # preserved after an earlier life by a racing writer
             try:
-                current = (await store.head(self.key_for(rid))).etag
+                current = (await store.head(self.resource.key_for(rid))).etag
             except NotFoundError:
                 current = None
             if current != obj.etag:
                 return revision  # superseded meanwhile: keep nothing, the write will fail
             revision = max(revision, last) + 1
         raise ConflictError(
-            f"{self.name} record {rid!r}: could not find a free history revision",
+            f"{self.resource.name} record {rid!r}: could not find a free history revision",
             suggestion="retry; the record's history is being written by many processes",
-            metadata={"resource": self.name, "id": rid},
+            metadata={"resource": self.resource.name, "id": rid},
         )
 
-    async def _stamp_revision(self, rid: str, obj: StoredObject, encoded: Any) -> None:
+    async def stamp_revision(self, rid: str, obj: StoredObject, encoded: Any) -> None:
         """Preserve ``obj`` and number the object about to replace it (``_r``)."""
-        encoded.metadata[REVISION_KEY] = str(await self._preserve(rid, obj) + 1)
+        encoded.metadata[REVISION_KEY] = str(await self.preserve(rid, obj) + 1)
 
-    async def _delete_keeping_history(self, rid: str, *, must_exist: bool) -> Record | None:
+    async def delete_keeping_history(self, rid: str, *, must_exist: bool) -> Record | None:
         """Delete ``rid`` after preserving its last version; the deleted record or ``None``.
 
         Uses a conditional delete where the store has one, so an update racing the delete
         is never deleted unseen (S3 through obstore has none: there the window between
         the read and the delete stays open).
         """
-        store = self.db.store
+        store = self.resource.db.store
         conditional = (await store.capabilities()).conditional_delete
 
         async def attempt(_: int) -> Record | _Retry | None:
             try:
-                obj, record = await self._read(rid)
+                obj, record = await self.resource._read(rid)
             except NotFoundError:
                 if must_exist:
                     raise
                 return None
-            if self._hooks.has("before_delete"):
-                await self._hooks.run("before_delete", record)
-            await self._preserve(rid, obj)
+            if self.resource._hooks.has("before_delete"):
+                await self.resource._hooks.run("before_delete", record)
+            await self.preserve(rid, obj)
             if conditional:
                 try:
-                    await store.delete(self.key_for(rid), if_match=obj.etag)
+                    await store.delete(self.resource.key_for(rid), if_match=obj.etag)
                 except PreconditionFailed:
                     return RETRY
-                await store.delete_many([self.content_key_for(rid)])
+                await store.delete_many([self.resource.content_key_for(rid)])
             else:
-                await store.delete_many([self.key_for(rid), self.content_key_for(rid)])
-            refs = self._ref_tokens(record, rid, obj.metadata)
-            await kill_refs(store, refs, self.db.parallelism)
-            await self._after_delete(record)
+                await store.delete_many(
+                    [self.resource.key_for(rid), self.resource.content_key_for(rid)]
+                )
+            refs = self.resource._ref_tokens(record, rid, obj.metadata)
+            await kill_refs(store, refs, self.resource.db.parallelism)
+            await self.resource._after_delete(record)
             return record
 
         return await cas_loop(
             attempt,
-            what=f"{self.name} record {rid!r} (delete)",
-            backoff=Backoff(attempts=self.conflict_retries + 1),
-            metadata={"resource": self.name, "id": rid},
+            what=f"{self.resource.name} record {rid!r} (delete)",
+            backoff=Backoff(attempts=self.resource.conflict_retries + 1),
+            metadata={"resource": self.resource.name, "id": rid},
         )
 
-    async def _delete_many_keeping_history(self, ids: builtins.list[str]) -> list[ItemResult]:
+    async def delete_many_keeping_history(self, ids: builtins.list[str]) -> list[ItemResult]:
         async def one(rid: str) -> ItemResult:
             try:
-                record = await self._delete_keeping_history(rid, must_exist=True)
+                record = await self.delete_keeping_history(rid, must_exist=True)
             except S3dbError as exc:
                 return ItemResult(rid, False, error=exc)
             return ItemResult(rid, True, record)
 
-        return await bounded_gather(one, ids, self.db.parallelism)
+        return await bounded_gather(one, ids, self.resource.db.parallelism)
 
     # -- reading -----------------------------------------------------------------
-    async def _revision(self, rid: str, revision: int, entry: _Entry) -> RecordRevision:
-        version = record_version(entry.metadata) or self.version
-        data = self._codec_for(version).decode(entry.metadata, entry.body)
-        record = Record({"id": rid}, etag=entry.etag, version=version, masked=self._masked)
+    async def revision(self, rid: str, revision: int, entry: _Entry) -> RecordRevision:
+        version = record_version(entry.metadata) or self.resource.version
+        data = self.resource._codec_for(version).decode(entry.metadata, entry.body)
+        record = Record({"id": rid}, etag=entry.etag, version=version, masked=self.resource._masked)
         record.update(data)
-        record = await self._upgrade(record)
+        record = await self.resource._upgrade(record)
         return RecordRevision(
             record,
             etag=entry.etag,
@@ -308,112 +265,95 @@ class HistoryMixin:
         )
 
     async def history(self, record_id: str) -> builtins.list[RecordRevision]:
-        """Every earlier version of a record, oldest first (the current one is not included).
-
-        Works for deleted records too (their history is kept). Costs 1 LIST, 1 HEAD and
-        1 GET per revision. Old revisions are upgraded like :meth:`get` upgrades records
-        (see :meth:`migrate`)::
-
-            for rev in await users.history(uid):
-                print(rev.revision, rev.superseded_at, rev["name"])
-
-        :raises SchemaError: an old revision needs a migration that is not registered.
-        """
-        rid = self._id(record_id)
-        keys = await self._history_keys(rid)
+        rid = self.resource._id(record_id)
+        keys = await self.history_keys(rid)
         if not keys:
             return []
         try:
-            current: str | None = (await self.db.store.head(self.key_for(rid))).etag
+            current: str | None = (
+                await self.resource.db.store.head(self.resource.key_for(rid))
+            ).etag
         except NotFoundError:
             current = None
 
         async def load(item: tuple[int, str]) -> RecordRevision | None:
-            entry = await self._load_entry(item[1])
+            entry = await self.load_entry(item[1])
             if entry is None or entry.etag == current:
                 return None  # purged meanwhile, or an orphan preserving the current version
-            return await self._revision(rid, item[0], entry)
+            return await self.revision(rid, item[0], entry)
 
-        found = await bounded_gather(load, keys, self.db.parallelism)
+        found = await bounded_gather(load, keys, self.resource.db.parallelism)
         return [r for r in found if r is not None]
 
     async def get_version(self, record_id: str, revision: int) -> RecordRevision:
-        """Revision ``revision`` of a record (1 GET; the current one costs 1 GET more).
-
-        :raises NotFoundError: no such revision.
-        """
-        rid = self._id(record_id)
-        entry = await self._load_entry(self.history_key(rid, int(revision)))
+        rid = self.resource._id(record_id)
+        entry = await self.load_entry(self.history_key(rid, int(revision)))
         if entry is not None:
-            return await self._revision(rid, int(revision), entry)
+            return await self.revision(rid, int(revision), entry)
         try:
-            obj, current = await self._read(rid)
+            obj, current = await self.resource._read(rid)
         except NotFoundError:
             obj = None
         if obj is None or revision_of(obj.metadata) != revision:
             raise NotFoundError(
-                f"{self.name} record {rid!r} has no revision {revision}",
+                f"{self.resource.name} record {rid!r} has no revision {revision}",
                 suggestion="list the revisions with history(id)",
-                metadata={"resource": self.name, "id": rid, "revision": revision},
+                metadata={"resource": self.resource.name, "id": rid, "revision": revision},
             )
         return RecordRevision(current, etag=obj.etag, version=current.version, revision=revision)
 
     # -- restore, purge ------------------------------------------------------------
     async def restore(self, record_id: str, revision: int, *, retries: int | None = None) -> Record:
-        """Make revision ``revision`` the current version again (a new revision itself;
-        the version it replaces goes to the history). A deleted record is re-created.
-
-        The restored data is validated against the current schema.
-
-        :raises NotFoundError: no such revision.
-        :raises ValidationError: the old data does not satisfy the current schema.
-        """
-        rid = self._id(record_id)
+        rid = self.resource._id(record_id)
         target = await self.get_version(rid, revision)
-        data = await self._before_update(rid, {k: v for k, v in target.items() if k != "id"})
-        for f in ("created_at", "updated_at") if self.timestamps else ():
+        data = await self.resource._before_update(
+            rid, {k: v for k, v in target.items() if k != "id"}
+        )
+        for f in ("created_at", "updated_at") if self.resource.timestamps else ():
             data.pop(f, None)
 
         def build(current: Mapping[str, Any]) -> dict[str, Any]:
             new = dict(data)
-            if self.timestamps:
+            if self.resource.timestamps:
                 keep_stamps(new, current or target)
                 touch(new, current)
-            return self.schema.validate(new)
+            return self.resource.schema.validate(new)
 
-        for _ in range(self.conflict_retries + 1):
+        for _ in range(self.resource.conflict_retries + 1):
             try:
-                return await self._modify(rid, build, if_match=None, retries=retries)
+                return await self.resource._modify(rid, build, if_match=None, retries=retries)
             except NotFoundError:
                 pass
             try:
-                return await self._recreate(rid, build({}))
+                return await self.recreate(rid, build({}))
             except PreconditionFailed:
                 continue  # re-inserted meanwhile: restore over it
         raise ConflictError(
-            f"{self.name} record {rid!r} kept appearing and vanishing during restore",
-            metadata={"resource": self.name, "id": rid},
+            f"{self.resource.name} record {rid!r} kept appearing and vanishing during restore",
+            metadata={"resource": self.resource.name, "id": rid},
         )
 
-    async def _recreate(self, rid: str, record: dict[str, Any]) -> Record:
+    async def recreate(self, rid: str, record: dict[str, Any]) -> Record:
         """Write a deleted record back, numbered after its last preserved revision."""
-        taken = [n for n, _ in await self._history_keys(rid)]
-        encoded = self._encode(record, rid)
+        taken = [n for n, _ in await self.history_keys(rid)]
+        encoded = self.resource._encode(record, rid)
         encoded.metadata[REVISION_KEY] = str(max(taken, default=0) + 1)
-        etag = await self._create(rid, record, encoded)
-        result = Record({"id": rid}, etag=etag, version=self.version, masked=self._masked)
+        etag = await self.resource._create(rid, record, encoded)
+        result = Record(
+            {"id": rid}, etag=etag, version=self.resource.version, masked=self.resource._masked
+        )
         result.update(record)
-        self.emit("inserted", result)
+        self.resource.emit("inserted", result)
         return result
 
-    async def _rotate_history(self, new_box: SecretBox) -> int:
+    async def rotate_history(self, new_box: SecretBox) -> int:
         """Re-encrypt the secrets kept in history entries under ``new_box`` (passphrase
         rotation; the database's box reads both keys meanwhile). Resumable: an entry that
         already decrypts under ``new_box`` is left alone. Returns the entries rewritten."""
-        store = self.db.store
+        store = self.resource.db.store
         keys = [
             e.key
-            async for e in store.list(f"resource={self.name}/history/")
+            async for e in store.list(f"resource={self.resource.name}/history/")
             if isinstance(e, ListEntry)
         ]
 
@@ -431,13 +371,13 @@ class HistoryMixin:
             except NotFoundError:
                 return 0
             entry = _decode_entry(obj.body)
-            version = record_version(entry.metadata) or self.version
+            version = record_version(entry.metadata) or self.resource.version
             try:
-                self.make_codec(version, new_box).decode(entry.metadata, entry.body)
+                self.resource.make_codec(version, new_box).decode(entry.metadata, entry.body)
                 return 0  # no secret, or already under the new key
             except DecryptionError:
                 pass
-            codec = self._codec_for(version)
+            codec = self.resource._codec_for(version)
             encoded = codec.encode(codec.decode(entry.metadata, entry.body))
             if REVISION_KEY in entry.metadata:
                 encoded.metadata[REVISION_KEY] = entry.metadata[REVISION_KEY]
@@ -450,12 +390,11 @@ class HistoryMixin:
                 return RETRY
             return 1
 
-        return sum(await bounded_gather(one, keys, self.db.parallelism))
+        return sum(await bounded_gather(one, keys, self.resource.db.parallelism))
 
     async def purge_history(self, record_id: str) -> int:
-        """Delete every stored revision of a record; returns how many were deleted."""
-        rid = self._id(record_id)
-        keys = [key for _, key in await self._history_keys(rid)]
+        rid = self.resource._id(record_id)
+        keys = [key for _, key in await self.history_keys(rid)]
         if not keys:
             return 0
-        return await self.db.store.delete_many(keys)
+        return await self.resource.db.store.delete_many(keys)

@@ -14,6 +14,7 @@ docs/reliability.md); partition references follow :mod:`s3db_async._partitions`.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import functools
 import inspect
 import logging
@@ -46,7 +47,7 @@ from ..stores import StoredObject
 from .content import Content
 from .corrupt import Corruption
 from .extensions import MIDDLEWARE_METHODS, Extensions
-from .history import REVISION_METADATA_BYTES, HistoryMixin
+from .history import REVISION_METADATA_BYTES, History, RecordRevision
 from .ids import IdGenerator, make_id_generator, parse_incremental, validate_id
 from .listing import ListingMixin
 from .migrations import MigrationMixin
@@ -82,7 +83,6 @@ HOOK_NAMES = tuple(
 
 class Resource(
     ListingMixin,
-    HistoryMixin,
     MigrationMixin,
     EventEmitter,
 ):
@@ -122,6 +122,7 @@ class Resource(
         self._custom_id_generator = id_generator
         self._writer = RecordWriter(self)
         self._content = Content(self)
+        self._history = History(self)
         self._corrupt = Corruption(self)
         self._apply(definition, version, versions)
 
@@ -725,7 +726,9 @@ class Resource(
 
     async def _delete_read(self, rid: str, *, must_exist: bool) -> bool:
         if self.keeps_history:
-            return await self._delete_keeping_history(rid, must_exist=must_exist) is not None
+            return (
+                await self._history.delete_keeping_history(rid, must_exist=must_exist) is not None
+            )
         if not (must_exist or self._delete_observed()):
             await self.db.store.delete_many([self.key_for(rid), self.content_key_for(rid)])
             return True
@@ -762,7 +765,7 @@ class Resource(
             except S3dbError as exc:
                 results.append(ItemResult(str(raw), False, error=exc))
         if self.keeps_history:
-            kept = await self._delete_many_keeping_history(valid)
+            kept = await self._history.delete_many_keeping_history(valid)
             return BatchResult(results + await self._corrupt.delete_items(kept))
         if not self._delete_observed():
             keys = [k for rid in valid for k in (self.key_for(rid), self.content_key_for(rid))]
@@ -987,3 +990,48 @@ class Resource(
         :raises SchemaError: the field belongs to another plugin.
         """
         return await self._extensions.remove_plugin_attribute(name, plugin_name)
+
+    # -- history (History) ----------------------------------------------------------------
+    def history_prefix(self, record_id: str) -> str:
+        """Key prefix of a record's history: ``resource={name}/history/id={id}/``."""
+        return self._history.history_prefix(record_id)
+
+    def history_key(self, record_id: str, revision: int) -> str:
+        """Object key of revision ``revision`` of a record."""
+        return self._history.history_key(record_id, revision)
+
+    async def history(self, record_id: str) -> builtins.list[RecordRevision]:
+        """Every earlier version of a record, oldest first (the current one is not included).
+
+        Works for deleted records too (their history is kept). Costs 1 LIST, 1 HEAD and
+        1 GET per revision. Old revisions are upgraded like :meth:`get` upgrades records
+        (see :meth:`migrate`)::
+
+            for rev in await users.history(uid):
+                print(rev.revision, rev.superseded_at, rev["name"])
+
+        :raises SchemaError: an old revision needs a migration that is not registered.
+        """
+        return await self._history.history(record_id)
+
+    async def get_version(self, record_id: str, revision: int) -> RecordRevision:
+        """Revision ``revision`` of a record (1 GET; the current one costs 1 GET more).
+
+        :raises NotFoundError: no such revision.
+        """
+        return await self._history.get_version(record_id, revision)
+
+    async def restore(self, record_id: str, revision: int, *, retries: int | None = None) -> Record:
+        """Make revision ``revision`` the current version again (a new revision itself;
+        the version it replaces goes to the history). A deleted record is re-created.
+
+        The restored data is validated against the current schema.
+
+        :raises NotFoundError: no such revision.
+        :raises ValidationError: the old data does not satisfy the current schema.
+        """
+        return await self._history.restore(record_id, revision, retries=retries)
+
+    async def purge_history(self, record_id: str) -> int:
+        """Delete every stored revision of a record; returns how many were deleted."""
+        return await self._history.purge_history(record_id)

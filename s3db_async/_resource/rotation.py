@@ -116,7 +116,7 @@ async def rotate_passphrase(
         if not any(resource.make_codec(v, None).schema.has_secrets for v in resource.versions):
             continue
         counts = await _sweep(db, resource, new_box, on_progress)
-        counts["rewritten"] += await resource._rotate_history(new_box)  # kept revisions too
+        counts["rewritten"] += await resource._history.rotate_history(new_box)  # kept revisions too
         totals["records"] += counts["records"]
         totals["rewritten"] += counts["rewritten"]
 

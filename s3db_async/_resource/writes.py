@@ -114,7 +114,7 @@ class RecordWriter:
         if pre and not await self._put_refs(rid, pre, SWAP_ROUNDS):
             return None
         if res.keeps_history:
-            await res._stamp_revision(rid, obj, encoded)
+            await res._history.stamp_revision(rid, obj, encoded)
         try:
             etag = await res._put_encoded(res.key_for(rid), encoded, if_match=obj.etag)
         except PreconditionFailed:

@@ -148,7 +148,7 @@ async def test_orphan_entry_is_hidden_then_adopted(db: Database) -> None:
     rec = await res.insert({"name": "a", "n": 1})
     rid = rec["id"]
     obj = await db.store.get(res.key_for(rid))
-    assert await res._preserve(rid, obj) == 1  # a writer died before its If-Match write
+    assert await res._history.preserve(rid, obj) == 1  # a writer died before its If-Match write
     assert await res.history(rid) == []  # the entry preserves the current version: hidden
     assert (await res.get_version(rid, 1))["n"] == 1
     db.store.stats.reset()
