@@ -255,7 +255,7 @@ class History:
         data = self.resource._codec_for(version).decode(entry.metadata, entry.body)
         record = Record({"id": rid}, etag=entry.etag, version=version, masked=self.resource._masked)
         record.update(data)
-        record = await self.resource._upgrade(record)
+        record = await self.resource._migrations.upgrade(record)
         return RecordRevision(
             record,
             etag=entry.etag,

@@ -16,7 +16,7 @@ one past an unchanged definition creates that version (a data-only migration).
   version and validates the result. Nothing is written back on read: reads stay one GET,
   never race writers and work with read-only credentials. The next write of the record
   (``update`` ...) stores it under the current version.
-- **Eagerly**, :meth:`MigrationMixin.migrate` rewrites every record below the current
+- **Eagerly**, :meth:`Migrations.migrate` rewrites every record below the current
   version with ``If-Match`` (bounded concurrency). A record's ``_v`` says whether it is
   done, so a crashed or cancelled run resumes where it stopped, and a second run writes
   nothing. A checkpoint (``resource={name}/plugin=migrations/checkpoint``, every
@@ -58,15 +58,11 @@ from ..errors import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
-
-    from .._codec.codec import RecordCodec
-    from .._database import Database
-    from .._schema.schema import Schema
+    from .resource import Resource
 
 __all__ = [
     "MigrationFn",
-    "MigrationMixin",
+    "Migrations",
     "UpgradedRecord",
     "declare_steps",
     "load_migrations",
@@ -241,117 +237,89 @@ class UpgradedRecord(Record):
         self.stored: Mapping[str, Any] = stored if stored is not None else {}
 
 
-class MigrationMixin:
+class Migrations:
     """Lazy and eager record upgrades of a resource."""
 
-    if TYPE_CHECKING:
-        name: str
-        db: Database
-        version: str
-        schema: Schema
-        conflict_retries: int
-        keeps_history: bool
-        _versions: dict[str, dict[str, Any]]
-        _masked: tuple[str, ...]
-
-        def _codec_for(self, version: str) -> RecordCodec: ...
-        def _encode(self, record: Mapping[str, Any], rid: str) -> Any: ...
-        async def _swap(
-            self,
-            rid: str,
-            obj: Any,
-            before: Mapping[str, Any],
-            encoded: Any,
-            after: Mapping[str, Any],
-        ) -> str | None: ...
-        def emit(self, event: str, *args: Any) -> None: ...
-        def _iter_ids(
-            self,
-            partition: str | None = None,
-            partition_values: Mapping[str, Any] | None = None,
-            *,
-            start_after: str | None = None,
-            limit: int | None = None,
-        ) -> AsyncIterator[tuple[str, str]]: ...
-
-    _migration_fns: Mapping[int, MigrationFn | None] = MappingProxyType({})
+    def __init__(self, resource: Resource) -> None:
+        self.resource = resource
+        self.migration_fns: Mapping[int, MigrationFn | None] = MappingProxyType({})
 
     def set_migrations(self, migrations: Mapping[Any, MigrationFn | None] | None) -> None:
-        """Register migration functions in this process (nothing is stored).
-
-        ``create_resource(..., migrations=...)`` calls it; use it directly in processes
-        that open the database without creating the resource (the ``s3db migrate
-        --module`` command does).
-
-        :raises SchemaError: a bad key or value, or a step beyond the current version.
-        """
-        fns = normalize_migrations(migrations, resource=self.name) or {}
-        current = version_number(self.version) or 1
+        fns = normalize_migrations(migrations, resource=self.resource.name) or {}
+        current = version_number(self.resource.version) or 1
         beyond = sorted(n for n in fns if n > current)
         if beyond:
             raise SchemaError(
-                f"migration to v{beyond[0]} given, but {self.name!r} is at {self.version}",
+                f"migration to v{beyond[0]} given, "
+                f"but {self.resource.name!r} is at {self.resource.version}",
                 suggestion="key each function by the version it produces",
-                metadata={"resource": self.name, "migration": beyond[0]},
+                metadata={"resource": self.resource.name, "migration": beyond[0]},
             )
-        self._migration_fns = MappingProxyType(fns)
+        self.migration_fns = MappingProxyType(fns)
 
     @property
     def migrations(self) -> Mapping[int, MigrationFn | None]:
-        """The migration functions registered in this process, by target version."""
-        return self._migration_fns
+        return self.migration_fns
 
-    def _declared_steps(self) -> set[int]:
+    def declared_steps(self) -> set[int]:
         steps: set[int] = set()
-        for entry in self._versions.values():
+        for entry in self.resource._versions.values():
             steps.update(entry.get("definition", {}).get("migrations") or ())
         return steps
 
-    def _migration_chain(self, version: str) -> list[tuple[int, MigrationFn | None]]:
+    def migration_chain(self, version: str) -> list[tuple[int, MigrationFn | None]]:
         """The steps from ``version`` to the current one (empty if none are needed).
 
         :raises SchemaError: a needed step is missing.
         """
-        start, end = version_number(version), version_number(self.version)
+        start, end = version_number(version), version_number(self.resource.version)
         if start is None or end is None or start >= end:
             return []
-        declared = self._declared_steps()
-        strict = bool(self._migration_fns) or bool(declared)
+        declared = self.declared_steps()
+        strict = bool(self.migration_fns) or bool(declared)
         chain: list[tuple[int, MigrationFn | None]] = []
         for n in range(start + 1, end + 1):
-            fn = self._migration_fns.get(n, _MISSING)
+            fn = self.migration_fns.get(n, _MISSING)
             if fn is not _MISSING:
                 chain.append((n, fn))
             elif n in declared:
                 raise SchemaError(
-                    f"{self.name} records at {version} need the migration to v{n}: it is "
+                    f"{self.resource.name} records at {version} need the migration to v{n}: it is "
                     "declared in s3db.json but not registered in this process",
                     suggestion="pass the same migrations= to create_resource() in every "
                     "process, or call resource.set_migrations(...)",
-                    metadata={"resource": self.name, "version": version, "missing": f"v{n}"},
+                    metadata={
+                        "resource": self.resource.name,
+                        "version": version,
+                        "missing": f"v{n}",
+                    },
                 )
-            elif strict and not self._same_attributes(n):
+            elif strict and not self.same_attributes(n):
                 raise SchemaError(
-                    f"no migration to v{n}: {self.name} records at {version} cannot be "
-                    f"upgraded to {self.version}",
+                    f"no migration to v{n}: {self.resource.name} records at {version} cannot be "
+                    f"upgraded to {self.resource.version}",
                     suggestion=f"add {n}: <function> to migrations (or {n}: None when v{n} "
                     "records need no change)",
-                    metadata={"resource": self.name, "version": version, "missing": f"v{n}"},
+                    metadata={
+                        "resource": self.resource.name,
+                        "version": version,
+                        "missing": f"v{n}",
+                    },
                 )
             else:
                 chain.append((n, None))
         return chain
 
-    def _same_attributes(self, n: int) -> bool:
-        before = self._versions.get(f"v{n - 1}", {}).get("definition")
-        after = self._versions.get(f"v{n}", {}).get("definition")
+    def same_attributes(self, n: int) -> bool:
+        before = self.resource._versions.get(f"v{n - 1}", {}).get("definition")
+        after = self.resource._versions.get(f"v{n}", {}).get("definition")
         return (
             before is not None
             and after is not None
             and before.get("attributes") == after.get("attributes")
         )
 
-    async def _run_chain(
+    async def run_chain(
         self, record: Mapping[str, Any], chain: list[tuple[int, MigrationFn | None]], version: str
     ) -> dict[str, Any]:
         """Apply ``chain`` to a stored record and validate the result (without ``id``)."""
@@ -366,53 +334,53 @@ class MigrationMixin:
                 raise
             except Exception as exc:
                 raise SchemaError(
-                    f"the migration to v{n} failed on {self.name} record {rid!r}: "
+                    f"the migration to v{n} failed on {self.resource.name} record {rid!r}: "
                     f"{type(exc).__name__}: {exc}",
                     suggestion="fix the migration function, then read or migrate() again",
-                    metadata={"resource": self.name, "id": rid, "migration": f"v{n}"},
+                    metadata={"resource": self.resource.name, "id": rid, "migration": f"v{n}"},
                 ) from exc
             if not isinstance(result, Mapping):
                 raise SchemaError(
                     f"the migration to v{n} returned {type(result).__name__}, not a mapping",
                     suggestion="return the upgraded record as a dict",
-                    metadata={"resource": self.name, "id": rid, "migration": f"v{n}"},
+                    metadata={"resource": self.resource.name, "id": rid, "migration": f"v{n}"},
                 )
             data = dict(result)
             if str(data.setdefault("id", rid)) != rid:
                 raise SchemaError(
-                    f"the migration to v{n} changed the id of {self.name} record {rid!r}",
+                    f"the migration to v{n} changed the id of {self.resource.name} record {rid!r}",
                     suggestion="migrations cannot change ids",
-                    metadata={"resource": self.name, "id": rid, "migration": f"v{n}"},
+                    metadata={"resource": self.resource.name, "id": rid, "migration": f"v{n}"},
                 )
         data.pop("id", None)
         try:
-            return self.schema.validate(data)
+            return self.resource.schema.validate(data)
         except ValidationError as exc:
             raise ValidationError(
-                f"{self.name} record {rid!r} upgraded from {version} does not satisfy "
-                f"{self.version}: {exc.message}",
+                f"{self.resource.name} record {rid!r} upgraded from {version} does not satisfy "
+                f"{self.resource.version}: {exc.message}",
                 errors=exc.errors,
                 suggestion="make the migrations return records valid under the current schema",
-                metadata={"resource": self.name, "id": rid, "version": version},
+                metadata={"resource": self.resource.name, "id": rid, "version": version},
             ) from None
 
-    async def _upgrade(self, record: Record) -> Record:
+    async def upgrade(self, record: Record) -> Record:
         """Lazy upgrade of a record read from an older version (once migrations exist)."""
-        if not (self._migration_fns or self._declared_steps()):
+        if not (self.migration_fns or self.declared_steps()):
             return record
-        version = record.version or self.version
-        chain = self._migration_chain(version)
+        version = record.version or self.resource.version
+        chain = self.migration_chain(version)
         if not chain:
             return record
-        data = await self._run_chain(record, chain, version)
+        data = await self.run_chain(record, chain, version)
         out = UpgradedRecord({"id": record["id"]}, etag=record.etag, version=version, stored=record)
         out.update(data)
         return out
 
     # -- eager ---------------------------------------------------------------------
     @property
-    def _checkpoint_key(self) -> str:
-        return f"resource={self.name}/plugin=migrations/checkpoint"
+    def checkpoint_key(self) -> str:
+        return f"resource={self.resource.name}/plugin=migrations/checkpoint"
 
     async def migrate(
         self,
@@ -420,27 +388,10 @@ class MigrationMixin:
         on_progress: Callable[[dict[str, Any]], Any] | None = None,
         concurrency: int | None = None,
     ) -> dict[str, Any]:
-        """Rewrite every record below the current schema version through the migrations.
-
-        Each record costs 1 GET, plus 1 conditional PUT (+1 PUT with history, + the
-        partition references that move) when it is upgraded. Resumable (cancel it or let
-        it crash, then call it again) and idempotent (records at the current version are
-        skipped). Hooks do not run; ``updated`` events are emitted per upgraded record::
-
-            result = await users.migrate(on_progress=lambda p: print(p["done"], p["total"]))
-
-        :param on_progress: called (sync or async) after each record with ``resource``,
-            ``version``, ``total``, ``done``, ``migrated`` and ``skipped``; counting the
-            total costs a LIST pass first, so it is only done when a callback is given.
-        :param concurrency: records in flight (default: the database's ``parallelism``).
-        :returns: the same counters after the run.
-        :raises SchemaError: a needed migration is missing or failed (the run stops; the
-            records migrated so far stay migrated).
-        """
-        target = version_number(self.version)
+        target = version_number(self.resource.version)
         stats: dict[str, Any] = {
-            "resource": self.name,
-            "version": self.version,
+            "resource": self.resource.name,
+            "version": self.resource.version,
             "total": None,
             "done": 0,
             "migrated": 0,
@@ -448,11 +399,11 @@ class MigrationMixin:
         }
         if target is None:
             return stats
-        checkpoint = await self._read_checkpoint()
+        checkpoint = await self.read_checkpoint()
         start_after = checkpoint.get("after") if checkpoint else None
         if on_progress is not None:
             total = before = 0
-            async for key, _ in self._iter_ids():
+            async for key, _ in self.resource._iter_ids():
                 total += 1
                 if start_after is not None and key <= start_after:
                     before += 1
@@ -461,9 +412,9 @@ class MigrationMixin:
         async def one(item: tuple[str, str]) -> tuple[str, str]:
             key, rid = item
             try:
-                return key, await self._migrate_one(key, rid, target)
+                return key, await self.migrate_one(key, rid, target)
             except Exception as exc:
-                exc.add_note(f"while migrating {self.name} record {rid!r}")
+                exc.add_note(f"while migrating {self.resource.name} record {rid!r}")
                 raise
 
         since = 0
@@ -471,7 +422,9 @@ class MigrationMixin:
         results = cast(
             "AsyncGenerator[tuple[str, str], None]",
             ordered_map(
-                one, self._iter_ids(start_after=start_after), concurrency or self.db.parallelism
+                one,
+                self.resource._iter_ids(start_after=start_after),
+                concurrency or self.resource.db.parallelism,
             ),
         )
         async with aclosing(results):  # an error here cancels the records in flight
@@ -480,64 +433,68 @@ class MigrationMixin:
                 stats["done"] += 1
                 since += 1
                 if since >= CHECKPOINT_EVERY and stats["migrated"]:
-                    await self._write_checkpoint(key)  # only runs that write leave one
+                    await self.write_checkpoint(key)  # only runs that write leave one
                     since, saved = 0, True
                 if on_progress is not None:
                     await _maybe_await(on_progress(dict(stats)))
         if checkpoint is not None or saved:
-            await self.db.store.delete(self._checkpoint_key)
+            await self.resource.db.store.delete(self.checkpoint_key)
         if stats["total"] is None:
             stats["total"] = stats["done"]
         return stats
 
-    async def _read_checkpoint(self) -> dict[str, Any] | None:
+    async def read_checkpoint(self) -> dict[str, Any] | None:
         try:
-            obj = await self.db.store.get(self._checkpoint_key)
+            obj = await self.resource.db.store.get(self.checkpoint_key)
         except NotFoundError:
             return None
         try:
             doc = msgspec.json.decode(obj.body)
         except msgspec.DecodeError:
             return {}
-        if not isinstance(doc, dict) or doc.get("version") != self.version:
+        if not isinstance(doc, dict) or doc.get("version") != self.resource.version:
             return {}  # another target version: start over (and drop it when done)
         return doc
 
-    async def _write_checkpoint(self, key: str) -> None:
+    async def write_checkpoint(self, key: str) -> None:
         body = msgspec.json.encode(
-            {"version": self.version, "after": key, "at": datetime.now(UTC).isoformat()}
+            {"version": self.resource.version, "after": key, "at": datetime.now(UTC).isoformat()}
         )
-        await self.db.store.put(self._checkpoint_key, body, content_type="application/json")
+        await self.resource.db.store.put(self.checkpoint_key, body, content_type="application/json")
 
-    async def _migrate_one(self, key: str, rid: str, target: int) -> str:
+    async def migrate_one(self, key: str, rid: str, target: int) -> str:
         """Upgrade one record; ``"migrated"`` or ``"skipped"`` (current, newer or gone)."""
-        store = self.db.store
+        store = self.resource.db.store
 
         async def attempt(_: int) -> str | _Retry:
             try:
                 obj = await store.get(key)
             except NotFoundError:
                 return "skipped"
-            version = record_version(obj.metadata) or self.version
+            version = record_version(obj.metadata) or self.resource.version
             number = version_number(version)
             if number is None or number >= target:
                 return "skipped"
-            stored = Record({"id": rid}, etag=obj.etag, version=version, masked=self._masked)
-            stored.update(self._codec_for(version).decode(obj.metadata, obj.body))
-            record = await self._run_chain(stored, self._migration_chain(version), version)
-            encoded = self._encode(record, rid)
-            etag = await self._swap(rid, obj, stored, encoded, record)
+            stored = Record(
+                {"id": rid}, etag=obj.etag, version=version, masked=self.resource._masked
+            )
+            stored.update(self.resource._codec_for(version).decode(obj.metadata, obj.body))
+            record = await self.run_chain(stored, self.migration_chain(version), version)
+            encoded = self.resource._encode(record, rid)
+            etag = await self.resource._swap(rid, obj, stored, encoded, record)
             if etag is None:
                 return RETRY  # written meanwhile: look again (probably current now)
-            result = Record({"id": rid}, etag=etag, version=self.version, masked=self._masked)
+            result = Record(
+                {"id": rid}, etag=etag, version=self.resource.version, masked=self.resource._masked
+            )
             result.update(record)
-            self.emit("updated", result, stored)
+            self.resource.emit("updated", result, stored)
             return "migrated"
 
         return await cas_loop(
             attempt,
-            what=f"{self.name} record {rid!r} (migrate)",
-            backoff=Backoff(attempts=self.conflict_retries + 1),
+            what=f"{self.resource.name} record {rid!r} (migrate)",
+            backoff=Backoff(attempts=self.resource.conflict_retries + 1),
             suggestion="run migrate() again",
-            metadata={"resource": self.name, "id": rid},
+            metadata={"resource": self.resource.name, "id": rid},
         )

@@ -50,7 +50,7 @@ from .extensions import MIDDLEWARE_METHODS, Extensions
 from .history import REVISION_METADATA_BYTES, History, RecordRevision
 from .ids import IdGenerator, make_id_generator, parse_incremental, validate_id
 from .listing import ListingMixin
-from .migrations import MigrationMixin
+from .migrations import MigrationFn, Migrations
 from .partitions import (
     Partition,
     kill_refs,
@@ -83,7 +83,6 @@ HOOK_NAMES = tuple(
 
 class Resource(
     ListingMixin,
-    MigrationMixin,
     EventEmitter,
 ):
     """A named collection of records with a schema, partitions, hooks and events.
@@ -122,6 +121,7 @@ class Resource(
         self._custom_id_generator = id_generator
         self._writer = RecordWriter(self)
         self._content = Content(self)
+        self._migrations = Migrations(self)
         self._history = History(self)
         self._corrupt = Corruption(self)
         self._apply(definition, version, versions)
@@ -392,7 +392,9 @@ class Resource(
             raise self._corrupt.unreadable(rid, exc) from exc
         await self._corrupt.learn_version(obj.metadata)
         record = self._decode(rid, obj.metadata, obj.body, obj.etag)
-        return obj, (record if record.version == self.version else await self._upgrade(record))
+        return obj, (
+            record if record.version == self.version else await self._migrations.upgrade(record)
+        )
 
     def _decode(self, rid: str, metadata: Mapping[str, str], body: bytes, etag: str) -> Record:
         """Decode a stored record; :class:`CorruptRecordError` when it cannot be."""
@@ -1035,3 +1037,45 @@ class Resource(
     async def purge_history(self, record_id: str) -> int:
         """Delete every stored revision of a record; returns how many were deleted."""
         return await self._history.purge_history(record_id)
+
+    # -- migrations (Migrations) ----------------------------------------------------------
+    def set_migrations(self, migrations: Mapping[Any, MigrationFn | None] | None) -> None:
+        """Register migration functions in this process (nothing is stored).
+
+        ``create_resource(..., migrations=...)`` calls it; use it directly in processes
+        that open the database without creating the resource (the ``s3db migrate
+        --module`` command does).
+
+        :raises SchemaError: a bad key or value, or a step beyond the current version.
+        """
+        self._migrations.set_migrations(migrations)
+
+    @property
+    def migrations(self) -> Mapping[int, MigrationFn | None]:
+        """The migration functions registered in this process, by target version."""
+        return self._migrations.migrations
+
+    async def migrate(
+        self,
+        *,
+        on_progress: Callable[[dict[str, Any]], Any] | None = None,
+        concurrency: int | None = None,
+    ) -> dict[str, Any]:
+        """Rewrite every record below the current schema version through the migrations.
+
+        Each record costs 1 GET, plus 1 conditional PUT (+1 PUT with history, + the
+        partition references that move) when it is upgraded. Resumable (cancel it or let
+        it crash, then call it again) and idempotent (records at the current version are
+        skipped). Hooks do not run; ``updated`` events are emitted per upgraded record::
+
+            result = await users.migrate(on_progress=lambda p: print(p["done"], p["total"]))
+
+        :param on_progress: called (sync or async) after each record with ``resource``,
+            ``version``, ``total``, ``done``, ``migrated`` and ``skipped``; counting the
+            total costs a LIST pass first, so it is only done when a callback is given.
+        :param concurrency: records in flight (default: the database's ``parallelism``).
+        :returns: the same counters after the run.
+        :raises SchemaError: a needed migration is missing or failed (the run stops; the
+            records migrated so far stay migrated).
+        """
+        return await self._migrations.migrate(on_progress=on_progress, concurrency=concurrency)
