@@ -10,7 +10,7 @@ Usage::
 
 Metadata layout: each leaf field is stored under its registry id (``"0"``,
 ``"a"``, ``"p0"`` for plugin fields), its value encoded by type (see
-:mod:`s3db_async._encoding`). Reserved keys start with ``_``: ``_v`` the
+:mod:`s3db_async._schema.encoding`). Reserved keys start with ``_``: ``_v`` the
 schema version (always), ``_b`` = ``1`` when the body holds fields (a
 msgspec-JSON object ``{id: value}``), ``_t`` the ids cut or dropped by
 ``truncate-data``, ``_x`` a JSON blob for what has no id: extra fields

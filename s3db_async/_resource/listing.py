@@ -35,15 +35,9 @@ from .partitions import (
 from .query import check_group_field, check_password_conditions, compile_filter, equality_pins
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from .resource import Resource
 
-    from .._database import Database
-    from .._events import HookRegistry
-    from .._record import Record as _Record
-    from .._schema.schema import Schema
-    from .corrupt import Corruption
-
-__all__ = ["ListingMixin"]
+__all__ = ["Listing"]
 
 
 def _encode_cursor(key: str) -> str:
@@ -65,42 +59,24 @@ def _decode_cursor(cursor: str, prefix: str) -> str:
     return key
 
 
-class ListingMixin:
+class Listing:
     """Read-many operations of a resource."""
 
-    if TYPE_CHECKING:
-        name: str
-        db: Database
-        partitions: dict[str, Partition]
-        schema: Schema
-        _hooks: HookRegistry
-
-        @property
-        def data_prefix(self) -> str: ...
-        def key_for(self, record_id: str) -> str: ...
-        def _ref_tokens(
-            self, record: Mapping[str, Any], rid: str, metadata: Mapping[str, str]
-        ) -> dict[str, str]: ...
-        async def _read(self, rid: str) -> tuple[Any, _Record]: ...
-
-        _corrupt: Corruption
-
-        def _check_path(self, path: str, *, where: str = "query filter") -> None: ...
-
-        _call: Callable[..., Awaitable[Any]]
+    def __init__(self, resource: Resource) -> None:
+        self.resource = resource
 
     # -- partition plumbing ---------------------------------------------------
-    def _partition(self, name: str) -> Partition:
+    def partition(self, name: str) -> Partition:
         try:
-            return self.partitions[name]
+            return self.resource.partitions[name]
         except KeyError:
             raise ConfigError(
-                f"resource {self.name!r} has no partition {name!r}",
-                suggestion=f"use one of: {', '.join(self.partitions) or '(none defined)'}",
-                metadata={"resource": self.name, "partition": name},
+                f"resource {self.resource.name!r} has no partition {name!r}",
+                suggestion=f"use one of: {', '.join(self.resource.partitions) or '(none defined)'}",
+                metadata={"resource": self.resource.name, "partition": name},
             ) from None
 
-    def _scope(
+    def scope(
         self, partition: str | None, partition_values: Mapping[str, Any] | None
     ) -> tuple[str, Partition | None, dict[str, str]]:
         """(list prefix, partition, remaining encoded filters on the keys)."""
@@ -109,14 +85,14 @@ class ListingMixin:
                 raise ConfigError(
                     "partition_values given without partition",
                     suggestion="pass partition='<name>' too",
-                    metadata={"resource": self.name},
+                    metadata={"resource": self.resource.name},
                 )
-            return self.data_prefix, None, {}
-        p = self._partition(partition)
-        prefix, rest = p.prefix(self.name, partition_values or {})
+            return self.resource.data_prefix, None, {}
+        p = self.partition(partition)
+        prefix, rest = p.prefix(self.resource.name, partition_values or {})
         return prefix, p, rest
 
-    async def _iter_ids(
+    async def iter_ids(
         self,
         partition: str | None = None,
         partition_values: Mapping[str, Any] | None = None,
@@ -125,9 +101,9 @@ class ListingMixin:
         limit: int | None = None,
     ) -> AsyncIterator[tuple[str, str]]:
         """Yield ``(key, id)`` in key order."""
-        prefix, p, rest = self._scope(partition, partition_values)
+        prefix, p, rest = self.scope(partition, partition_values)
         seen = 0
-        async for entry in self.db.store.list(
+        async for entry in self.resource.db.store.list(
             prefix, start_after=start_after, limit=None if rest else limit
         ):
             if not isinstance(entry, ListEntry):
@@ -156,18 +132,17 @@ class ListingMixin:
         partition_values: Mapping[str, Any] | None = None,
         limit: int | None = None,
     ) -> builtins.list[str]:
-        """Ids of the records (LIST only), optionally inside a partition."""
-        return await self._call(  # type: ignore[no-any-return]
-            "list_ids", self._list_ids, partition, partition_values, limit
+        return await self.resource._call(  # type: ignore[no-any-return]
+            "list_ids", self.list_ids_impl, partition, partition_values, limit
         )
 
-    async def _list_ids(
+    async def list_ids_impl(
         self,
         partition: str | None,
         partition_values: Mapping[str, Any] | None,
         limit: int | None,
     ) -> builtins.list[str]:
-        return [rid async for _, rid in self._iter_ids(partition, partition_values, limit=limit)]
+        return [rid async for _, rid in self.iter_ids(partition, partition_values, limit=limit)]
 
     async def count(
         self,
@@ -177,17 +152,11 @@ class ListingMixin:
         by: str | None = None,
         strict: bool = False,
     ) -> Any:
-        """How many records (LIST only). With ``by``, a ``{value: count}`` mapping.
-
-        ``by`` uses a partition on that single field when one exists (LIST only);
-        otherwise it reads the records, and a corrupt one is left out of the counts (an
-        ``error`` event) or, with ``strict``, raises :class:`CorruptRecordError`.
-        """
-        return await self._call(
-            "count", self._count, partition, partition_values, by, strict=strict
+        return await self.resource._call(
+            "count", self.count_impl, partition, partition_values, by, strict=strict
         )
 
-    async def _count(
+    async def count_impl(
         self,
         partition: str | None,
         partition_values: Mapping[str, Any] | None,
@@ -196,21 +165,21 @@ class ListingMixin:
         strict: bool = False,
     ) -> int | dict[Any, int]:
         if by is not None:
-            check_group_field(by, self.schema.sensitive_fields)
+            check_group_field(by, self.resource.schema.sensitive_fields)
         if by is None:
             if partition is None:
-                return await self._count_records()
+                return await self.count_records()
             n = 0
-            async for _ in self._iter_ids(partition, partition_values):
+            async for _ in self.iter_ids(partition, partition_values):
                 n += 1
             return n
-        self._check_path(by, where="count(by=)")
+        self.resource._check_path(by, where="count(by=)")
         if partition is None:
-            groups = await self._count_by_partition(by)
+            groups = await self.count_by_partition(by)
             if groups is not None:
                 return groups
         counts: dict[Any, int] = {}
-        records = self._records(partition, partition_values, op="count", strict=strict)
+        records = self.records(partition, partition_values, op="count", strict=strict)
         async for record in records:
             value: Any = get_path(record, by)
             value = None if is_missing(value) else value
@@ -218,21 +187,21 @@ class ListingMixin:
             counts[hashable] = counts.get(hashable, 0) + 1
         return counts
 
-    async def _count_records(self) -> int:
+    async def count_records(self) -> int:
         """Records of the resource: LIST only, counted a page at a time."""
         n = 0
-        async for page in self.db.store.list_pages(self.data_prefix):
+        async for page in self.resource.db.store.list_pages(self.resource.data_prefix):
             n += len(page)  # no delimiter: every entry is a record key
         return n
 
-    async def _count_by_partition(self, by: str) -> dict[Any, int] | None:
+    async def count_by_partition(self, by: str) -> dict[Any, int] | None:
         """Group counts from a single-field partition on ``by`` (LIST only), or ``None``.
 
         Used only when the partition keeps whole values (no ``maxlength``) of a type whose
         key form converts back exactly (text, integers, booleans), so the answer equals
         reading every record; records without a value are counted under ``None``.
         """
-        spec = self.schema.fields.get(by)
+        spec = self.resource.schema.fields.get(by)
         kind = getattr(spec, "type", None)
         convert: Any
         if kind in ("string", "email", "url"):
@@ -243,23 +212,23 @@ class ListingMixin:
             convert = "true".__eq__
         else:
             return None
-        for p in self.partitions.values():
+        for p in self.resource.partitions.values():
             if p.fields != ((by, None),):
                 continue
             groups: dict[Any, int] = {}
-            async for key, _ in self._iter_ids(p.name):
+            async for key, _ in self.iter_ids(p.name):
                 parsed = p.parse_ref(key)
                 if parsed is not None:
                     group = convert(p.decoded_values(parsed[0])[by])
                     groups[group] = groups.get(group, 0) + 1
-            missing = await self._count_records() - sum(groups.values())
+            missing = await self.count_records() - sum(groups.values())
             if missing > 0:
                 groups[None] = missing
             return groups
         return None
 
     # -- records ---------------------------------------------------------------
-    async def _fetch(
+    async def fetch(
         self,
         rid: str,
         p: Partition | None,
@@ -274,11 +243,11 @@ class ListingMixin:
         A corrupt record is ``None`` too, reported through :meth:`Corruption.report`.
         """
         try:
-            _, record = await self._read(rid)
+            _, record = await self.resource._read(rid)
         except NotFoundError:
             return None
         except CorruptRecordError as exc:
-            self._corrupt.report(exc, op=op, strict=strict, skipped=skipped)
+            self.resource._corrupt.report(exc, op=op, strict=strict, skipped=skipped)
             return None
         if p is not None:
             for path, maxlength in p.fields:
@@ -298,12 +267,7 @@ class ListingMixin:
         concurrency: int | None = None,
         strict: bool = False,
     ) -> AsyncIterator[Record]:
-        """Yield records in id order, fetching ``concurrency`` (default ``parallelism``) at a time.
-
-        Memory stays bounded whatever the number of records. A corrupt record is skipped
-        with an ``error`` event, or raises :class:`CorruptRecordError` with ``strict``.
-        """
-        records = self._records(
+        records = self.records(
             partition,
             partition_values,
             start_after_id=start_after_id,
@@ -315,7 +279,7 @@ class ListingMixin:
         async for record in records:
             yield record
 
-    async def _records(
+    async def records(
         self,
         partition: str | None,
         partition_values: Mapping[str, Any] | None,
@@ -328,18 +292,20 @@ class ListingMixin:
         concurrency: int | None = None,
     ) -> AsyncIterator[Record]:
         """:meth:`stream`, telling :meth:`_fetch` the operation and where skips go."""
-        _, p, _ = self._scope(partition, partition_values)
-        pins = self._pins(p, partition_values)
-        start_after = self.key_for(start_after_id) if start_after_id and p is None else None
+        _, p, _ = self.scope(partition, partition_values)
+        pins = self.pins(p, partition_values)
+        start_after = (
+            self.resource.key_for(start_after_id) if start_after_id and p is None else None
+        )
 
         async def fetch(item: tuple[str, str]) -> Record | None:
-            return await self._fetch(item[1], p, pins, op=op, strict=strict, skipped=skipped)
+            return await self.fetch(item[1], p, pins, op=op, strict=strict, skipped=skipped)
 
         n = 0
         async for record in ordered_map(
             fetch,
-            self._iter_ids(partition, partition_values, start_after=start_after),
-            concurrency or self.db.parallelism,
+            self.iter_ids(partition, partition_values, start_after=start_after),
+            concurrency or self.resource.db.parallelism,
         ):
             if record is not None:
                 yield record
@@ -347,7 +313,7 @@ class ListingMixin:
                 if limit is not None and n >= limit:
                     return
 
-    def _pins(self, p: Partition | None, values: Mapping[str, Any] | None) -> dict[str, str]:
+    def pins(self, p: Partition | None, values: Mapping[str, Any] | None) -> dict[str, str]:
         if p is None or not values:
             return {}
         maxlen = dict(p.fields)
@@ -361,16 +327,11 @@ class ListingMixin:
         limit: int | None = None,
         strict: bool = False,
     ) -> RecordList:
-        """Every record (or the first ``limit``), optionally inside a partition.
-
-        A corrupt record is left out and its :class:`CorruptRecordError` is in the
-        result's ``skipped`` (and emitted as ``error``); ``strict=True`` raises it instead.
-        """
-        return await self._call(  # type: ignore[no-any-return]
-            "list", self._list, partition, partition_values, limit, strict=strict
+        return await self.resource._call(  # type: ignore[no-any-return]
+            "list", self.list_impl, partition, partition_values, limit, strict=strict
         )
 
-    async def _list(
+    async def list_impl(
         self,
         partition: str | None,
         partition_values: Mapping[str, Any] | None,
@@ -383,25 +344,25 @@ class ListingMixin:
             "partition_values": partition_values,
             "limit": limit,
         }
-        if self._hooks.has("before_list"):
-            options = dict(await self._hooks.run("before_list", options))
+        if self.resource._hooks.has("before_list"):
+            options = dict(await self.resource._hooks.run("before_list", options))
         p_name = options.get("partition")
         p_values = options.get("partition_values")
-        ids = [rid async for _, rid in self._iter_ids(p_name, p_values)]
-        p = self.partitions.get(p_name) if p_name else None
-        pins = self._pins(p, p_values)
+        ids = [rid async for _, rid in self.iter_ids(p_name, p_values)]
+        p = self.resource.partitions.get(p_name) if p_name else None
+        pins = self.pins(p, p_values)
         skipped: builtins.list[CorruptRecordError] = []
         fetched = await bounded_gather(
-            lambda rid: self._fetch(rid, p, pins, strict=strict, skipped=skipped),
+            lambda rid: self.fetch(rid, p, pins, strict=strict, skipped=skipped),
             ids,
-            self.db.parallelism,
+            self.resource.db.parallelism,
         )
         records = [r for r in fetched if r is not None]
         lim = options.get("limit")
         if lim is not None:
             records = records[:lim]
-        if self._hooks.has("after_list"):
-            records = await self._hooks.run("after_list", records)
+        if self.resource._hooks.has("after_list"):
+            records = await self.resource._hooks.run("after_list", records)
         return RecordList(records, sorted(skipped, key=lambda e: e.key))
 
     async def page(
@@ -414,17 +375,11 @@ class ListingMixin:
         partition_values: Mapping[str, Any] | None = None,
         strict: bool = False,
     ) -> Page:
-        """One page of records. Pass the previous ``next_cursor`` (opaque) for the next one,
-        or ``page=N`` (0-based) to skip ``N * size`` ids (LIST only for the skipped ones).
-
-        A corrupt record is left out of ``items`` (the page may hold fewer than ``size``)
-        and reported in ``skipped``; ``strict=True`` raises :class:`CorruptRecordError`.
-        """
-        return await self._call(  # type: ignore[no-any-return]
-            "page", self._page, size, cursor, page, partition, partition_values, strict=strict
+        return await self.resource._call(  # type: ignore[no-any-return]
+            "page", self.page_impl, size, cursor, page, partition, partition_values, strict=strict
         )
 
-    async def _page(
+    async def page_impl(
         self,
         size: int,
         cursor: str | None,
@@ -440,22 +395,22 @@ class ListingMixin:
                 errors=[{"field": "size", "rule": "min:1", "message": "must be >= 1"}],
                 metadata={"field": "size"},
             )
-        prefix, p, _ = self._scope(partition, partition_values)
+        prefix, p, _ = self.scope(partition, partition_values)
         start_after = _decode_cursor(cursor, prefix) if cursor else None
         skip = (page or 0) * size
         items: list[tuple[str, str]] = []
-        async for item in self._iter_ids(
+        async for item in self.iter_ids(
             partition, partition_values, start_after=start_after, limit=skip + size + 1
         ):
             items.append(item)
         window = items[skip : skip + size]
         more = len(items) > skip + size
-        pins = self._pins(p, partition_values)
+        pins = self.pins(p, partition_values)
         skipped: builtins.list[CorruptRecordError] = []
         fetched = await bounded_gather(
-            lambda it: self._fetch(it[1], p, pins, op="page", strict=strict, skipped=skipped),
+            lambda it: self.fetch(it[1], p, pins, op="page", strict=strict, skipped=skipped),
             window,
-            self.db.parallelism,
+            self.resource.db.parallelism,
         )
         next_cursor = _encode_cursor(window[-1][0]) if more and window else None
         skipped.sort(key=lambda e: e.key)
@@ -470,38 +425,26 @@ class ListingMixin:
         partition_values: Mapping[str, Any] | None = None,
         strict: bool = False,
     ) -> RecordList:
-        """Records matching ``filter`` (see :mod:`s3db_async._query`); all of them unless ``limit``.
-
-        When the filter pins every field of a partition, only that partition is read.
-        Corrupt records are skipped and reported as in :meth:`list`.
-        """
-        return await self._call(  # type: ignore[no-any-return]
-            "query", self._query, filter, limit, partition, partition_values, strict=strict
+        return await self.resource._call(  # type: ignore[no-any-return]
+            "query", self.query_impl, filter, limit, partition, partition_values, strict=strict
         )
 
     def explain(self, filter: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        """Which partition a query would use (no request)."""
-        compile_filter(filter, check_path=self._check_path)
-        check_password_conditions(filter, self.schema.sensitive_fields)
-        partition, values = self._choose_partition(filter)
+        compile_filter(filter, check_path=self.resource._check_path)
+        check_password_conditions(filter, self.resource.schema.sensitive_fields)
+        partition, values = self.choose_partition(filter)
         return {
-            "resource": self.name,
+            "resource": self.resource.name,
             "partition": partition,
             "partition_values": values,
             "scan": partition is None,
         }
 
     async def estimate_query_cost(self, filter: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        """:meth:`explain` plus the requests :meth:`query` would send: runs its LIST only.
-
-        ``list_requests`` (pages of 1000 keys over the partition or the data prefix, counted
-        from the keys listed), ``candidate_records`` (one GET each: ``get_requests``) and
-        ``total_requests``; a ``limit`` can only make the query cheaper.
-        """
         plan = self.explain(filter)
-        prefix, p, rest = self._scope(plan["partition"], plan["partition_values"])
+        prefix, p, rest = self.scope(plan["partition"], plan["partition_values"])
         listed = candidates = 0
-        async for entry in self.db.store.list(prefix):
+        async for entry in self.resource.db.store.list(prefix):
             if not isinstance(entry, ListEntry):
                 continue
             listed += 1
@@ -524,12 +467,12 @@ class ListingMixin:
             "total_requests": list_requests + candidates,
         }
 
-    def _choose_partition(
+    def choose_partition(
         self, flt: Mapping[str, Any] | None
     ) -> tuple[str | None, dict[str, Any] | None]:
         pins = equality_pins(flt)
         best: Partition | None = None
-        for p in self.partitions.values():
+        for p in self.resource.partitions.values():
             if all(f in pins for f in p.field_names) and (
                 best is None or len(p.fields) > len(best.fields)
             ):
@@ -538,7 +481,7 @@ class ListingMixin:
             return None, None
         return best.name, {f: pins[f] for f in best.field_names}
 
-    async def _query(
+    async def query_impl(
         self,
         flt: Mapping[str, Any] | None,
         limit: int | None,
@@ -547,12 +490,12 @@ class ListingMixin:
         *,
         strict: bool = False,
     ) -> RecordList:
-        predicate = compile_filter(flt, check_path=self._check_path)
-        check_password_conditions(flt, self.schema.sensitive_fields)
+        predicate = compile_filter(flt, check_path=self.resource._check_path)
+        check_password_conditions(flt, self.resource.schema.sensitive_fields)
         if partition is None:
-            partition, partition_values = self._choose_partition(flt)
+            partition, partition_values = self.choose_partition(flt)
         out = RecordList()
-        records = self._records(
+        records = self.records(
             partition, partition_values, op="query", strict=strict, skipped=out.skipped
         )
         async for record in records:
@@ -564,30 +507,21 @@ class ListingMixin:
 
     # -- maintenance --------------------------------------------------------------
     async def rebuild_partitions(self) -> dict[str, int]:
-        """Make partition references match the records: add missing, kill stale ones.
-
-        Repairs what a crash between a record write and its reference writes left (stale
-        live references, which partition counts include until then). Every write is a
-        compare-and-swap on the etag listed, so a reference put after the listing is never
-        overwritten or killed. Run it while the resource's writers are quiet: a write in
-        flight whose new reference was listed before its record changed can see that
-        reference killed (run it again then). Returns ``{"added": n, "removed": m}``.
-        """
-        store = self.db.store
-        ids = [rid async for _, rid in self._iter_ids()]
+        store = self.resource.db.store
+        ids = [rid async for _, rid in self.iter_ids()]
 
         async def refs_of(rid: str) -> dict[str, str]:
             try:
-                obj, record = await self._read(rid)
+                obj, record = await self.resource._read(rid)
             except (NotFoundError, CorruptRecordError):
                 return {}  # unreadable: its references cannot lead anywhere, they go
-            return self._ref_tokens(record, rid, obj.metadata)
+            return self.resource._ref_tokens(record, rid, obj.metadata)
 
         expected: dict[str, str] = {}
-        for refs in await bounded_gather(refs_of, ids, self.db.parallelism):
+        for refs in await bounded_gather(refs_of, ids, self.resource.db.parallelism):
             expected.update(refs)
         listed: dict[str, str | None] = {}  # key -> etag of a live reference, None if dead
-        async for entry in store.list(f"resource={self.name}/partition="):
+        async for entry in store.list(f"resource={self.resource.name}/partition="):
             if isinstance(entry, ListEntry):
                 listed[entry.key] = None if is_dead(entry.size) else entry.etag
 
@@ -609,18 +543,22 @@ class ListingMixin:
                 return 0  # changed meanwhile: a concurrent writer owns it now
             return 1 if token is None or etag is None else 0
 
-        added = sum(await bounded_gather(fix, [k for k in expected], self.db.parallelism))
+        added = sum(await bounded_gather(fix, [k for k in expected], self.resource.db.parallelism))
         stale = [k for k in listed if k not in expected]
         # References of a partition no longer defined (dropped, or refused as it named a
         # secret field) are deleted outright: no writer puts them any more, and a killed
         # marker would keep the value in its key.
-        base = f"resource={self.name}/partition="
-        undefined = [k for k in stale if k[len(base) :].split("/", 1)[0] not in self.partitions]
+        base = f"resource={self.resource.name}/partition="
+        undefined = [
+            k for k in stale if k[len(base) :].split("/", 1)[0] not in self.resource.partitions
+        ]
         if undefined:
             await store.delete_many(undefined)
         gone = set(undefined)
         removed = sum(
-            await bounded_gather(fix, [k for k in stale if k not in gone], self.db.parallelism)
+            await bounded_gather(
+                fix, [k for k in stale if k not in gone], self.resource.db.parallelism
+            )
         )
         removed += sum(1 for k in undefined if listed[k] is not None)
         return {"added": added, "removed": removed}

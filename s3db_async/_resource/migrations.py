@@ -403,7 +403,7 @@ class Migrations:
         start_after = checkpoint.get("after") if checkpoint else None
         if on_progress is not None:
             total = before = 0
-            async for key, _ in self.resource._iter_ids():
+            async for key, _ in self.resource._listing.iter_ids():
                 total += 1
                 if start_after is not None and key <= start_after:
                     before += 1
@@ -423,7 +423,7 @@ class Migrations:
             "AsyncGenerator[tuple[str, str], None]",
             ordered_map(
                 one,
-                self.resource._iter_ids(start_after=start_after),
+                self.resource._listing.iter_ids(start_after=start_after),
                 concurrency or self.resource.db.parallelism,
             ),
         )

@@ -8,7 +8,7 @@ moves; only the GET when the result equals the stored record), ``delete`` = 1 ba
 DELETE, plus 1 GET first when the delete is observed (partitions, delete hooks or
 ``deleted`` listeners) and 1 PUT killing each reference.
 Writes whose answer is lost are resolved by :mod:`s3db_async._cas` (see
-docs/reliability.md); partition references follow :mod:`s3db_async._partitions`.
+docs/reliability.md); partition references follow :mod:`s3db_async._resource.partitions`.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from .._codec.codec import AttributeRegistry, EncodedRecord, RecordCodec
 from .._codec.crypto import SecretBox
 from .._concurrency import bounded_gather
 from .._events import EventEmitter, HookRegistry, Middleware
-from .._record import BatchResult, ItemResult, Record
+from .._record import BatchResult, ItemResult, Page, Record, RecordList
 from .._schema.field_paths import check_field_path
 from .._schema.schema import Schema
 from ..errors import (
@@ -49,7 +49,7 @@ from .corrupt import Corruption
 from .extensions import MIDDLEWARE_METHODS, Extensions
 from .history import REVISION_METADATA_BYTES, History, RecordRevision
 from .ids import IdGenerator, make_id_generator, parse_incremental, validate_id
-from .listing import ListingMixin
+from .listing import Listing
 from .migrations import MigrationFn, Migrations
 from .partitions import (
     Partition,
@@ -82,7 +82,6 @@ HOOK_NAMES = tuple(
 
 
 class Resource(
-    ListingMixin,
     EventEmitter,
 ):
     """A named collection of records with a schema, partitions, hooks and events.
@@ -121,6 +120,7 @@ class Resource(
         self._custom_id_generator = id_generator
         self._writer = RecordWriter(self)
         self._content = Content(self)
+        self._listing = Listing(self)
         self._migrations = Migrations(self)
         self._history = History(self)
         self._corrupt = Corruption(self)
@@ -1079,3 +1079,148 @@ class Resource(
             records migrated so far stay migrated).
         """
         return await self._migrations.migrate(on_progress=on_progress, concurrency=concurrency)
+
+    # -- listing (Listing) ----------------------------------------------------------------
+    async def list_ids(
+        self,
+        *,
+        partition: str | None = None,
+        partition_values: Mapping[str, Any] | None = None,
+        limit: int | None = None,
+    ) -> builtins.list[str]:
+        """Ids of the records (LIST only), optionally inside a partition."""
+        return await self._listing.list_ids(
+            partition=partition, partition_values=partition_values, limit=limit
+        )
+
+    async def count(
+        self,
+        *,
+        partition: str | None = None,
+        partition_values: Mapping[str, Any] | None = None,
+        by: str | None = None,
+        strict: bool = False,
+    ) -> Any:
+        """How many records (LIST only). With ``by``, a ``{value: count}`` mapping.
+
+        ``by`` uses a partition on that single field when one exists (LIST only);
+        otherwise it reads the records, and a corrupt one is left out of the counts (an
+        ``error`` event) or, with ``strict``, raises :class:`CorruptRecordError`.
+        """
+        return await self._listing.count(
+            partition=partition, partition_values=partition_values, by=by, strict=strict
+        )
+
+    def stream(
+        self,
+        *,
+        partition: str | None = None,
+        partition_values: Mapping[str, Any] | None = None,
+        limit: int | None = None,
+        start_after_id: str | None = None,
+        concurrency: int | None = None,
+        strict: bool = False,
+    ) -> AsyncIterator[Record]:
+        """Yield records in id order, fetching ``concurrency`` (default ``parallelism``) at a time.
+
+        Memory stays bounded whatever the number of records. A corrupt record is skipped
+        with an ``error`` event, or raises :class:`CorruptRecordError` with ``strict``.
+        """
+        return self._listing.stream(
+            partition=partition,
+            partition_values=partition_values,
+            limit=limit,
+            start_after_id=start_after_id,
+            concurrency=concurrency,
+            strict=strict,
+        )
+
+    async def list(
+        self,
+        *,
+        partition: str | None = None,
+        partition_values: Mapping[str, Any] | None = None,
+        limit: int | None = None,
+        strict: bool = False,
+    ) -> RecordList:
+        """Every record (or the first ``limit``), optionally inside a partition.
+
+        A corrupt record is left out and its :class:`CorruptRecordError` is in the
+        result's ``skipped`` (and emitted as ``error``); ``strict=True`` raises it instead.
+        """
+        return await self._listing.list(
+            partition=partition, partition_values=partition_values, limit=limit, strict=strict
+        )
+
+    async def page(
+        self,
+        *,
+        size: int = 100,
+        cursor: str | None = None,
+        page: int | None = None,
+        partition: str | None = None,
+        partition_values: Mapping[str, Any] | None = None,
+        strict: bool = False,
+    ) -> Page:
+        """One page of records. Pass the previous ``next_cursor`` (opaque) for the next one,
+        or ``page=N`` (0-based) to skip ``N * size`` ids (LIST only for the skipped ones).
+
+        A corrupt record is left out of ``items`` (the page may hold fewer than ``size``)
+        and reported in ``skipped``; ``strict=True`` raises :class:`CorruptRecordError`.
+        """
+        return await self._listing.page(
+            size=size,
+            cursor=cursor,
+            page=page,
+            partition=partition,
+            partition_values=partition_values,
+            strict=strict,
+        )
+
+    async def query(
+        self,
+        filter: Mapping[str, Any] | None = None,
+        *,
+        limit: int | None = None,
+        partition: str | None = None,
+        partition_values: Mapping[str, Any] | None = None,
+        strict: bool = False,
+    ) -> RecordList:
+        """Records matching ``filter`` (see :mod:`s3db_async._resource.query`); all of them
+        unless ``limit``.
+
+        When the filter pins every field of a partition, only that partition is read.
+        Corrupt records are skipped and reported as in :meth:`list`.
+        """
+        return await self._listing.query(
+            filter,
+            limit=limit,
+            partition=partition,
+            partition_values=partition_values,
+            strict=strict,
+        )
+
+    def explain(self, filter: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Which partition a query would use (no request)."""
+        return self._listing.explain(filter)
+
+    async def estimate_query_cost(self, filter: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """:meth:`explain` plus the requests :meth:`query` would send: runs its LIST only.
+
+        ``list_requests`` (pages of 1000 keys over the partition or the data prefix, counted
+        from the keys listed), ``candidate_records`` (one GET each: ``get_requests``) and
+        ``total_requests``; a ``limit`` can only make the query cheaper.
+        """
+        return await self._listing.estimate_query_cost(filter)
+
+    async def rebuild_partitions(self) -> dict[str, int]:
+        """Make partition references match the records: add missing, kill stale ones.
+
+        Repairs what a crash between a record write and its reference writes left (stale
+        live references, which partition counts include until then). Every write is a
+        compare-and-swap on the etag listed, so a reference put after the listing is never
+        overwritten or killed. Run it while the resource's writers are quiet: a write in
+        flight whose new reference was listed before its record changed can see that
+        reference killed (run it again then). Returns ``{"added": n, "removed": m}``.
+        """
+        return await self._listing.rebuild_partitions()

@@ -2,7 +2,7 @@
 
 Both are timezone-aware UTC :class:`~datetime.datetime` values (millisecond precision),
 stored like every other ``datetime`` field. Records written when they were ISO strings
-still read back as datetimes (see :func:`s3db_async._encoding.dec_date`).
+still read back as datetimes (see :func:`s3db_async._schema.encoding.dec_date`).
 
 - ``insert`` sets both to now; with ``preserve_timestamps=True`` it keeps the values
   given (a datetime or an ISO 8601 string with a zone), which is what an import needs.

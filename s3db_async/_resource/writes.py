@@ -2,7 +2,7 @@
 
 A collaborator of :class:`~s3db_async.Resource` (``resource._writer``): creating a record
 (:meth:`RecordWriter.create`) and replacing one by compare-and-swap
-(:meth:`RecordWriter.swap`) with the reference protocol of :mod:`s3db_async._partitions`:
+(:meth:`RecordWriter.swap`) with the reference protocol of :mod:`s3db_async._resource.partitions`:
 new references are made live before the record write that needs them, the record keeps
 their tokens (``_pt``), old ones are killed by compare-and-swap from their token after it,
 and a write that loses its race hands back the references it put. So no interleaving and

@@ -35,9 +35,9 @@ secret                    the SecretBox token (base64url)
 bytes                     unpadded base64url; ``~e`` for b""          ``AP8``
 ========================  ==========================================  ===========================
 
-Network types are packed by :mod:`s3db_async._types_net`, fixed point, coordinates
-and bitsets by :mod:`s3db_async._types_num`, password hashes by
-:mod:`s3db_async._passwords` (all with the helpers here); ``docs/types.md`` lists them.
+Network types are packed by :mod:`s3db_async._schema.types_net`, fixed point, coordinates
+and bitsets by :mod:`s3db_async._schema.types_num`, password hashes by
+:mod:`s3db_async._schema.passwords` (all with the helpers here); ``docs/types.md`` lists them.
 
 NaN round-trips as NaN (its sign and payload are not kept). ``datetime``
 zones: ``timezone.utc`` and ZoneInfo zones come back as the same objects;

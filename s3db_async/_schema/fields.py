@@ -2,7 +2,7 @@
 
 A :class:`FieldSpec` is one leaf field (or the item definition of an array);
 an :class:`ObjectSpec` is a nested object, or the root of a schema. Both are
-built by :mod:`s3db_async._schema`; ``ObjectSpec.validate`` runs the compiled
+built by :mod:`s3db_async._schema.schema`; ``ObjectSpec.validate`` runs the compiled
 converters of its children and collects every failure.
 """
 

@@ -47,7 +47,7 @@ Semantics
   explicit ``optional`` whose fields have defaults is created with them.
 - Unknown fields fail unless ``allow_extra=True`` (then kept; they must be
   JSON values).
-- Coercions are listed in :mod:`s3db_async._types` (integral floats for
+- Coercions are listed in :mod:`s3db_async._schema.types` (integral floats for
   ``integer``, ISO strings for ``date``, tuples to lists, canonical strs for
   network types, exact Decimals for fixed point, hashes for passwords). ``date``
   keeps the Python type it was given: a ``date`` stays a ``date``, a ``datetime``

@@ -14,12 +14,12 @@ Coercions (the only ones; everything else must already have the right type):
 - ``datetime``: an ISO 8601 string becomes a :class:`datetime.datetime` (a bare date is
   midnight, naive), and so does a :class:`datetime.date`;
 - ``ip4``, ``ip6``, ``mac``, ``cidr``, ``uuid``: a str or an :mod:`ipaddress` /
-  :class:`uuid.UUID` object becomes the canonical str (:mod:`s3db_async._types_net`);
+  :class:`uuid.UUID` object becomes the canonical str (:mod:`s3db_async._schema.types_net`);
 - ``decimal:N``, ``crypto:N``, ``money``: an int, Decimal or decimal string becomes a
   Decimal with exactly N places (floats are refused); ``geo:*`` values are quantized to
-  1e-7 degree; ``bits:N`` takes an int too (:mod:`s3db_async._types_num`);
+  1e-7 degree; ``bits:N`` takes an int too (:mod:`s3db_async._schema.types_num`);
 - ``bytes``: a bytearray or memoryview becomes ``bytes``;
-- ``password``: a cleartext becomes its hash (:mod:`s3db_async._passwords`);
+- ``password``: a cleartext becomes its hash (:mod:`s3db_async._schema.passwords`);
 - ``array`` and ``embedding``: a tuple becomes a list; embedding items become floats;
 - ``object``, ``json``, ``any``: tuples become lists and mappings become dicts
   (a deep copy: the validated value never aliases the caller's containers).

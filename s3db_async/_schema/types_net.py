@@ -21,7 +21,7 @@ uuid       ``uuid.UUID``, any str form         ``"0b1c5e4e-...-..."`` (lowercase
 semver     a str valid per semver 2.0.0        the str, unchanged
 =========  ==================================  ==================================
 
-Encodings (metadata; see :mod:`s3db_async._encoding` for the conventions): the
+Encodings (metadata; see :mod:`s3db_async._schema.encoding` for the conventions): the
 packed bytes in unpadded base64url (``ip4`` 6 chars, ``mac`` 8 or 11, ``uuid`` 22,
 ``ip6`` 22 unless its text is shorter, ``cidr`` the prefix's bytes + ``.``/``:`` +
 base62 prefix length unless the text is shorter). Decoders also read the plain text

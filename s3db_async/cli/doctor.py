@@ -126,7 +126,9 @@ async def doctor(db: Database, resource: str | Resource, *, repair: bool = False
     ids = set(await res.list_ids())
     report.records = len(ids)
     expected: set[str] = set()
-    async for record in res._records(None, None, op="doctor", strict=False, skipped=report.corrupt):
+    async for record in res._listing.records(
+        None, None, op="doctor", strict=False, skipped=report.corrupt
+    ):
         expected.update(res._ref_keys(record, record.id).values())
     corrupt_ids = {e.id for e in report.corrupt}
     existing: set[str] = set()
