@@ -139,7 +139,7 @@ class Corruption:
                 self.resource.log.debug(
                     "reference %s of corrupt record %s left alive: %s", key, rid, exc
                 )
-        await self.resource._after_delete(record)
+        await self.resource._records.after_delete(record)
         return record
 
     async def delete_items(self, items: list[ItemResult]) -> list[ItemResult]:

@@ -209,7 +209,7 @@ class History:
 
         async def attempt(_: int) -> Record | _Retry | None:
             try:
-                obj, record = await self.resource._read(rid)
+                obj, record = await self.resource._records.read(rid)
             except NotFoundError:
                 if must_exist:
                     raise
@@ -227,9 +227,9 @@ class History:
                 await store.delete_many(
                     [self.resource.key_for(rid), self.resource.content_key_for(rid)]
                 )
-            refs = self.resource._ref_tokens(record, rid, obj.metadata)
+            refs = self.resource._records.ref_tokens(record, rid, obj.metadata)
             await kill_refs(store, refs, self.resource.db.parallelism)
-            await self.resource._after_delete(record)
+            await self.resource._records.after_delete(record)
             return record
 
         return await cas_loop(
@@ -291,7 +291,7 @@ class History:
         if entry is not None:
             return await self.revision(rid, int(revision), entry)
         try:
-            obj, current = await self.resource._read(rid)
+            obj, current = await self.resource._records.read(rid)
         except NotFoundError:
             obj = None
         if obj is None or revision_of(obj.metadata) != revision:
@@ -306,7 +306,7 @@ class History:
     async def restore(self, record_id: str, revision: int, *, retries: int | None = None) -> Record:
         rid = self.resource._id(record_id)
         target = await self.get_version(rid, revision)
-        data = await self.resource._before_update(
+        data = await self.resource._records.before_update(
             rid, {k: v for k, v in target.items() if k != "id"}
         )
         for f in ("created_at", "updated_at") if self.resource.timestamps else ():
@@ -321,7 +321,9 @@ class History:
 
         for _ in range(self.resource.conflict_retries + 1):
             try:
-                return await self.resource._modify(rid, build, if_match=None, retries=retries)
+                return await self.resource._records.modify(
+                    rid, build, if_match=None, retries=retries
+                )
             except NotFoundError:
                 pass
             try:
@@ -336,9 +338,9 @@ class History:
     async def recreate(self, rid: str, record: dict[str, Any]) -> Record:
         """Write a deleted record back, numbered after its last preserved revision."""
         taken = [n for n, _ in await self.history_keys(rid)]
-        encoded = self.resource._encode(record, rid)
+        encoded = self.resource._records.encode(record, rid)
         encoded.metadata[REVISION_KEY] = str(max(taken, default=0) + 1)
-        etag = await self.resource._create(rid, record, encoded)
+        etag = await self.resource._records.create(rid, record, encoded)
         result = Record(
             {"id": rid}, etag=etag, version=self.resource.version, masked=self.resource._masked
         )

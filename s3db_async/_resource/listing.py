@@ -243,7 +243,7 @@ class Listing:
         A corrupt record is ``None`` too, reported through :meth:`Corruption.report`.
         """
         try:
-            _, record = await self.resource._read(rid)
+            _, record = await self.resource._records.read(rid)
         except NotFoundError:
             return None
         except CorruptRecordError as exc:
@@ -512,10 +512,10 @@ class Listing:
 
         async def refs_of(rid: str) -> dict[str, str]:
             try:
-                obj, record = await self.resource._read(rid)
+                obj, record = await self.resource._records.read(rid)
             except (NotFoundError, CorruptRecordError):
                 return {}  # unreadable: its references cannot lead anywhere, they go
-            return self.resource._ref_tokens(record, rid, obj.metadata)
+            return self.resource._records.ref_tokens(record, rid, obj.metadata)
 
         expected: dict[str, str] = {}
         for refs in await bounded_gather(refs_of, ids, self.resource.db.parallelism):

@@ -15,16 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-import functools
-import inspect
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-import anyio.to_thread
-
-from .._cas import DEFAULT_BACKOFF, RETRY, Backoff, _Retry, cas_loop, conditional_put
-from .._codec.codec import AttributeRegistry, EncodedRecord, RecordCodec
+from .._codec.codec import AttributeRegistry, RecordCodec
 from .._codec.crypto import SecretBox
 from .._concurrency import bounded_gather
 from .._events import EventEmitter, HookRegistry, Middleware
@@ -32,18 +27,12 @@ from .._record import BatchResult, ItemResult, Page, Record, RecordList
 from .._schema.field_paths import check_field_path
 from .._schema.schema import Schema
 from ..errors import (
-    AlreadyExistsError,
-    ConfigError,
-    ConflictError,
     CorruptObjectError,
     CorruptRecordError,
-    DecryptionError,
     NotFoundError,
-    PreconditionFailed,
     S3dbError,
     SchemaError,
 )
-from ..stores import StoredObject
 from .content import Content
 from .corrupt import Corruption
 from .extensions import MIDDLEWARE_METHODS, Extensions
@@ -53,19 +42,13 @@ from .listing import Listing
 from .migrations import MigrationFn, Migrations
 from .partitions import (
     Partition,
-    kill_refs,
     parse_partitions,
     tokens_size,
 )
+from .records import Records
 from .timestamps import (
     TIMESTAMP_FIELDS,
     TIMESTAMP_RULE,
-    Unchanged,
-    keep_stamps,
-    preserve_kw,
-    stamp_new,
-    touch,
-    unchanged,
 )
 from .writes import RecordWriter
 
@@ -120,6 +103,7 @@ class Resource(
         self._custom_id_generator = id_generator
         self._writer = RecordWriter(self)
         self._content = Content(self)
+        self._records = Records(self)
         self._listing = Listing(self)
         self._migrations = Migrations(self)
         self._history = History(self)
@@ -243,593 +227,6 @@ class Resource(
                 refs[name] = key
         return refs
 
-    # -- writes ------------------------------------------------------------------
-    async def insert(
-        self,
-        data: Mapping[str, Any] | None = None,
-        /,
-        *,
-        preserve_timestamps: bool = False,
-        **fields: Any,
-    ) -> Record:
-        """Validate and store a new record; returns it with its ``id``.
-
-        :param preserve_timestamps: keep the ``created_at``/``updated_at`` given (aware
-            datetimes or ISO strings with a zone) instead of now (imports, restores).
-        :raises ValidationError: the data does not satisfy the schema (nothing is written).
-        :raises AlreadyExistsError: a record with this id exists (it is not overwritten).
-        """
-        payload = {**(data or {}), **fields}
-        return await self._call("insert", self._insert, payload, **preserve_kw(preserve_timestamps))  # type: ignore[no-any-return]
-
-    async def _validate(self, data: Mapping[str, Any], *, partial: bool = False) -> dict[str, Any]:
-        """Validate; password hashing (~0.1 s of CPU) runs in a worker thread, off the loop."""
-        if self.schema.has_passwords:
-            return await anyio.to_thread.run_sync(
-                functools.partial(self.schema.validate, data, partial=partial)
-            )
-        return self.schema.validate(data, partial=partial)
-
-    async def _insert(
-        self, data: Mapping[str, Any], *, preserve_timestamps: bool = False
-    ) -> Record:
-        data = dict(data)
-        if self._hooks.has("before_insert"):
-            data = dict(await self._hooks.run("before_insert", data))
-        raw_id = data.pop("id", None)
-        if raw_id is not None:
-            rid = self._id(raw_id)
-        else:
-            generated = self._id_generator()
-            rid = self._id(await generated if inspect.isawaitable(generated) else generated)
-        if self.timestamps:
-            stamp_new(data, preserve=preserve_timestamps)
-        record = await self._validate(data)
-        encoded = self._encode(record, rid)
-        try:
-            etag = await self._create(rid, record, encoded)
-        except ConflictError:
-            raise
-        except PreconditionFailed:
-            raise AlreadyExistsError(
-                f"{self.name} record {rid!r} already exists",
-                suggestion="use update() or upsert(), or omit 'id' to get a new one",
-                metadata={"resource": self.name, "id": rid},
-            ) from None
-        result = Record({"id": rid}, etag=etag, version=self.version, masked=self._masked)
-        result.update(record)
-        if self._hooks.has("after_insert"):
-            result = await self._hooks.run("after_insert", result)
-        self.emit("inserted", result)
-        return result
-
-    def _encode(self, record: Mapping[str, Any], rid: str) -> Any:
-        encoded = self.codec.encode(record)
-        if encoded.overflowed and self.behavior == "user-managed":
-            self.emit("exceeds_limits", {"id": rid, "fields": list(encoded.overflowed)})
-        if encoded.truncated:
-            self.emit("truncated", {"id": rid, "fields": list(encoded.truncated)})
-        return encoded
-
-    async def _put_encoded(
-        self,
-        key: str,
-        encoded: EncodedRecord,
-        *,
-        if_match: str | None = None,
-        if_none_match: bool = False,
-    ) -> str:
-        """PUT an encoded record (one request, conditional as asked); returns the etag.
-
-        A conditional PUT whose answer is lost is resolved by reading the key back.
-        """
-        if if_match is not None or if_none_match:
-            return await conditional_put(
-                self.db.store,
-                key,
-                encoded.body,
-                encoded.metadata,
-                content_type=encoded.content_type,
-                if_match=if_match,
-                if_none_match=if_none_match,
-            )
-        return await self.db.store.put(
-            key, encoded.body, encoded.metadata, content_type=encoded.content_type
-        )
-
-    # -- partition references: see _writes.RecordWriter -------------------------------------
-    def _ref_tokens(
-        self, record: Mapping[str, Any], rid: str, metadata: Mapping[str, str]
-    ) -> dict[str, str]:
-        return self._writer.ref_tokens(record, rid, metadata)
-
-    async def _create(self, rid: str, record: Mapping[str, Any], encoded: EncodedRecord) -> str:
-        return await self._writer.create(rid, record, encoded)
-
-    async def _swap(
-        self,
-        rid: str,
-        obj: StoredObject,
-        before: Mapping[str, Any],
-        encoded: EncodedRecord,
-        after: Mapping[str, Any],
-    ) -> str | None:
-        return await self._writer.swap(rid, obj, before, encoded, after)
-
-    async def insert_many(
-        self, items: Iterable[Mapping[str, Any]], *, preserve_timestamps: bool = False
-    ) -> BatchResult:
-        """Insert many records concurrently; per-item results, the batch never fails as a whole.
-
-        :param preserve_timestamps: as in :meth:`insert`.
-        """
-        return await self._call(  # type: ignore[no-any-return]
-            "insert_many", self._insert_many, list(items), **preserve_kw(preserve_timestamps)
-        )
-
-    async def _insert_many(
-        self, items: list[Mapping[str, Any]], *, preserve_timestamps: bool = False
-    ) -> BatchResult:
-        async def one(item: Mapping[str, Any]) -> ItemResult:
-            try:
-                rec = await self.insert(item, preserve_timestamps=preserve_timestamps)
-                return ItemResult(rec["id"], True, rec)
-            except S3dbError as exc:
-                return ItemResult(item.get("id"), False, error=exc)
-
-        return BatchResult(await bounded_gather(one, items, self.db.parallelism))
-
-    async def _read(self, rid: str) -> tuple[StoredObject, Record]:
-        try:
-            obj = await self.db.store.get(self.key_for(rid))
-        except NotFoundError:
-            raise NotFoundError(
-                f"{self.name} record {rid!r} not found",
-                suggestion="check the id, or use get_or_none()",
-                metadata={"resource": self.name, "id": rid},
-            ) from None
-        except CorruptObjectError as exc:
-            raise self._corrupt.unreadable(rid, exc) from exc
-        await self._corrupt.learn_version(obj.metadata)
-        record = self._decode(rid, obj.metadata, obj.body, obj.etag)
-        return obj, (
-            record if record.version == self.version else await self._migrations.upgrade(record)
-        )
-
-    def _decode(self, rid: str, metadata: Mapping[str, str], body: bytes, etag: str) -> Record:
-        """Decode a stored record; :class:`CorruptRecordError` when it cannot be."""
-        version = self._corrupt.stored_version(rid, metadata)
-        try:
-            data = self._codec_for(version).decode(metadata, body)
-        except DecryptionError:
-            raise
-        except Exception as exc:  # anything a damaged object makes the codec raise
-            raise self._corrupt.decode_failed(rid, exc) from exc
-        rec = Record({"id": rid}, etag=etag, version=version, masked=self._masked)
-        rec.update(data)
-        return rec
-
-    async def _modify(
-        self,
-        record_id: object,
-        build: Callable[[Record], dict[str, Any] | Awaitable[dict[str, Any]]],
-        *,
-        if_match: str | None,
-        retries: int | None,
-    ) -> Record:
-        """Read-modify-write with If-Match; retries lost races (backoff until a deadline,
-        or ``retries`` more attempts), then ConflictError."""
-        rid = self._id(record_id)
-
-        async def attempt(_: int) -> Record | _Retry:
-            obj, current = await self._read(rid)
-            if if_match is not None and obj.etag != if_match:
-                raise self._etag_changed(rid, if_match, obj.etag)
-            built = build(current)
-            record = await built if inspect.isawaitable(built) else built
-            encoded = self._encode(record, rid)
-            etag = await self._swap(rid, obj, current, encoded, record)
-            if etag is None:
-                if if_match is not None:
-                    raise self._etag_changed(rid, if_match, None)
-                return RETRY
-            result = Record({"id": rid}, etag=etag, version=self.version, masked=self._masked)
-            result.update(record)
-            if self._hooks.has("after_update"):
-                result = await self._hooks.run("after_update", result, current)
-            self.emit("updated", result, current)
-            return result
-
-        return await cas_loop(
-            attempt,
-            what=f"{self.name} record {rid!r}",
-            backoff=self._backoff(retries),
-            suggestion="retry later, or pass a larger retries=",
-            metadata={"resource": self.name, "id": rid},
-        )
-
-    @staticmethod
-    def _backoff(retries: int | None) -> Backoff:
-        """The default deadline, or exactly ``retries`` more attempts when given."""
-        return DEFAULT_BACKOFF if retries is None else Backoff(attempts=retries + 1)
-
-    def _etag_changed(self, rid: str, expected: str, current: str | None) -> PreconditionFailed:
-        return PreconditionFailed(
-            f"{self.name} record {rid!r} changed since etag {expected}",
-            suggestion="re-read the record and apply your change again",
-            metadata={"resource": self.name, "id": rid, "etag": current},
-        )
-
-    async def _before_update(self, rid: str, changes: Mapping[str, Any]) -> dict[str, Any]:
-        changes = dict(changes)
-        given = changes.pop("id", rid)
-        if str(given) != rid:
-            raise ConfigError(
-                f"cannot change the id of {self.name} record {rid!r} to {given!r}",
-                suggestion="insert a new record and delete the old one",
-                metadata={"resource": self.name, "id": rid},
-            )
-        if self._hooks.has("before_update"):
-            changes = dict(await self._hooks.run("before_update", {"id": rid, **changes}))
-            changes.pop("id", None)
-        return changes
-
-    def _merge(
-        self, current: Mapping[str, Any], changes: Mapping[str, Any], base: str = ""
-    ) -> dict[str, Any]:
-        out = {k: v for k, v in current.items() if k != "id"} if not base else dict(current)
-        for k, v in changes.items():
-            path = f"{base}.{k}" if base else k
-            old = out.get(k)
-            if (
-                isinstance(v, Mapping)
-                and isinstance(old, Mapping)
-                and path not in self.schema.fields
-            ):
-                out[k] = self._merge(old, v, path)
-            else:
-                out[k] = v
-        return out
-
-    @staticmethod
-    def _changes(changes: Any, fields: Mapping[str, Any]) -> Any:
-        if callable(changes):
-            if fields:
-                raise ConfigError("pass either a function or field changes, not both")
-            return changes
-        return {**(changes or {}), **fields}
-
-    async def update(
-        self,
-        record_id: str,
-        changes: Mapping[str, Any] | Callable[[Record], Mapping[str, Any]] | None = None,
-        /,
-        *,
-        if_match: str | None = None,
-        retries: int | None = None,
-        **fields: Any,
-    ) -> Record:
-        """Merge ``changes`` into a record (nested objects merge too) and validate the result.
-
-        ``changes`` may be a function of the current record returning the changes; it is
-        re-applied to the fresh record after a lost race, so increments never get lost::
-
-            await counters.update(cid, lambda r: {"hits": r["hits"] + 1})
-
-        One GET and one conditional PUT; a lost race re-reads and re-applies the change,
-        with backoff for up to 30 s (or ``retries`` more attempts when given). With
-        ``if_match`` the write happens only if the record still has that etag. A change
-        that leaves the record as it is writes nothing and returns the stored record (no
-        ``updated`` event); ``created_at`` never changes, ``updated_at`` only with the record.
-
-        :raises NotFoundError: no such record.
-        :raises ConflictError: the record kept changing.
-        :raises PreconditionFailed: ``if_match`` did not match.
-        """
-        return await self._call(  # type: ignore[no-any-return]
-            "update",
-            self._update,
-            record_id,
-            self._changes(changes, fields),
-            if_match=if_match,
-            retries=retries,
-            full=True,
-        )
-
-    async def patch(
-        self,
-        record_id: str,
-        changes: Mapping[str, Any] | Callable[[Record], Mapping[str, Any]] | None = None,
-        /,
-        *,
-        if_match: str | None = None,
-        retries: int | None = None,
-        **fields: Any,
-    ) -> Record:
-        """Like :meth:`update`, but validates only the changed fields.
-
-        Use it to touch records written under an older, laxer schema.
-        """
-        return await self._call(  # type: ignore[no-any-return]
-            "patch",
-            self._update,
-            record_id,
-            self._changes(changes, fields),
-            if_match=if_match,
-            retries=retries,
-            full=False,
-        )
-
-    async def _update(
-        self,
-        record_id: str,
-        changes: Any,
-        *,
-        if_match: str | None,
-        retries: int | None,
-        full: bool,
-    ) -> Record:
-        rid = self._id(record_id)
-        compute = changes if callable(changes) else None
-        if compute is None:
-            changes = await self._before_update(rid, changes)
-        checked = changes if full or compute else await self._validate(changes, partial=True)
-
-        async def build(current: Record) -> dict[str, Any]:
-            delta = checked
-            if compute is not None:
-                delta = dict(compute(Record(current)))
-                delta.pop("id", None)
-                if not full:
-                    delta = await self._validate(delta, partial=True)
-            merged = self._merge(current, delta)
-            if self.timestamps:
-                keep_stamps(merged, current)
-            record = await self._validate(merged) if full else merged
-            return self._changed(current, record)
-
-        try:
-            return await self._modify(rid, build, if_match=if_match, retries=retries)
-        except Unchanged as same:
-            return same.record
-
-    def _changed(self, current: Record, record: dict[str, Any]) -> dict[str, Any]:
-        """``record`` to write, its ``updated_at`` bumped; raises :class:`Unchanged` when it
-        equals the stored record (same schema version): such a write is skipped."""
-        if current.version == self.version and unchanged(current, record):
-            raise Unchanged(current)
-        if self.timestamps:
-            touch(record, current)
-        return record
-
-    async def replace(
-        self,
-        record_id: str,
-        data: Mapping[str, Any] | None = None,
-        /,
-        *,
-        if_match: str | None = None,
-        retries: int | None = None,
-        **fields: Any,
-    ) -> Record:
-        """Replace a whole record (fields not given are dropped); no lost updates.
-
-        :raises NotFoundError: no such record (use :meth:`upsert` to create).
-        """
-        return await self._call(  # type: ignore[no-any-return]
-            "replace",
-            self._replace,
-            record_id,
-            {**(data or {}), **fields},
-            if_match=if_match,
-            retries=retries,
-        )
-
-    async def _replace(
-        self, record_id: str, data: Mapping[str, Any], *, if_match: str | None, retries: int | None
-    ) -> Record:
-        rid = self._id(record_id)
-        data = await self._before_update(rid, data)
-        for f in TIMESTAMP_FIELDS if self.timestamps else ():
-            data.pop(f, None)
-        checked = await self._validate(data)  # fail before any request, hash passwords once
-
-        def build(current: Record) -> dict[str, Any]:
-            new = dict(checked)
-            if self.timestamps:
-                keep_stamps(new, current)
-            return self._changed(current, new)
-
-        try:
-            return await self._modify(rid, build, if_match=if_match, retries=retries)
-        except Unchanged as same:
-            return same.record
-
-    async def upsert(
-        self,
-        data: Mapping[str, Any] | None = None,
-        /,
-        *,
-        preserve_timestamps: bool = False,
-        **fields: Any,
-    ) -> Record:
-        """Insert the record, or update (merge) it if its ``id`` exists.
-
-        An update never changes ``created_at``; ``preserve_timestamps`` applies to an insert.
-        """
-        return await self._call(  # type: ignore[no-any-return]
-            "upsert", self._upsert, {**(data or {}), **fields}, **preserve_kw(preserve_timestamps)
-        )
-
-    async def _upsert(
-        self, data: Mapping[str, Any], *, preserve_timestamps: bool = False
-    ) -> Record:
-        if data.get("id") is None:
-            return await self.insert(data, preserve_timestamps=preserve_timestamps)
-        rid = self._id(data["id"])
-        changes = {k: v for k, v in data.items() if k != "id"}
-        for _ in range(self.conflict_retries + 1):
-            try:
-                return await self.update(rid, changes)
-            except NotFoundError:
-                pass
-            try:
-                return await self.insert(
-                    {**changes, "id": rid}, preserve_timestamps=preserve_timestamps
-                )
-            except AlreadyExistsError:
-                continue  # created meanwhile: update it
-        raise ConflictError(
-            f"{self.name} record {rid!r} kept appearing and vanishing during upsert",
-            metadata={"resource": self.name, "id": rid},
-        )
-
-    async def update_many(self, changes: Iterable[Mapping[str, Any]]) -> BatchResult:
-        """Apply many updates (each mapping carries its ``id``); per-item results."""
-
-        async def one(item: Mapping[str, Any]) -> ItemResult:
-            rid = item.get("id")
-            try:
-                rec = await self.update(str(rid), {k: v for k, v in item.items() if k != "id"})
-                return ItemResult(rec["id"], True, rec)
-            except S3dbError as exc:
-                return ItemResult(None if rid is None else str(rid), False, error=exc)
-
-        return BatchResult(await bounded_gather(one, list(changes), self.db.parallelism))
-
-    # -- deletes ---------------------------------------------------------------
-    def _delete_observed(self) -> bool:
-        return bool(
-            self.partitions
-            or self._hooks.has("before_delete")
-            or self._hooks.has("after_delete")
-            or self.has_listeners("deleted")
-        )
-
-    async def delete(self, record_id: str, *, must_exist: bool = False) -> bool:
-        """Delete a record, its partition references and its content.
-
-        Deletes are idempotent like S3's: a missing id is not an error unless
-        ``must_exist``. ``before_delete``/``after_delete`` hooks and ``deleted`` events
-        run only for a record that existed, after the store confirmed the delete.
-
-        :returns: ``True`` if the record existed (or was not checked), ``False`` if not.
-        :raises NotFoundError: ``must_exist`` and no such record.
-        """
-        return await self._call("delete", self._delete, record_id, must_exist=must_exist)  # type: ignore[no-any-return]
-
-    async def _delete(self, record_id: str, *, must_exist: bool) -> bool:
-        rid = self._id(record_id)
-        try:
-            return await self._delete_read(rid, must_exist=must_exist)
-        except CorruptRecordError:
-            await self._corrupt.delete(rid)
-            return True
-
-    async def _delete_read(self, rid: str, *, must_exist: bool) -> bool:
-        if self.keeps_history:
-            return (
-                await self._history.delete_keeping_history(rid, must_exist=must_exist) is not None
-            )
-        if not (must_exist or self._delete_observed()):
-            await self.db.store.delete_many([self.key_for(rid), self.content_key_for(rid)])
-            return True
-        try:
-            obj, record = await self._read(rid)
-        except NotFoundError:
-            if must_exist:
-                raise
-            return False
-        if self._hooks.has("before_delete"):
-            await self._hooks.run("before_delete", record)
-        await self.db.store.delete_many([self.key_for(rid), self.content_key_for(rid)])
-        await kill_refs(
-            self.db.store, self._ref_tokens(record, rid, obj.metadata), self.db.parallelism
-        )
-        await self._after_delete(record)
-        return True
-
-    async def _after_delete(self, record: Record) -> None:
-        if self._hooks.has("after_delete"):
-            record = await self._hooks.run("after_delete", record)
-        self.emit("deleted", record)
-
-    async def delete_many(self, ids: Iterable[str]) -> BatchResult:
-        """Delete many records with batched requests (1 per 1000 keys); per-item results."""
-        return await self._call("delete_many", self._delete_many, list(ids))  # type: ignore[no-any-return]
-
-    async def _delete_many(self, ids: list[str]) -> BatchResult:
-        results: list[ItemResult] = []
-        valid: list[str] = []
-        for raw in ids:
-            try:
-                valid.append(self._id(raw))
-            except S3dbError as exc:
-                results.append(ItemResult(str(raw), False, error=exc))
-        if self.keeps_history:
-            kept = await self._history.delete_many_keeping_history(valid)
-            return BatchResult(results + await self._corrupt.delete_items(kept))
-        if not self._delete_observed():
-            keys = [k for rid in valid for k in (self.key_for(rid), self.content_key_for(rid))]
-            await self.db.store.delete_many(keys)
-            return BatchResult(results + [ItemResult(rid, True) for rid in valid])
-
-        async def read(rid: str) -> tuple[StoredObject, Record] | ItemResult:
-            try:
-                return await self._read(rid)
-            except NotFoundError as exc:
-                return ItemResult(rid, False, error=exc)
-            except CorruptRecordError:
-                return ItemResult(rid, True, await self._corrupt.delete(rid))
-
-        found: list[Record] = []
-        refs: dict[str, str] = {}
-        for item in await bounded_gather(read, valid, self.db.parallelism):
-            if isinstance(item, ItemResult):
-                results.append(item)
-                continue
-            obj, rec = item
-            if self._hooks.has("before_delete"):
-                await self._hooks.run("before_delete", rec)
-            found.append(rec)
-            refs.update(self._ref_tokens(rec, rec.id, obj.metadata))
-        keys = [k for rec in found for k in (self.key_for(rec.id), self.content_key_for(rec.id))]
-        if keys:
-            await self.db.store.delete_many(keys)
-        await kill_refs(self.db.store, refs, self.db.parallelism)
-        for rec in found:
-            await self._after_delete(rec)
-            results.append(ItemResult(rec.id, True, rec))
-        return BatchResult(results)
-
-    async def delete_all(self, *, confirm: bool = False) -> int:
-        """Delete every record, reference and content of this resource; returns keys deleted.
-
-        :raises ConfigError: unless ``confirm=True`` (no accidental wipe).
-        """
-        if confirm is not True:
-            raise ConfigError(
-                f"delete_all() on {self.name!r} deletes every record",
-                suggestion="call delete_all(confirm=True) if you mean it",
-                metadata={"resource": self.name},
-            )
-        count = 0
-        batch: list[str] = []
-        prefix = f"resource={self.name}/"
-        plugin_prefix = f"resource={self.name}/plugin="
-        async for entry in self.db.store.list(prefix):
-            key = getattr(entry, "key", None)
-            if key is None or key.startswith(plugin_prefix):
-                continue
-            batch.append(key)
-            if len(batch) == 1000:
-                count += await self.db.store.delete_many(batch)
-                batch = []
-        if batch:
-            count += await self.db.store.delete_many(batch)
-        self.emit("deleted_all", {"resource": self.name, "keys": count})
-        return count
-
     # -- reads -------------------------------------------------------------------
     async def get(self, record_id: str) -> Record:
         """Read a record (one request).
@@ -843,7 +240,7 @@ class Resource(
         rid = self._id(record_id)
         if self._hooks.has("before_get"):
             rid = self._id((await self._hooks.run("before_get", {"id": rid}))["id"])
-        _, record = await self._read(rid)
+        _, record = await self._records.read(rid)
         if self._hooks.has("after_get"):
             record = await self._hooks.run("after_get", record)
         return record
@@ -1224,3 +621,138 @@ class Resource(
         reference killed (run it again then). Returns ``{"added": n, "removed": m}``.
         """
         return await self._listing.rebuild_partitions()
+
+    # -- records (Records) ------------------------------------------------------------
+    async def insert(
+        self,
+        data: Mapping[str, Any] | None = None,
+        /,
+        *,
+        preserve_timestamps: bool = False,
+        **fields: Any,
+    ) -> Record:
+        """Validate and store a new record; returns it with its ``id``.
+
+        :param preserve_timestamps: keep the ``created_at``/``updated_at`` given (aware
+            datetimes or ISO strings with a zone) instead of now (imports, restores).
+        :raises ValidationError: the data does not satisfy the schema (nothing is written).
+        :raises AlreadyExistsError: a record with this id exists (it is not overwritten).
+        """
+        return await self._records.insert(data, preserve_timestamps=preserve_timestamps, **fields)
+
+    async def insert_many(
+        self, items: Iterable[Mapping[str, Any]], *, preserve_timestamps: bool = False
+    ) -> BatchResult:
+        """Insert many records concurrently; per-item results, the batch never fails as a whole.
+
+        :param preserve_timestamps: as in :meth:`insert`.
+        """
+        return await self._records.insert_many(items, preserve_timestamps=preserve_timestamps)
+
+    async def update(
+        self,
+        record_id: str,
+        changes: Mapping[str, Any] | Callable[[Record], Mapping[str, Any]] | None = None,
+        /,
+        *,
+        if_match: str | None = None,
+        retries: int | None = None,
+        **fields: Any,
+    ) -> Record:
+        """Merge ``changes`` into a record (nested objects merge too) and validate the result.
+
+        ``changes`` may be a function of the current record returning the changes; it is
+        re-applied to the fresh record after a lost race, so increments never get lost::
+
+            await counters.update(cid, lambda r: {"hits": r["hits"] + 1})
+
+        One GET and one conditional PUT; a lost race re-reads and re-applies the change,
+        with backoff for up to 30 s (or ``retries`` more attempts when given). With
+        ``if_match`` the write happens only if the record still has that etag. A change
+        that leaves the record as it is writes nothing and returns the stored record (no
+        ``updated`` event); ``created_at`` never changes, ``updated_at`` only with the record.
+
+        :raises NotFoundError: no such record.
+        :raises ConflictError: the record kept changing.
+        :raises PreconditionFailed: ``if_match`` did not match.
+        """
+        return await self._records.update(
+            record_id, changes, if_match=if_match, retries=retries, **fields
+        )
+
+    async def patch(
+        self,
+        record_id: str,
+        changes: Mapping[str, Any] | Callable[[Record], Mapping[str, Any]] | None = None,
+        /,
+        *,
+        if_match: str | None = None,
+        retries: int | None = None,
+        **fields: Any,
+    ) -> Record:
+        """Like :meth:`update`, but validates only the changed fields.
+
+        Use it to touch records written under an older, laxer schema.
+        """
+        return await self._records.patch(
+            record_id, changes, if_match=if_match, retries=retries, **fields
+        )
+
+    async def replace(
+        self,
+        record_id: str,
+        data: Mapping[str, Any] | None = None,
+        /,
+        *,
+        if_match: str | None = None,
+        retries: int | None = None,
+        **fields: Any,
+    ) -> Record:
+        """Replace a whole record (fields not given are dropped); no lost updates.
+
+        :raises NotFoundError: no such record (use :meth:`upsert` to create).
+        """
+        return await self._records.replace(
+            record_id, data, if_match=if_match, retries=retries, **fields
+        )
+
+    async def upsert(
+        self,
+        data: Mapping[str, Any] | None = None,
+        /,
+        *,
+        preserve_timestamps: bool = False,
+        **fields: Any,
+    ) -> Record:
+        """Insert the record, or update (merge) it if its ``id`` exists.
+
+        An update never changes ``created_at``; ``preserve_timestamps`` applies to an insert.
+        """
+        return await self._records.upsert(data, preserve_timestamps=preserve_timestamps, **fields)
+
+    async def update_many(self, changes: Iterable[Mapping[str, Any]]) -> BatchResult:
+        """Apply many updates (each mapping carries its ``id``); per-item results."""
+        return await self._records.update_many(changes)
+
+    async def delete(self, record_id: str, *, must_exist: bool = False) -> bool:
+        """Delete a record, its partition references and its content.
+
+        Deletes are idempotent like S3's: a missing id is not an error unless
+        ``must_exist``. ``before_delete``/``after_delete`` hooks and ``deleted`` events
+        run only for a record that existed, after the store confirmed the delete.
+
+        :returns: ``True`` if the record existed (or was not checked), ``False`` if not.
+        :raises NotFoundError: ``must_exist`` and no such record.
+        """
+        return await self._records.delete(record_id, must_exist=must_exist)
+
+    async def delete_many(self, ids: Iterable[str]) -> BatchResult:
+        """Delete many records with batched requests (1 per 1000 keys); per-item results."""
+        return await self._records.delete_many(ids)
+
+    async def delete_all(self, *, confirm: bool = False) -> int:
+        """Delete every record, reference and content of this resource; returns keys deleted.
+
+        :raises ConfigError: unless ``confirm=True`` (no accidental wipe).
+        """
+        return await self._records.delete_all(confirm=confirm)

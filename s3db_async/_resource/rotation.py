@@ -159,7 +159,7 @@ async def _sweep(
             if reserved in obj.metadata:
                 encoded.metadata[reserved] = obj.metadata[reserved]
         try:
-            await resource._put_encoded(key, encoded, if_match=obj.etag)
+            await resource._records.put_encoded(key, encoded, if_match=obj.etag)
         except PreconditionFailed:
             return RETRY  # changed meanwhile: look again
         done["rewritten"] += 1

@@ -87,7 +87,7 @@ class RecordWriter:
                 retriable=True,
             )
         try:
-            return await res._put_encoded(res.key_for(rid), encoded, if_none_match=True)
+            return await res._records.put_encoded(res.key_for(rid), encoded, if_none_match=True)
         except PreconditionFailed:
             if pre:
                 await self.reconcile(rid, pre)
@@ -116,7 +116,7 @@ class RecordWriter:
         if res.keeps_history:
             await res._history.stamp_revision(rid, obj, encoded)
         try:
-            etag = await res._put_encoded(res.key_for(rid), encoded, if_match=obj.etag)
+            etag = await res._records.put_encoded(res.key_for(rid), encoded, if_match=obj.etag)
         except PreconditionFailed:
             if pre:
                 await self.reconcile(rid, pre)
@@ -131,7 +131,7 @@ class RecordWriter:
 
         async def needed() -> dict[str, str]:
             try:
-                obj, current = await res._read(rid)
+                obj, current = await res._records.read(rid)
             except NotFoundError:
                 return {}
             return self.ref_tokens(current, rid, obj.metadata)
