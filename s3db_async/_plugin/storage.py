@@ -37,7 +37,7 @@ import secrets
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import msgspec
 
@@ -54,9 +54,13 @@ from ..errors import (
 )
 from ..stores import METADATA_LIMIT, CommonPrefix, ListEntry, ObjectInfo, ObjectStore, StoredObject
 from ..stores import metadata_size as _metadata_size
-from .locks import Lock, LockMixin
+from .entries import CONTENT_TYPE, Entry, check_ttl
+from .locks import Lock, Locks
 from .locks import default_worker_id as default_worker_id
 from .namespace import DEFAULT_NAMESPACE, validate_namespace
+
+if TYPE_CHECKING:
+    from contextlib import AbstractAsyncContextManager
 
 T = TypeVar("T")
 
@@ -71,7 +75,6 @@ _MD_EXPIRES = "x"
 _MD_TOMBSTONE = "t"
 _OPS_KEPT = 16
 _CACHE_SIZE = 1024
-_CONTENT_TYPE = "application/json"
 _SLUG_MAX = 100
 
 _log = logging.getLogger("s3db_async.plugin_storage")
@@ -100,35 +103,6 @@ class StorageResult:
     error: Exception | None = None
 
 
-@dataclass(slots=True)
-class _Entry:
-    key: str
-    etag: str
-    data: Any
-    expires_at: float | None
-    tombstone: bool
-    ops: list[str]
-    in_body: bool
-
-    def expired(self, now: float | None = None) -> bool:
-        return self.expires_at is not None and self.expires_at <= (now or _clock.time())
-
-    def live(self, now: float | None = None) -> bool:
-        return not self.tombstone and not self.expired(now)
-
-
-def _check_ttl(ttl: float | None, *, required: bool = False) -> float | None:
-    if ttl is None and not required:
-        return None
-    if isinstance(ttl, bool) or not isinstance(ttl, int | float) or not ttl > 0:
-        raise ConfigError(
-            f"ttl must be a positive number of seconds, got {ttl!r}",
-            suggestion="pass ttl=60 for one minute",
-            metadata={"ttl": ttl},
-        )
-    return float(ttl)
-
-
 def _check_slug(slug: str) -> str:
     if (
         not isinstance(slug, str)
@@ -151,7 +125,7 @@ def _part(value: object) -> str:
     return text
 
 
-class PluginStorage(LockMixin):
+class PluginStorage:
     """Namespaced key-value storage of one plugin on the database's object store.
 
     :param target: the :class:`~s3db_async.Database` (its store is looked up on each call,
@@ -183,7 +157,8 @@ class PluginStorage(LockMixin):
         self.concurrency = max(1, int(concurrency))
         self._plugin_prefix = f"plugin={self.slug}/"
         self.root = self._plugin_prefix + (f"{self.namespace}/" if self.namespace else "")
-        self._cache: OrderedDict[str, _Entry] = OrderedDict()
+        self._cache: OrderedDict[str, Entry] = OrderedDict()
+        self._locks = Locks(self)
         self._registered = False
         self._register_lock: asyncio.Lock | None = None
 
@@ -252,7 +227,7 @@ class PluginStorage(LockMixin):
             delay = min(delay, max(0.0, limit))
         await asyncio.sleep(delay)
 
-    def _remember(self, entry: _Entry) -> None:
+    def _remember(self, entry: Entry) -> None:
         self._cache[entry.key] = entry
         self._cache.move_to_end(entry.key)
         while len(self._cache) > _CACHE_SIZE:
@@ -316,7 +291,7 @@ class PluginStorage(LockMixin):
         return _encoder.encode(envelope), md
 
     @staticmethod
-    def _decode(key: str, obj: StoredObject | ObjectInfo) -> _Entry:
+    def _decode(key: str, obj: StoredObject | ObjectInfo) -> Entry:
         md = obj.metadata
         expires = md.get(_MD_EXPIRES)
         try:
@@ -336,7 +311,7 @@ class PluginStorage(LockMixin):
                 ops = list(envelope.get("o") or ())
                 if "d" in envelope:
                     data = envelope["d"]
-        return _Entry(
+        return Entry(
             key,
             obj.etag,
             data,
@@ -346,21 +321,21 @@ class PluginStorage(LockMixin):
             md.get(_MD_BODY) == "1",
         )
 
-    async def _read(self, full: str) -> _Entry | None:
+    async def _read(self, full: str) -> Entry | None:
         try:
             obj = await self.store.get(full)
         except NotFoundError:
             return None
         return self._decode(full, obj)
 
-    async def _head(self, full: str) -> _Entry | None:
+    async def _head(self, full: str) -> Entry | None:
         try:
             info = await self.store.head(full)
         except NotFoundError:
             return None
         return self._decode(full, info)
 
-    async def _expire(self, entry: _Entry) -> None:
+    async def _expire(self, entry: Entry) -> None:
         """Lazy expiry: delete an expired entry, only where deletes can be conditional."""
         self._cache.pop(entry.key, None)
         if not await self._conditional_delete():
@@ -413,7 +388,7 @@ class PluginStorage(LockMixin):
                 return
             body = _encoder.encode({"namespace": self.namespace, "slug": self.slug})
             await self.store.put(
-                self._namespace_key(self.namespace), body, content_type=_CONTENT_TYPE
+                self._namespace_key(self.namespace), body, content_type=CONTENT_TYPE
             )
             self._registered = True
 
@@ -461,12 +436,12 @@ class PluginStorage(LockMixin):
         :raises MetadataLimitError: ``enforce-limits`` and the value is over 2 KB.
         """
         full = self._resolve(key)
-        ttl = _check_ttl(ttl)
+        ttl = check_ttl(ttl)
         expires_at = _clock.time() + ttl if ttl is not None else None
         body, md = self._encode(full, data, expires_at=expires_at, behavior=behavior)
         await self.register_namespace()
         self._cache.pop(full, None)
-        await self.store.put(full, body, md, content_type=_CONTENT_TYPE)
+        await self.store.put(full, body, md, content_type=CONTENT_TYPE)
 
     async def get(self, key: str) -> Any:
         """The value at ``key``, or ``None`` when missing or expired (one GET)."""
@@ -602,7 +577,7 @@ class PluginStorage(LockMixin):
         (rewritten by compare-and-swap, so a concurrent write is never overwritten).
         """
         full = self._resolve(key)
-        extra = _check_ttl(additional_seconds, required=True)
+        extra = check_ttl(additional_seconds, required=True)
         assert extra is not None
 
         async def attempt(_: int) -> bool | _Retry:
@@ -617,7 +592,7 @@ class PluginStorage(LockMixin):
             )
             try:
                 await conditional_put(
-                    self.store, full, body, md, content_type=_CONTENT_TYPE, if_match=entry.etag
+                    self.store, full, body, md, content_type=CONTENT_TYPE, if_match=entry.etag
                 )
             except PreconditionFailed:
                 return RETRY
@@ -643,7 +618,7 @@ class PluginStorage(LockMixin):
             self._cache.pop(e.key, None)
         if await self._conditional_delete():
 
-            async def drop(entry: _Entry) -> bool:
+            async def drop(entry: Entry) -> bool:
                 try:
                     await self.store.delete(entry.key, if_match=entry.etag)
                 except (PreconditionFailed, NotFoundError):
@@ -654,7 +629,7 @@ class PluginStorage(LockMixin):
             return sum(done)
         locks = [e for e in expired if "/locks/" in e.key]
         others = [e.key for e in expired if "/locks/" not in e.key]
-        swapped = await bounded_gather(self._tombstone, locks, self.concurrency)
+        swapped = await bounded_gather(self._locks.tombstone, locks, self.concurrency)
         if others:
             await self.store.delete_many(others)
         return len(others) + sum(1 for etag in swapped if etag is not None)
@@ -705,16 +680,16 @@ class PluginStorage(LockMixin):
                     full,
                     body,
                     md,
-                    content_type=_CONTENT_TYPE,
+                    content_type=CONTENT_TYPE,
                     if_none_match=entry is None,
                     if_match=None if entry is None else entry.etag,
                 )
             except PreconditionFailed:
                 phantom = phantom + 1 if entry is None else 0
                 if phantom == 5:
-                    await self._check_phantom(full)
+                    await self._locks.check_phantom(full)
                 return RETRY
-            self._remember(_Entry(full, etag, data, expires_at, False, ops, True))
+            self._remember(Entry(full, etag, data, expires_at, False, ops, True))
             return value
 
         return await self._cas(attempt, full, op)
@@ -730,7 +705,7 @@ class PluginStorage(LockMixin):
         if isinstance(amount, bool) or not isinstance(amount, int | float):
             raise ConfigError(f"amount must be a number, got {amount!r}", metadata={"key": key})
         return await self._add(
-            self._resolve(key), initial=amount, delta=amount, ttl=_check_ttl(ttl), op="increment"
+            self._resolve(key), initial=amount, delta=amount, ttl=check_ttl(ttl), op="increment"
         )
 
     async def decrement(
@@ -740,7 +715,7 @@ class PluginStorage(LockMixin):
         if isinstance(amount, bool) or not isinstance(amount, int | float):
             raise ConfigError(f"amount must be a number, got {amount!r}", metadata={"key": key})
         return await self._add(
-            self._resolve(key), initial=-amount, delta=-amount, ttl=_check_ttl(ttl), op="decrement"
+            self._resolve(key), initial=-amount, delta=-amount, ttl=check_ttl(ttl), op="decrement"
         )
 
     async def next_sequence(
@@ -769,6 +744,67 @@ class PluginStorage(LockMixin):
         if isinstance(data, dict) and isinstance(data.get("value"), int):
             return int(data["value"])
         return None
+
+    # -- locks (Locks) ------------------------------------------------------------------
+    async def acquire_lock(
+        self,
+        name: str,
+        *,
+        ttl: float,
+        timeout: float = 0,  # noqa: ASYNC109 - polling budget, not a cancel scope
+        worker_id: object = None,
+        resource: str | None = None,
+    ) -> Lock | None:
+        """Take the lock ``name`` for ``ttl`` seconds; ``None`` if still held after ``timeout``.
+
+        Acquiring creates ``.../locks/{name}`` with ``If-None-Match``; a released or expired
+        lock is taken over by compare-and-swap on its etag. While another worker holds it, the
+        call polls with jittered exponential backoff until ``timeout`` seconds have passed.
+
+        :param worker_id: recorded in the lock (default ``host:pid``).
+        :raises UnsupportedCapabilityError: the store has no reliable conditional writes.
+        """
+        return await self._locks.acquire_lock(
+            name, ttl=ttl, timeout=timeout, worker_id=worker_id, resource=resource
+        )
+
+    async def release_lock(
+        self, lock: Lock | str, token: str | None = None, *, resource: str | None = None
+    ) -> bool:
+        """Release a lock; ``False`` when it is no longer held with this token.
+
+        Token-checked and atomic: a conditional delete on the etag where the store has one,
+        else a compare-and-swap to a tombstone (obstore cannot send ``If-Match`` on DELETE;
+        a blind delete could remove a lock another worker just took over).
+
+        :param lock: the :class:`Lock`, or a lock name together with ``token``.
+        """
+        return await self._locks.release_lock(lock, token, resource=resource)
+
+    async def refresh_lock(self, lock: Lock, *, ttl: float | None = None) -> bool:
+        """Extend a held lock to ``ttl`` seconds from now (compare-and-swap on its etag)."""
+        return await self._locks.refresh_lock(lock, ttl=ttl)
+
+    async def is_locked(self, name: str, *, resource: str | None = None) -> bool:
+        """True when the lock is held and has not expired (one HEAD)."""
+        return await self._locks.is_locked(name, resource=resource)
+
+    def lock(
+        self,
+        name: str,
+        *,
+        ttl: float,
+        timeout: float = 0,
+        worker_id: object = None,
+        resource: str | None = None,
+    ) -> AbstractAsyncContextManager[Lock]:
+        """``async with storage.lock("job", ttl=30, timeout=5) as lock:`` ... released on exit.
+
+        :raises LockError: not acquired within ``timeout``.
+        """
+        return self._locks.lock(
+            name, ttl=ttl, timeout=timeout, worker_id=worker_id, resource=resource
+        )
 
 
 def _bump(data: Any, delta: int | float, key: str) -> tuple[Any, int | float]:
