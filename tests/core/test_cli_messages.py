@@ -117,7 +117,7 @@ def test_a_validation_error_is_one_message_with_one_line_per_field(url: str) -> 
 def test_missing_dependency_quick_fix_is_not_repeated(
     url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from s3db_async import cli
+    from s3db_async.cli import commands as cli
 
     def fail(*args: object, **kwargs: object) -> None:
         raise MissingDependencyError(
