@@ -203,7 +203,7 @@ class ListingMixin:
         if by is not None:
             check_group_field(by, self.schema.sensitive_fields)
         if by is None:
-            if partition is None:
+            if partition is None and not partition_values:
                 return await self._count_records()
             n = 0
             async for _ in self._iter_ids(partition, partition_values):
