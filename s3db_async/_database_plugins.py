@@ -145,7 +145,7 @@ class PluginHostMixin:
             p.alias = p._check_alias(alias)
         self._register_pending()
         if p.installed:
-            if p.database is self:
+            if p._database is self:
                 return p
             raise PluginError(
                 f"plugin {p.alias!r} is installed on another database",
@@ -165,14 +165,14 @@ class PluginHostMixin:
         await p.start()
         return p
 
-    async def uninstall_plugin(self, plugin: Plugin | str, purge_data: bool = False) -> None:
+    async def uninstall_plugin(self, plugin: Plugin | str, *, purge_data: bool = False) -> None:
         """Uninstall a plugin (by instance or alias); ``purge_data`` deletes its storage.
 
         :raises KeyError: no such plugin.
         """
         p = self.plugins[plugin] if isinstance(plugin, str) else plugin
         if p.installed:
-            await p.uninstall(purge_data)
+            await p.uninstall(purge_data=purge_data)
         self._forget_plugin(p)
 
     def _forget_plugin(self, plugin: Plugin) -> None:

@@ -18,7 +18,7 @@ import functools
 import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import anyio.to_thread
 
@@ -99,8 +99,9 @@ class Resource(
     """
 
     event_names = frozenset(
-        {"inserted", "updated", "deleted", "deleted_all", "exceeds_limits", "truncated", "error"}
+        {"inserted", "updated", "deleted", "deleted_all", "limits_exceeded", "truncated", "error"}
     )
+    renamed_events: ClassVar[Mapping[str, str]] = {"exceeds_limits": "limits_exceeded"}
 
     def __init__(
         self,
@@ -320,7 +321,7 @@ class Resource(
     def _encode(self, record: Mapping[str, Any], rid: str) -> Any:
         encoded = self.codec.encode(record)
         if encoded.overflowed and self.behavior == "user-managed":
-            self.emit("exceeds_limits", {"id": rid, "fields": list(encoded.overflowed)})
+            self.emit("limits_exceeded", {"id": rid, "fields": list(encoded.overflowed)})
         if encoded.truncated:
             self.emit("truncated", {"id": rid, "fields": list(encoded.truncated)})
         return encoded
@@ -886,7 +887,7 @@ class Resource(
         value: Any = await self.get(record_id)
         for part in field.split("."):
             value = value.get(part) if isinstance(value, Mapping) else None
-        return await asyncio.to_thread(verify_password, value, candidate)
+        return await anyio.to_thread.run_sync(verify_password, value, candidate)
 
     async def get_with_etag(self, record_id: str) -> tuple[Record, str]:
         """The record and its etag, for ``update(..., if_match=etag)``."""

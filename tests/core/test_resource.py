@@ -467,7 +467,7 @@ async def test_behaviors_at_the_resource_level(db: Database) -> None:
         "managed", attributes={"a": "string", "b": "string"}, behavior="user-managed"
     )
     events: list[dict[str, Any]] = []
-    managed.on("exceeds_limits", events.append)
+    managed.on("limits_exceeded", events.append)
     rec = await managed.insert({"a": "small", "b": big})
     assert events == [{"id": rec["id"], "fields": ["b"]}]
     assert (await managed.get(rec["id"]))["b"] == big
