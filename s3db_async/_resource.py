@@ -275,7 +275,7 @@ class Resource(
         :raises AlreadyExistsError: a record with this id exists (it is not overwritten).
         """
         payload = {**(data or {}), **fields}
-        return await self._call("insert", self._insert, payload, **preserve_kw(preserve_timestamps))  # type: ignore[no-any-return]
+        return await self._call("insert", self._insert, payload, **preserve_kw(preserve_timestamps))
 
     async def _validate(self, data: Mapping[str, Any], *, partial: bool = False) -> dict[str, Any]:
         """Validate; password hashing (~0.1 s of CPU) runs in a worker thread, off the loop."""
@@ -378,7 +378,7 @@ class Resource(
 
         :param preserve_timestamps: as in :meth:`insert`.
         """
-        return await self._call(  # type: ignore[no-any-return]
+        return await self._call(
             "insert_many", self._insert_many, list(items), **preserve_kw(preserve_timestamps)
         )
 
@@ -539,7 +539,7 @@ class Resource(
         :raises ConflictError: the record kept changing.
         :raises PreconditionFailed: ``if_match`` did not match.
         """
-        return await self._call(  # type: ignore[no-any-return]
+        return await self._call(
             "update",
             self._update,
             record_id,
@@ -563,7 +563,7 @@ class Resource(
 
         Use it to touch records written under an older, laxer schema.
         """
-        return await self._call(  # type: ignore[no-any-return]
+        return await self._call(
             "patch",
             self._update,
             record_id,
@@ -629,7 +629,7 @@ class Resource(
 
         :raises NotFoundError: no such record (use :meth:`upsert` to create).
         """
-        return await self._call(  # type: ignore[no-any-return]
+        return await self._call(
             "replace",
             self._replace,
             record_id,
@@ -670,7 +670,7 @@ class Resource(
 
         An update never changes ``created_at``; ``preserve_timestamps`` applies to an insert.
         """
-        return await self._call(  # type: ignore[no-any-return]
+        return await self._call(
             "upsert", self._upsert, {**(data or {}), **fields}, **preserve_kw(preserve_timestamps)
         )
 
@@ -729,7 +729,7 @@ class Resource(
         :returns: ``True`` if the record existed (or was not checked), ``False`` if not.
         :raises NotFoundError: ``must_exist`` and no such record.
         """
-        return await self._call("delete", self._delete, record_id, must_exist=must_exist)  # type: ignore[no-any-return]
+        return await self._call("delete", self._delete, record_id, must_exist=must_exist)
 
     async def _delete(self, record_id: str, *, must_exist: bool) -> bool:
         rid = self._id(record_id)
@@ -767,7 +767,7 @@ class Resource(
 
     async def delete_many(self, ids: Iterable[str]) -> BatchResult:
         """Delete many records with batched requests (1 per 1000 keys); per-item results."""
-        return await self._call("delete_many", self._delete_many, list(ids))  # type: ignore[no-any-return]
+        return await self._call("delete_many", self._delete_many, list(ids))
 
     async def _delete_many(self, ids: list[str]) -> BatchResult:
         results: list[ItemResult] = []
@@ -848,7 +848,7 @@ class Resource(
         :raises NotFoundError: no such record.
         :raises CorruptRecordError: the stored object cannot be decoded.
         """
-        return await self._call("get", self._get, record_id)  # type: ignore[no-any-return]
+        return await self._call("get", self._get, record_id)
 
     async def _get(self, record_id: str) -> Record:
         rid = self._id(record_id)
@@ -900,7 +900,7 @@ class Resource(
         A corrupt record is a failed item (its error also in ``skipped`` and emitted as
         ``error``); ``strict=True`` raises :class:`CorruptRecordError` instead.
         """
-        return await self._call("get_many", self._get_many, list(ids), strict=strict)  # type: ignore[no-any-return]
+        return await self._call("get_many", self._get_many, list(ids), strict=strict)
 
     async def _get_many(self, ids: list[str], *, strict: bool = False) -> BatchResult:
         async def one(rid: str) -> ItemResult:
@@ -916,7 +916,7 @@ class Resource(
 
     async def exists(self, record_id: str) -> bool:
         """True when the record exists (one HEAD)."""
-        return await self._call("exists", self._exists, record_id)  # type: ignore[no-any-return]
+        return await self._call("exists", self._exists, record_id)
 
     async def _exists(self, record_id: str) -> bool:
         try:

@@ -110,3 +110,24 @@ def test_plugin_module_exports_no_internals() -> None:
     for name in exported:
         assert name in vars(plugin_module), name
     assert {"Plugin", "PluginStorage", "Lock", "Dependency", "validate_namespace"} <= exported
+
+
+class Other(Plugin):
+    """A second plugin class, for lookups by class."""
+
+
+async def test_plugins_get_by_class_is_typed_and_exact(db: Database) -> None:
+    keeper = await db.use_plugin(Keeper())
+    assert db.plugins.get(Keeper) is keeper
+    assert db.plugins.get("keeper") is keeper  # by alias, as a Mapping
+    assert db.plugins.get("nope") is None
+    assert db.plugins.get(Other, None) is None
+    with pytest.raises(NotFoundError, match="Other") as info:
+        db.plugins.get(Other)
+    assert isinstance(info.value, KeyError) and info.value.suggestion
+    second = await db.use_plugin(Keeper(namespace="two"))
+    with pytest.raises(PluginError, match="ambiguous"):
+        db.plugins.get(Keeper)
+    assert db.plugins.get("keeper_two") is second
+    with pytest.raises(NotFoundError, match="nope"):
+        db.plugins["nope"]
