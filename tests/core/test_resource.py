@@ -15,6 +15,7 @@ from s3db_async.errors import (
     ConflictError,
     NotFoundError,
     PreconditionFailed,
+    SchemaError,
     ValidationError,
 )
 
@@ -505,7 +506,7 @@ async def test_incremental_ids_unique_across_clients(db: Database, store_url: st
     finally:
         await other.disconnect()
     assert sorted(int(i) for i in ids) == list(range(1001, 1011))
-    with pytest.raises(Exception, match="incremental"):
+    with pytest.raises(SchemaError, match="incremental"):
         await db.create_resource(
             "bad_ids", attributes={"a": "string"}, id_generator="incremental:x"
         )
