@@ -224,6 +224,8 @@ class ListingMixin:
     ) -> int | dict[Any, int]:
         if by is not None:
             check_group_field(by, self.schema.sensitive_fields)
+        if partition is None and partition_values:
+            self._scope(partition, partition_values)  # raises: values need a partition
         if by is None:
             if partition is None:
                 return await self._count_records()

@@ -8,7 +8,7 @@ from typing import Any, assert_type
 
 import pytest
 
-from s3db_async import BatchResult, Database, Plugin, Record
+from s3db_async import BatchResult, ConfigError, Database, Plugin, Record
 
 pytestmark = pytest.mark.stores("memory")
 
@@ -50,6 +50,10 @@ async def test_count_is_an_int_without_by_and_a_dict_with_it(db: Database) -> No
     groups = await res.count(by="region")
     assert_type(groups, dict[Any, int])
     assert (total, in_eu, groups) == (3, 2, {"eu": 2, "us": 1})
+    with pytest.raises(ConfigError, match="without partition"):
+        await res.count(partition_values={"region": "eu"})  # not silently the total
+    with pytest.raises(ConfigError, match="without partition"):
+        await res.count(partition_values={"region": "eu"}, by="region")
 
 
 async def test_plugin_lookup_by_class_is_typed(db: Database) -> None:
