@@ -7,12 +7,13 @@ competes with the record's fields for the body; deleting the record deletes it t
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .errors import NotFoundError
 
 if TYPE_CHECKING:
     from ._database import Database
+    from ._extensions import CallArgs, CallResult
 
 __all__ = ["ContentMixin"]
 
@@ -27,8 +28,13 @@ class ContentMixin:
         def key_for(self, record_id: str) -> str: ...
         def _id(self, value: object) -> str: ...
         async def _call(
-            self, method: str, impl: Callable[..., Awaitable[Any]], *a: Any, **kw: Any
-        ) -> Any: ...
+            self,
+            method: str,
+            impl: Callable[CallArgs, Awaitable[CallResult]],
+            /,
+            *a: CallArgs.args,
+            **kw: CallArgs.kwargs,
+        ) -> CallResult: ...
 
     def content_key_for(self, record_id: str) -> str:
         """Object key of a record's binary content."""
@@ -41,7 +47,7 @@ class ContentMixin:
 
         :raises NotFoundError: no such record.
         """
-        return await self._call("set_content", self._set_content, record_id, content, content_type)  # type: ignore[no-any-return]
+        return await self._call("set_content", self._set_content, record_id, content, content_type)
 
     async def _set_content(
         self, record_id: str, content: bytes | str, content_type: str | None
@@ -67,7 +73,7 @@ class ContentMixin:
 
         :raises NotFoundError: the record has no content.
         """
-        return await self._call("get_content", self._get_content, record_id)  # type: ignore[no-any-return]
+        return await self._call("get_content", self._get_content, record_id)
 
     async def _get_content(self, record_id: str) -> tuple[bytes, str | None]:
         rid = self._id(record_id)

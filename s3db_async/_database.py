@@ -16,7 +16,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from types import MappingProxyType, TracebackType
-from typing import Any
+from typing import Any, ClassVar
 
 import msgspec
 
@@ -95,8 +95,9 @@ class Database(EventEmitter, PluginHostMixin):
     """
 
     event_names = (
-        frozenset({"connected", "disconnected", "resource_created", "error"}) | PLUGIN_EVENTS
+        frozenset({"connected", "disconnected", "resource.created", "error"}) | PLUGIN_EVENTS
     )
+    renamed_events: ClassVar[Mapping[str, str]] = {"resource_created": "resource.created"}
 
     def __init__(
         self,
@@ -493,7 +494,7 @@ class Database(EventEmitter, PluginHostMixin):
         an identical one is a no-op).
 
         :param history: keep every earlier version of each record (``resource.history(id)``,
-            ``get_version``, ``restore``; see ``docs/history-and-migrations.md``).
+            ``get_revision``, ``restore``; see ``docs/history-and-migrations.md``).
         :param migrations: ``{2: fn, 3: fn}`` upgrading records of the previous version to
             the keyed one (sync or async; ``None`` = no change). Kept in memory, so pass them
             in every process; ``s3db.json`` records which steps exist.
@@ -625,7 +626,7 @@ class Database(EventEmitter, PluginHostMixin):
         if schema.secret_fields:
             await self._ensure_passphrase_check()
         await self._hooks.run("after_create_resource", resource)
-        self.emit("resource_created", resource)
+        self.emit("resource.created", resource)
         return resource
 
     def get_resource(self, name: str) -> Resource:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
 from ._events import HookRegistry, Middleware, compose_middlewares
 from ._tracing import active_tracer
@@ -14,6 +14,10 @@ if TYPE_CHECKING:
     from ._database import Database
     from ._resource import Resource
     from ._schema import Schema
+
+CallArgs = ParamSpec("CallArgs")
+CallResult = TypeVar("CallResult")
+
 
 __all__ = ["MIDDLEWARE_METHODS", "ExtensionMixin"]
 
@@ -96,25 +100,35 @@ class ExtensionMixin:
         return False
 
     async def _call(
-        self, method: str, impl: Callable[..., Awaitable[Any]], *a: Any, **kw: Any
-    ) -> Any:
+        self,
+        method: str,
+        impl: Callable[CallArgs, Awaitable[CallResult]],
+        /,
+        *a: CallArgs.args,
+        **kw: CallArgs.kwargs,
+    ) -> CallResult:
+        """Run ``impl(*a, **kw)`` as public method ``method``: connection check, middlewares,
+        tracing span; typed like ``impl`` (middlewares must return what it returns)."""
         self.db._require_connection()  # one error for every operation after disconnect
-        call = impl
+        call: Callable[..., Awaitable[Any]] = impl
         if self._middlewares.get(method):
             chain = self._chains.get(method)
             if chain is None:
                 chain = self._chains[method] = compose_middlewares(self._middlewares[method], impl)
             call = chain
         tracer = active_tracer()
+        result: CallResult
         if tracer is None:
-            return await call(*a, **kw)
+            result = await call(*a, **kw)
+            return result
         attributes = {
             "db.system.name": "s3db",
             "db.collection.name": self.name,
             "db.operation.name": method,
         }
         with tracer.start_as_current_span(f"{method} {self.name}", attributes=attributes):
-            return await call(*a, **kw)
+            result = await call(*a, **kw)
+        return result
 
     def add_method(self, name: str, fn: Callable[..., Any], *, owner: str | None = None) -> None:
         """Attach a method (plugins); an existing attribute of that name raises."""

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import builtins
 import functools
+import warnings
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -113,7 +114,7 @@ def revision_of(metadata: Mapping[str, str]) -> int:
 
 
 class HistoryMixin:
-    """``history``/``get_version``/``restore``/``purge_history`` of a resource."""
+    """``history``/``get_revision``/``restore``/``purge_history`` of a resource."""
 
     if TYPE_CHECKING:
         name: str
@@ -337,7 +338,7 @@ class HistoryMixin:
         found = await bounded_gather(load, keys, self.db.parallelism)
         return [r for r in found if r is not None]
 
-    async def get_version(self, record_id: str, revision: int) -> RecordRevision:
+    async def get_revision(self, record_id: str, revision: int) -> RecordRevision:
         """Revision ``revision`` of a record (1 GET; the current one costs 1 GET more).
 
         :raises NotFoundError: no such revision.
@@ -358,6 +359,15 @@ class HistoryMixin:
             )
         return RecordRevision(current, etag=obj.etag, version=current.version, revision=revision)
 
+    async def get_version(self, record_id: str, revision: int) -> RecordRevision:
+        """Deprecated alias of :meth:`get_revision` (a *version* is a schema version)."""
+        warnings.warn(
+            "Resource.get_version(id, n) is deprecated; use get_revision(id, n)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return await self.get_revision(record_id, revision)
+
     # -- restore, purge ------------------------------------------------------------
     async def restore(self, record_id: str, revision: int, *, retries: int | None = None) -> Record:
         """Make revision ``revision`` the current version again (a new revision itself;
@@ -369,7 +379,7 @@ class HistoryMixin:
         :raises ValidationError: the old data does not satisfy the current schema.
         """
         rid = self._id(record_id)
-        target = await self.get_version(rid, revision)
+        target = await self.get_revision(rid, revision)
         data = await self._before_update(rid, {k: v for k, v in target.items() if k != "id"})
         for f in ("created_at", "updated_at") if self.timestamps else ():
             data.pop(f, None)

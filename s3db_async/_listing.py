@@ -11,7 +11,7 @@ import base64
 import binascii
 import builtins
 from collections.abc import AsyncIterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 from ._cas import body_etag, conditional_put
 from ._concurrency import bounded_gather, ordered_map
@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 
     from ._database import Database
     from ._events import HookRegistry
+    from ._extensions import CallArgs, CallResult
     from ._record import Record as _Record
     from ._schema import Schema
 
@@ -91,8 +92,13 @@ class ListingMixin:
         ) -> None: ...
         def _check_path(self, path: str, *, where: str = "query filter") -> None: ...
         async def _call(
-            self, method: str, impl: Callable[..., Awaitable[Any]], *a: Any, **kw: Any
-        ) -> Any: ...
+            self,
+            method: str,
+            impl: Callable[CallArgs, Awaitable[CallResult]],
+            /,
+            *a: CallArgs.args,
+            **kw: CallArgs.kwargs,
+        ) -> CallResult: ...
 
     # -- partition plumbing ---------------------------------------------------
     def _partition(self, name: str) -> Partition:
@@ -162,9 +168,7 @@ class ListingMixin:
         limit: int | None = None,
     ) -> builtins.list[str]:
         """Ids of the records (LIST only), optionally inside a partition."""
-        return await self._call(  # type: ignore[no-any-return]
-            "list_ids", self._list_ids, partition, partition_values, limit
-        )
+        return await self._call("list_ids", self._list_ids, partition, partition_values, limit)
 
     async def _list_ids(
         self,
@@ -174,6 +178,24 @@ class ListingMixin:
     ) -> builtins.list[str]:
         return [rid async for _, rid in self._iter_ids(partition, partition_values, limit=limit)]
 
+    @overload
+    async def count(
+        self,
+        *,
+        partition: str | None = None,
+        partition_values: Mapping[str, Any] | None = None,
+        by: None = None,
+        strict: bool = False,
+    ) -> int: ...
+    @overload
+    async def count(
+        self,
+        *,
+        partition: str | None = None,
+        partition_values: Mapping[str, Any] | None = None,
+        by: str,
+        strict: bool = False,
+    ) -> dict[Any, int]: ...
     async def count(
         self,
         *,
@@ -181,7 +203,7 @@ class ListingMixin:
         partition_values: Mapping[str, Any] | None = None,
         by: str | None = None,
         strict: bool = False,
-    ) -> Any:
+    ) -> int | dict[Any, int]:
         """How many records (LIST only). With ``by``, a ``{value: count}`` mapping.
 
         ``by`` uses a partition on that single field when one exists (LIST only);
@@ -202,6 +224,8 @@ class ListingMixin:
     ) -> int | dict[Any, int]:
         if by is not None:
             check_group_field(by, self.schema.sensitive_fields)
+        if partition is None and partition_values:
+            self._scope(partition, partition_values)  # raises: values need a partition
         if by is None:
             if partition is None and not partition_values:
                 return await self._count_records()
@@ -371,7 +395,7 @@ class ListingMixin:
         A corrupt record is left out and its :class:`CorruptRecordError` is in the
         result's ``skipped`` (and emitted as ``error``); ``strict=True`` raises it instead.
         """
-        return await self._call(  # type: ignore[no-any-return]
+        return await self._call(
             "list", self._list, partition, partition_values, limit, strict=strict
         )
 
@@ -425,7 +449,7 @@ class ListingMixin:
         A corrupt record is left out of ``items`` (the page may hold fewer than ``size``)
         and reported in ``skipped``; ``strict=True`` raises :class:`CorruptRecordError`.
         """
-        return await self._call(  # type: ignore[no-any-return]
+        return await self._call(
             "page", self._page, size, cursor, page, partition, partition_values, strict=strict
         )
 
@@ -480,7 +504,7 @@ class ListingMixin:
         When the filter pins every field of a partition, only that partition is read.
         Corrupt records are skipped and reported as in :meth:`list`.
         """
-        return await self._call(  # type: ignore[no-any-return]
+        return await self._call(
             "query", self._query, filter, limit, partition, partition_values, strict=strict
         )
 

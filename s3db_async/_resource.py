@@ -18,7 +18,7 @@ import functools
 import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import anyio.to_thread
 
@@ -99,8 +99,9 @@ class Resource(
     """
 
     event_names = frozenset(
-        {"inserted", "updated", "deleted", "deleted_all", "exceeds_limits", "truncated", "error"}
+        {"inserted", "updated", "deleted", "deleted_all", "limits_exceeded", "truncated", "error"}
     )
+    renamed_events: ClassVar[Mapping[str, str]] = {"exceeds_limits": "limits_exceeded"}
 
     def __init__(
         self,
@@ -274,7 +275,7 @@ class Resource(
         :raises AlreadyExistsError: a record with this id exists (it is not overwritten).
         """
         payload = {**(data or {}), **fields}
-        return await self._call("insert", self._insert, payload, **preserve_kw(preserve_timestamps))  # type: ignore[no-any-return]
+        return await self._call("insert", self._insert, payload, **preserve_kw(preserve_timestamps))
 
     async def _validate(self, data: Mapping[str, Any], *, partial: bool = False) -> dict[str, Any]:
         """Validate; password hashing (~0.1 s of CPU) runs in a worker thread, off the loop."""
@@ -320,7 +321,7 @@ class Resource(
     def _encode(self, record: Mapping[str, Any], rid: str) -> Any:
         encoded = self.codec.encode(record)
         if encoded.overflowed and self.behavior == "user-managed":
-            self.emit("exceeds_limits", {"id": rid, "fields": list(encoded.overflowed)})
+            self.emit("limits_exceeded", {"id": rid, "fields": list(encoded.overflowed)})
         if encoded.truncated:
             self.emit("truncated", {"id": rid, "fields": list(encoded.truncated)})
         return encoded
@@ -377,7 +378,7 @@ class Resource(
 
         :param preserve_timestamps: as in :meth:`insert`.
         """
-        return await self._call(  # type: ignore[no-any-return]
+        return await self._call(
             "insert_many", self._insert_many, list(items), **preserve_kw(preserve_timestamps)
         )
 
@@ -538,7 +539,7 @@ class Resource(
         :raises ConflictError: the record kept changing.
         :raises PreconditionFailed: ``if_match`` did not match.
         """
-        return await self._call(  # type: ignore[no-any-return]
+        return await self._call(
             "update",
             self._update,
             record_id,
@@ -562,7 +563,7 @@ class Resource(
 
         Use it to touch records written under an older, laxer schema.
         """
-        return await self._call(  # type: ignore[no-any-return]
+        return await self._call(
             "patch",
             self._update,
             record_id,
@@ -628,7 +629,7 @@ class Resource(
 
         :raises NotFoundError: no such record (use :meth:`upsert` to create).
         """
-        return await self._call(  # type: ignore[no-any-return]
+        return await self._call(
             "replace",
             self._replace,
             record_id,
@@ -669,7 +670,7 @@ class Resource(
 
         An update never changes ``created_at``; ``preserve_timestamps`` applies to an insert.
         """
-        return await self._call(  # type: ignore[no-any-return]
+        return await self._call(
             "upsert", self._upsert, {**(data or {}), **fields}, **preserve_kw(preserve_timestamps)
         )
 
@@ -728,7 +729,7 @@ class Resource(
         :returns: ``True`` if the record existed (or was not checked), ``False`` if not.
         :raises NotFoundError: ``must_exist`` and no such record.
         """
-        return await self._call("delete", self._delete, record_id, must_exist=must_exist)  # type: ignore[no-any-return]
+        return await self._call("delete", self._delete, record_id, must_exist=must_exist)
 
     async def _delete(self, record_id: str, *, must_exist: bool) -> bool:
         rid = self._id(record_id)
@@ -766,7 +767,7 @@ class Resource(
 
     async def delete_many(self, ids: Iterable[str]) -> BatchResult:
         """Delete many records with batched requests (1 per 1000 keys); per-item results."""
-        return await self._call("delete_many", self._delete_many, list(ids))  # type: ignore[no-any-return]
+        return await self._call("delete_many", self._delete_many, list(ids))
 
     async def _delete_many(self, ids: list[str]) -> BatchResult:
         results: list[ItemResult] = []
@@ -847,7 +848,7 @@ class Resource(
         :raises NotFoundError: no such record.
         :raises CorruptRecordError: the stored object cannot be decoded.
         """
-        return await self._call("get", self._get, record_id)  # type: ignore[no-any-return]
+        return await self._call("get", self._get, record_id)
 
     async def _get(self, record_id: str) -> Record:
         rid = self._id(record_id)
@@ -886,7 +887,7 @@ class Resource(
         value: Any = await self.get(record_id)
         for part in field.split("."):
             value = value.get(part) if isinstance(value, Mapping) else None
-        return await asyncio.to_thread(verify_password, value, candidate)
+        return await anyio.to_thread.run_sync(verify_password, value, candidate)
 
     async def get_with_etag(self, record_id: str) -> tuple[Record, str]:
         """The record and its etag, for ``update(..., if_match=etag)``."""
@@ -899,7 +900,7 @@ class Resource(
         A corrupt record is a failed item (its error also in ``skipped`` and emitted as
         ``error``); ``strict=True`` raises :class:`CorruptRecordError` instead.
         """
-        return await self._call("get_many", self._get_many, list(ids), strict=strict)  # type: ignore[no-any-return]
+        return await self._call("get_many", self._get_many, list(ids), strict=strict)
 
     async def _get_many(self, ids: list[str], *, strict: bool = False) -> BatchResult:
         async def one(rid: str) -> ItemResult:
@@ -915,7 +916,7 @@ class Resource(
 
     async def exists(self, record_id: str) -> bool:
         """True when the record exists (one HEAD)."""
-        return await self._call("exists", self._exists, record_id)  # type: ignore[no-any-return]
+        return await self._call("exists", self._exists, record_id)
 
     async def _exists(self, record_id: str) -> bool:
         try:
