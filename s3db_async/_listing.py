@@ -227,7 +227,7 @@ class ListingMixin:
         if partition is None and partition_values:
             self._scope(partition, partition_values)  # raises: values need a partition
         if by is None:
-            if partition is None and not partition_values:
+            if partition is None:
                 return await self._count_records()
             n = 0
             async for _ in self._iter_ids(partition, partition_values):
