@@ -16,7 +16,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from types import MappingProxyType, TracebackType
-from typing import Any, TypeVar, overload
+from typing import Any, ClassVar, TypeVar, overload
 
 import msgspec
 
@@ -98,8 +98,9 @@ class Database(EventEmitter):
     """
 
     event_names = (
-        frozenset({"connected", "disconnected", "resource_created", "error"}) | PLUGIN_EVENTS
+        frozenset({"connected", "disconnected", "resource.created", "error"}) | PLUGIN_EVENTS
     )
+    renamed_events: ClassVar[Mapping[str, str]] = {"resource_created": "resource.created"}
 
     def __init__(
         self,
@@ -289,12 +290,12 @@ class Database(EventEmitter):
         """
         return await self._plugin_host.use(plugin, alias)
 
-    async def uninstall_plugin(self, plugin: Plugin | str, purge_data: bool = False) -> None:
+    async def uninstall_plugin(self, plugin: Plugin | str, *, purge_data: bool = False) -> None:
         """Uninstall a plugin (by instance or alias); ``purge_data`` deletes its storage.
 
         :raises KeyError: no such plugin.
         """
-        await self._plugin_host.uninstall(plugin, purge_data)
+        await self._plugin_host.uninstall(plugin, purge_data=purge_data)
 
     def _forget_plugin(self, plugin: Plugin) -> None:
         """Called by :meth:`Plugin.uninstall`: drop the plugin from the registry."""
@@ -547,7 +548,7 @@ class Database(EventEmitter):
         an identical one is a no-op).
 
         :param history: keep every earlier version of each record (``resource.history(id)``,
-            ``get_version``, ``restore``; see ``docs/history-and-migrations.md``).
+            ``get_revision``, ``restore``; see ``docs/history-and-migrations.md``).
         :param migrations: ``{2: fn, 3: fn}`` upgrading records of the previous version to
             the keyed one (sync or async; ``None`` = no change). Kept in memory, so pass them
             in every process; ``s3db.json`` records which steps exist.
@@ -679,7 +680,7 @@ class Database(EventEmitter):
         if schema.secret_fields:
             await self._ensure_passphrase_check()
         await self._hooks.run("after_create_resource", resource)
-        self.emit("resource_created", resource)
+        self.emit("resource.created", resource)
         return resource
 
     def get_resource(self, name: str) -> Resource:

@@ -10,6 +10,11 @@
   class that emits its own plain names extends it); a name with a dot
   is a namespaced custom event (a plugin emits ``"cache.hit"``, ``"myplugin.flushed"``) and
   is always accepted, except in the reserved ``plugin.`` namespace of the plugin lifecycle.
+- **One naming style**: an event says what happened, in the past tense and snake_case. An
+  emitter's own events are plain (``inserted`` on a resource, ``connected`` on a database);
+  an event about another object takes that object's kind as a dotted prefix
+  (``resource.created`` on a database, ``plugin.installed`` on a database and on the plugin),
+  and a plugin's own events take its slug (``cache.hit``). The table is in ``docs/guide.md``.
 - **Middlewares** wrap a method: ``async def mw(next, *args, **kwargs)`` calls
   ``await next(*args, **kwargs)`` (or not) and returns the result.
 """
@@ -20,8 +25,9 @@ import asyncio
 import difflib
 import inspect
 import logging
+import warnings
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from typing import Any, ClassVar
 
 from .errors import ConfigError
@@ -130,11 +136,20 @@ class EventEmitter:
     _supervisor: TaskSupervisor | None
     event_names: ClassVar[frozenset[str] | None] = None
     """The event names this emitter emits (``None``: any name); see the module docstring."""
+    renamed_events: ClassVar[Mapping[str, str]] = {}
+    """Deprecated event names and their current ones: subscribing by an old name warns."""
 
     def __init__(self, *, logger: logging.Logger | None = None) -> None:
         self._handlers: dict[str, list[Handler]] = defaultdict(list)
         self._supervisor = None
         self._event_log = logger or _log
+
+    def _current_name(self, event: str) -> str:
+        new = self.renamed_events.get(event)
+        if new is None:
+            return event
+        warnings.warn(f"event {event!r} is now called {new!r}", DeprecationWarning, stacklevel=3)
+        return new
 
     def _check_event(self, event: str) -> None:
         known = self.event_names
@@ -157,6 +172,7 @@ class EventEmitter:
 
         :raises ConfigError: ``event`` is not one this emitter emits (see ``event_names``).
         """
+        event = self._current_name(event)
         self._check_event(event)
         if not callable(handler):
             raise ConfigError(f"handler for {event!r} is not callable", metadata={"event": event})
@@ -175,6 +191,7 @@ class EventEmitter:
 
     def off(self, event: str, handler: Handler | None = None) -> None:
         """Remove one handler, or all handlers of ``event``."""
+        event = self.renamed_events.get(event, event)
         if handler is None:
             self._handlers.pop(event, None)
             return

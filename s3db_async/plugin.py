@@ -17,7 +17,7 @@
     await db.use_plugin(StampPlugin())
 
 Lifecycle: ``install(db)`` → :meth:`Plugin.on_install`, ``start()`` → :meth:`Plugin.on_start`,
-``stop()`` → :meth:`Plugin.on_stop`, ``uninstall(purge_data=False)`` →
+``stop()`` → :meth:`Plugin.on_stop`, ``uninstall(*, purge_data=False)`` →
 :meth:`Plugin.on_uninstall`. Everything a plugin adds through the recording helpers
 (:meth:`~Plugin.add_resource_hook`, :meth:`~Plugin.add_resource_method`,
 :meth:`~Plugin.add_middleware`, :meth:`~Plugin.add_plugin_attribute`, :meth:`~Plugin.listen`,
@@ -34,7 +34,6 @@ from __future__ import annotations
 
 from ._plugin.base import (
     SKIP_ENV,
-    STORAGE_BEHAVIORS,
     Dependency,
     DependencyStatus,
     Lock,
@@ -44,7 +43,6 @@ from ._plugin.base import (
     PluginError,
     PluginStorage,
     StorageResult,
-    coerce_plugin,
     detect_and_warn_namespaces,
     get_namespaced_resource_name,
     get_plugin_dependency_report,
@@ -58,7 +56,6 @@ from ._plugin.base import (
 
 __all__ = [
     "SKIP_ENV",
-    "STORAGE_BEHAVIORS",
     "Dependency",
     "DependencyStatus",
     "Lock",
@@ -68,7 +65,6 @@ __all__ = [
     "PluginError",
     "PluginStorage",
     "StorageResult",
-    "coerce_plugin",
     "detect_and_warn_namespaces",
     "get_namespaced_resource_name",
     "get_plugin_dependency_report",

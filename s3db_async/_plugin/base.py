@@ -6,6 +6,7 @@ import asyncio
 import inspect
 import logging
 import re
+import warnings
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -154,7 +155,7 @@ class Plugin(EventEmitter):
             self.log.setLevel(log_level)
         super().__init__(logger=self.log)
         self.alias = self._check_alias(alias) if alias is not None else self._default_alias()
-        self.database: Database | None = None
+        self._database: Database | None = None
         self._installed = False
         self._started = False
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -198,17 +199,27 @@ class Plugin(EventEmitter):
 
     @property
     def db(self) -> Database:
-        """The database the plugin is installed on.
+        """The database the plugin is installed on (check :attr:`installed` first to ask).
 
         :raises PluginError: not installed.
         """
-        if self.database is None:
+        if self._database is None:
             raise PluginError(
                 f"plugin {self.name!r} is not installed",
                 suggestion="await db.use_plugin(plugin) first",
                 metadata={"plugin": self.name},
             )
-        return self.database
+        return self._database
+
+    @property
+    def database(self) -> Database | None:
+        """Deprecated alias: use :attr:`db` (and :attr:`installed` to test for ``None``)."""
+        warnings.warn(
+            "Plugin.database is deprecated; use Plugin.db (and Plugin.installed)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self._database
 
     @property
     def tasks(self) -> frozenset[asyncio.Task[Any]]:
@@ -266,8 +277,8 @@ class Plugin(EventEmitter):
     def _announce(self, event: str, **extra: Any) -> None:
         payload = self._payload(**extra)
         self.emit(event, payload)
-        if self.database is not None:
-            self.database.emit(event, payload)
+        if self._database is not None:
+            self._database.emit(event, payload)
 
     async def install(self, database: Database) -> None:
         """Attach to ``database`` and run :meth:`on_install` (``db.use_plugin`` calls this).
@@ -282,7 +293,7 @@ class Plugin(EventEmitter):
                 metadata={"plugin": self.name},
             )
         require_dependencies(type(self).dependencies, plugin=self.name)
-        self.database = database
+        self._database = database
         self._supervisor = database._supervisor
         try:
             if self.namespace is not None:
@@ -294,7 +305,7 @@ class Plugin(EventEmitter):
             await self.on_install()
         except BaseException:
             await self._undo_all()
-            self.database = None
+            self._database = None
             self._storage = None
             raise
         self._installed = True
@@ -326,7 +337,7 @@ class Plugin(EventEmitter):
             await self._cancel_tasks()
         self._announce("plugin.stopped")
 
-    async def uninstall(self, purge_data: bool = False) -> None:
+    async def uninstall(self, *, purge_data: bool = False) -> None:
         """Stop, run :meth:`on_uninstall`, remove everything recorded, uninstall child plugins
         and, with ``purge_data``, delete every object of the plugin's storage."""
         if not self._installed:
@@ -338,18 +349,18 @@ class Plugin(EventEmitter):
         finally:
             await self._undo_all()
             for child in reversed(self._children):
-                await child.uninstall(purge_data)
+                await child.uninstall(purge_data=purge_data)
             self._children.clear()
         if purge_data:
             deleted = await self.get_storage().delete_all()
             self._announce("plugin.data_purged", deleted=deleted, count=deleted)
-        db = self.database
+        db = self._database
         forget = getattr(db, "_forget_plugin", None)
         if forget is not None:
             forget(self)
         self._installed = False
         self._announce("plugin.after_uninstall", purge_data=purge_data)
-        self.database = None
+        self._database = None
         self._storage = None
         self._supervisor = None
 
@@ -381,7 +392,7 @@ class Plugin(EventEmitter):
         The task is cancelled and awaited on :meth:`stop` and on ``db.disconnect()``; an
         exception it raises is logged.
         """
-        if self.database is None and inspect.iscoroutine(work):
+        if self._database is None and inspect.iscoroutine(work):
             work.close()  # never started: do not leave an un-awaited coroutine behind
         db = self.db
         awaitable = work() if callable(work) else work

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-from ..errors import PluginError
+from ..errors import NotFoundError, PluginError
 from .base import Plugin, coerce_plugin
 
 if TYPE_CHECKING:
@@ -23,11 +23,15 @@ if TYPE_CHECKING:
 __all__ = ["PluginHost", "PluginRegistry"]
 
 _log = logging.getLogger("s3db_async.database")
+P = TypeVar("P", bound=Plugin)
+T = TypeVar("T")
+_REQUIRED: Any = object()
 
 
 class PluginRegistry(Mapping[str, Plugin]):
     """Installed plugins by alias; a plugin's ``name`` or ``slug`` also finds it when only one
-    plugin has it. Attribute access works too (``db.plugins.cache``)."""
+    plugin has it. Attribute access works too (``db.plugins.cache``), and
+    ``db.plugins.get(CachePlugin)`` looks one up by class, typed as that class."""
 
     def __init__(self) -> None:
         self._by_alias: dict[str, Plugin] = {}
@@ -40,10 +44,50 @@ class PluginRegistry(Mapping[str, Plugin]):
         if len(matches) == 1:
             return matches[0]
         if matches:
-            raise KeyError(
-                f"{key!r} is ambiguous: use an alias ({', '.join(p.alias for p in matches)})"
+            raise NotFoundError(
+                f"plugin {key!r} is ambiguous",
+                suggestion=f"use an alias: {', '.join(p.alias for p in matches)}",
+                metadata={"plugin": key},
             )
-        raise KeyError(key)
+        raise NotFoundError(
+            f"no plugin {key!r}",
+            suggestion=f"installed: {', '.join(self._by_alias) or '(none)'}",
+            metadata={"plugin": key},
+        )
+
+    @overload
+    def get(self, key: type[P], /) -> P: ...
+    @overload
+    def get(self, key: type[P], default: T, /) -> P | T: ...
+    @overload
+    def get(self, key: str, /) -> Plugin | None: ...
+    @overload
+    def get(self, key: str, default: Plugin | T, /) -> Plugin | T: ...
+    def get(self, key: str | type[Plugin], default: Any = _REQUIRED, /) -> Any:
+        """The plugin by alias (or name/slug), ``default`` (``None``) when absent, as any
+        mapping; or by class, typed as that class: ``db.plugins.get(CachePlugin)``.
+
+        :raises NotFoundError: no installed plugin of that class (and no ``default``).
+        :raises PluginError: several plugins of that class: look them up by alias.
+        """
+        if isinstance(key, str):
+            return super().get(key, None if default is _REQUIRED else default)
+        found = [p for p in self._by_alias.values() if isinstance(p, key)]
+        if len(found) == 1:
+            return found[0]
+        if found:
+            raise PluginError(
+                f"{len(found)} plugins are {key.__name__} instances: the lookup is ambiguous",
+                suggestion=f"use an alias: {', '.join(p.alias for p in found)}",
+                metadata={"plugin": key.__name__},
+            )
+        if default is not _REQUIRED:
+            return default
+        raise NotFoundError(
+            f"no {key.__name__} plugin is installed",
+            suggestion=f"await db.use_plugin({key.__name__}()) first",
+            metadata={"plugin": key.__name__},
+        )
 
     def __getattr__(self, name: str) -> Plugin:
         if name.startswith("_"):
@@ -108,7 +152,7 @@ class PluginHost:
             p.alias = p._check_alias(alias)
         self.register_pending()
         if p.installed:
-            if p.database is self.db:
+            if p._database is self.db:
                 return p
             raise PluginError(
                 f"plugin {p.alias!r} is installed on another database",
@@ -124,11 +168,11 @@ class PluginHost:
         await p.start()
         return p
 
-    async def uninstall(self, plugin: Plugin | str, purge_data: bool) -> None:
+    async def uninstall(self, plugin: Plugin | str, *, purge_data: bool) -> None:
         """:meth:`Database.uninstall_plugin`."""
         p = self.register_pending()[plugin] if isinstance(plugin, str) else plugin
         if p.installed:
-            await p.uninstall(purge_data)
+            await p.uninstall(purge_data=purge_data)
         self.forget(p)
 
     def forget(self, plugin: Plugin) -> None:

@@ -9,8 +9,8 @@ Resources a plugin creates are named ``plg_<namespace>_<plugin>_<name>`` (namesp
 one namespace's resources sort together); without a namespace, ``plg_<plugin>_<name>``. The
 namespace ``"default"`` is the same as no namespace.
 
-On install, a namespaced plugin lists the namespaces already present in storage and logs a
-warning naming them and the one it uses (:func:`detect_and_warn_namespaces`).
+On install, a namespaced plugin lists the namespaces already present in storage and logs an
+INFO notice naming them and the one it uses (:func:`detect_and_warn_namespaces`).
 """
 
 from __future__ import annotations
@@ -140,20 +140,20 @@ def warn_namespace_usage(
     *,
     logger: logging.Logger | None = None,
 ) -> None:
-    """Log which namespaces exist and which one this instance uses (two warnings)."""
+    """Log which namespaces exist and which one this instance uses (two INFO notices)."""
     log = logger or _log
     existing = sorted(existing_namespaces)
     current = current_namespace or DEFAULT_NAMESPACE
     extra = {"plugin": plugin_name, "namespace": current, "op": "namespace"}
     if existing:
-        log.warning(
+        log.info(
             "[%s] Detected %d existing namespace(s): %s",
             plugin_name,
             len(existing),
             ", ".join(existing),
             extra=extra,
         )
-    log.warning('[%s] Using namespace: "%s"', plugin_name, current, extra=extra)
+    log.info('[%s] Using namespace: "%s"', plugin_name, current, extra=extra)
 
 
 async def detect_and_warn_namespaces(

@@ -519,6 +519,8 @@ class PluginStorage:
         """Store many values; items are ``{"key", "data", "ttl"?, "behavior"?}`` or ``(key, data)``.
 
         Returns one :class:`StorageResult` per item, in order (errors are reported, not raised).
+        ``batch_*`` because these are key-value calls on keys (a resource's ``*_many`` take
+        records and ids and return a :class:`~s3db_async.BatchResult` of records).
         """
 
         async def one(item: Mapping[str, Any] | tuple[str, Any]) -> StorageResult:
@@ -548,7 +550,11 @@ class PluginStorage:
 
     # -- TTL ---------------------------------------------------------------------------
     async def has(self, key: str) -> bool:
-        """True when ``key`` exists and has not expired (one HEAD)."""
+        """True when ``key`` exists and has not expired (one HEAD).
+
+        ``has`` rather than a resource's ``exists``: a key past its TTL counts as absent (and
+        is removed), which an existence check on a record never does.
+        """
         entry = await self._head(self._resolve(key))
         if entry is None or entry.tombstone:
             return False

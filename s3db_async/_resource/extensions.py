@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from .._events import Middleware, compose_middlewares
 from .._tracing import active_tracer
@@ -11,6 +11,9 @@ from ..errors import ConfigError, SchemaError
 
 if TYPE_CHECKING:
     from .resource import Resource
+
+CallArgs = ParamSpec("CallArgs")
+CallResult = TypeVar("CallResult")
 
 __all__ = ["MIDDLEWARE_METHODS", "Extensions"]
 
@@ -74,25 +77,35 @@ class Extensions:
         return False
 
     async def call(
-        self, method: str, impl: Callable[..., Awaitable[Any]], *a: Any, **kw: Any
-    ) -> Any:
+        self,
+        method: str,
+        impl: Callable[CallArgs, Awaitable[CallResult]],
+        /,
+        *a: CallArgs.args,
+        **kw: CallArgs.kwargs,
+    ) -> CallResult:
+        """Run ``impl(*a, **kw)`` as public method ``method``: connection check, middlewares,
+        tracing span; typed like ``impl`` (middlewares must return what it returns)."""
         self.resource.db._require_connection()  # one error for every operation after disconnect
-        call = impl
+        call: Callable[..., Awaitable[Any]] = impl
         if self.middlewares.get(method):
             chain = self.chains.get(method)
             if chain is None:
                 chain = self.chains[method] = compose_middlewares(self.middlewares[method], impl)
             call = chain
         tracer = active_tracer()
+        result: CallResult
         if tracer is None:
-            return await call(*a, **kw)
+            result = await call(*a, **kw)
+            return result
         attributes = {
             "db.system.name": "s3db",
             "db.collection.name": self.resource.name,
             "db.operation.name": method,
         }
         with tracer.start_as_current_span(f"{method} {self.resource.name}", attributes=attributes):
-            return await call(*a, **kw)
+            result = await call(*a, **kw)
+        return result
 
     def add_method(self, name: str, fn: Callable[..., Any], *, owner: str | None = None) -> None:
         if hasattr(self.resource, name):

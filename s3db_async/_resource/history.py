@@ -110,7 +110,7 @@ def revision_of(metadata: Mapping[str, str]) -> int:
 
 
 class History:
-    """``history``/``get_version``/``restore``/``purge_history`` of a resource."""
+    """``history``/``get_revision``/``restore``/``purge_history`` of a resource."""
 
     def __init__(self, resource: Resource) -> None:
         self.resource = resource
@@ -285,7 +285,7 @@ class History:
         found = await bounded_gather(load, keys, self.resource.db.parallelism)
         return [r for r in found if r is not None]
 
-    async def get_version(self, record_id: str, revision: int) -> RecordRevision:
+    async def get_revision(self, record_id: str, revision: int) -> RecordRevision:
         rid = self.resource._id(record_id)
         entry = await self.load_entry(self.history_key(rid, int(revision)))
         if entry is not None:
@@ -305,7 +305,7 @@ class History:
     # -- restore, purge ------------------------------------------------------------
     async def restore(self, record_id: str, revision: int, *, retries: int | None = None) -> Record:
         rid = self.resource._id(record_id)
-        target = await self.get_version(rid, revision)
+        target = await self.get_revision(rid, revision)
         data = await self.resource._records.before_update(
             rid, {k: v for k, v in target.items() if k != "id"}
         )

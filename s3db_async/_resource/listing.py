@@ -11,7 +11,7 @@ import base64
 import binascii
 import builtins
 from collections.abc import AsyncIterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 from .._cas import body_etag, conditional_put
 from .._concurrency import bounded_gather, ordered_map
@@ -132,7 +132,7 @@ class Listing:
         partition_values: Mapping[str, Any] | None = None,
         limit: int | None = None,
     ) -> builtins.list[str]:
-        return await self.resource._call(  # type: ignore[no-any-return]
+        return await self.resource._call(
             "list_ids", self.list_ids_impl, partition, partition_values, limit
         )
 
@@ -144,6 +144,24 @@ class Listing:
     ) -> builtins.list[str]:
         return [rid async for _, rid in self.iter_ids(partition, partition_values, limit=limit)]
 
+    @overload
+    async def count(
+        self,
+        *,
+        partition: str | None = None,
+        partition_values: Mapping[str, Any] | None = None,
+        by: None = None,
+        strict: bool = False,
+    ) -> int: ...
+    @overload
+    async def count(
+        self,
+        *,
+        partition: str | None = None,
+        partition_values: Mapping[str, Any] | None = None,
+        by: str,
+        strict: bool = False,
+    ) -> dict[Any, int]: ...
     async def count(
         self,
         *,
@@ -151,7 +169,7 @@ class Listing:
         partition_values: Mapping[str, Any] | None = None,
         by: str | None = None,
         strict: bool = False,
-    ) -> Any:
+    ) -> int | dict[Any, int]:
         return await self.resource._call(
             "count", self.count_impl, partition, partition_values, by, strict=strict
         )
@@ -166,6 +184,8 @@ class Listing:
     ) -> int | dict[Any, int]:
         if by is not None:
             check_group_field(by, self.resource.schema.sensitive_fields)
+        if partition is None and partition_values:
+            self.scope(partition, partition_values)  # raises: values need a partition
         if by is None:
             if partition is None:
                 return await self.count_records()
@@ -327,7 +347,7 @@ class Listing:
         limit: int | None = None,
         strict: bool = False,
     ) -> RecordList:
-        return await self.resource._call(  # type: ignore[no-any-return]
+        return await self.resource._call(
             "list", self.list_impl, partition, partition_values, limit, strict=strict
         )
 
@@ -375,7 +395,7 @@ class Listing:
         partition_values: Mapping[str, Any] | None = None,
         strict: bool = False,
     ) -> Page:
-        return await self.resource._call(  # type: ignore[no-any-return]
+        return await self.resource._call(
             "page", self.page_impl, size, cursor, page, partition, partition_values, strict=strict
         )
 
@@ -425,7 +445,7 @@ class Listing:
         partition_values: Mapping[str, Any] | None = None,
         strict: bool = False,
     ) -> RecordList:
-        return await self.resource._call(  # type: ignore[no-any-return]
+        return await self.resource._call(
             "query", self.query_impl, filter, limit, partition, partition_values, strict=strict
         )
 

@@ -119,7 +119,7 @@ class Records:
     def encode(self, record: Mapping[str, Any], rid: str) -> Any:
         encoded = self.resource.codec.encode(record)
         if encoded.overflowed and self.resource.behavior == "user-managed":
-            self.resource.emit("exceeds_limits", {"id": rid, "fields": list(encoded.overflowed)})
+            self.resource.emit("limits_exceeded", {"id": rid, "fields": list(encoded.overflowed)})
         if encoded.truncated:
             self.resource.emit("truncated", {"id": rid, "fields": list(encoded.truncated)})
         return encoded
@@ -172,7 +172,7 @@ class Records:
     async def insert_many(
         self, items: Iterable[Mapping[str, Any]], *, preserve_timestamps: bool = False
     ) -> BatchResult:
-        return await self.resource._call(  # type: ignore[no-any-return]
+        return await self.resource._call(
             "insert_many", self.insert_many_impl, list(items), **preserve_kw(preserve_timestamps)
         )
 
@@ -322,7 +322,7 @@ class Records:
         retries: int | None = None,
         **fields: Any,
     ) -> Record:
-        return await self.resource._call(  # type: ignore[no-any-return]
+        return await self.resource._call(
             "update",
             self.update_impl,
             record_id,
@@ -342,7 +342,7 @@ class Records:
         retries: int | None = None,
         **fields: Any,
     ) -> Record:
-        return await self.resource._call(  # type: ignore[no-any-return]
+        return await self.resource._call(
             "patch",
             self.update_impl,
             record_id,
@@ -404,7 +404,7 @@ class Records:
         retries: int | None = None,
         **fields: Any,
     ) -> Record:
-        return await self.resource._call(  # type: ignore[no-any-return]
+        return await self.resource._call(
             "replace",
             self.replace_impl,
             record_id,
@@ -441,7 +441,7 @@ class Records:
         preserve_timestamps: bool = False,
         **fields: Any,
     ) -> Record:
-        return await self.resource._call(  # type: ignore[no-any-return]
+        return await self.resource._call(
             "upsert",
             self.upsert_impl,
             {**(data or {}), **fields},
@@ -542,7 +542,7 @@ class Records:
         self.resource.emit("deleted", record)
 
     async def delete_many(self, ids: Iterable[str]) -> BatchResult:
-        return await self.resource._call("delete_many", self.delete_many_impl, list(ids))  # type: ignore[no-any-return]
+        return await self.resource._call("delete_many", self.delete_many_impl, list(ids))
 
     async def delete_many_impl(self, ids: list[str]) -> BatchResult:
         results: list[ItemResult] = []

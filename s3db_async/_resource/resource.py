@@ -13,11 +13,13 @@ docs/reliability.md); partition references follow :mod:`s3db_async._resource.par
 
 from __future__ import annotations
 
-import asyncio
 import builtins
 import logging
+import warnings
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar, overload
+
+import anyio.to_thread
 
 from .._codec.codec import AttributeRegistry, RecordCodec
 from .._codec.crypto import SecretBox
@@ -77,8 +79,9 @@ class Resource(
     """
 
     event_names = frozenset(
-        {"inserted", "updated", "deleted", "deleted_all", "exceeds_limits", "truncated", "error"}
+        {"inserted", "updated", "deleted", "deleted_all", "limits_exceeded", "truncated", "error"}
     )
+    renamed_events: ClassVar[Mapping[str, str]] = {"exceeds_limits": "limits_exceeded"}
 
     def __init__(
         self,
@@ -234,7 +237,7 @@ class Resource(
         :raises NotFoundError: no such record.
         :raises CorruptRecordError: the stored object cannot be decoded.
         """
-        return await self._call("get", self._get, record_id)  # type: ignore[no-any-return]
+        return await self._call("get", self._get, record_id)
 
     async def _get(self, record_id: str) -> Record:
         rid = self._id(record_id)
@@ -273,7 +276,7 @@ class Resource(
         value: Any = await self.get(record_id)
         for part in field.split("."):
             value = value.get(part) if isinstance(value, Mapping) else None
-        return await asyncio.to_thread(verify_password, value, candidate)
+        return await anyio.to_thread.run_sync(verify_password, value, candidate)
 
     async def get_with_etag(self, record_id: str) -> tuple[Record, str]:
         """The record and its etag, for ``update(..., if_match=etag)``."""
@@ -286,7 +289,7 @@ class Resource(
         A corrupt record is a failed item (its error also in ``skipped`` and emitted as
         ``error``); ``strict=True`` raises :class:`CorruptRecordError` instead.
         """
-        return await self._call("get_many", self._get_many, list(ids), strict=strict)  # type: ignore[no-any-return]
+        return await self._call("get_many", self._get_many, list(ids), strict=strict)
 
     async def _get_many(self, ids: list[str], *, strict: bool = False) -> BatchResult:
         async def one(rid: str) -> ItemResult:
@@ -302,7 +305,7 @@ class Resource(
 
     async def exists(self, record_id: str) -> bool:
         """True when the record exists (one HEAD)."""
-        return await self._call("exists", self._exists, record_id)  # type: ignore[no-any-return]
+        return await self._call("exists", self._exists, record_id)
 
     async def _exists(self, record_id: str) -> bool:
         try:
@@ -413,12 +416,21 @@ class Resource(
         """
         return await self._history.history(record_id)
 
-    async def get_version(self, record_id: str, revision: int) -> RecordRevision:
+    async def get_revision(self, record_id: str, revision: int) -> RecordRevision:
         """Revision ``revision`` of a record (1 GET; the current one costs 1 GET more).
 
         :raises NotFoundError: no such revision.
         """
-        return await self._history.get_version(record_id, revision)
+        return await self._history.get_revision(record_id, revision)
+
+    async def get_version(self, record_id: str, revision: int) -> RecordRevision:
+        """Deprecated alias of :meth:`get_revision` (a *version* is a schema version)."""
+        warnings.warn(
+            "Resource.get_version(id, n) is deprecated; use get_revision(id, n)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return await self._history.get_revision(record_id, revision)
 
     async def restore(self, record_id: str, revision: int, *, retries: int | None = None) -> Record:
         """Make revision ``revision`` the current version again (a new revision itself;
@@ -490,6 +502,24 @@ class Resource(
             partition=partition, partition_values=partition_values, limit=limit
         )
 
+    @overload
+    async def count(
+        self,
+        *,
+        partition: str | None = None,
+        partition_values: Mapping[str, Any] | None = None,
+        by: None = None,
+        strict: bool = False,
+    ) -> int: ...
+    @overload
+    async def count(
+        self,
+        *,
+        partition: str | None = None,
+        partition_values: Mapping[str, Any] | None = None,
+        by: str,
+        strict: bool = False,
+    ) -> dict[Any, int]: ...
     async def count(
         self,
         *,
@@ -497,7 +527,7 @@ class Resource(
         partition_values: Mapping[str, Any] | None = None,
         by: str | None = None,
         strict: bool = False,
-    ) -> Any:
+    ) -> int | dict[Any, int]:
         """How many records (LIST only). With ``by``, a ``{value: count}`` mapping.
 
         ``by`` uses a partition on that single field when one exists (LIST only);

@@ -439,7 +439,7 @@ def count(
             n = await db.get_resource(name).count(
                 partition=partition, partition_values=_values(value), by=by
             )
-            if by:  # JSON keys are text: None, booleans and numbers as their JSON form
+            if isinstance(n, dict):  # by=: JSON keys are text (None, booleans, numbers as JSON)
                 n = {k if isinstance(k, str) else _json(k): v for k, v in n.items()}
                 typer.echo(_json(n))
             else:

@@ -231,7 +231,7 @@ def build_server(
             n = await db.get_resource(resource).count(
                 partition=partition, partition_values=values, by=by
             )
-            if by is None:
+            if not isinstance(n, dict):
                 return {"count": n}
             return {"by": by, "groups": {_group_key(k): v for k, v in n.items()}}
 

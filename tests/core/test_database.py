@@ -128,7 +128,7 @@ async def test_database_hooks_and_events(store_url: str) -> None:
 
     db.add_hook("before_create_resource", rename)
     db.add_hook("after_create_resource", lambda r: calls.append(f"after:{r.name}"))
-    db.on("resource_created", lambda r: calls.append(f"event:{r.name}"))
+    db.on("resource.created", lambda r: calls.append(f"event:{r.name}"))
     async with db:
         res = await db.create_resource("things", attributes={"a": "string"})
         assert res.timestamps

@@ -44,12 +44,12 @@ async def test_every_version_kept_one_extra_put_per_update(db: Database) -> None
     times = [r.superseded_at for r in history]
     assert all(t is not None for t in times) and times == sorted(times)  # type: ignore[type-var]
     assert len({r.etag for r in history}) == 4
-    current = await res.get_version(rid, 5)
+    current = await res.get_revision(rid, 5)
     assert current["n"] == 4 and current.superseded_at is None
     assert current.etag == (await res.get(rid)).etag
-    assert (await res.get_version(rid, 2))["n"] == 1
+    assert (await res.get_revision(rid, 2))["n"] == 1
     with pytest.raises(NotFoundError):
-        await res.get_version(rid, 6)
+        await res.get_revision(rid, 6)
     assert len(await history_keys(db, res, rid)) == 4
 
 
@@ -66,7 +66,7 @@ async def test_restore_is_itself_recorded(db: Database) -> None:
     got = await res.get(rid)
     assert got["n"] == 1 and got["name"] == "a"
     assert [r["n"] for r in await res.history(rid)] == [1, 2, 3]
-    assert (await res.get_version(rid, 4))["n"] == 1
+    assert (await res.get_revision(rid, 4))["n"] == 1
     with pytest.raises(NotFoundError):
         await res.restore(rid, 9)
 
@@ -91,7 +91,7 @@ async def test_delete_keeps_history_restore_recreates_purge_removes(db: Database
     back = await res.restore(rid, 1)  # re-created, numbered after the last revision
     assert back["n"] == 1 and (await res.get(rid))["region"] == "eu"
     assert await res.list_ids(partition="by_region", partition_values={"region": "eu"}) == [rid]
-    assert (await res.get_version(rid, 3))["n"] == 1
+    assert (await res.get_revision(rid, 3))["n"] == 1
     await res.update(rid, {"n": 5})
     assert [r["n"] for r in await res.history(rid)] == [1, 2, 1]
 
@@ -150,7 +150,7 @@ async def test_orphan_entry_is_hidden_then_adopted(db: Database) -> None:
     obj = await db.store.get(res.key_for(rid))
     assert await res._history.preserve(rid, obj) == 1  # a writer died before its If-Match write
     assert await res.history(rid) == []  # the entry preserves the current version: hidden
-    assert (await res.get_version(rid, 1))["n"] == 1
+    assert (await res.get_revision(rid, 1))["n"] == 1
     db.store.stats.reset()
     await res.update(rid, {"n": 2})  # adopts entry 1 instead of writing it again
     assert db.store.stats.snapshot() == {"get": 2, "put": 2}
@@ -209,7 +209,7 @@ async def test_history_reserves_metadata_room(db: Database) -> None:
     room = max(n for n in range(1900, 2048) if fits(n))
     rec = await res.insert({"text": "x" * room})
     await res.update(rec["id"], {"text": "y" * room})
-    assert (await res.get_version(rec["id"], 1))["text"] == "x" * room
+    assert (await res.get_revision(rec["id"], 1))["text"] == "x" * room
     with pytest.raises(ValidationError):
         await res.insert({"text": "x" * (room + 1)})
 

@@ -6,24 +6,34 @@ import subprocess
 import sys
 
 import s3db_async
+from s3db_async import errors
 
 EXPECTED = {
-    "AlreadyExistsError", "BatchResult", "ConfigError", "ConflictError", "ConnectionConfig",
-    "Database", "DecryptionError", "EncryptionError", "FileStore", "ItemResult", "Lock",
-    "LockError", "MemoryStore", "MetadataLimitError", "MissingDependencyError", "NotFoundError",
-    "ObjectStore", "Page", "Plugin", "PluginError", "PluginStorage", "PreconditionFailed",
-    "Record", "RecordRevision", "Resource", "ResourceNotFoundError", "S3Store", "S3dbError",
-    "Schema", "SchemaError", "StoreError", "UnsupportedCapabilityError", "ValidationError",
-    "__version__", "errors", "open_store", "parse_connection_string",
-}  # fmt: skip
+    "BatchResult", "ConnectionConfig", "Database", "FileStore", "ItemResult", "Lock",
+    "MemoryStore", "ObjectStore", "Page", "Plugin", "PluginStorage", "Record", "RecordRevision",
+    "Resource", "S3Store", "Schema", "__version__", "errors", "open_store",
+    "parse_connection_string",
+} | set(errors.__all__)  # fmt: skip
 
 
 def test_exported_surface() -> None:
     assert set(s3db_async.__all__) == EXPECTED
-    for name in s3db_async.__all__:
-        assert getattr(s3db_async, name) is not None, name
+    missing = [n for n in s3db_async.__all__ if n not in vars(s3db_async)]
+    assert missing == [], "every name in __all__ is defined"
     public = [n for n in EXPECTED if n[0].isupper()]
     assert all(getattr(s3db_async, n).__doc__ for n in public), "every public class documented"
+
+
+def test_every_error_class_is_exported_at_the_top_level() -> None:
+    classes = {
+        name
+        for name, obj in vars(errors).items()
+        if isinstance(obj, type) and issubclass(obj, Exception)
+        if obj.__module__ == errors.__name__
+    }
+    assert classes == set(errors.__all__)
+    for name in classes:
+        assert getattr(s3db_async, name) is getattr(errors, name), name
 
 
 def test_errors_subclass_builtins() -> None:

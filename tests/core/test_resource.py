@@ -15,6 +15,7 @@ from s3db_async.errors import (
     ConflictError,
     NotFoundError,
     PreconditionFailed,
+    SchemaError,
     ValidationError,
 )
 
@@ -467,7 +468,7 @@ async def test_behaviors_at_the_resource_level(db: Database) -> None:
         "managed", attributes={"a": "string", "b": "string"}, behavior="user-managed"
     )
     events: list[dict[str, Any]] = []
-    managed.on("exceeds_limits", events.append)
+    managed.on("limits_exceeded", events.append)
     rec = await managed.insert({"a": "small", "b": big})
     assert events == [{"id": rec["id"], "fields": ["b"]}]
     assert (await managed.get(rec["id"]))["b"] == big
@@ -505,7 +506,7 @@ async def test_incremental_ids_unique_across_clients(db: Database, store_url: st
     finally:
         await other.disconnect()
     assert sorted(int(i) for i in ids) == list(range(1001, 1011))
-    with pytest.raises(Exception, match="incremental"):
+    with pytest.raises(SchemaError, match="incremental"):
         await db.create_resource(
             "bad_ids", attributes={"a": "string"}, id_generator="incremental:x"
         )

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 
 from s3db_async import Database
 
-from .test_codec import ALL_TYPES, RECORD, same
+from .._strategies import ALL_TYPES, RECORD, same
 
 EXAMPLES = {"memory": 150, "file": 60, "moto": 25, "seaweedfs": 25}
 

@@ -10,7 +10,13 @@ import anyio
 import pytest
 
 from s3db_async import Database
-from s3db_async.errors import DecryptionError, EncryptionError, S3dbError, SchemaError
+from s3db_async.errors import (
+    ConfigError,
+    DecryptionError,
+    EncryptionError,
+    SchemaError,
+    ValidationError,
+)
 
 PASS = "pw-Correct-Horse-42"
 SECRET = "cleartext-SECRET-value-7"
@@ -78,10 +84,10 @@ async def test_nothing_leaks_the_passphrase_or_cleartext(
             texts.append(repr(await res.estimate_query_cost({"creds": {"api": SECRET}})))
             texts.append(repr(await res.count(by="region")))
             for bad in ("token", "creds.pw"):
-                with pytest.raises(S3dbError) as refused:
+                with pytest.raises(ValidationError) as refused:
                     await res.count(by=bad)
                 texts.append(str(refused.value))
-            with pytest.raises(S3dbError) as refused:
+            with pytest.raises(ValidationError) as refused:
                 await res.query({"creds": {"pw": SECRET}})
             texts += [str(refused.value), repr(refused.value.to_dict())]
             texts += [repr(db), repr(res), repr(db._secret_box), repr(db.metadata)]
@@ -159,9 +165,9 @@ def test_no_signal_handlers_exit_calls_or_listeners() -> None:
 async def test_errors_are_typed_with_suggestions(store_url: str) -> None:
     async with Database(store_url, passphrase=PASS) as db:
         res = await db.create_resource("acct", attributes=ATTRS)
-        with pytest.raises(S3dbError) as info:
+        with pytest.raises(ValidationError) as info:
             await res.insert({"user": 5})
         assert info.value.suggestion or info.value.to_dict()["errors"]
         with anyio.fail_after(5):
-            with pytest.raises(S3dbError):
+            with pytest.raises(ConfigError, match="confirm"):
                 await res.delete_all()

@@ -75,8 +75,9 @@ def test_validated_namespace_and_resource_names() -> None:
 
 
 def test_warn_namespace_usage(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="s3db_async.plugins.namespace"):
+    with caplog.at_level(logging.INFO, logger="s3db_async.plugins.namespace"):
         warn_namespace_usage("ReconPlugin", "uptime", ["stealth", "default"])
+    assert [r.levelno for r in caplog.records] == [logging.INFO] * 2, "notices, not warnings"
     assert caplog.messages == [
         "[ReconPlugin] Detected 2 existing namespace(s): default, stealth",
         '[ReconPlugin] Using namespace: "uptime"',
@@ -88,7 +89,7 @@ def test_warn_namespace_usage(caplog: pytest.LogCaptureFixture) -> None:
 async def test_install_lists_existing_namespaces(
     db: Database, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="s3db_async.plugins")
+    caplog.set_level(logging.INFO, logger="s3db_async.plugins")
     await db.use_plugin(ReconPlugin(namespace="uptime"))
     assert caplog.messages == ['[ReconPlugin] Using namespace: "uptime"']
     caplog.clear()
@@ -104,6 +105,7 @@ async def test_install_lists_existing_namespaces(
         '[ReconPlugin] Using namespace: "aggressive"',
     ]
     assert caplog.records[-1].name == "s3db_async.plugins.recon.aggressive"
+    assert {r.levelno for r in caplog.records} == {logging.INFO}
     storage = aggressive.get_storage()
     assert await list_plugin_namespaces(storage, "recon") == ["aggressive", "stealth", "uptime"]
     assert await list_plugin_namespaces(storage) == ["aggressive", "stealth", "uptime"]

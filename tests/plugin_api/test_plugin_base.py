@@ -92,7 +92,9 @@ async def test_lifecycle_and_events(db: Database) -> None:
     await p.get_storage().set(p.get_storage().get_plugin_key("users", "x"), 1)
     await db.uninstall_plugin(p, purge_data=True)
     assert p.calls == ["install", "start", "stop", "uninstall(purge_data=True)"]
-    assert not p.installed and not p.started and p.database is None
+    assert not p.installed and not p.started
+    with pytest.raises(PluginError, match="not installed"):
+        p.db  # noqa: B018
     assert [e for _, e in seen] == [
         "plugin.installed",
         "plugin.started",
