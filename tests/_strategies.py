@@ -15,10 +15,10 @@ import bcrypt
 import msgspec
 from hypothesis import strategies as st
 from hypothesis.provisional import urls
-from s3db_async._crypto import SecretBox
 
-from s3db_async._codec import AttributeRegistry, EncodedRecord, RecordCodec
-from s3db_async._schema import Schema
+from s3db_async._codec.codec import AttributeRegistry, EncodedRecord, RecordCodec
+from s3db_async._codec.crypto import SecretBox
+from s3db_async._schema.schema import Schema
 from s3db_async.stores._base import METADATA_LIMIT, encode_metadata_value, metadata_size
 
 PASSPHRASE = "correct horse battery staple"
