@@ -17,7 +17,8 @@ __all__ = ["Content"]
 
 
 class Content:
-    """``set_content``/``get_content``/``has_content``/``delete_content`` of one resource."""
+    """Binary content of one resource's records, behind :meth:`Resource.set_content` and
+    friends (``*_impl``: what the facade runs through its middlewares)."""
 
     def __init__(self, resource: Resource) -> None:
         self.resource = resource
@@ -25,15 +26,7 @@ class Content:
     def content_key_for(self, record_id: str) -> str:
         return f"resource={self.resource.name}/content/id={record_id}"
 
-    async def set_content(
-        self, record_id: str, content: bytes | str, content_type: str | None = None
-    ) -> str:
-        etag: str = await self.resource._call(
-            "set_content", self._set_content, record_id, content, content_type
-        )
-        return etag
-
-    async def _set_content(
+    async def set_content_impl(
         self, record_id: str, content: bytes | str, content_type: str | None
     ) -> str:
         rid = self.resource._id(record_id)
@@ -52,13 +45,7 @@ class Content:
             self.content_key_for(rid), body, content_type=content_type or "application/octet-stream"
         )
 
-    async def get_content(self, record_id: str) -> tuple[bytes, str | None]:
-        found: tuple[bytes, str | None] = await self.resource._call(
-            "get_content", self._get_content, record_id
-        )
-        return found
-
-    async def _get_content(self, record_id: str) -> tuple[bytes, str | None]:
+    async def get_content_impl(self, record_id: str) -> tuple[bytes, str | None]:
         rid = self.resource._id(record_id)
         try:
             obj = await self.resource.db.store.get(self.content_key_for(rid))

@@ -227,7 +227,7 @@ class History:
                 await store.delete_many(
                     [self.resource.key_for(rid), self.resource.content_key_for(rid)]
                 )
-            refs = self.resource._records.ref_tokens(record, rid, obj.metadata)
+            refs = self.resource._writer.ref_tokens(record, rid, obj.metadata)
             await kill_refs(store, refs, self.resource.db.parallelism)
             await self.resource._records.after_delete(record)
             return record
@@ -340,7 +340,7 @@ class History:
         taken = [n for n, _ in await self.history_keys(rid)]
         encoded = self.resource._records.encode(record, rid)
         encoded.metadata[REVISION_KEY] = str(max(taken, default=0) + 1)
-        etag = await self.resource._records.create(rid, record, encoded)
+        etag = await self.resource._writer.create(rid, record, encoded)
         result = Record(
             {"id": rid}, etag=etag, version=self.resource.version, masked=self.resource._masked
         )

@@ -11,7 +11,7 @@ import base64
 import binascii
 import builtins
 from collections.abc import AsyncIterator, Mapping
-from typing import TYPE_CHECKING, Any, overload
+from typing import TYPE_CHECKING, Any
 
 from .._cas import body_etag, conditional_put
 from .._concurrency import bounded_gather, ordered_map
@@ -60,7 +60,8 @@ def _decode_cursor(cursor: str, prefix: str) -> str:
 
 
 class Listing:
-    """Read-many operations of a resource."""
+    """Read-many operations of a resource: the ``*_impl`` methods that
+    :class:`Resource` runs through its middlewares, and their helpers."""
 
     def __init__(self, resource: Resource) -> None:
         self.resource = resource
@@ -125,17 +126,6 @@ class Listing:
                 return
 
     # -- ids and counts ----------------------------------------------------------
-    async def list_ids(
-        self,
-        *,
-        partition: str | None = None,
-        partition_values: Mapping[str, Any] | None = None,
-        limit: int | None = None,
-    ) -> builtins.list[str]:
-        return await self.resource._call(
-            "list_ids", self.list_ids_impl, partition, partition_values, limit
-        )
-
     async def list_ids_impl(
         self,
         partition: str | None,
@@ -143,36 +133,6 @@ class Listing:
         limit: int | None,
     ) -> builtins.list[str]:
         return [rid async for _, rid in self.iter_ids(partition, partition_values, limit=limit)]
-
-    @overload
-    async def count(
-        self,
-        *,
-        partition: str | None = None,
-        partition_values: Mapping[str, Any] | None = None,
-        by: None = None,
-        strict: bool = False,
-    ) -> int: ...
-    @overload
-    async def count(
-        self,
-        *,
-        partition: str | None = None,
-        partition_values: Mapping[str, Any] | None = None,
-        by: str,
-        strict: bool = False,
-    ) -> dict[Any, int]: ...
-    async def count(
-        self,
-        *,
-        partition: str | None = None,
-        partition_values: Mapping[str, Any] | None = None,
-        by: str | None = None,
-        strict: bool = False,
-    ) -> int | dict[Any, int]:
-        return await self.resource._call(
-            "count", self.count_impl, partition, partition_values, by, strict=strict
-        )
 
     async def count_impl(
         self,
@@ -277,28 +237,6 @@ class Listing:
                         return None  # stale reference left by a concurrent move
         return record
 
-    async def stream(
-        self,
-        *,
-        partition: str | None = None,
-        partition_values: Mapping[str, Any] | None = None,
-        limit: int | None = None,
-        start_after_id: str | None = None,
-        concurrency: int | None = None,
-        strict: bool = False,
-    ) -> AsyncIterator[Record]:
-        records = self.records(
-            partition,
-            partition_values,
-            start_after_id=start_after_id,
-            concurrency=concurrency,
-            limit=limit,
-            op="stream",
-            strict=strict,
-        )
-        async for record in records:
-            yield record
-
     async def records(
         self,
         partition: str | None,
@@ -311,7 +249,8 @@ class Listing:
         start_after_id: str | None = None,
         concurrency: int | None = None,
     ) -> AsyncIterator[Record]:
-        """:meth:`stream`, telling :meth:`_fetch` the operation and where skips go."""
+        """Records in id order, ``concurrency`` fetched at a time (:meth:`Resource.stream`);
+        ``op`` names the operation in corruption reports, ``skipped`` collects them."""
         _, p, _ = self.scope(partition, partition_values)
         pins = self.pins(p, partition_values)
         start_after = (
@@ -338,18 +277,6 @@ class Listing:
             return {}
         maxlen = dict(p.fields)
         return {f: encode_partition_value(v, maxlen[f]) for f, v in values.items() if v is not None}
-
-    async def list(
-        self,
-        *,
-        partition: str | None = None,
-        partition_values: Mapping[str, Any] | None = None,
-        limit: int | None = None,
-        strict: bool = False,
-    ) -> RecordList:
-        return await self.resource._call(
-            "list", self.list_impl, partition, partition_values, limit, strict=strict
-        )
 
     async def list_impl(
         self,
@@ -384,20 +311,6 @@ class Listing:
         if self.resource._hooks.has("after_list"):
             records = await self.resource._hooks.run("after_list", records)
         return RecordList(records, sorted(skipped, key=lambda e: e.key))
-
-    async def page(
-        self,
-        *,
-        size: int = 100,
-        cursor: str | None = None,
-        page: int | None = None,
-        partition: str | None = None,
-        partition_values: Mapping[str, Any] | None = None,
-        strict: bool = False,
-    ) -> Page:
-        return await self.resource._call(
-            "page", self.page_impl, size, cursor, page, partition, partition_values, strict=strict
-        )
 
     async def page_impl(
         self,
@@ -435,19 +348,6 @@ class Listing:
         next_cursor = _encode_cursor(window[-1][0]) if more and window else None
         skipped.sort(key=lambda e: e.key)
         return Page([r for r in fetched if r is not None], next_cursor, size, skipped)
-
-    async def query(
-        self,
-        filter: Mapping[str, Any] | None = None,
-        *,
-        limit: int | None = None,
-        partition: str | None = None,
-        partition_values: Mapping[str, Any] | None = None,
-        strict: bool = False,
-    ) -> RecordList:
-        return await self.resource._call(
-            "query", self.query_impl, filter, limit, partition, partition_values, strict=strict
-        )
 
     def explain(self, filter: Mapping[str, Any] | None = None) -> dict[str, Any]:
         compile_filter(filter, check_path=self.resource._check_path)
@@ -535,7 +435,7 @@ class Listing:
                 obj, record = await self.resource._records.read(rid)
             except (NotFoundError, CorruptRecordError):
                 return {}  # unreadable: its references cannot lead anywhere, they go
-            return self.resource._records.ref_tokens(record, rid, obj.metadata)
+            return self.resource._writer.ref_tokens(record, rid, obj.metadata)
 
         expected: dict[str, str] = {}
         for refs in await bounded_gather(refs_of, ids, self.resource.db.parallelism):

@@ -481,7 +481,7 @@ class Migrations:
             stored.update(self.resource._codec_for(version).decode(obj.metadata, obj.body))
             record = await self.run_chain(stored, self.migration_chain(version), version)
             encoded = self.resource._records.encode(record, rid)
-            etag = await self.resource._records.swap(rid, obj, stored, encoded, record)
+            etag = await self.resource._writer.swap(rid, obj, stored, encoded, record)
             if etag is None:
                 return RETRY  # written meanwhile: look again (probably current now)
             result = Record(

@@ -37,7 +37,6 @@ from .timestamps import (
     TIMESTAMP_FIELDS,
     Unchanged,
     keep_stamps,
-    preserve_kw,
     stamp_new,
     touch,
     unchanged,
@@ -51,26 +50,13 @@ __all__ = ["Records"]
 
 
 class Records:
-    """Reading, creating, changing and deleting the records of one resource."""
+    """Reading, creating, changing and deleting the records of one resource: the ``*_impl``
+    methods that :class:`Resource` runs through its middlewares, and their helpers."""
 
     def __init__(self, resource: Resource) -> None:
         self.resource = resource
 
     # -- writes ------------------------------------------------------------------
-    async def insert(
-        self,
-        data: Mapping[str, Any] | None = None,
-        /,
-        *,
-        preserve_timestamps: bool = False,
-        **fields: Any,
-    ) -> Record:
-        payload = {**(data or {}), **fields}
-        record: Record = await self.resource._call(
-            "insert", self.insert_impl, payload, **preserve_kw(preserve_timestamps)
-        )
-        return record
-
     async def validate(self, data: Mapping[str, Any], *, partial: bool = False) -> dict[str, Any]:
         """Validate; password hashing (~0.1 s of CPU) runs in a worker thread, off the loop."""
         if self.resource.schema.has_passwords:
@@ -98,7 +84,7 @@ class Records:
         record = await self.validate(data)
         encoded = self.encode(record, rid)
         try:
-            etag = await self.create(rid, record, encoded)
+            etag = await self.resource._writer.create(rid, record, encoded)
         except ConflictError:
             raise
         except PreconditionFailed:
@@ -150,43 +136,49 @@ class Records:
             key, encoded.body, encoded.metadata, content_type=encoded.content_type
         )
 
-    # -- partition references: see _writes.RecordWriter -------------------------------------
-    def ref_tokens(
-        self, record: Mapping[str, Any], rid: str, metadata: Mapping[str, str]
-    ) -> dict[str, str]:
-        return self.resource._writer.ref_tokens(record, rid, metadata)
-
-    async def create(self, rid: str, record: Mapping[str, Any], encoded: EncodedRecord) -> str:
-        return await self.resource._writer.create(rid, record, encoded)
-
-    async def swap(
-        self,
-        rid: str,
-        obj: StoredObject,
-        before: Mapping[str, Any],
-        encoded: EncodedRecord,
-        after: Mapping[str, Any],
-    ) -> str | None:
-        return await self.resource._writer.swap(rid, obj, before, encoded, after)
-
-    async def insert_many(
-        self, items: Iterable[Mapping[str, Any]], *, preserve_timestamps: bool = False
-    ) -> BatchResult:
-        return await self.resource._call(
-            "insert_many", self.insert_many_impl, list(items), **preserve_kw(preserve_timestamps)
-        )
-
     async def insert_many_impl(
         self, items: list[Mapping[str, Any]], *, preserve_timestamps: bool = False
     ) -> BatchResult:
         async def one(item: Mapping[str, Any]) -> ItemResult:
             try:
-                rec = await self.insert(item, preserve_timestamps=preserve_timestamps)
+                rec = await self.resource.insert(item, preserve_timestamps=preserve_timestamps)
                 return ItemResult(rec["id"], True, rec)
             except S3dbError as exc:
                 return ItemResult(item.get("id"), False, error=exc)
 
         return BatchResult(await bounded_gather(one, items, self.resource.db.parallelism))
+
+    # -- reads -------------------------------------------------------------------
+    async def get_impl(self, record_id: str) -> Record:
+        rid = self.resource._id(record_id)
+        if self.resource._hooks.has("before_get"):
+            rid = self.resource._id(
+                (await self.resource._hooks.run("before_get", {"id": rid}))["id"]
+            )
+        _, record = await self.read(rid)
+        if self.resource._hooks.has("after_get"):
+            record = await self.resource._hooks.run("after_get", record)
+        return record
+
+    async def get_many_impl(self, ids: list[str], *, strict: bool = False) -> BatchResult:
+        async def one(rid: str) -> ItemResult:
+            try:
+                return ItemResult(rid, True, await self.get_impl(rid))
+            except CorruptRecordError as exc:
+                self.resource._corrupt.report(exc, op="get_many", strict=strict)
+                return ItemResult(str(rid), False, error=exc)
+            except S3dbError as exc:
+                return ItemResult(str(rid), False, error=exc)
+
+        return BatchResult(await bounded_gather(one, ids, self.resource.db.parallelism))
+
+    async def exists_impl(self, record_id: str) -> bool:
+        try:
+            return await self.resource.db.store.exists(
+                self.resource.key_for(self.resource._id(record_id))
+            )
+        except CorruptObjectError:
+            return True  # there, though unreadable (a damaged file)
 
     async def read(self, rid: str) -> tuple[StoredObject, Record]:
         try:
@@ -239,7 +231,7 @@ class Records:
             built = build(current)
             record = await built if inspect.isawaitable(built) else built
             encoded = self.encode(record, rid)
-            etag = await self.swap(rid, obj, current, encoded, record)
+            etag = await self.resource._writer.swap(rid, obj, current, encoded, record)
             if etag is None:
                 if if_match is not None:
                     raise self.etag_changed(rid, if_match, None)
@@ -312,46 +304,6 @@ class Records:
             return changes
         return {**(changes or {}), **fields}
 
-    async def update(
-        self,
-        record_id: str,
-        changes: Mapping[str, Any] | Callable[[Record], Mapping[str, Any]] | None = None,
-        /,
-        *,
-        if_match: str | None = None,
-        retries: int | None = None,
-        **fields: Any,
-    ) -> Record:
-        return await self.resource._call(
-            "update",
-            self.update_impl,
-            record_id,
-            self.changes(changes, fields),
-            if_match=if_match,
-            retries=retries,
-            full=True,
-        )
-
-    async def patch(
-        self,
-        record_id: str,
-        changes: Mapping[str, Any] | Callable[[Record], Mapping[str, Any]] | None = None,
-        /,
-        *,
-        if_match: str | None = None,
-        retries: int | None = None,
-        **fields: Any,
-    ) -> Record:
-        return await self.resource._call(
-            "patch",
-            self.update_impl,
-            record_id,
-            self.changes(changes, fields),
-            if_match=if_match,
-            retries=retries,
-            full=False,
-        )
-
     async def update_impl(
         self,
         record_id: str,
@@ -394,25 +346,6 @@ class Records:
             touch(record, current)
         return record
 
-    async def replace(
-        self,
-        record_id: str,
-        data: Mapping[str, Any] | None = None,
-        /,
-        *,
-        if_match: str | None = None,
-        retries: int | None = None,
-        **fields: Any,
-    ) -> Record:
-        return await self.resource._call(
-            "replace",
-            self.replace_impl,
-            record_id,
-            {**(data or {}), **fields},
-            if_match=if_match,
-            retries=retries,
-        )
-
     async def replace_impl(
         self, record_id: str, data: Mapping[str, Any], *, if_match: str | None, retries: int | None
     ) -> Record:
@@ -433,35 +366,20 @@ class Records:
         except Unchanged as same:
             return same.record
 
-    async def upsert(
-        self,
-        data: Mapping[str, Any] | None = None,
-        /,
-        *,
-        preserve_timestamps: bool = False,
-        **fields: Any,
-    ) -> Record:
-        return await self.resource._call(
-            "upsert",
-            self.upsert_impl,
-            {**(data or {}), **fields},
-            **preserve_kw(preserve_timestamps),
-        )
-
     async def upsert_impl(
         self, data: Mapping[str, Any], *, preserve_timestamps: bool = False
     ) -> Record:
         if data.get("id") is None:
-            return await self.insert(data, preserve_timestamps=preserve_timestamps)
+            return await self.resource.insert(data, preserve_timestamps=preserve_timestamps)
         rid = self.resource._id(data["id"])
         changes = {k: v for k, v in data.items() if k != "id"}
         for _ in range(self.resource.conflict_retries + 1):
             try:
-                return await self.update(rid, changes)
+                return await self.resource.update(rid, changes)
             except NotFoundError:
                 pass
             try:
-                return await self.insert(
+                return await self.resource.insert(
                     {**changes, "id": rid}, preserve_timestamps=preserve_timestamps
                 )
             except AlreadyExistsError:
@@ -476,7 +394,9 @@ class Records:
         async def one(item: Mapping[str, Any]) -> ItemResult:
             rid = item.get("id")
             try:
-                rec = await self.update(str(rid), {k: v for k, v in item.items() if k != "id"})
+                rec = await self.resource.update(
+                    str(rid), {k: v for k, v in item.items() if k != "id"}
+                )
                 return ItemResult(rec["id"], True, rec)
             except S3dbError as exc:
                 return ItemResult(None if rid is None else str(rid), False, error=exc)
@@ -491,12 +411,6 @@ class Records:
             or self.resource._hooks.has("after_delete")
             or self.resource.has_listeners("deleted")
         )
-
-    async def delete(self, record_id: str, *, must_exist: bool = False) -> bool:
-        deleted: bool = await self.resource._call(
-            "delete", self.delete_impl, record_id, must_exist=must_exist
-        )
-        return deleted
 
     async def delete_impl(self, record_id: str, *, must_exist: bool) -> bool:
         rid = self.resource._id(record_id)
@@ -530,7 +444,7 @@ class Records:
         )
         await kill_refs(
             self.resource.db.store,
-            self.ref_tokens(record, rid, obj.metadata),
+            self.resource._writer.ref_tokens(record, rid, obj.metadata),
             self.resource.db.parallelism,
         )
         await self.after_delete(record)
@@ -540,9 +454,6 @@ class Records:
         if self.resource._hooks.has("after_delete"):
             record = await self.resource._hooks.run("after_delete", record)
         self.resource.emit("deleted", record)
-
-    async def delete_many(self, ids: Iterable[str]) -> BatchResult:
-        return await self.resource._call("delete_many", self.delete_many_impl, list(ids))
 
     async def delete_many_impl(self, ids: list[str]) -> BatchResult:
         results: list[ItemResult] = []
@@ -582,7 +493,7 @@ class Records:
             if self.resource._hooks.has("before_delete"):
                 await self.resource._hooks.run("before_delete", rec)
             found.append(rec)
-            refs.update(self.ref_tokens(rec, rec.id, obj.metadata))
+            refs.update(self.resource._writer.ref_tokens(rec, rec.id, obj.metadata))
         keys = [
             k
             for rec in found

@@ -23,18 +23,11 @@ import anyio.to_thread
 
 from .._codec.codec import AttributeRegistry, RecordCodec
 from .._codec.crypto import SecretBox
-from .._concurrency import bounded_gather
 from .._events import EventEmitter, HookRegistry, Middleware
-from .._record import BatchResult, ItemResult, Page, Record, RecordList
+from .._record import BatchResult, Page, Record, RecordList
 from .._schema.field_paths import check_field_path
 from .._schema.schema import Schema
-from ..errors import (
-    CorruptObjectError,
-    CorruptRecordError,
-    NotFoundError,
-    S3dbError,
-    SchemaError,
-)
+from ..errors import NotFoundError, SchemaError
 from .content import Content
 from .corrupt import Corruption
 from .extensions import MIDDLEWARE_METHODS, Extensions
@@ -48,10 +41,7 @@ from .partitions import (
     tokens_size,
 )
 from .records import Records
-from .timestamps import (
-    TIMESTAMP_FIELDS,
-    TIMESTAMP_RULE,
-)
+from .timestamps import TIMESTAMP_FIELDS, TIMESTAMP_RULE, preserve_kw
 from .writes import RecordWriter
 
 if TYPE_CHECKING:
@@ -237,16 +227,7 @@ class Resource(
         :raises NotFoundError: no such record.
         :raises CorruptRecordError: the stored object cannot be decoded.
         """
-        return await self._call("get", self._get, record_id)
-
-    async def _get(self, record_id: str) -> Record:
-        rid = self._id(record_id)
-        if self._hooks.has("before_get"):
-            rid = self._id((await self._hooks.run("before_get", {"id": rid}))["id"])
-        _, record = await self._records.read(rid)
-        if self._hooks.has("after_get"):
-            record = await self._hooks.run("after_get", record)
-        return record
+        return await self._call("get", self._records.get_impl, record_id)
 
     async def get_or_none(self, record_id: str) -> Record | None:
         """Like :meth:`get`, but ``None`` for a missing record."""
@@ -289,29 +270,13 @@ class Resource(
         A corrupt record is a failed item (its error also in ``skipped`` and emitted as
         ``error``); ``strict=True`` raises :class:`CorruptRecordError` instead.
         """
-        return await self._call("get_many", self._get_many, list(ids), strict=strict)
-
-    async def _get_many(self, ids: list[str], *, strict: bool = False) -> BatchResult:
-        async def one(rid: str) -> ItemResult:
-            try:
-                return ItemResult(rid, True, await self._get(rid))
-            except CorruptRecordError as exc:
-                self._corrupt.report(exc, op="get_many", strict=strict)
-                return ItemResult(str(rid), False, error=exc)
-            except S3dbError as exc:
-                return ItemResult(str(rid), False, error=exc)
-
-        return BatchResult(await bounded_gather(one, ids, self.db.parallelism))
+        return await self._call(
+            "get_many", self._records.get_many_impl, builtins.list(ids), strict=strict
+        )
 
     async def exists(self, record_id: str) -> bool:
         """True when the record exists (one HEAD)."""
-        return await self._call("exists", self._exists, record_id)
-
-    async def _exists(self, record_id: str) -> bool:
-        try:
-            return await self.db.store.exists(self.key_for(self._id(record_id)))
-        except CorruptObjectError:
-            return True  # there, though unreadable (a damaged file)
+        return await self._call("exists", self._records.exists_impl, record_id)
 
     # -- misc ---------------------------------------------------------------------
     def __repr__(self) -> str:
@@ -336,14 +301,16 @@ class Resource(
 
         :raises NotFoundError: no such record.
         """
-        return await self._content.set_content(record_id, content, content_type)
+        return await self._call(
+            "set_content", self._content.set_content_impl, record_id, content, content_type
+        )
 
     async def get_content(self, record_id: str) -> tuple[bytes, str | None]:
         """``(bytes, content_type)`` of a record's content.
 
         :raises NotFoundError: the record has no content.
         """
-        return await self._content.get_content(record_id)
+        return await self._call("get_content", self._content.get_content_impl, record_id)
 
     async def has_content(self, record_id: str) -> bool:
         """True when the record has content (one HEAD)."""
@@ -498,8 +465,8 @@ class Resource(
         limit: int | None = None,
     ) -> builtins.list[str]:
         """Ids of the records (LIST only), optionally inside a partition."""
-        return await self._listing.list_ids(
-            partition=partition, partition_values=partition_values, limit=limit
+        return await self._call(
+            "list_ids", self._listing.list_ids_impl, partition, partition_values, limit
         )
 
     @overload
@@ -534,8 +501,8 @@ class Resource(
         otherwise it reads the records, and a corrupt one is left out of the counts (an
         ``error`` event) or, with ``strict``, raises :class:`CorruptRecordError`.
         """
-        return await self._listing.count(
-            partition=partition, partition_values=partition_values, by=by, strict=strict
+        return await self._call(
+            "count", self._listing.count_impl, partition, partition_values, by, strict=strict
         )
 
     def stream(
@@ -553,13 +520,14 @@ class Resource(
         Memory stays bounded whatever the number of records. A corrupt record is skipped
         with an ``error`` event, or raises :class:`CorruptRecordError` with ``strict``.
         """
-        return self._listing.stream(
-            partition=partition,
-            partition_values=partition_values,
+        return self._listing.records(
+            partition,
+            partition_values,
+            op="stream",
+            strict=strict,
             limit=limit,
             start_after_id=start_after_id,
             concurrency=concurrency,
-            strict=strict,
         )
 
     async def list(
@@ -575,8 +543,8 @@ class Resource(
         A corrupt record is left out and its :class:`CorruptRecordError` is in the
         result's ``skipped`` (and emitted as ``error``); ``strict=True`` raises it instead.
         """
-        return await self._listing.list(
-            partition=partition, partition_values=partition_values, limit=limit, strict=strict
+        return await self._call(
+            "list", self._listing.list_impl, partition, partition_values, limit, strict=strict
         )
 
     async def page(
@@ -595,12 +563,14 @@ class Resource(
         A corrupt record is left out of ``items`` (the page may hold fewer than ``size``)
         and reported in ``skipped``; ``strict=True`` raises :class:`CorruptRecordError`.
         """
-        return await self._listing.page(
-            size=size,
-            cursor=cursor,
-            page=page,
-            partition=partition,
-            partition_values=partition_values,
+        return await self._call(
+            "page",
+            self._listing.page_impl,
+            size,
+            cursor,
+            page,
+            partition,
+            partition_values,
             strict=strict,
         )
 
@@ -619,11 +589,13 @@ class Resource(
         When the filter pins every field of a partition, only that partition is read.
         Corrupt records are skipped and reported as in :meth:`list`.
         """
-        return await self._listing.query(
+        return await self._call(
+            "query",
+            self._listing.query_impl,
             filter,
-            limit=limit,
-            partition=partition,
-            partition_values=partition_values,
+            limit,
+            partition,
+            partition_values,
             strict=strict,
         )
 
@@ -668,7 +640,12 @@ class Resource(
         :raises ValidationError: the data does not satisfy the schema (nothing is written).
         :raises AlreadyExistsError: a record with this id exists (it is not overwritten).
         """
-        return await self._records.insert(data, preserve_timestamps=preserve_timestamps, **fields)
+        return await self._call(
+            "insert",
+            self._records.insert_impl,
+            {**(data or {}), **fields},
+            **preserve_kw(preserve_timestamps),
+        )
 
     async def insert_many(
         self, items: Iterable[Mapping[str, Any]], *, preserve_timestamps: bool = False
@@ -677,7 +654,12 @@ class Resource(
 
         :param preserve_timestamps: as in :meth:`insert`.
         """
-        return await self._records.insert_many(items, preserve_timestamps=preserve_timestamps)
+        return await self._call(
+            "insert_many",
+            self._records.insert_many_impl,
+            builtins.list(items),
+            **preserve_kw(preserve_timestamps),
+        )
 
     async def update(
         self,
@@ -706,8 +688,14 @@ class Resource(
         :raises ConflictError: the record kept changing.
         :raises PreconditionFailed: ``if_match`` did not match.
         """
-        return await self._records.update(
-            record_id, changes, if_match=if_match, retries=retries, **fields
+        return await self._call(
+            "update",
+            self._records.update_impl,
+            record_id,
+            self._records.changes(changes, fields),
+            if_match=if_match,
+            retries=retries,
+            full=True,
         )
 
     async def patch(
@@ -724,8 +712,14 @@ class Resource(
 
         Use it to touch records written under an older, laxer schema.
         """
-        return await self._records.patch(
-            record_id, changes, if_match=if_match, retries=retries, **fields
+        return await self._call(
+            "patch",
+            self._records.update_impl,
+            record_id,
+            self._records.changes(changes, fields),
+            if_match=if_match,
+            retries=retries,
+            full=False,
         )
 
     async def replace(
@@ -742,8 +736,13 @@ class Resource(
 
         :raises NotFoundError: no such record (use :meth:`upsert` to create).
         """
-        return await self._records.replace(
-            record_id, data, if_match=if_match, retries=retries, **fields
+        return await self._call(
+            "replace",
+            self._records.replace_impl,
+            record_id,
+            {**(data or {}), **fields},
+            if_match=if_match,
+            retries=retries,
         )
 
     async def upsert(
@@ -758,7 +757,12 @@ class Resource(
 
         An update never changes ``created_at``; ``preserve_timestamps`` applies to an insert.
         """
-        return await self._records.upsert(data, preserve_timestamps=preserve_timestamps, **fields)
+        return await self._call(
+            "upsert",
+            self._records.upsert_impl,
+            {**(data or {}), **fields},
+            **preserve_kw(preserve_timestamps),
+        )
 
     async def update_many(self, changes: Iterable[Mapping[str, Any]]) -> BatchResult:
         """Apply many updates (each mapping carries its ``id``); per-item results."""
@@ -774,11 +778,13 @@ class Resource(
         :returns: ``True`` if the record existed (or was not checked), ``False`` if not.
         :raises NotFoundError: ``must_exist`` and no such record.
         """
-        return await self._records.delete(record_id, must_exist=must_exist)
+        return await self._call(
+            "delete", self._records.delete_impl, record_id, must_exist=must_exist
+        )
 
     async def delete_many(self, ids: Iterable[str]) -> BatchResult:
         """Delete many records with batched requests (1 per 1000 keys); per-item results."""
-        return await self._records.delete_many(ids)
+        return await self._call("delete_many", self._records.delete_many_impl, builtins.list(ids))
 
     async def delete_all(self, *, confirm: bool = False) -> int:
         """Delete every record, reference and content of this resource; returns keys deleted.
