@@ -31,8 +31,6 @@ from ..errors import (
 from .entries import CONTENT_TYPE, Entry, check_ttl
 
 if TYPE_CHECKING:
-    from contextlib import AbstractAsyncContextManager
-
     from .storage import PluginStorage
 
 __all__ = ["Lock", "Locks", "default_worker_id"]
@@ -90,10 +88,9 @@ def default_worker_id() -> str:
 
 
 class Locks:
-    """``acquire_lock``/``release_lock``/``refresh_lock``/``is_locked``/``lock`` of a storage.
-
-    :class:`~s3db_async.PluginStorage` holds one and delegates its lock methods to it.
-    """
+    """The lock protocol behind :class:`~s3db_async.PluginStorage`'s lock methods, which
+    hold the public signatures and call :meth:`acquire`, :meth:`release`, :meth:`refresh`
+    and :meth:`hold` with their arguments resolved."""
 
     def __init__(self, storage: PluginStorage) -> None:
         self.storage = storage
@@ -128,29 +125,44 @@ class Locks:
             behavior="body-only",
             tombstone=True,
         )
-        try:
-            etag = await conditional_put(
-                self.storage.store,
-                entry.key,
-                body,
-                md,
-                content_type=CONTENT_TYPE,
-                if_match=entry.etag,
-            )
-        except (PreconditionFailed, WriteOutcomeUnknownError):
+        etag = await self.put(entry.key, body, md, if_match=entry.etag)
+        if etag is None:
             return None
         # the next acquire of this lock can swap the tombstone without reading it first
         self.storage._remember(Entry(entry.key, etag, None, None, True, [], True))
         return etag
 
-    async def acquire_lock(
+    async def put(
+        self,
+        key: str,
+        body: bytes,
+        metadata: Mapping[str, str],
+        *,
+        if_match: str | None = None,
+        if_none_match: bool = False,
+    ) -> str | None:
+        """Write a lock object under a condition; its etag, or ``None`` when the condition
+        failed or the outcome is unknown (the caller reads the key to tell)."""
+        try:
+            return await conditional_put(
+                self.storage.store,
+                key,
+                body,
+                metadata,
+                content_type=CONTENT_TYPE,
+                if_match=if_match,
+                if_none_match=if_none_match,
+            )
+        except (PreconditionFailed, WriteOutcomeUnknownError):
+            return None
+
+    async def acquire(
         self,
         name: str,
-        *,
         ttl: float,
-        timeout: float = 0,  # noqa: ASYNC109 - polling budget, not a cancel scope
-        worker_id: object = None,
-        resource: str | None = None,
+        timeout: float,  # noqa: ASYNC109 - polling budget, not a cancel scope
+        worker_id: object,
+        resource: str | None,
     ) -> Lock | None:
         ttl_s = check_ttl(ttl, required=True)
         assert ttl_s is not None
@@ -177,18 +189,10 @@ class Locks:
             body, md = self.storage._encode(key, data, expires_at=now + ttl_s, behavior="body-only")
             entry: Entry | None = None
             if try_create:
-                try:
-                    etag = await conditional_put(
-                        self.storage.store,
-                        key,
-                        body,
-                        md,
-                        content_type=CONTENT_TYPE,
-                        if_none_match=True,
-                    )
+                etag = await self.put(key, body, md, if_none_match=True)
+                if etag is not None:
                     return self.make_lock(name, key, token, worker, ttl_s, data, etag)
-                except (PreconditionFailed, WriteOutcomeUnknownError):
-                    pass  # held, or unknown: the read below tells (our token = ours)
+                # held, or unknown: the read below tells (our token = ours)
             entry, cached = cached or await self.storage._read(key), None
             if entry is None:
                 try_create = True
@@ -201,18 +205,9 @@ class Locks:
                 if not entry.tombstone:  # an answer we could not see: the write did land
                     return self.make_lock(name, key, token, worker, ttl_s, entry.data, entry.etag)
             elif not entry.live(now):
-                try:
-                    etag = await conditional_put(
-                        self.storage.store,
-                        key,
-                        body,
-                        md,
-                        content_type=CONTENT_TYPE,
-                        if_match=entry.etag,
-                    )
+                etag = await self.put(key, body, md, if_match=entry.etag)
+                if etag is not None:
                     return self.make_lock(name, key, token, worker, ttl_s, data, etag)
-                except (PreconditionFailed, WriteOutcomeUnknownError):
-                    pass
             left = deadline - _clock.monotonic()
             if left <= 0:
                 return None
@@ -223,9 +218,7 @@ class Locks:
             attempt += 1
             try_create = deletes
 
-    async def release_lock(
-        self, lock: Lock | str, token: str | None = None, *, resource: str | None = None
-    ) -> bool:
+    async def release(self, lock: Lock | str, token: str | None, resource: str | None) -> bool:
         if isinstance(lock, Lock):
             entry = Entry(lock.key, lock.etag, None, None, False, [], True)
             if lock.released:
@@ -267,7 +260,7 @@ class Locks:
             )
         return ok
 
-    async def refresh_lock(self, lock: Lock, *, ttl: float | None = None) -> bool:
+    async def refresh(self, lock: Lock, ttl: float | None) -> bool:
         ttl_s = check_ttl(ttl if ttl is not None else lock.ttl, required=True)
         assert ttl_s is not None
         if lock.released:
@@ -297,23 +290,8 @@ class Locks:
         lock.expires_at, lock.ttl = now + ttl_s, ttl_s
         return True
 
-    async def is_locked(self, name: str, *, resource: str | None = None) -> bool:
-        entry = await self.storage._head(self.storage.get_lock_key(name, resource))
-        return entry is not None and entry.live()
-
-    def lock(
-        self,
-        name: str,
-        *,
-        ttl: float,
-        timeout: float = 0,
-        worker_id: object = None,
-        resource: str | None = None,
-    ) -> AbstractAsyncContextManager[Lock]:
-        return self.lock_cm(name, ttl, timeout, worker_id, resource)
-
     @contextlib.asynccontextmanager
-    async def lock_cm(
+    async def hold(
         self,
         name: str,
         ttl: float,
@@ -321,9 +299,7 @@ class Locks:
         worker_id: object,
         resource: str | None,
     ) -> AsyncIterator[Lock]:
-        held = await self.acquire_lock(
-            name, ttl=ttl, timeout=timeout, worker_id=worker_id, resource=resource
-        )
+        held = await self.acquire(name, ttl, timeout, worker_id, resource)
         if held is None:
             raise LockError(
                 f"could not acquire lock {name!r} within {timeout:g}s",
@@ -333,7 +309,7 @@ class Locks:
         try:
             yield held
         finally:
-            await asyncio.shield(self.release_lock(held))
+            await asyncio.shield(self.release(held, None, None))
 
     async def check_phantom(self, full: str) -> None:
         """Explain a create that keeps failing on a key that does not exist."""

@@ -770,9 +770,7 @@ class PluginStorage:
         :param worker_id: recorded in the lock (default ``host:pid``).
         :raises UnsupportedCapabilityError: the store has no reliable conditional writes.
         """
-        return await self._locks.acquire_lock(
-            name, ttl=ttl, timeout=timeout, worker_id=worker_id, resource=resource
-        )
+        return await self._locks.acquire(name, ttl, timeout, worker_id, resource)
 
     async def release_lock(
         self, lock: Lock | str, token: str | None = None, *, resource: str | None = None
@@ -785,15 +783,16 @@ class PluginStorage:
 
         :param lock: the :class:`Lock`, or a lock name together with ``token``.
         """
-        return await self._locks.release_lock(lock, token, resource=resource)
+        return await self._locks.release(lock, token, resource)
 
     async def refresh_lock(self, lock: Lock, *, ttl: float | None = None) -> bool:
         """Extend a held lock to ``ttl`` seconds from now (compare-and-swap on its etag)."""
-        return await self._locks.refresh_lock(lock, ttl=ttl)
+        return await self._locks.refresh(lock, ttl)
 
     async def is_locked(self, name: str, *, resource: str | None = None) -> bool:
         """True when the lock is held and has not expired (one HEAD)."""
-        return await self._locks.is_locked(name, resource=resource)
+        entry = await self._head(self.get_lock_key(name, resource))
+        return entry is not None and entry.live()
 
     def lock(
         self,
@@ -808,9 +807,7 @@ class PluginStorage:
 
         :raises LockError: not acquired within ``timeout``.
         """
-        return self._locks.lock(
-            name, ttl=ttl, timeout=timeout, worker_id=worker_id, resource=resource
-        )
+        return self._locks.hold(name, ttl, timeout, worker_id, resource)
 
 
 def _bump(data: Any, delta: int | float, key: str) -> tuple[Any, int | float]:
