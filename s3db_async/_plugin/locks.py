@@ -140,9 +140,11 @@ class Locks:
         *,
         if_match: str | None = None,
         if_none_match: bool = False,
+        unknown_raises: bool = False,
     ) -> str | None:
         """Write a lock object under a condition; its etag, or ``None`` when the condition
-        failed or the outcome is unknown (the caller reads the key to tell)."""
+        failed or (unless ``unknown_raises``) the outcome is unknown: the caller reads the
+        key to tell."""
         try:
             return await conditional_put(
                 self.storage.store,
@@ -153,7 +155,11 @@ class Locks:
                 if_match=if_match,
                 if_none_match=if_none_match,
             )
-        except (PreconditionFailed, WriteOutcomeUnknownError):
+        except PreconditionFailed:
+            return None
+        except WriteOutcomeUnknownError:
+            if unknown_raises:
+                raise
             return None
 
     async def acquire(
@@ -276,18 +282,10 @@ class Locks:
         body, md = self.storage._encode(
             lock.key, data, expires_at=now + ttl_s, behavior="body-only"
         )
-        try:
-            lock.etag = await conditional_put(
-                self.storage.store,
-                lock.key,
-                body,
-                md,
-                content_type=CONTENT_TYPE,
-                if_match=lock.etag,
-            )
-        except PreconditionFailed:
+        etag = await self.put(lock.key, body, md, if_match=lock.etag, unknown_raises=True)
+        if etag is None:
             return False
-        lock.expires_at, lock.ttl = now + ttl_s, ttl_s
+        lock.etag, lock.expires_at, lock.ttl = etag, now + ttl_s, ttl_s
         return True
 
     @contextlib.asynccontextmanager
