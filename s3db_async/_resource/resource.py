@@ -231,6 +231,9 @@ class Resource(
 
     async def get_or_none(self, record_id: str) -> Record | None:
         """Like :meth:`get`, but ``None`` for a missing record."""
+        return await self._call("get_or_none", self._get_or_none, record_id)
+
+    async def _get_or_none(self, record_id: str) -> Record | None:
         try:
             return await self.get(record_id)
         except NotFoundError:

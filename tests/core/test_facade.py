@@ -55,6 +55,7 @@ async def test_middlewares_see_each_public_call_and_its_nested_calls(db: Databas
     ]
     assert seen[1][2] == {"preserve_timestamps": True}
     assert await names(res.get("a")) == ["get"]
+    assert await names(res.get_or_none("zz")) == ["get_or_none", "get"]  # was never seen
     assert await names(res.get_many(["a", "b"])) == ["get_many"]
     assert await names(res.exists("a")) == ["exists"]
     assert await names(res.update("a", n=2, retries=3)) == ["update"]
