@@ -137,6 +137,10 @@ async function runRows(base, plan) {
     connectionString: connectionString(base),
     parallelism: plan.parallelism,
     logLevel: 'error',
+    // S3 only: the AWS SDK's own HTTP handler. s3db.js's default one comes from recker
+    // 1.0.79, which the registry lacks; 1.0.56 (package.json overrides) fails on the 204
+    // replies of DELETE ("Invalid response status code 204").
+    clientOptions: { httpClientOptions: { useReckerHandler: false } },
   });
   await db.connect();
   try {
