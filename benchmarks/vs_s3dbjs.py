@@ -63,6 +63,7 @@ ROWS = (
 TARGET = 3.0
 S3DBJS_VERSION = "19.5.10"
 JS_DIR = Path(__file__).resolve().parent / "s3dbjs"
+JS_TIMEOUT_S = 1200.0  # per store (a quarter with --quick): a stuck run is reported, not waited on
 
 Figures = dict[str, dict[str, Any]]
 
@@ -115,8 +116,15 @@ async def _run_js(ctx: BenchContext, store: str, plan_path: Path) -> dict[str, A
     cmd = ["node", str(JS_DIR / "bench.mjs"), "--plan", str(plan_path)]
     cmd += ["--store", f"{store}={base}", "--rounds", str(ctx.rounds), "--out", str(out)]
     proc = await asyncio.create_subprocess_exec(*cmd, stdout=sys.stderr, stderr=sys.stderr)
-    if await proc.wait() != 0:
-        raise RuntimeError(f"bench.mjs on {store} exited {proc.returncode}")
+    limit = JS_TIMEOUT_S / (4 if ctx.quick else 1)
+    try:
+        await asyncio.wait_for(proc.wait(), limit)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise RuntimeError(f"bench.mjs on {store} took over {limit:.0f} s") from None
+    if proc.returncode != 0:
+        raise RuntimeError(f"bench.mjs on {store} exited {proc.returncode} (its stderr is above)")
     doc: dict[str, Any] = json.loads(out.read_text())
     _check_same_workload(doc)
     return doc
@@ -195,11 +203,16 @@ async def run(ctx: BenchContext) -> dict[str, Any]:
     plan_path = ctx.tmpdir / "s3dbjs-plan.json"
     plan_path.write_text(json.dumps(plan))
     table: dict[str, dict[str, dict[str, Any]]] = {}
+    failures: dict[str, str] = {}
     for store in stores:
         theirs = None
         if info["available"]:
             ctx.log(f"vs_s3dbjs: s3db.js on {store}")
-            theirs = (await _run_js(ctx, store, plan_path))["stores"][store]
+            try:
+                theirs = (await _run_js(ctx, store, plan_path))["stores"][store]
+            except RuntimeError as exc:  # one store's failure leaves the others' figures
+                failures[store] = str(exc)
+                ctx.log(f"vs_s3dbjs: s3db.js on {store} failed: {exc}")
         ctx.log(f"vs_s3dbjs: s3db-async on {store}")
         table[store] = compare(await _run_ours(ctx, store), theirs)
     return {
@@ -207,5 +220,6 @@ async def run(ctx: BenchContext) -> dict[str, Any]:
         "s3dbjs": info,
         "plan": {"records": plan["records"], "rounds": ctx.rounds, "rows": plan["rows"]},
         "stores": table,
+        "s3dbjs_failed": failures,
         "summary": _summary(table),
     }

@@ -76,6 +76,9 @@ function result(row, seconds, requests) {
   };
 }
 
+// The first error s3db.js reported through an 'error' event (batch calls report so).
+let failed = 'no error event';
+
 function check(ok, what) {
   if (!ok) throw new Error(`s3db.js bench: ${what}`);
 }
@@ -88,7 +91,7 @@ class Workload {
 
   async insertMany(target) {
     const made = await target.insertMany(records(this.size));
-    check(made.length === this.size, `insertMany wrote ${made.length} of ${this.size}`);
+    check(made.length === this.size, `insertMany wrote ${made.length} of ${this.size}: ${failed}`);
     if (target === this.res) this.ids = made.map((r) => r.id);
   }
 
@@ -149,6 +152,12 @@ async function runRows(base, plan) {
     const spec = { attributes: ATTRIBUTES, partitions: PARTITIONS };
     const res = await db.createResource({ name: 'bench', ...spec });
     const scratch = await db.createResource({ name: 'scratch', ...spec });
+    for (const emitter of [db, res, scratch]) {
+      emitter.on('error', (...args) => {
+        const err = args.find((a) => a instanceof Error);
+        if (failed === 'no error event') failed = String(err?.stack || err || args[0]);
+      });
+    }
     // S3Client announces every command it sends; MemoryClient every command it answers.
     let requests = {};
     db.client.on(memory ? 'cl:response' : 'cl:request', (command) => {

@@ -66,6 +66,7 @@ def test_quick_run_on_memory_prints_both_sides_per_row() -> None:
         r.name for r in core.plan(True, only=vs_s3dbjs.ROWS)[1]
     ]
     assert list(section["stores"]) == ["memory"]
+    assert section["s3dbjs_failed"] == {}
     table = section["stores"]["memory"]
     assert set(table) == set(vs_s3dbjs.ROWS)
     for name, row in table.items():
@@ -90,6 +91,24 @@ async def test_without_node_it_measures_ours_and_says_why(
         _check_row(name, row, compared=False)
     assert out["summary"]["not_compared"] == [f"memory/{n}" for n in out["stores"]["memory"]]
     assert out["summary"]["meets_3x"] == 0
+    assert out["s3dbjs_failed"] == {}
+
+
+async def test_a_failed_s3dbjs_run_is_reported_and_ours_still_measured(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(ctx: BenchContext, store: str, plan_path: Path) -> dict[str, Any]:
+        raise RuntimeError(f"bench.mjs on {store} exited 1")
+
+    monkeypatch.setattr(vs_s3dbjs, "ensure_node_deps", lambda: None)
+    monkeypatch.setattr(vs_s3dbjs, "_s3dbjs_info", lambda: {"version": "19.5.10"})
+    monkeypatch.setattr(vs_s3dbjs, "_run_js", broken)
+    ctx = BenchContext(stores=["memory"], servers={}, tmpdir=tmp_path, quick=True, rounds=1)
+    out = await vs_s3dbjs.run(ctx)
+    assert out["s3dbjs"]["available"] is True
+    assert out["s3dbjs_failed"] == {"memory": "bench.mjs on memory exited 1"}
+    for name, row in out["stores"]["memory"].items():
+        _check_row(name, row, compared=False)
 
 
 def test_ratio_and_flag_per_row() -> None:
