@@ -128,9 +128,11 @@ class Workload {
   }
 }
 
+// A fresh namespace per run. On memory a fresh bucket: MemoryClient keeps one store per
+// bucket for the whole process, and its listings scan every key of that store.
 function connectionString(base) {
   const prefix = `s3dbjs-${randomBytes(5).toString('hex')}`;
-  if (base === 'memory') return `memory://s3db-bench/${prefix}`;
+  if (base === 'memory') return `memory://${prefix}/bench`;
   return `${base.replace(/\/+$/, '')}/${prefix}`;
 }
 
