@@ -83,6 +83,10 @@ function check(ok, what) {
   if (!ok) throw new Error(`s3db.js bench: ${what}`);
 }
 
+function counted(call, got, want) {
+  check(got === want, `${call} returned ${got} of ${want} records (it drops the ones it fails to read)`);
+}
+
 // The two resources of one run and the call of each row kind on them.
 class Workload {
   constructor(res, scratch, size) {
@@ -119,8 +123,8 @@ class Workload {
     const calls = {
       get: (i) => res.get(ids[i % size]),
       update: (i) => res.update(ids[this.updates++ % size], { score: i }),
-      get_many: async () => check((await res.getMany(ids)).length === size, 'getMany short'),
-      list: async () => check((await res.list()).length === size, 'list short'),
+      get_many: async () => counted('getMany', (await res.getMany(ids)).length, size),
+      list: async () => counted('list', (await res.list()).length, size),
       count: () => res.count(),
     };
     check(row.op in calls, `unknown op ${row.op}`);
