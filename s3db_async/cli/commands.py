@@ -32,6 +32,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from typer.core import TyperGroup
 
+from .._codec.crypto import NO_PASSPHRASE_HINT
 from .._database import Database
 from ..errors import ConfigError, S3dbError, ValidationError
 
@@ -139,6 +140,7 @@ def _run(make: Callable[[], Awaitable[T]]) -> T:
 
 # Library suggestions name Python calls; the CLI says the same in flags and commands.
 _CLI_HINTS: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(re.escape(NO_PASSPHRASE_HINT)), "pass --passphrase or set S3DB_PASSPHRASE"),
     (
         re.compile(
             r"open the [Dd]atabase with the passphrase (?:the data|it) was written with"

@@ -62,6 +62,7 @@ def test_missing_passphrase_hint_names_the_flag_and_variable(url: str) -> None:
     assert code == 1
     assert "--passphrase" in err and "S3DB_PASSPHRASE" in err
     assert "passphrase=" not in err and "Database" not in err
+    assert err.count("S3DB_PASSPHRASE") == 1 and err.count("--passphrase") == 1  # one hint
 
 
 def test_not_found_hint_names_a_command_not_a_method(url: str) -> None:
