@@ -404,7 +404,10 @@ class S3Store(ObjectStore):
                     op, key, attempt, idempotent=idempotent, retries=retries, condition=condition
                 )
         except TimeoutError:
-            raise StoreError(
+            # a conditional write past its deadline may have landed: the caller's read-back
+            # (s3db_async._cas) resolves it, so it gets the "outcome unknown" error
+            error = StoreError if idempotent else WriteOutcomeUnknownError
+            raise error(
                 f"{op} {key!r} got no answer within its {seconds:g}s deadline"
                 + ("" if op in ("get", "head", "list") else " (it may have been applied)"),
                 suggestion="check the server, or raise ?deadline= in the connection string",

@@ -113,6 +113,19 @@ async def test_get_on_a_stalled_server_times_out_typed(stalled: _Loopback) -> No
     assert store.stats["get"] == 1
 
 
+async def test_a_conditional_put_past_its_deadline_is_an_unknown_outcome(
+    stalled: _Loopback,
+) -> None:
+    """It may have landed: the read-back in s3db_async._cas must get the chance to decide."""
+    store = S3Store(stalled.url("timeout=5&deadline=0.3&max_retries=0"))
+    with pytest.raises(WriteOutcomeUnknownError) as info:
+        await store.put("k", b"1", if_none_match=True)
+    assert info.value.status_code == 504 and info.value.metadata["reason"] == "deadline"
+    with pytest.raises(StoreError) as plain:
+        await store.put("k", b"1")  # idempotent: a plain timeout
+    assert not isinstance(plain.value, WriteOutcomeUnknownError)
+
+
 @pytest.mark.parametrize("op", ["get", "list", "put", "connect"])
 async def test_a_reset_connection_is_endpoint_unreachable(resetting: _Loopback, op: str) -> None:
     store = S3Store(resetting.url("max_retries=0"))
