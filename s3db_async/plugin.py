@@ -32,27 +32,25 @@ its alias ``count``: the number of objects removed) and ``plugin.after_uninstall
 
 from __future__ import annotations
 
-from ._plugin.base import (
+from ._deps import (
     SKIP_ENV,
     Dependency,
     DependencyStatus,
-    Lock,
-    LockError,
-    MissingDependencyError,
-    Plugin,
-    PluginError,
-    PluginStorage,
-    StorageResult,
-    detect_and_warn_namespaces,
-    get_namespaced_resource_name,
     get_plugin_dependency_report,
-    get_validated_namespace,
-    list_plugin_namespaces,
     require_dependencies,
     require_dependency,
+)
+from ._plugin.base import Plugin
+from ._plugin.namespace import (
+    detect_and_warn_namespaces,
+    get_namespaced_resource_name,
+    get_validated_namespace,
+    list_plugin_namespaces,
     validate_namespace,
     warn_namespace_usage,
 )
+from ._plugin.storage import Lock, PluginStorage, StorageResult
+from .errors import LockError, MissingDependencyError, PluginError
 
 __all__ = [
     "SKIP_ENV",

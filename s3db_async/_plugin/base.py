@@ -12,54 +12,25 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .._deps import (
-    SKIP_ENV,
     Dependency,
-    DependencyStatus,
-    get_plugin_dependency_report,
     register_plugin_dependencies,
     require_dependencies,
-    require_dependency,
 )
 from .._events import PLUGIN_EVENTS, EventEmitter
 from .._resource.resource import Resource
-from ..errors import ConfigError, LockError, MissingDependencyError, PluginError
+from ..errors import ConfigError, PluginError
 from .namespace import (
     DEFAULT_NAMESPACE,
     detect_and_warn_namespaces,
     get_namespaced_resource_name,
-    get_validated_namespace,
-    list_plugin_namespaces,
     validate_namespace,
-    warn_namespace_usage,
 )
-from .storage import STORAGE_BEHAVIORS, Lock, PluginStorage, StorageResult
+from .storage import PluginStorage
 
 if TYPE_CHECKING:
     from .._database import Database
 
-__all__ = [
-    "SKIP_ENV",
-    "STORAGE_BEHAVIORS",
-    "Dependency",
-    "DependencyStatus",
-    "Lock",
-    "LockError",
-    "MissingDependencyError",
-    "Plugin",
-    "PluginError",
-    "PluginStorage",
-    "StorageResult",
-    "coerce_plugin",
-    "detect_and_warn_namespaces",
-    "get_namespaced_resource_name",
-    "get_plugin_dependency_report",
-    "get_validated_namespace",
-    "list_plugin_namespaces",
-    "require_dependencies",
-    "require_dependency",
-    "validate_namespace",
-    "warn_namespace_usage",
-]
+__all__ = ["Plugin", "coerce_plugin"]
 
 _ALIAS_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,99}$")
 _Undo = Callable[[], Any]
