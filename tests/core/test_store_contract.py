@@ -162,10 +162,8 @@ async def test_a_key_can_be_object_and_prefix(store: ObjectStore) -> None:
     assert await store.list_keys("a") == ["a", "a/b"]
 
 
-@pytest.mark.slow
-async def test_list_paginates_past_1000_and_delete_many_batches(store: ObjectStore) -> None:
-    n = 2100
-    keys = [f"many/{i:05d}" for i in range(n)]
+async def _put_empty(store: ObjectStore, keys: list[str]) -> None:
+    """Write an empty object at every key, 64 at a time."""
     limiter = anyio.CapacityLimiter(64)
 
     async def put(k: str) -> None:
@@ -175,6 +173,13 @@ async def test_list_paginates_past_1000_and_delete_many_batches(store: ObjectSto
     async with anyio.create_task_group() as tg:
         for k in keys:
             tg.start_soon(put, k)
+
+
+@pytest.mark.slow
+async def test_list_paginates_past_1000_and_delete_many_batches(store: ObjectStore) -> None:
+    n = 2100
+    keys = [f"many/{i:05d}" for i in range(n)]
+    await _put_empty(store, keys)
     store.stats.reset()
     listed = await store.list_keys("many/")
     assert listed == keys
@@ -261,15 +266,7 @@ async def test_concurrent_compare_and_swap_one_winner(store: ObjectStore) -> Non
 async def test_list_whose_last_page_holds_one_key(store: ObjectStore, n: int) -> None:
     """1,001 and 2,001 keys: the final page holds exactly one key, which must not be lost."""
     keys = [f"edge/{i:05d}" for i in range(n)]
-    limiter = anyio.CapacityLimiter(64)
-
-    async def put(k: str) -> None:
-        async with limiter:
-            await store.put(k, b"")
-
-    async with anyio.create_task_group() as tg:
-        for k in keys:
-            tg.start_soon(put, k)
+    await _put_empty(store, keys)
     store.stats.reset()
     assert await store.list_keys("edge/") == keys
     assert store.stats["list"] == n // 1000 + 1
