@@ -19,7 +19,9 @@ handed to ``benchmarks/s3dbjs/bench.mjs`` as JSON):
   untimed, at the ``--quick`` counts on a throwaway database (V8 compiles s3db.js's hot
   paths during the first thousands of calls), each row then runs its own untimed warm-up
   calls, and of ``--rounds`` timed rounds (2 by default, 1 with ``--quick``) the best
-  figure per row is kept;
+  figure per row is kept. The rounds alternate between the libraries (one ``bench.mjs``
+  process per round, each with its own warm-up), so load that comes and goes on the
+  machine falls on both sides alike;
 - stores: s3db.js's ``MemoryClient`` against our ``memory`` store, and both libraries on the
   same SeaweedFS server that ``make bench`` starts.
 
@@ -114,7 +116,7 @@ async def _run_js(ctx: BenchContext, store: str, plan_path: Path) -> dict[str, A
     out = ctx.tmpdir / f"s3dbjs-{store}.json"
     base = "memory" if store == "memory" else ctx.url(store)
     cmd = ["node", str(JS_DIR / "bench.mjs"), "--plan", str(plan_path)]
-    cmd += ["--store", f"{store}={base}", "--rounds", str(ctx.rounds), "--out", str(out)]
+    cmd += ["--store", f"{store}={base}", "--rounds", "1", "--out", str(out)]
     proc = await asyncio.create_subprocess_exec(*cmd, stdout=sys.stderr, stderr=sys.stderr)
     limit = JS_TIMEOUT_S / (4 if ctx.quick else 1)
     try:
@@ -141,11 +143,16 @@ def _check_same_workload(doc: dict[str, Any]) -> None:
         raise RuntimeError("bench.mjs declares other fields than benchmarks.core.ATTRIBUTES")
 
 
-async def _run_ours(ctx: BenchContext, store: str) -> Figures:
-    records, rows = _rows(ctx.quick)
+async def _warm_ours(ctx: BenchContext, store: str) -> None:
+    """The untimed warm-up round (the ``--quick`` rows on a throwaway database)."""
     warm_records, warm_rows = _rows(True)
     await core.run_rows(ctx.url(store), warm_rows, warm_records)
-    return best_of([await core.run_rows(ctx.url(store), rows, records) for _ in range(ctx.rounds)])
+
+
+async def _round_ours(ctx: BenchContext, store: str) -> Figures:
+    """One timed round of every row on a fresh database."""
+    records, rows = _rows(ctx.quick)
+    return await core.run_rows(ctx.url(store), rows, records)
 
 
 def compare(ours: Figures, theirs: Figures | None) -> dict[str, dict[str, Any]]:
@@ -205,16 +212,23 @@ async def run(ctx: BenchContext) -> dict[str, Any]:
     table: dict[str, dict[str, dict[str, Any]]] = {}
     failures: dict[str, str] = {}
     for store in stores:
-        theirs = None
-        if info["available"]:
-            ctx.log(f"vs_s3dbjs: s3db.js on {store}")
-            try:
-                theirs = (await _run_js(ctx, store, plan_path))["stores"][store]
-            except RuntimeError as exc:  # one store's failure leaves the others' figures
-                failures[store] = str(exc)
-                ctx.log(f"vs_s3dbjs: s3db.js on {store} failed: {exc}")
-        ctx.log(f"vs_s3dbjs: s3db-async on {store}")
-        table[store] = compare(await _run_ours(ctx, store), theirs)
+        js_runs: list[Figures] = []
+        our_runs: list[Figures] = []
+        await _warm_ours(ctx, store)
+        # Rounds alternate (s3db.js, then ours, then s3db.js ...) so a change of load on the
+        # machine during the run falls on both sides alike, not on one.
+        for n in range(ctx.rounds):
+            if info["available"] and store not in failures:
+                ctx.log(f"vs_s3dbjs: s3db.js on {store}, round {n + 1}/{ctx.rounds}")
+                try:
+                    js_runs.append((await _run_js(ctx, store, plan_path))["stores"][store])
+                except RuntimeError as exc:  # one store's failure leaves the others' figures
+                    failures[store] = str(exc)
+                    ctx.log(f"vs_s3dbjs: s3db.js on {store} failed: {exc}")
+            ctx.log(f"vs_s3dbjs: s3db-async on {store}, round {n + 1}/{ctx.rounds}")
+            our_runs.append(await _round_ours(ctx, store))
+        theirs = best_of(js_runs) if js_runs and store not in failures else None
+        table[store] = compare(best_of(our_runs), theirs)
     return {
         "target_ratio": TARGET,
         "s3dbjs": info,

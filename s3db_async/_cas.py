@@ -84,7 +84,6 @@ async def conditional_put(
     :raises PreconditionFailed: the condition did not hold (a definite answer).
     :raises WriteOutcomeUnknownError: whether the write landed cannot be proven.
     """
-    ours = body_etag(body)
     unknown: WriteOutcomeUnknownError | None = None
     for _ in range(RESENDS + 1):
         try:
@@ -107,6 +106,7 @@ async def conditional_put(
             current = None
         except Exception as exc:
             raise _unknown(key, "the read-back failed", unknown) from exc
+        ours = body_etag(body)
         if current == ours:
             return ours
         if not ((if_match is not None and current == if_match) or (if_none_match and not current)):

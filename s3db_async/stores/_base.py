@@ -51,6 +51,14 @@ METADATA_LIMIT = 2048
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _HEADER_TOKEN = re.compile(r"[0-9a-z._-]+")  # a lowercased metadata key
+# The common key shape, checked by one match: ASCII segments of safe characters, none empty
+# and none starting with '.', so no '.'/'..' segment, no '//', no leading/trailing '/'.
+_PLAIN_KEY = re.compile(
+    r"[\w=~+,:;@%!$&'()*-][\w=~+,:;@%!$&'()*.-]*(?:/[\w=~+,:;@%!$&'()*-][\w=~+,:;@%!$&'()*.-]*)*\Z",
+    re.ASCII,
+)
+_GOOD_METADATA_KEYS: set[str] = set()  # metadata keys already checked (bounded, see below)
+_GOOD_KEYS_CAP = 4096
 # Names obstore sends as standard headers instead of x-amz-meta-*: refused on every store alike.
 _RESERVED_METADATA_KEYS = frozenset(
     {
@@ -160,6 +168,13 @@ def validate_key(key: str) -> str:
     must not start with ``/`` and must not contain ``.`` or ``..`` segments (which
     would escape the root on a file system and are ambiguous on S3).
     """
+    if type(key) is str and len(key) <= 1024 and _PLAIN_KEY.match(key) is not None:
+        return key  # the common case, in one regex match
+    return check_key(key)
+
+
+def check_key(key: str) -> str:
+    """:func:`validate_key` rule by rule (the slow path; same answers)."""
     if not isinstance(key, str) or not key:
         raise InvalidKeyError(
             "object key must be a non-empty string",
@@ -219,10 +234,23 @@ def metadata_size(metadata: Mapping[str, str]) -> int:
 
     Values are counted in the form they travel in (after header-safe encoding).
     """
+    values = "".join(metadata.values())
+    if (
+        values.isascii()
+        and values.isprintable()
+        and _B64_PREFIX[:2] not in values
+        and "".join(metadata).isascii()
+        and (" " not in values or all(_no_edge_blank(v) for v in metadata.values()))
+    ):
+        return sum(map(len, metadata)) + len(values)  # every value travels as is
     return sum(
         len(k.lower().encode("utf-8")) + len(encode_metadata_value(v).encode("utf-8"))
         for k, v in metadata.items()
     )
+
+
+def _no_edge_blank(value: str) -> bool:
+    return not value or (value[0] != " " and value[-1] != " ")
 
 
 def normalize_metadata(metadata: Mapping[str, str] | None) -> dict[str, str]:
@@ -230,7 +258,11 @@ def normalize_metadata(metadata: Mapping[str, str] | None) -> dict[str, str]:
     if not metadata:
         return {}
     out: dict[str, str] = {}
+    good = _GOOD_METADATA_KEYS
     for k, v in metadata.items():
+        if k in good and type(v) is str:
+            out[k] = v  # a lowercase key checked before
+            continue
         if not isinstance(k, str) or not isinstance(v, str):
             raise InvalidKeyError(
                 f"metadata keys and values must be str, got {type(k).__name__}: {type(v).__name__}",
@@ -251,6 +283,8 @@ def normalize_metadata(metadata: Mapping[str, str] | None) -> dict[str, str]:
                 metadata={"metadata_key": k},
             )
         out[lk] = v
+        if lk == k and len(good) < _GOOD_KEYS_CAP:
+            good.add(k)
     return out
 
 

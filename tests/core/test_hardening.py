@@ -5,10 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from s3db_async import Database
-from s3db_async.errors import ConnectionStringError, ValidationError
+from s3db_async.errors import ConnectionStringError, InvalidKeyError, ValidationError
 from s3db_async.stores import S3Store, open_store
+from s3db_async.stores._base import (
+    check_key,
+    encode_metadata_value,
+    metadata_size,
+    validate_key,
+)
 from s3db_async.stores._url import parse_connection_string
 
 # -- connection strings --------------------------------------------------------------------
@@ -162,3 +170,33 @@ async def test_lone_surrogate_values_are_validation_errors(
         assert db.store.stats.total() == 0
         ok = await users.insert({"name": "ünïcode ✓", "doc": {"ключ": ["значение"]}})
         assert (await users.get(ok["id"]))["doc"] == {"ключ": ["значение"]}
+
+
+_KEY_ALPHABET = "aZ09_-.=/~+,:;@%!$&'()* \x00\x1f\x7fé/"
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet=_KEY_ALPHABET, max_size=24))
+def test_key_fast_path_agrees_with_the_rules(key: str) -> None:
+    """validate_key's one-regex fast path accepts only keys the rule-by-rule check accepts."""
+    try:
+        check_key(key)
+        expected: str | None = None
+    except InvalidKeyError as exc:
+        expected = str(exc)
+    try:
+        validate_key(key)
+        got: str | None = None
+    except InvalidKeyError as exc:
+        got = str(exc)
+    assert got == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.text("aZ_-.ü", min_size=1, max_size=5), st.text(" a=?Bé\t~", max_size=8)))
+def test_metadata_size_fast_path_counts_like_s3(metadata: dict[str, str]) -> None:
+    slow = sum(
+        len(k.lower().encode()) + len(encode_metadata_value(v).encode())
+        for k, v in metadata.items()
+    )
+    assert metadata_size(metadata) == slow
