@@ -43,7 +43,6 @@ create, ``If-Match: <etag>`` to swap). This module holds the two pieces they all
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -51,6 +50,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from .errors import ConflictError, NotFoundError, PreconditionFailed, WriteOutcomeUnknownError
+from .stores._base import body_etag
 
 if TYPE_CHECKING:
     from .stores import ObjectStore
@@ -61,11 +61,6 @@ T = TypeVar("T")
 
 RESENDS = 3
 """Resends of one conditional write after ambiguous outcomes proven not applied."""
-
-
-def body_etag(body: bytes) -> str:
-    """The etag every store gives a single-PUT body: its quoted MD5."""
-    return '"' + hashlib.md5(body, usedforsecurity=False).hexdigest() + '"'
 
 
 async def conditional_put(

@@ -19,8 +19,10 @@ import abc
 import base64
 import builtins
 import collections
+import functools
+import hashlib
 import re
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -201,6 +203,19 @@ def check_key(key: str) -> str:
             metadata={"key": key, "reason": reason},
         )
     return key
+
+
+_md5: Callable[[bytes], Any]
+try:  # CPython's own MD5 is twice as fast as OpenSSL's on the small bodies records have
+    from _md5 import md5 as _md5  # type: ignore[import-not-found,no-redef]
+except ImportError:  # pragma: no cover - builds without it (FIPS)
+    _md5 = functools.partial(hashlib.md5, usedforsecurity=False)
+
+
+def body_etag(body: bytes) -> str:
+    """The etag every store gives a single-PUT body: its quoted MD5."""
+    digest: str = _md5(body).hexdigest()
+    return '"' + digest + '"'
 
 
 def _is_header_safe(value: str) -> bool:

@@ -85,6 +85,7 @@ from ._base import (
     ObjectInfo,
     ObjectStore,
     StoredObject,
+    body_etag,
     check_metadata_limit,
     normalize_metadata,
     validate_key,
@@ -176,8 +177,7 @@ def _when(modified_us: int) -> datetime:
     return _EPOCH + timedelta(microseconds=modified_us)
 
 
-def _etag(body: bytes) -> str:
-    return '"' + hashlib.md5(body, usedforsecurity=False).hexdigest() + '"'
+_etag = body_etag
 
 
 # -- process-wide lock table -------------------------------------------------------------

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import bisect
 import copy
-import hashlib
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,6 +25,7 @@ from ._base import (
     ObjectInfo,
     ObjectStore,
     StoredObject,
+    body_etag,
     check_metadata_limit,
     flatten_pages,
     normalize_metadata,
@@ -46,31 +46,51 @@ class _Obj:
 
 
 class _Bucket:
-    __slots__ = ("keys", "objects", "version")
+    __slots__ = ("_pending", "_sorted", "objects", "version")
 
     def __init__(self) -> None:
         self.objects: dict[str, _Obj] = {}
-        self.keys: list[str] = []  # sorted
+        self._sorted: list[str] = []
+        self._pending: list[str] = []  # new keys not merged into _sorted yet
         self.version = 0
+
+    @property
+    def keys(self) -> list[str]:
+        """Every key, sorted: keys written since the last read are merged in here, so a
+        burst of writes costs one merge (Timsort merges the sorted runs) instead of a
+        sorted insert each."""
+        pending = self._pending
+        if pending:
+            if len(pending) <= _INSORT_MAX:
+                for key in pending:
+                    bisect.insort(self._sorted, key)
+            else:
+                self._sorted.extend(pending)
+                self._sorted.sort()
+            pending.clear()
+        return self._sorted
 
     def set(self, key: str, obj: _Obj) -> None:
         if key not in self.objects:
-            bisect.insort(self.keys, key)
+            self._pending.append(key)
         self.objects[key] = obj
         self.version += 1
 
     def remove(self, key: str) -> bool:
         if self.objects.pop(key, None) is None:
             return False
-        i = bisect.bisect_left(self.keys, key)
-        del self.keys[i]
+        keys = self.keys
+        del keys[bisect.bisect_left(keys, key)]
         self.version += 1
         return True
 
 
+_INSORT_MAX = 16  # up to this many new keys are inserted one by one, more are merged by a sort
+
+
 def make_etag(body: bytes) -> str:
     """An S3-style quoted MD5 etag."""
-    return '"' + hashlib.md5(body, usedforsecurity=False).hexdigest() + '"'
+    return body_etag(body)
 
 
 class MemoryStore(ObjectStore):
