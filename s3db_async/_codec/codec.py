@@ -25,7 +25,7 @@ ignored (decode an old record with the codec of its own version, see
 from __future__ import annotations
 
 import base64
-import os
+import random
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -629,9 +629,12 @@ class RecordCodec:
         return out
 
 
+_randbits = random.getrandbits  # a nonce must be unique, not secret (reseeded after fork)
+
+
 def _stamp(body: bytes) -> bytes:
     """Add a random write nonce to a JSON-object body (or make one)."""
-    nonce = base64.urlsafe_b64encode(os.urandom(9)).decode("ascii")
+    nonce = base64.urlsafe_b64encode(_randbits(72).to_bytes(9, "big")).decode("ascii")
     if not body or body == b"{}":
         return b'{"_n":"' + nonce.encode("ascii") + b'"}'
     return body[:-1] + b',"_n":"' + nonce.encode("ascii") + b'"}'

@@ -76,9 +76,9 @@ class Records:
             rid = self.resource._id(raw_id)
         else:
             generated = self.resource._id_generator()
-            rid = self.resource._id(
-                await generated if inspect.isawaitable(generated) else generated
-            )
+            if type(generated) is not str and inspect.isawaitable(generated):
+                generated = await generated
+            rid = self.resource._id(generated)
         if self.resource.timestamps:
             stamp_new(data, preserve=preserve_timestamps)
         record = await self.validate(data)
