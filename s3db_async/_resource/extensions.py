@@ -76,16 +76,21 @@ class Extensions:
             return True
         return False
 
-    async def call(
+    def call(
         self,
         method: str,
         impl: Callable[CallArgs, Awaitable[CallResult]],
         /,
         *a: CallArgs.args,
         **kw: CallArgs.kwargs,
-    ) -> CallResult:
-        """Run ``impl(*a, **kw)`` as public method ``method``: connection check, middlewares,
-        tracing span; typed like ``impl`` (middlewares must return what it returns)."""
+    ) -> Awaitable[CallResult]:
+        """``impl(*a, **kw)`` as public method ``method``: connection check, middlewares,
+        tracing span; typed like ``impl`` (middlewares must return what it returns).
+
+        Not a coroutine itself: with no middleware and no tracer it hands back ``impl``'s
+        own awaitable, so the usual call adds no coroutine layer (each layer costs on every
+        resumption of the operation).
+        """
         self.resource.db._require_connection()  # one error for every operation after disconnect
         call: Callable[..., Awaitable[Any]] = impl
         if self.middlewares.get(method):
@@ -94,18 +99,18 @@ class Extensions:
                 chain = self.chains[method] = compose_middlewares(self.middlewares[method], impl)
             call = chain
         tracer = active_tracer()
-        result: CallResult
         if tracer is None:
-            result = await call(*a, **kw)
-            return result
+            return call(*a, **kw)
+        return self._traced(tracer, method, call(*a, **kw))
+
+    async def _traced(self, tracer: Any, method: str, work: Awaitable[CallResult]) -> CallResult:
         attributes = {
             "db.system.name": "s3db",
             "db.collection.name": self.resource.name,
             "db.operation.name": method,
         }
         with tracer.start_as_current_span(f"{method} {self.resource.name}", attributes=attributes):
-            result = await call(*a, **kw)
-        return result
+            return await work
 
     def add_method(self, name: str, fn: Callable[..., Any], *, owner: str | None = None) -> None:
         if hasattr(self.resource, name):

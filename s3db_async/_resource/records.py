@@ -414,38 +414,31 @@ class Records:
 
     async def delete_impl(self, record_id: str, *, must_exist: bool) -> bool:
         rid = self.resource._id(record_id)
+        res = self.resource
+        store = res.db.store
         try:
-            return await self.delete_read(rid, must_exist=must_exist)
+            if res.keeps_history:
+                return (
+                    await res._history.delete_keeping_history(rid, must_exist=must_exist)
+                    is not None
+                )
+            if not (must_exist or self.delete_observed()):
+                await store.delete_many([res.key_for(rid), res.content_key_for(rid)])
+                return True
+            try:
+                obj, record = await self.read(rid)
+            except NotFoundError:
+                if must_exist:
+                    raise
+                return False
         except CorruptRecordError:
-            await self.resource._corrupt.delete(rid)
+            await res._corrupt.delete(rid)
             return True
-
-    async def delete_read(self, rid: str, *, must_exist: bool) -> bool:
-        if self.resource.keeps_history:
-            return (
-                await self.resource._history.delete_keeping_history(rid, must_exist=must_exist)
-                is not None
-            )
-        if not (must_exist or self.delete_observed()):
-            await self.resource.db.store.delete_many(
-                [self.resource.key_for(rid), self.resource.content_key_for(rid)]
-            )
-            return True
-        try:
-            obj, record = await self.read(rid)
-        except NotFoundError:
-            if must_exist:
-                raise
-            return False
-        if self.resource._hooks.has("before_delete"):
-            await self.resource._hooks.run("before_delete", record)
-        await self.resource.db.store.delete_many(
-            [self.resource.key_for(rid), self.resource.content_key_for(rid)]
-        )
+        if res._hooks.has("before_delete"):
+            await res._hooks.run("before_delete", record)
+        await store.delete_many([res.key_for(rid), res.content_key_for(rid)])
         await kill_refs(
-            self.resource.db.store,
-            self.resource._writer.ref_tokens(record, rid, obj.metadata),
-            self.resource.db.parallelism,
+            store, res._writer.ref_tokens(record, rid, obj.metadata), res.db.parallelism
         )
         await self.after_delete(record)
         return True

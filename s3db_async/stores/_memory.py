@@ -46,19 +46,32 @@ class _Obj:
 
 
 class _Bucket:
-    __slots__ = ("_pending", "_sorted", "objects", "version")
+    """Objects by key, plus the sorted key list that listings walk.
+
+    Writes and deletes never shift that list: new keys wait in ``_pending`` and removed
+    ones in ``_dead`` until the next listing reads :attr:`keys`, which merges and compacts
+    once for the whole burst (Timsort merges the sorted runs). A key in ``objects`` is in
+    ``_sorted`` or ``_pending`` exactly once; a key in ``_dead`` is in one of them but no
+    longer in ``objects``.
+    """
+
+    __slots__ = ("_dead", "_pending", "_sorted", "objects", "version")
 
     def __init__(self) -> None:
         self.objects: dict[str, _Obj] = {}
         self._sorted: list[str] = []
-        self._pending: list[str] = []  # new keys not merged into _sorted yet
+        self._pending: list[str] = []
+        self._dead: set[str] = set()
         self.version = 0
 
     @property
     def keys(self) -> list[str]:
-        """Every key, sorted: keys written since the last read are merged in here, so a
-        burst of writes costs one merge (Timsort merges the sorted runs) instead of a
-        sorted insert each."""
+        """Every key, sorted."""
+        if self._dead:
+            objects = self.objects
+            self._sorted = [k for k in self._sorted if k in objects]
+            self._pending = [k for k in self._pending if k in objects]
+            self._dead.clear()
         pending = self._pending
         if pending:
             if len(pending) <= _INSORT_MAX:
@@ -72,15 +85,17 @@ class _Bucket:
 
     def set(self, key: str, obj: _Obj) -> None:
         if key not in self.objects:
-            self._pending.append(key)
+            if key in self._dead:
+                self._dead.discard(key)  # still listed: it comes back to life in place
+            else:
+                self._pending.append(key)
         self.objects[key] = obj
         self.version += 1
 
     def remove(self, key: str) -> bool:
         if self.objects.pop(key, None) is None:
             return False
-        keys = self.keys
-        del keys[bisect.bisect_left(keys, key)]
+        self._dead.add(key)
         self.version += 1
         return True
 
