@@ -191,7 +191,10 @@ class Records:
             ) from None
         except CorruptObjectError as exc:
             raise self.resource._corrupt.unreadable(rid, exc) from exc
-        await self.resource._corrupt.learn_version(obj.metadata)
+        res = self.resource
+        stored = obj.metadata.get("_v")
+        if stored != res.version and stored not in res._versions:  # seldom: no await else
+            await res._corrupt.learn_version(obj.metadata)
         record = self.decode(rid, obj.metadata, obj.body, obj.etag)
         return obj, (
             record

@@ -70,9 +70,9 @@ _B64_PREFIX = "=?UTF-8?B?"
 _B64_SUFFIX = "?="
 
 
-@dataclass(frozen=True, slots=True)
-class ObjectInfo:
-    """What a HEAD returns: everything but the body."""
+class ObjectInfo(msgspec.Struct, frozen=True, gc=False):
+    """What a HEAD returns: everything but the body (a msgspec struct, like
+    :class:`StoredObject`: built on every read, and a frozen dataclass costs 7x more)."""
 
     key: str
     metadata: dict[str, str]
@@ -82,8 +82,7 @@ class ObjectInfo:
     content_type: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class StoredObject:
+class StoredObject(msgspec.Struct, frozen=True, gc=False):
     """What a GET returns: metadata and body in one request."""
 
     key: str
