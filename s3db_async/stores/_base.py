@@ -257,7 +257,7 @@ def metadata_size(metadata: Mapping[str, str]) -> int:
         and values.isprintable()
         and _B64_PREFIX[:2] not in values
         and "".join(metadata).isascii()
-        and (" " not in values or all(_no_edge_blank(v) for v in metadata.values()))
+        and (" " not in values or not _edge_blank("\n".join(metadata.values())))
     ):
         return sum(map(len, metadata)) + len(values)  # every value travels as is
     return sum(
@@ -266,8 +266,9 @@ def metadata_size(metadata: Mapping[str, str]) -> int:
     )
 
 
-def _no_edge_blank(value: str) -> bool:
-    return not value or (value[0] != " " and value[-1] != " ")
+def _edge_blank(lined: str) -> bool:
+    """True when a value of these printable values (one per line) starts or ends blank."""
+    return lined[:1] == " " or lined[-1:] == " " or " \n" in lined or "\n " in lined
 
 
 def normalize_metadata(metadata: Mapping[str, str] | None) -> dict[str, str]:
