@@ -16,6 +16,8 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# Tests run on every core (pytest-xdist; each worker starts its own moto and SeaweedFS).
+PYTEST_ARGS ?= -n auto
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
