@@ -116,16 +116,23 @@ def _decode(cid: str) -> int:
     return value
 
 
+_last = 0
+
+
 def new_change_id(after: str | None = None, *, at: float | None = None) -> str:
-    """A ULID (48 bits of milliseconds, 80 random bits), greater than ``after`` when given,
-    so the changes of one record are ordered even between machines whose clocks differ."""
+    """A ULID (48 bits of milliseconds, 80 random bits), greater than ``after`` when given
+    (so the changes of one record are ordered even between machines whose clocks differ)
+    and than the last id this process made in the same millisecond."""
+    global _last
     ms = int((_clock.time() if at is None else at) * 1000)
     value = (ms << 80) | secrets.randbits(80)
+    floor = _last if ms == _last >> 80 else 0  # monotonic within this process's millisecond
     if after is not None and len(after) == CHANGE_ID_LEN:
         with contextlib.suppress(KeyError):
-            floor = _decode(after)
-            if value <= floor:
-                value = floor + 1 + secrets.randbits(16)
+            floor = max(floor, _decode(after))
+    if value <= floor:
+        value = floor + 1 + secrets.randbits(16)
+    _last = value
     return _encode(value)
 
 

@@ -1,0 +1,420 @@
+"""The durable change feed (issue 18 item 2): intents, decisions, cursors, retention, costs.
+
+Behaviour runs on every store; the crash tests with real OS processes (SIGKILL at each step
+of a write and during a consumer batch) are in ``test_change_feed_kills.py``. Time-based
+decisions (a write whose deadline passed) move a :class:`ManualClock`, never sleep.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+import s3db_async
+from s3db_async import Database, Plugin, Resource
+from s3db_async._clock import ManualClock, use_clock
+from s3db_async._resource.feed import CHANGE_KEY, change_time, changes_prefix, new_change_id
+from s3db_async.errors import ConfigError, NotFoundError, PreconditionFailed
+from s3db_async.plugin import Change, Subscription
+
+ATTRS = {"item": "string", "n": "number|optional", "tag": "string|optional"}
+
+
+class Sink(Plugin):
+    """A plugin whose consumers collect what they are given."""
+
+
+def replay(changes: list[Change]) -> dict[str, dict[str, Any]]:
+    """What a replica built from the changes holds."""
+    state: dict[str, dict[str, Any]] = {}
+    for c in changes:
+        if c.op == "delete":
+            state.pop(c.id, None)
+        else:
+            assert c.after is not None
+            state[c.id] = dict(c.after)
+    return state
+
+
+async def current(res: Resource) -> dict[str, dict[str, Any]]:
+    return {r["id"]: dict(r) for r in await res.list()}
+
+
+async def drain(sub: Subscription) -> None:
+    while await sub.poll():
+        pass
+
+
+async def intents(res: Resource) -> list[str]:
+    return await res.db.store.list_keys(changes_prefix(res.name))
+
+
+@pytest.fixture
+def clock() -> Iterator[ManualClock]:
+    with use_clock(ManualClock(start=time.time())) as c:
+        yield c
+
+
+Watched = tuple[Resource, Sink, Subscription, list[Change]]
+
+
+async def watched(db: Database, **options: Any) -> Watched:
+    orders = await db.create_resource("orders", attributes=ATTRS)
+    plugin = await db.use_plugin(Sink())
+    got: list[Change] = []
+    sub = await plugin.subscribe(orders, got.extend, poll_interval=None, **options)
+    return orders, plugin, sub, got
+
+
+async def test_every_kind_of_write_is_delivered_in_order(db: Database) -> None:
+    orders, _, sub, got = await watched(db)
+    with s3db_async.actor("alice"):
+        a = await orders.insert({"item": "tea"})
+    assert s3db_async.current_actor() is None
+    await orders.update(a["id"], {"n": 1})
+    await orders.patch(a["id"], {"tag": "hot"})
+    await orders.replace(a["id"], {"item": "green tea"})
+    b = await orders.upsert({"id": "b", "item": "cake"})
+    await orders.upsert({"id": "b", "item": "cake", "n": 2})
+    many = await orders.insert_many([{"item": "x"}, {"item": "y"}])
+    await orders.update_many([{"id": r.id, "n": 9} for r in many])
+    await orders.delete(b["id"])
+    await orders.delete_many([r.id for r in many])
+    await drain(sub)
+
+    assert replay(got) == await current(orders)
+    mine = [c for c in got if c.id == a["id"]]
+    assert [c.op for c in mine] == ["insert", "update", "update", "update"]
+    first = mine[0]
+    assert (
+        first.actor == "alice"
+        and first.before is None
+        and first.after
+        == {
+            "id": a["id"],
+            "item": "tea",
+        }
+    )
+    assert first.resource == "orders" and first.version == orders.version
+    assert first.changed == ("item",) and isinstance(first.at, datetime)
+    assert mine[1].changed == ("n",) and mine[1].before == {"id": a["id"], "item": "tea"}
+    assert mine[3].changed == ("item", "n", "tag") and mine[3].actor is None
+    assert [c.op for c in got if c.id == "b"] == ["insert", "update", "delete"]
+    deleted = next(c for c in got if c.op == "delete" and c.id == "b")
+    assert deleted.after is None and deleted.before == {"id": "b", "item": "cake", "n": 2}
+    ids = [c.change_id for c in got]
+    assert len(set(ids)) == len(ids) == 13
+    for rid in {c.id for c in got}:  # order per record: change ids only grow
+        chain = [c.change_id for c in got if c.id == rid]
+        assert chain == sorted(chain)
+    assert sub.stats().delivered == 13 and sub.stats().backlog == 0
+
+
+async def test_a_watched_write_costs_one_put_and_an_unwatched_one_nothing(db: Database) -> None:
+    plain = await db.create_resource("plain", attributes=ATTRS)
+    orders, _, sub, got = await watched(db)
+
+    async def cost(res: Resource) -> list[dict[str, int]]:
+        out = []
+        for step in (
+            lambda: res.insert({"id": "k", "item": "a"}),
+            lambda: res.update("k", {"n": 1}),
+            lambda: res.delete("k"),
+        ):
+            db.store.stats.reset()
+            await step()
+            out.append(dict(db.store.stats))
+        return out
+
+    base, feed = await cost(plain), await cost(orders)
+    assert base == [{"put": 1}, {"get": 1, "put": 1}, {"delete_many": 1}]
+    assert feed == [{"put": 2}, {"get": 1, "put": 2}, {"get": 1, "put": 1, "delete_many": 1}]
+    assert await intents(plain) == [] and len(await intents(orders)) == 3
+    await drain(sub)
+    assert [c.op for c in got] == ["insert", "update", "delete"]
+
+
+async def test_a_record_carries_the_id_of_its_last_change(db: Database) -> None:
+    orders, _, sub, got = await watched(db)
+    r = await orders.insert({"item": "tea"})
+    await orders.update(r["id"], {"n": 3})
+    await drain(sub)
+    head = await db.store.head(orders.key_for(r["id"]))
+    assert head.metadata[CHANGE_KEY] == got[-1].change_id
+
+
+async def test_a_refused_write_is_never_delivered_and_leaves_no_intent(db: Database) -> None:
+    orders, _, sub, got = await watched(db)
+    r = await orders.insert({"id": "r", "item": "tea"})
+    with pytest.raises(PreconditionFailed):
+        await orders.update("r", {"n": 1}, if_match='"stale"')
+    with pytest.raises(s3db_async.AlreadyExistsError):
+        await orders.insert({"id": "r", "item": "again"})
+    assert len(await intents(orders)) == 1  # the 412s dropped theirs
+    await drain(sub)
+    assert [(c.op, c.id) for c in got] == [("insert", r["id"])]
+
+
+async def test_an_interrupted_write_holds_its_record_until_its_deadline(
+    db: Database, clock: ManualClock
+) -> None:
+    orders, _, sub, got = await watched(db, write_timeout=30)
+    await orders.insert({"id": "r", "item": "tea"})
+    await orders.insert({"id": "s", "item": "cake"})
+    await drain(sub)
+    got.clear()
+    # a writer that died after its intent: the record never took the change
+    obj = await db.store.get(orders.key_for("r"))
+    feed = orders._writer.feed
+    assert feed is not None
+    await feed.intent("update", "r", obj.metadata[CHANGE_KEY], (obj.metadata, obj.body), None)
+    clock.advance(1)
+    await orders.update("r", {"n": 2})  # a later write of the same record, committed
+    await orders.update("s", {"n": 5})
+    await drain(sub)
+    assert [(c.id, c.after and c.after.get("n")) for c in got] == [("s", 5)]
+    stats = sub.stats()
+    assert stats.held == 1 and stats.backlog == 2 and stats.lag >= 1
+    clock.advance(31)
+    await drain(sub)
+    assert [(c.id, c.after and c.after.get("n")) for c in got] == [("s", 5), ("r", 2)]
+    assert sub.stats().failed == 1 and sub.stats().backlog == 0 and sub.stats().held == 0
+
+
+async def test_a_write_in_flight_is_delivered_once_it_lands(db: Database) -> None:
+    orders, _, sub, got = await watched(db)
+    await orders.insert({"id": "r", "item": "tea"})
+    await drain(sub)
+    got.clear()
+    # intent written, record PUT not yet landed: held, then committed when it lands
+    obj, current = await orders._records.read("r")
+    data = {k: v for k, v in current.items() if k != "id"}
+    encoded = orders._records.encode({**data, "n": 7}, "r")
+    intent = await orders._writer._intent("update", "r", obj, encoded)
+    assert intent is not None
+    assert await sub.poll() == 0 and sub.stats().held == 1
+    await orders._records.put_encoded(orders.key_for("r"), encoded, if_match=obj.etag)
+    await drain(sub)
+    assert [(c.op, c.after and c.after["n"]) for c in got] == [("update", 7)]
+
+
+async def test_cursor_resumes_in_a_new_process_and_replays_on_request(store_url: str) -> None:
+    async with Database(store_url) as db:
+        orders, plugin, sub, got = await watched(db)
+        for i in range(5):
+            await orders.insert({"id": f"r{i}", "item": str(i)})
+        await drain(sub)
+        assert len(got) == 5
+        cursor = got[1].change_id
+        for i in range(5, 8):
+            await orders.insert({"id": f"r{i}", "item": str(i)})
+        await db.uninstall_plugin(plugin)  # stops; the consumer and its cursor stay
+        assert orders._writer.feed is not None
+        await orders.insert({"id": "r8", "item": "8"})
+    async with Database(store_url) as db:
+        orders = db.get_resource("orders")
+        assert orders._writer.feed is not None  # known at connect: writes keep intents
+        await orders.insert({"id": "r9", "item": "9"})
+        plugin = await db.use_plugin(Sink())
+        again: list[Change] = []
+        sub = await plugin.subscribe(orders, again.extend, consumer="sink", poll_interval=None)
+        await drain(sub)
+        assert [c.id for c in again] == ["r5", "r6", "r7", "r8", "r9"]
+        await plugin.unsubscribe(orders, consumer="sink")
+        replayed: list[Change] = []
+        sub = await plugin.subscribe(
+            orders, replayed.extend, consumer="sink", poll_interval=None, from_=cursor
+        )
+        await drain(sub)
+        assert [c.id for c in replayed] == [f"r{i}" for i in range(2, 10)]
+        assert orders._writer.feed is not None  # unsubscribed, then watched again
+        later: list[Change] = []
+        other = await plugin.subscribe(
+            orders, later.extend, consumer="late", poll_interval=None, from_="earliest"
+        )
+        await drain(other)
+        assert [c.id for c in later] == [f"r{i}" for i in range(10)]
+
+
+async def test_replay_from_a_change_id_or_a_time(db: Database, clock: ManualClock) -> None:
+    orders, plugin, sub, got = await watched(db)
+    for i in range(3):
+        await orders.insert({"id": f"r{i}", "item": str(i)})
+        clock.advance(10)
+    await drain(sub)
+    from_id: list[Change] = []
+    s2 = await plugin.subscribe(
+        orders, from_id.extend, consumer="a", poll_interval=None, from_=got[0].change_id
+    )
+    await drain(s2)
+    assert [c.id for c in from_id] == ["r1", "r2"]
+    from_time: list[Change] = []
+    when = got[2].at - timedelta(seconds=1)
+    s3 = await plugin.subscribe(
+        orders, from_time.extend, consumer="b", poll_interval=None, from_=when
+    )
+    await drain(s3)
+    assert [c.id for c in from_time] == ["r2"]
+    latest: list[Change] = []
+    s4 = await plugin.subscribe(
+        orders, latest.extend, consumer="c", poll_interval=None, from_="latest"
+    )
+    await orders.insert({"id": "r3", "item": "3"})
+    await drain(s4)
+    assert [c.id for c in latest] == ["r3"]
+
+
+async def test_batches_are_at_most_batch_size(db: Database) -> None:
+    orders, plugin, _, _ = await watched(db)
+    batches: list[int] = []
+    sub = await plugin.subscribe(
+        orders, lambda cs: batches.append(len(cs)), consumer="b", poll_interval=None,
+        batch_size=4, from_="earliest",
+    )  # fmt: skip
+    await orders.insert_many([{"item": str(i)} for i in range(10)])
+    await drain(sub)
+    assert sum(batches) == 10 and max(batches) <= 4
+
+
+async def test_a_failing_handler_gets_the_same_batch_again(db: Database) -> None:
+    orders, plugin, _, _ = await watched(db)
+    seen: list[list[str]] = []
+
+    async def flaky(changes: list[Change]) -> None:
+        seen.append([c.id for c in changes])
+        if len(seen) == 1:
+            raise RuntimeError("index down")
+
+    errors: list[Any] = []
+    plugin.on("error", errors.append)
+    sub = await plugin.subscribe(orders, flaky, consumer="flaky", poll_interval=None)
+    await orders.insert({"id": "a", "item": "x"})
+    await drain(sub)
+    assert seen == [["a"], ["a"]] and sub.stats().retries == 1
+    assert errors and errors[0]["op"] == "feed.handler"
+
+
+async def test_deletes_and_recreations_keep_record_order(db: Database) -> None:
+    orders, _, sub, got = await watched(db)
+    await orders.insert({"id": "r", "item": "one"})
+    await orders.update("r", {"n": 1})
+    await orders.delete("r")
+    await orders.insert({"id": "r", "item": "two"})
+    await orders.delete("r")
+    await orders.delete("r")  # already gone: no write, no change
+    await orders.insert({"id": "r", "item": "three"})
+    await drain(sub)
+    assert [c.op for c in got] == ["insert", "update", "delete", "insert", "delete", "insert"]
+    assert replay(got) == await current(orders)
+    assert got[2].before == {"id": "r", "item": "one", "n": 1}
+
+
+async def test_a_delete_that_never_ran_is_not_delivered(db: Database, clock: ManualClock) -> None:
+    orders, _, sub, got = await watched(db, write_timeout=10)
+    await orders.insert({"id": "r", "item": "one"})
+    obj = await db.store.get(orders.key_for("r"))
+    assert await orders._writer.deleting("r", obj) is not None  # died before the DELETE
+    assert await sub.poll() == 1 and sub.stats().held == 1
+    clock.advance(12)
+    await drain(sub)
+    assert [c.op for c in got] == ["insert"] and sub.stats().failed == 1
+
+
+async def test_retention_keeps_intents_until_every_consumer_passed_them(
+    db: Database, clock: ManualClock
+) -> None:
+    orders, plugin, fast, _ = await watched(db)
+    slow_got: list[Change] = []
+    slow = await plugin.subscribe(orders, slow_got.extend, consumer="slow", poll_interval=None)
+    for i in range(4):
+        await orders.insert({"id": f"r{i}", "item": str(i)})
+    await drain(fast)
+    assert await fast.collect() == 0 and len(await intents(orders)) == 4
+    await drain(slow)
+    assert await fast.collect() == 4 and await intents(orders) == []
+    assert fast.stats().collected == 4
+
+    kept = await plugin.subscribe(
+        orders, lambda cs: None, consumer="kept", poll_interval=None, retention=3600
+    )
+    await orders.insert({"id": "r9", "item": "9"})
+    for s in (fast, slow, kept):
+        await drain(s)
+    assert await kept.collect() == 0 and len(await intents(orders)) == 1
+    clock.advance(3601)
+    assert await kept.collect() == 1
+
+
+async def test_uninstall_with_purge_forgets_the_consumers(db: Database) -> None:
+    orders, plugin, sub, _ = await watched(db)
+    await orders.insert({"id": "r", "item": "x"})
+    await db.uninstall_plugin(plugin, purge_data=True)
+    assert sub.stopped and "feed" not in db.metadata["resources"]["orders"]
+    assert orders._writer.feed is None
+    db.store.stats.reset()
+    await orders.update("r", {"n": 1})
+    assert dict(db.store.stats) == {"get": 1, "put": 1}  # unwatched again: no intent
+
+
+async def test_a_second_process_learns_the_subscription(store_url: str) -> None:
+    async with Database(store_url) as a, Database(store_url) as b:
+        await a.create_resource("orders", attributes=ATTRS)
+        await b.reload()
+        plugin = await a.use_plugin(Sink())
+        got: list[Change] = []
+        sub = await plugin.subscribe("orders", got.extend, poll_interval=None)
+        assert b.get_resource("orders")._writer.feed is None  # not yet known there
+        await b.reload()  # connect or reload picks it up
+        await b.get_resource("orders").insert({"id": "from-b", "item": "x"})
+        await drain(sub)
+        assert [c.id for c in got] == ["from-b"]
+
+
+async def test_the_background_loop_delivers_and_stops(db: Database) -> None:
+    import asyncio
+
+    orders = await db.create_resource("orders", attributes=ATTRS)
+    plugin = await db.use_plugin(Sink())
+    got: list[Change] = []
+    sub = await plugin.subscribe(orders, got.extend, poll_interval=0.01)
+    await orders.insert({"id": "r", "item": "x"})
+    for _ in range(500):
+        if got:
+            break
+        await asyncio.sleep(0.01)
+    assert [c.id for c in got] == ["r"]
+    await plugin.stop()
+    assert not plugin.tasks
+    await plugin.start()
+    assert plugin.tasks  # restarted with the plugin
+    await db.uninstall_plugin(plugin)
+    assert sub.stopped and not plugin.tasks
+
+
+async def test_bad_options_raise_typed_errors(db: Database) -> None:
+    orders, plugin, _, _ = await watched(db)
+    with pytest.raises(ConfigError) as bad_name:
+        await plugin.subscribe(orders, print, consumer="no/slash")
+    assert bad_name.value.suggestion and bad_name.value.metadata["field"] == "consumer"
+    with pytest.raises(ConfigError):
+        await plugin.subscribe(orders, print, consumer="sink")  # already subscribed
+    with pytest.raises(ConfigError) as bad_from:
+        await plugin.subscribe(orders, print, consumer="x", from_="yesterday")
+    assert bad_from.value.metadata["field"] == "from_"
+    with pytest.raises(ConfigError):
+        await plugin.subscribe(orders, print, consumer="y", batch_size=0)
+    with pytest.raises(NotFoundError):
+        await plugin.subscribe("missing", print)
+
+
+def test_change_ids_are_ordered_and_follow_their_prev() -> None:
+    a = new_change_id(at=1_700_000_000.0)
+    b = new_change_id(at=1_700_000_000.001)
+    assert len(a) == 26 and a < b
+    later = new_change_id(b, at=1_600_000_000.0)  # a clock behind: still after prev
+    assert later > b
+    assert change_time(a) == datetime.fromtimestamp(1_700_000_000.0, UTC)
