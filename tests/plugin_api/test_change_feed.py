@@ -1,15 +1,23 @@
 """The durable change feed (issue 18 item 2): intents, decisions, cursors, retention, costs.
 
-Behaviour runs on every store; the crash tests with real OS processes (SIGKILL at each step
-of a write and during a consumer batch) are in ``test_change_feed_kills.py``. Time-based
+Behaviour runs on every store; the crash tests at the end run real OS processes
+(``_feed_worker.py``) on the file store and SeaweedFS and SIGKILL them at each step of a
+write and during a consumer batch. Time-based
 decisions (a write whose deadline passed) move a :class:`ManualClock`, never sleep.
 """
 
 from __future__ import annotations
 
+import itertools
+import json
+import os
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -418,3 +426,177 @@ def test_change_ids_are_ordered_and_follow_their_prev() -> None:
     later = new_change_id(b, at=1_600_000_000.0)  # a clock behind: still after prev
     assert later > b
     assert change_time(a) == datetime.fromtimestamp(1_700_000_000.0, UTC)
+
+
+# -- real OS processes, SIGKILLed at each step (file store and SeaweedFS) -----------------
+
+WORKER = Path(__file__).with_name("_feed_worker.py")
+REPO = Path(__file__).resolve().parents[2]
+ANSWER_TIMEOUT = 120  # seconds; SeaweedFS can hold contended keys 8-9 s
+
+
+def _spawn(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, str(WORKER), *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+
+
+def _lines(proc: subprocess.Popen[str], until: str) -> list[Any]:
+    """JSON lines of ``proc`` up to and including the first one holding ``until``."""
+    assert proc.stdout is not None
+    out: list[Any] = []
+    while True:
+        line = proc.stdout.readline()
+        if not line:
+            proc.wait(timeout=30)
+            raise AssertionError(f"worker exited with {proc.returncode}; said {out}")
+        out.append(json.loads(line))
+        if (isinstance(out[-1], dict) and until in out[-1]) or out[-1] == until:
+            return out
+
+
+@pytest.fixture
+def procs() -> Iterator[list[subprocess.Popen[str]]]:
+    started: list[subprocess.Popen[str]] = []
+    yield started
+    for p in started:
+        if p.poll() is None:
+            p.kill()
+        p.wait(timeout=30)
+        for f in (p.stdin, p.stdout):
+            if f is not None:
+                f.close()
+
+
+def _kill(proc: subprocess.Popen[str]) -> None:
+    os.kill(proc.pid, signal.SIGKILL)
+    assert proc.wait(timeout=30) == -signal.SIGKILL
+
+
+async def _register(url: str, consumer: str = "c") -> None:
+    """Create ``orders`` and its durable consumer (cursor saved now), then leave."""
+    async with Database(url) as db:
+        orders = await db.create_resource("orders", attributes=ATTRS)
+        plugin = await db.use_plugin(Sink())
+        sub = await plugin.subscribe(orders, print, consumer=consumer, poll_interval=None,
+                                     write_timeout=20)  # fmt: skip
+        await sub.stop()
+
+
+async def _deliver_all(url: str, consumer: str = "c") -> tuple[list[Change], Any, Any]:
+    """Resume ``consumer`` well after every writer's deadline; its changes, stats, state."""
+    with use_clock(ManualClock(start=time.time() + 60)):
+        async with Database(url) as db:
+            plugin = await db.use_plugin(Sink())
+            got: list[Change] = []
+            sub = await plugin.subscribe("orders", got.extend, consumer=consumer,
+                                         poll_interval=None)  # fmt: skip
+            await drain(sub)
+            return got, sub.stats(), await current(db.get_resource("orders"))
+
+
+@pytest.mark.slow
+@pytest.mark.stores("file", "seaweedfs")
+@pytest.mark.parametrize("where", ["intent", "put", "refused"])
+async def test_a_writer_killed_at_each_step_loses_nothing_acknowledged(
+    store_url: str, procs: list[subprocess.Popen[str]], where: str
+) -> None:
+    await _register(store_url)
+    k = 8  # write 8 of the script: the update of w3 (w2 was inserted, updated, deleted)
+    procs.append(_spawn("write", store_url, where, str(k), "6"))
+    said = _lines(procs[-1], "paused")
+    _kill(procs[-1])
+    acks = [tuple(x["ack"]) for x in said if isinstance(x, dict) and "ack" in x]
+    assert acks[k - 1] == ("insert", "w3", None)
+    assert len(acks) == k + (where == "refused")  # refused: the racing update was acknowledged
+
+    got, stats, state = await _deliver_all(store_url)
+    assert replay(got) == state  # a replica built from the feed is the database
+    delivered = {(c.op, c.id, c.after.get("n") if c.after else None) for c in got}
+    delivered |= {(c.op, c.id, c.after.get("tag")) for c in got if c.after and "tag" in c.after}
+    assert set(acks) <= delivered  # every acknowledged write is there
+    killed = ("update", "w3", 103)
+    if where == "intent":  # the record never took it: failed, not delivered
+        assert killed not in delivered and stats.failed == 1
+        assert state["w3"].get("n") is None
+    elif where == "put":  # the record took it before the kill: committed, delivered
+        assert killed in delivered and state["w3"]["n"] == 103 and stats.failed == 0
+    else:  # lost its race with a 412: its intent outlived the process, never delivered
+        assert killed not in delivered and stats.failed == 1
+        assert state["w3"] == {"id": "w3", "item": "w3", "tag": "racer"}
+    assert stats.backlog == 0 and stats.held == 0
+
+
+@pytest.mark.slow
+@pytest.mark.stores("file", "seaweedfs")
+async def test_a_consumer_killed_during_a_batch_gets_it_again(
+    store_url: str, procs: list[subprocess.Popen[str]], tmp_path: Path
+) -> None:
+    await _register(store_url)
+    async with Database(store_url) as db:
+        orders = db.get_resource("orders")
+        for i in range(8):
+            await orders.insert({"id": f"r{i}", "item": str(i)})
+            if i % 2:
+                await orders.update(f"r{i}", {"n": i})
+            if i % 4 == 3:
+                await orders.delete(f"r{i}")
+        state = await current(orders)
+    out = tmp_path / "delivered.jsonl"
+    procs.append(_spawn("consume", store_url, str(out), "3"))
+    _lines(procs[-1], "paused")
+    _kill(procs[-1])
+    first = [json.loads(line) for line in out.read_text().splitlines()]
+    marks = [i for i, row in enumerate(first) if row[0] == "batch"]
+    assert len(marks) == 3
+    unacknowledged = [row[0] for row in first[marks[-1] + 1 :]]
+    assert unacknowledged
+    procs.append(_spawn("consume", store_url, str(out), "0"))
+    _lines(procs[-1], "done")
+    assert procs[-1].wait(timeout=60) == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    changes = [r for r in rows if r[0] != "batch"]
+    again = [r[0] for r in rows[len(first) :] if r[0] != "batch"]
+    assert set(unacknowledged) <= set(again)  # the interrupted batch came again
+    assert len({r[0] for r in changes}) == 8 + 4 + 2  # every change, at least once
+    replica: dict[str, Any] = {}
+    for _, op, rid, after in changes:
+        if op == "delete":
+            replica.pop(rid, None)
+        else:
+            replica[rid] = after
+    assert replica == state
+
+
+@pytest.mark.slow
+@pytest.mark.stores("file", "seaweedfs")
+async def test_contending_writers_in_four_processes(
+    store_url: str, procs: list[subprocess.Popen[str]]
+) -> None:
+    await _register(store_url)
+    async with Database(store_url) as db:
+        for i in range(4):
+            await db.get_resource("orders").insert({"id": f"k{i}", "item": "k"})
+    procs.extend(_spawn("hammer", store_url, f"w{i}", "6") for i in range(4))
+    for p in procs:
+        _lines(p, "ready")
+    for p in procs:  # release every worker at once
+        assert p.stdin is not None
+        p.stdin.write("go\n")
+        p.stdin.flush()
+    acks = [tuple(x["ack"]) for p in procs for x in _lines(p, "finished") if "ack" in x]
+    for p in procs:
+        assert p.wait(timeout=ANSWER_TIMEOUT) == 0
+    got, stats, state = await _deliver_all(store_url)
+    tags = [(c.id, c.after["tag"]) for c in got if c.op == "update" and c.after]
+    assert sorted(tags) == sorted(acks)  # every acknowledged update, and no lost race
+    assert replay(got) == state and stats.backlog == 0
+    for rid in state:  # each record's changes chain in order: each before is the last after
+        chain = [c for c in got if c.id == rid]
+        for a, b in itertools.pairwise(chain):
+            assert b.before == a.after
