@@ -50,6 +50,7 @@ from .._resource.feed import (
     DEFAULT_WRITE_TIMEOUT,
     FEED_SLUG,
     INTENT_DECODER,
+    INTENT_MARGIN,
     Intent,
     IntentKey,
     StoredForm,
@@ -250,7 +251,7 @@ class Subscription:
         self._cursor = _Cursor()
         self._window: dict[str, IntentKey] = {}  # undecided intents after the cursor, in order
         self._decided: set[str] = set()
-        self._listed_to: str | None = None
+        self._listed: tuple[str, float] | None = None  # (last change id listed, when)
         self._task: asyncio.Task[Any] | None = None
         self._lock = asyncio.Lock()
         self._held: set[str] = set()
@@ -353,11 +354,13 @@ class Subscription:
         number of changes delivered."""
         async with self._lock:
             self._counts["polls"] += 1
-            if not self._window:
-                await self._list()
             batch = [k for k in self._window.values() if k.cid not in self._decided]
+            if not batch:
+                await self._list()
+                batch = [k for k in self._window.values() if k.cid not in self._decided]
             records = list(dict.fromkeys(k.id for k in batch[: self.batch_size]))
             if not records:
+                await self._advance()
                 await self._maybe_collect()
                 return 0
             states = dict(
@@ -404,17 +407,31 @@ class Subscription:
         return str(info.metadata.get(CHANGE_KEY) or _NO_ID)
 
     async def _list(self) -> None:
-        """List the intents after the last one listed (to the end) into the window."""
-        start = self._listed_to or (
-            self.prefix + self._cursor.cursor + "0" if self._cursor.cursor else None
-        )
-        async for entry in self.store.list(self.prefix, start_after=start):
+        """List the feed to its end into the window.
+
+        Keys become visible out of order (concurrent writers), so the part listed before
+        is listed again from ``2 * INTENT_MARGIN`` seconds before the previous listing: an
+        intent older than that which was not visible then is one its writer gave up.
+        """
+        start = self._cursor.cursor
+        if self._listed is not None:
+            last, at = self._listed
+            start = max(start, min(last, change_id_at(at - 2 * INTENT_MARGIN)))
+        self._listed = (start, _clock.time())
+        found: list[IntentKey] = []
+        async for entry in self.store.list(
+            self.prefix, start_after=self.prefix + start + "0" if start else None
+        ):
             if not isinstance(entry, ListEntry):
                 continue
-            self._listed_to = entry.key
             parsed = parse_intent_key(entry.key, self.prefix)
             if parsed is not None and parsed.cid > self._cursor.cursor:
-                self._window[parsed.cid] = parsed
+                found.append(parsed)
+        if found:
+            self._listed = (max(start, found[-1].cid), self._listed[1])
+        if any(k.cid not in self._window for k in found):
+            merged = {**self._window, **{k.cid: k for k in found}}
+            self._window = dict(sorted(merged.items()))
 
     def _decide(
         self, keys: Sequence[IntentKey], all_keys: Sequence[IntentKey], state: str, old: float
@@ -587,10 +604,15 @@ class Subscription:
         self._counts["delivered"] += len(changes)
 
     async def _advance(self) -> None:
-        """Move the cursor over the decided prefix of the window and save it."""
+        """Move the cursor over the decided prefix of the window and save it.
+
+        Not past ``2 * INTENT_MARGIN`` seconds before the last listing: an intent of that
+        time may still become visible; what was delivered beyond is saved in ``done``.
+        """
         moved = False
+        limit = change_id_at(self._listed[1] - 2 * INTENT_MARGIN) if self._listed else ""
         for cid in list(self._window):
-            if cid not in self._decided:
+            if cid not in self._decided or cid >= limit:
                 break
             del self._window[cid]
             self._decided.discard(cid)

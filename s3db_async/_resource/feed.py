@@ -40,6 +40,7 @@ __all__ = [
     "CHANGE_KEY",
     "DEFAULT_WRITE_TIMEOUT",
     "FEED_SLUG",
+    "INTENT_MARGIN",
     "FeedWriter",
     "Intent",
     "IntentKey",
@@ -65,6 +66,12 @@ FEED_SLUG = "s3db-feed"
 DEFAULT_WRITE_TIMEOUT = 120.0
 """Seconds after its intent by which a record write has landed or never will (the store's
 request deadlines, with the read-backs of :mod:`s3db_async._cas`, stay well inside it)."""
+
+INTENT_MARGIN = 10.0
+"""An intent PUT that took longer than this (seconds after its change id) is given up: its
+record write is not sent. So a consumer that re-lists the last ``2 * INTENT_MARGIN``
+seconds of the feed never misses an intent whose write can still happen, although keys
+become visible out of order."""
 
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32, in ASCII order
 _DECODE = {c: i for i, c in enumerate(_ALPHABET)}
@@ -241,6 +248,15 @@ class FeedWriter:
         )
         key = intent_key(res.name, cid, op, prev, rid)
         await res.db.store.put(key, body, content_type="application/json")
+        if _clock.time() - now > INTENT_MARGIN:  # a consumer may have listed past it
+            await self.drop(key)
+            raise ConflictError(
+                f"{res.name}: the change feed intent of this write took over "
+                f"{INTENT_MARGIN:g} s to store; the write was not sent",
+                suggestion="retry the write; the store is answering very slowly",
+                metadata={"resource": res.name, "key": key},
+                retriable=True,
+            )
         return cid, key, deadline
 
     def check_deadline(self, key: str, deadline: float) -> None:
