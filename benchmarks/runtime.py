@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from benchmarks._common import BenchContext, run_ops
-from s3db_async import Database, Plugin
+from s3db_async import Database, Plugin, Resource
 from s3db_async.plugin import Change
 
 TITLE = "plugin runtime: change feed cost per write, delivery throughput and lag"
@@ -37,38 +37,42 @@ def _latency_ms(result: dict[str, Any]) -> float:
     return round(1000.0 / result["ops_per_s"], 3) if result["ops_per_s"] else 0.0
 
 
+async def _cost_rows(ctx: BenchContext, db: Database, res: Resource) -> dict[str, Any]:
+    """insert, update (a new value each time: never an unchanged skip), delete at c=1."""
+    counter = {"insert": 0, "update": 0, "delete": 0, "value": 0}
+
+    async def insert(i: int) -> None:
+        counter["insert"] += 1
+        await res.insert({"id": f"k{counter['insert']}", "name": "a", "n": i, "region": "eu"})
+
+    async def update(i: int) -> None:
+        counter["update"] = counter["update"] % counter["insert"] + 1
+        counter["value"] += 1
+        await res.update(f"k{counter['update']}", {"n": -counter["value"]})
+
+    async def delete(i: int) -> None:
+        counter["delete"] += 1
+        await res.delete(f"k{counter['delete']}")
+
+    rows = {}
+    for op, fn in (("insert", insert), ("update", update), ("delete", delete)):
+        r = await ctx.measure(fn, concurrency=1, stats=db.store.stats, max_n=2_000)
+        rows[op] = {
+            "ops_per_s": r["ops_per_s"],
+            "latency_ms": _latency_ms(r),
+            "requests_per_op": r["requests_per_op"],
+            "puts_per_op": round(r["requests"].get("put", 0) / r["n"], 3),
+        }
+    return rows
+
+
 async def _write_cost(ctx: BenchContext, db: Database, plugin: Plugin) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for watched in (False, True):
-        res = await db.create_resource("watched" if watched else "plain", attributes=ATTRIBUTES)
-        if watched:
-            await plugin.subscribe(res, lambda cs: None, consumer="cost", poll_interval=None)
-        ids = [f"k{i}" for i in range(100_000)]
-        counter = {"insert": 0, "update": 0, "delete": 0, "value": 0}
-
-        async def insert(i: int) -> None:
-            counter["insert"] += 1
-            await res.insert({"id": ids[counter["insert"]], "name": "a", "n": i, "region": "eu"})
-
-        async def update(i: int) -> None:  # a new value each time: never an unchanged skip
-            counter["update"] = counter["update"] % counter["insert"] + 1
-            counter["value"] += 1
-            await res.update(ids[counter["update"]], {"n": -counter["value"]})
-
-        async def delete(i: int) -> None:
-            counter["delete"] += 1
-            await res.delete(ids[counter["delete"]])
-
-        rows = {}
-        for op, fn in (("insert", insert), ("update", update), ("delete", delete)):
-            r = await ctx.measure(fn, concurrency=1, stats=db.store.stats, max_n=2_000)
-            rows[op] = {
-                "ops_per_s": r["ops_per_s"],
-                "latency_ms": _latency_ms(r),
-                "requests_per_op": r["requests_per_op"],
-                "puts_per_op": round(r["requests"].get("put", 0) / r["n"], 3),
-            }
-        out["watched" if watched else "plain"] = rows
+    plain = await db.create_resource("plain", attributes=ATTRIBUTES)
+    out["plain"] = await _cost_rows(ctx, db, plain)
+    watched = await db.create_resource("watched", attributes=ATTRIBUTES)
+    await plugin.subscribe(watched, lambda cs: None, consumer="cost", poll_interval=None)
+    out["watched"] = await _cost_rows(ctx, db, watched)
     out["added"] = {
         op: {
             k: round(out["watched"][op][k] - out["plain"][op][k], 3)
@@ -86,9 +90,7 @@ async def _delivery(ctx: BenchContext, db: Database, plugin: Plugin) -> dict[str
     sub = await plugin.subscribe(
         res, got.extend, consumer="drain", poll_interval=None, batch_size=500
     )
-    await run_ops(
-        lambda i: res.insert({"id": f"r{i}", "name": "a", "n": i, "region": "eu"}), n, 32
-    )
+    await run_ops(lambda i: res.insert({"id": f"r{i}", "name": "a", "n": i, "region": "eu"}), n, 32)
     await run_ops(lambda i: res.update(f"r{i % n}", {"n": -i - 1}), n, 32)
     db.store.stats.reset()
     tracemalloc.start()
@@ -123,9 +125,7 @@ async def _lag(ctx: BenchContext, db: Database, plugin: Plugin) -> dict[str, Any
 
     sub = await plugin.subscribe(res, handler, consumer="live", poll_interval=0.05)
     started = time.perf_counter()
-    await run_ops(
-        lambda i: res.insert({"id": f"r{i}", "name": "a", "n": i, "region": "eu"}), n, 16
-    )
+    await run_ops(lambda i: res.insert({"id": f"r{i}", "name": "a", "n": i, "region": "eu"}), n, 16)
     await asyncio.wait_for(done.wait(), timeout=300)
     seconds = time.perf_counter() - started
     await sub.stop()
