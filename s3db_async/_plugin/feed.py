@@ -505,14 +505,30 @@ class Subscription:
             flush((keys[-1].cid, 2))
         return out
 
-    @staticmethod
     def _deleted_unseen(
-        k: IntentKey, deletes: Iterable[IntentKey], absent: bool, inserts: Sequence[str]
+        self,
+        k: IntentKey,
+        deletes: Iterable[IntentKey],
+        absent: bool,
+        inserts: Sequence[str],
     ) -> bool:
-        """An update that read the same record life as a delete that removed it: it may
-        have landed and been deleted unseen (S3 deletes are unconditional)."""
+        """An update of the record life that a delete removed, written before that delete's
+        deadline: it may have landed and been deleted unseen (S3 deletes are
+        unconditional), so it cannot be told from a write that never landed."""
+        life: set[str] = set()
+        cid = k.prev
+        while cid and cid not in life:  # the states this update's life went through
+            life.add(cid)
+            known = self._window.get(cid)
+            cid = known.prev if known is not None and known.op != "insert" else None
+        written = change_time(k.cid).timestamp()
+        timeout = self._timeout()
         for d in deletes:
-            if d.prev == k.prev and (absent or any(n > d.cid for n in inserts)):
+            if not d.prev or d.prev not in life:
+                continue
+            if written > change_time(d.cid).timestamp() + timeout:
+                continue  # written after that delete had run or been given up
+            if absent or any(n > d.cid for n in inserts):
                 return True
         return False
 

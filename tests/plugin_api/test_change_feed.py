@@ -332,6 +332,32 @@ async def test_a_delete_that_never_ran_is_not_delivered(db: Database, clock: Man
     assert [c.op for c in got] == ["insert"] and sub.stats().failed == 1
 
 
+async def test_updates_deleted_unseen_by_an_older_delete_are_delivered_before_it(
+    db: Database, clock: ManualClock
+) -> None:
+    orders, _, sub, got = await watched(db, write_timeout=10)
+    await orders.insert({"id": "r", "item": "one"})
+    obj = await db.store.get(orders.key_for("r"))
+    assert await orders._writer.deleting("r", obj) is not None  # the delete read "one" ...
+    clock.advance(1)
+    await orders.update("r", {"n": 1})  # ... two updates landed after that read ...
+    await orders.update("r", {"n": 2})
+    await db.store.delete_many([orders.key_for("r")])  # ... then its DELETE ran: gone unseen
+    await drain(sub)
+    assert [c.op for c in got] == ["insert", "update"]  # the second names the first; ...
+    assert sub.stats().held == 1  # ... the second is not provable before its deadline
+    clock.advance(12)
+    await drain(sub)
+    assert [(c.op, c.after and c.after.get("n")) for c in got] == [
+        ("insert", None),
+        ("update", 1),
+        ("update", 2),
+        ("delete", None),
+    ]
+    assert got[-1].before == {"id": "r", "item": "one", "n": 2}  # the last form it had
+    assert replay(got) == await current(orders) == {}
+
+
 async def test_retention_keeps_intents_until_every_consumer_passed_them(
     db: Database, clock: ManualClock
 ) -> None:
