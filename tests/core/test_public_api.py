@@ -11,8 +11,8 @@ from s3db_async import errors
 EXPECTED = {
     "BatchResult", "Change", "ConnectionConfig", "Database", "FileStore", "ItemResult", "Lock",
     "MemoryStore", "ObjectStore", "Page", "Plugin", "PluginStorage", "Record", "RecordRevision",
-    "Resource", "S3Store", "Schema", "__version__", "actor", "current_actor", "errors", "open_store",
-    "parse_connection_string", "set_actor",
+    "Resource", "S3Store", "Schema", "__version__", "actor", "current_actor", "errors",
+    "open_store", "parse_connection_string", "set_actor",
 } | set(errors.__all__)  # fmt: skip
 
 
