@@ -9,6 +9,7 @@
 - ``lag``: writers at concurrency 16 and a consumer (batches of 500, polling every 50 ms
   when idle) at once: changes/s through the feed and the delay from a write's intent to its
   delivery (p50, p99, max); when the writers outrun the consumer, the lag is the backlog.
+  ``lag_one_writer``: the same with one writer, which the consumer keeps up with.
 - lease failover time: added by the integrator from ``benchmarks/_runtime_leases.py`` (see
   the marked place in :func:`_bench_store`).
 """
@@ -99,6 +100,7 @@ async def _delivery(ctx: BenchContext, db: Database, plugin: Plugin) -> dict[str
         pass
     seconds = time.perf_counter() - started
     assert len(got) == 2 * n, (len(got), 2 * n)
+    requests = db.store.stats.snapshot()
     # memory: the same backlog again, delivered to a second consumer under tracemalloc
     again = await plugin.subscribe(
         res, lambda cs: None, consumer="memory", poll_interval=None, batch_size=500,
@@ -112,16 +114,17 @@ async def _delivery(ctx: BenchContext, db: Database, plugin: Plugin) -> dict[str
     return {
         "changes": len(got),
         "changes_per_s": round(len(got) / seconds, 1),
-        "requests_per_change": round(db.store.stats.total() / len(got), 3),
-        "requests": db.store.stats.snapshot(),
+        "requests_per_change": round(sum(requests.values()) / len(got), 3),
+        "requests": requests,
         "consumer_peak_bytes": peak,
         "peak_bytes_per_change": round(peak / len(got), 1),
     }
 
 
-async def _lag(ctx: BenchContext, db: Database, plugin: Plugin) -> dict[str, Any]:
-    n = 200 if ctx.quick else 2_000
-    res = await db.create_resource("live", attributes=ATTRIBUTES)
+async def _lag(
+    ctx: BenchContext, db: Database, plugin: Plugin, *, n: int, concurrency: int, name: str
+) -> dict[str, Any]:
+    res = await db.create_resource(name, attributes=ATTRIBUTES)
     delays: list[float] = []
     done = asyncio.Event()
 
@@ -139,6 +142,7 @@ async def _lag(ctx: BenchContext, db: Database, plugin: Plugin) -> dict[str, Any
     await sub.stop()
     delays.sort()
     return {
+        "writers": concurrency,
         "changes": len(delays),
         "changes_per_s": round(len(delays) / seconds, 1),
         "lag_p50_ms": round(statistics.median(delays) * 1000, 1),
@@ -166,12 +170,18 @@ async def _bench_store(ctx: BenchContext, name: str) -> dict[str, Any]:
             f"{name:9} feed delivery {d['changes_per_s']:>9.1f} changes/s "
             f"{d['requests_per_change']:.3f} req/change {d['peak_bytes_per_change']:.0f} B/change"
         )
-        out["lag"] = await _lag(ctx, db, plugin)
-        lag = out["lag"]
-        ctx.log(
-            f"{name:9} feed live {lag['changes_per_s']:>9.1f} changes/s lag p50 "
-            f"{lag['lag_p50_ms']} ms p99 {lag['lag_p99_ms']} ms"
+        out["lag"] = await _lag(
+            ctx, db, plugin, n=200 if ctx.quick else 2_000, concurrency=16, name="live"
         )
+        out["lag_one_writer"] = await _lag(
+            ctx, db, plugin, n=50 if ctx.quick else 300, concurrency=1, name="steady"
+        )
+        for key in ("lag", "lag_one_writer"):
+            lag = out[key]
+            ctx.log(
+                f"{name:9} feed live, {lag['writers']:>2} writers {lag['changes_per_s']:>9.1f} "
+                f"changes/s lag p50 {lag['lag_p50_ms']} ms p99 {lag['lag_p99_ms']} ms"
+            )
         # -- lease failover ------------------------------------------------------------
         # INTEGRATOR: add the lease failover figures from benchmarks/_runtime_leases.py
         # here (out["lease_failover"] = ...), measured on this store.
