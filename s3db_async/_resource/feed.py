@@ -30,9 +30,14 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from .. import _clock
-from ..errors import ConflictError
+from .._cas import conditional_put
+from .._codec.codec import record_version
+from .._concurrency import bounded_gather
+from ..errors import ConflictError, DecryptionError, NotFoundError, PreconditionFailed
+from ..stores import ListEntry
 
 if TYPE_CHECKING:
+    from .._codec.crypto import SecretBox
     from .resource import Resource
 
 __all__ = [
@@ -51,6 +56,7 @@ __all__ = [
     "current_actor",
     "new_change_id",
     "parse_intent_key",
+    "rotate_intents",
     "set_actor",
 ]
 
@@ -278,3 +284,50 @@ class FeedWriter:
             await self.resource.db.store.delete(key)
         except Exception as exc:  # the intent stays and is judged failed later
             log.debug("could not drop intent %s: %s", key, exc, extra={"key": key})
+
+
+async def rotate_intents(resource: Resource, new_box: SecretBox) -> int:
+    """Re-encrypt the record forms kept in the resource's intents under ``new_box``
+    (passphrase rotation, while the database's box reads both keys). Resumable: a form that
+    already decrypts under ``new_box`` is left alone. Returns the intents rewritten."""
+    store = resource.db.store
+    keys = [
+        e.key async for e in store.list(changes_prefix(resource.name)) if isinstance(e, ListEntry)
+    ]
+
+    def again(form: StoredForm | None) -> StoredForm | None:
+        if form is None:
+            return None
+        version = record_version(form.m) or resource.version
+        try:
+            resource.make_codec(version, new_box).decode(form.m, form.b)
+            return None  # no secret, or already under the new key
+        except DecryptionError:
+            pass
+        codec = resource._codec_for(version)
+        encoded = codec.encode(codec.decode(form.m, form.b))
+        kept = {k: v for k, v in form.m.items() if k.startswith("_") and k not in encoded.metadata}
+        return StoredForm({**encoded.metadata, **kept}, encoded.body)
+
+    async def one(key: str) -> int:
+        try:
+            obj = await store.get(key)
+        except NotFoundError:
+            return 0  # collected meanwhile
+        intent = INTENT_DECODER.decode(obj.body)
+        before, after = again(intent.before), again(intent.after)
+        if before is None and after is None:
+            return 0
+        rewritten = msgspec.structs.replace(
+            intent, before=before or intent.before, after=after or intent.after
+        )
+        try:
+            await conditional_put(
+                store, key, _ENCODER.encode(rewritten), content_type="application/json",
+                if_match=obj.etag,
+            )  # fmt: skip
+        except PreconditionFailed:
+            return 0  # collected and re-made? intents are never rewritten otherwise
+        return 1
+
+    return sum(await bounded_gather(one, keys, resource.db.parallelism))

@@ -146,6 +146,33 @@ async def test_a_watched_write_costs_one_put_and_an_unwatched_one_nothing(db: Da
     assert [c.op for c in got] == ["insert", "update", "delete"]
 
 
+async def test_history_partitions_and_secrets_keep_the_feed(db: Database) -> None:
+    orders = await db.create_resource(
+        "orders",
+        attributes={**ATTRS, "region": "string", "card": "secret|optional"},
+        partitions={"by_region": {"fields": {"region": "string"}}},
+        history=True,
+    )
+    plugin = await db.use_plugin(Sink())
+    got: list[Change] = []
+    sub = await plugin.subscribe(orders, got.extend, poll_interval=None)
+    await orders.insert({"id": "r", "item": "tea", "region": "eu", "card": "4111"})
+    await orders.update("r", {"region": "us"})
+    await orders.restore("r", 1)
+    await db.rotate_passphrase("test-passphrase", "new-passphrase")  # keeps the change id
+    await orders.update("r", {"n": 1})
+    await orders.delete_many(["r"])
+    await orders.restore("r", 3)  # re-created from its history
+    await drain(sub)
+    assert [c.op for c in got] == ["insert", "update", "update", "update", "delete", "insert"]
+    assert got[0].after is not None and got[0].after["card"] == "4111"  # decrypted for us
+    assert got[3].before is not None and got[3].before["region"] == "eu"
+    intents_of_r = await intents(orders)
+    assert all("/r" in k for k in intents_of_r) and len(intents_of_r) == 6
+    assert replay(got) == await current(orders)
+    assert sub.stats().failed == 0
+
+
 async def test_a_record_carries_the_id_of_its_last_change(db: Database) -> None:
     orders, _, sub, got = await watched(db)
     r = await orders.insert({"item": "tea"})
