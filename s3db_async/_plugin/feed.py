@@ -77,6 +77,8 @@ _NO_ID = "\x00none"
 _END = "~"  # sorts after every change id (Crockford base32 is digits and capitals)
 _HANDLER_BACKOFF = Backoff(base=0.05, cap=5.0)
 _DONE_KEPT = 5000
+RELIST_EVERY = 1.0
+"""Seconds between full re-listings of the recent feed (see :meth:`Subscription._list`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,7 +253,8 @@ class Subscription:
         self._cursor = _Cursor()
         self._window: dict[str, IntentKey] = {}  # undecided intents after the cursor, in order
         self._decided: set[str] = set()
-        self._listed: tuple[str, float] | None = None  # (last change id listed, when)
+        self._listed_to = ""  # the greatest change id listed
+        self._deep_at: float | None = None  # when the last full re-listing ran
         self._task: asyncio.Task[Any] | None = None
         self._lock = asyncio.Lock()
         self._held: set[str] = set()
@@ -370,15 +373,18 @@ class Subscription:
                     strict=True,
                 )
             )
-            await self._list()  # after the reads: every intent that explains them is listed
+            now = _clock.time()
+            timeout = self._timeout()
+            overdue = change_id_at(now - timeout)
+            # after the reads: every intent that explains them is listed (re-listed in full
+            # before any write is judged failed)
+            await self._list(deep=any(k.cid < overdue for k in batch))
             known: dict[str, list[IntentKey]] = {r: [] for r in records}
             for k in self._window.values():
                 if k.id in known:
                     known[k.id].append(k)
             emits: list[_Emit] = []
             decided: set[str] = set()
-            now = _clock.time()
-            timeout = self._timeout()
             self._held.clear()
             for rid, all_keys in known.items():
                 keys = [k for k in all_keys if k.cid not in self._decided]
@@ -406,18 +412,23 @@ class Subscription:
             return _ABSENT
         return str(info.metadata.get(CHANGE_KEY) or _NO_ID)
 
-    async def _list(self) -> None:
+    async def _list(self, *, deep: bool = False) -> None:
         """List the feed to its end into the window.
 
-        Keys become visible out of order (concurrent writers), so the part listed before
-        is listed again from ``2 * INTENT_MARGIN`` seconds before the previous listing: an
-        intent older than that which was not visible then is one its writer gave up.
+        Keys of concurrent writers become visible out of order, by at most
+        ``INTENT_MARGIN`` (a writer gives up a write whose intent took longer). So at least
+        every ``RELIST_EVERY`` seconds, and whenever a write is about to be judged failed
+        (``deep``), the listing starts ``2 * INTENT_MARGIN`` seconds before the previous
+        such listing; in between it continues after the last key seen.
         """
+        now = _clock.time()
         start = self._cursor.cursor
-        if self._listed is not None:
-            last, at = self._listed
-            start = max(start, min(last, change_id_at(at - 2 * INTENT_MARGIN)))
-        self._listed = (start, _clock.time())
+        if deep or self._deep_at is None or now - self._deep_at >= RELIST_EVERY:
+            if self._deep_at is not None:
+                start = max(start, change_id_at(self._deep_at - 2 * INTENT_MARGIN))
+            self._deep_at = now
+        else:
+            start = max(start, self._listed_to)
         found: list[IntentKey] = []
         async for entry in self.store.list(
             self.prefix, start_after=self.prefix + start + "0" if start else None
@@ -428,7 +439,7 @@ class Subscription:
             if parsed is not None and parsed.cid > self._cursor.cursor:
                 found.append(parsed)
         if found:
-            self._listed = (max(start, found[-1].cid), self._listed[1])
+            self._listed_to = max(self._listed_to, found[-1].cid)
         if any(k.cid not in self._window for k in found):
             merged = {**self._window, **{k.cid: k for k in found}}
             self._window = dict(sorted(merged.items()))
@@ -626,7 +637,7 @@ class Subscription:
         time may still become visible; what was delivered beyond is saved in ``done``.
         """
         moved = False
-        limit = change_id_at(self._listed[1] - 2 * INTENT_MARGIN) if self._listed else ""
+        limit = change_id_at(self._deep_at - 2 * INTENT_MARGIN) if self._deep_at else ""
         for cid in list(self._window):
             if cid not in self._decided or cid >= limit:
                 break

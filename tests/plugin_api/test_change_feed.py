@@ -220,6 +220,27 @@ async def test_an_interrupted_write_holds_its_record_until_its_deadline(
     assert sub.stats().failed == 1 and sub.stats().backlog == 0 and sub.stats().held == 0
 
 
+async def test_an_intent_that_becomes_visible_late_is_still_delivered(
+    db: Database, clock: ManualClock
+) -> None:
+    orders, _, sub, got = await watched(db)
+    clock.advance(10)  # (a write older than the subscription is not promised)
+    await orders.insert({"id": "a", "item": "x"})
+    await drain(sub)
+    clock.now -= 5  # a writer whose intent took 5 s to land: an older id, visible now
+    await orders.insert({"id": "late", "item": "y"})
+    clock.now += 5
+    await drain(sub)  # continues after the last id it saw: not yet
+    assert [c.id for c in got] == ["a"]
+    clock.advance(1.5)  # the next full re-listing goes back 2 * INTENT_MARGIN
+    await drain(sub)
+    assert [c.id for c in got] == ["a", "late"]
+    assert sub.cursor < got[0].change_id  # the cursor stays behind what may still appear
+    clock.advance(21)
+    await drain(sub)
+    assert sub.cursor == got[0].change_id and len(got) == 2
+
+
 async def test_a_write_in_flight_is_delivered_once_it_lands(db: Database) -> None:
     orders, _, sub, got = await watched(db)
     await orders.insert({"id": "r", "item": "tea"})
