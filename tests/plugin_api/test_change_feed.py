@@ -457,6 +457,9 @@ async def test_a_second_process_learns_the_subscription(store_url: str) -> None:
         await b.get_resource("orders").insert({"id": "from-b", "item": "x"})
         await drain(sub)
         assert [c.id for c in got] == ["from-b"]
+        again = await b.create_resource("orders", attributes={**ATTRS, "extra": "string|optional"})
+        assert again._writer.feed is not None  # a new schema version keeps its consumers
+        assert "feed" in b.metadata["resources"]["orders"]
 
 
 async def test_the_background_loop_delivers_and_stops(db: Database) -> None:
