@@ -668,7 +668,8 @@ class Subscription:
     async def collect(self) -> int:
         """Delete the intents every consumer of the resource has passed (and older than
         ``retention`` seconds); how many were deleted."""
-        entry = self.resource.db.metadata.get("resources", {}).get(self.resource.name, {})
+        doc, _ = await self.resource.db._read_meta()  # consumers other processes added too
+        entry = doc.get("resources", {}).get(self.resource.name, {})
         consumers = list((entry.get("feed") or {}).get("consumers") or ())
         if not consumers:
             return 0

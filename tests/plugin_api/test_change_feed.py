@@ -434,6 +434,22 @@ async def test_retention_keeps_intents_until_every_consumer_passed_them(
     assert await intents(orders) == [] and kept.stats().collected == 1
 
 
+async def test_collection_respects_a_consumer_another_process_added(
+    store_url: str, clock: ManualClock
+) -> None:
+    async with Database(store_url) as a, Database(store_url) as b:
+        orders, _, sub, _ = await watched(a)
+        await b.reload()
+        other = await b.use_plugin(Sink(alias="other"))
+        late = await other.subscribe("orders", lambda cs: None, poll_interval=None)
+        await orders.insert({"id": "r", "item": "x"})  # a's process never heard of "other"
+        clock.advance(21)
+        await drain(sub)
+        assert await sub.collect() == 0 and len(await intents(orders)) == 1
+        await drain(late)
+        assert await sub.collect() == 1
+
+
 async def test_uninstall_with_purge_forgets_the_consumers(db: Database) -> None:
     orders, plugin, sub, _ = await watched(db)
     await orders.insert({"id": "r", "item": "x"})
