@@ -28,6 +28,9 @@ from s3db_async._clock import ManualClock, use_clock
 from s3db_async._resource.feed import CHANGE_KEY, change_time, changes_prefix, new_change_id
 from s3db_async.errors import ConfigError, NotFoundError, PreconditionFailed
 from s3db_async.plugin import Change, Subscription
+from s3db_async.stores import open_store
+
+from .._faults import LostReplyStore
 
 ATTRS = {"item": "string", "n": "number|optional", "tag": "string|optional"}
 
@@ -192,6 +195,21 @@ async def test_a_refused_write_is_never_delivered_and_leaves_no_intent(db: Datab
     assert len(await intents(orders)) == 1  # the 412s dropped theirs
     await drain(sub)
     assert [(c.op, c.id) for c in got] == [("insert", r["id"])]
+
+
+async def test_a_write_whose_answer_was_lost_is_delivered_once(store_url: str) -> None:
+    store = LostReplyStore(open_store(store_url))
+    async with Database(store=store) as db:
+        orders, _, sub, got = await watched(db)
+        await orders.insert({"id": "r", "item": "tea"})
+        store.lose(1, match=lambda key: "/data/" in key)
+        await orders.update("r", {"n": 1})  # applied, answer lost, resolved by reading back
+        store.lose(1, match=lambda key: "/data/" in key)
+        await orders.insert({"id": "s", "item": "cake"})
+        assert len(store.lost) == 2
+        await drain(sub)
+        assert [(c.op, c.id) for c in got] == [("insert", "r"), ("update", "r"), ("insert", "s")]
+        assert replay(got) == await current(orders) and len(await intents(orders)) == 3
 
 
 async def test_an_interrupted_write_holds_its_record_until_its_deadline(
