@@ -11,7 +11,6 @@ from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from .. import _clock
 from .._deps import (
     Dependency,
     register_plugin_dependencies,
@@ -20,6 +19,7 @@ from .._deps import (
 from .._events import PLUGIN_EVENTS, EventEmitter
 from .._resource.resource import Resource
 from ..errors import ConfigError, PluginError
+from . import feed
 from .namespace import (
     DEFAULT_NAMESPACE,
     detect_and_warn_namespaces,
@@ -328,12 +328,8 @@ class Plugin(EventEmitter):
             for child in reversed(self._children):
                 await child.uninstall(purge_data=purge_data)
             self._children.clear()
-        forgotten, self._forget = self._forget, []
+        await feed.forget(self, purge_data=purge_data)  # durable consumers go with the data
         if purge_data:
-            from .feed import unregister
-
-            for resource, consumer in forgotten:  # durable consumers go with the data
-                await unregister(self.db, resource, consumer)
             deleted = await self.get_storage().delete_all()
             self._announce("plugin.data_purged", deleted=deleted, count=deleted)
         db = self._database
@@ -483,51 +479,22 @@ class Plugin(EventEmitter):
         :raises ConfigError: a bad option, or this plugin already subscribed ``consumer``.
         :raises NotFoundError: no such resource.
         """
-        from .._resource.feed import change_id_at
-        from .feed import Subscription, check_consumer, register
-
-        r = self._resource(resource)
-        name = check_consumer(consumer or self.alias)
-        if (r.name, name) in self._subscriptions:
-            raise ConfigError(
-                f"{self.alias} already subscribed {name!r} to {r.name!r}",
-                suggestion="pass another consumer= name, or unsubscribe() first",
-                metadata={"resource": r.name, "field": "consumer", "value": name},
-            )
-        default = change_id_at(_clock.time())
-        sub = Subscription(
+        return await feed.subscribe(
             self,
-            r,
+            self._resource(resource),
             handler,
-            consumer=name,
+            consumer=consumer,
             batch_size=batch_size,
+            from_=from_,
             poll_interval=poll_interval,
             retention=retention,
+            write_timeout=write_timeout,
         )
-        await register(self.db, r.name, name, write_timeout=write_timeout)
-        await sub.load(from_, default=default)
-        self._subscriptions[(r.name, name)] = sub
-
-        async def stop() -> None:
-            await sub.stop()
-            self._subscriptions.pop((r.name, name), None)
-            self._forget.append((r.name, name))
-
-        self._undo.append(stop)
-        sub.start()
-        return sub
 
     async def unsubscribe(self, resource: Resource | str, *, consumer: str | None = None) -> None:
         """Stop a subscription and forget the consumer: its cursor is deleted, and once no
         consumer is left the resource's writes stop recording intents."""
-        from .feed import check_consumer, unregister
-
-        r = self._resource(resource)
-        name = check_consumer(consumer or self.alias)
-        sub = self._subscriptions.pop((r.name, name), None)
-        if sub is not None:
-            await sub.stop()
-        await unregister(self.db, r.name, name)
+        await feed.unsubscribe(self, self._resource(resource), consumer)
 
     @property
     def subscriptions(self) -> tuple[Subscription, ...]:

@@ -67,7 +67,15 @@ if TYPE_CHECKING:
     from .._resource.resource import Resource
     from .base import Plugin
 
-__all__ = ["Change", "ChangeHandler", "FeedStats", "Subscription"]
+__all__ = [
+    "Change",
+    "ChangeHandler",
+    "FeedStats",
+    "Subscription",
+    "forget",
+    "subscribe",
+    "unsubscribe",
+]
 
 log = logging.getLogger("s3db_async.feed")
 
@@ -209,6 +217,68 @@ async def unregister(db: Database, resource: str, consumer: str) -> None:
     if db.resource_exists(resource):
         db.get_resource(resource)._writer.watch(doc["resources"].get(resource, {}).get("feed"))
     await db.store.delete(cursor_key(resource, consumer))
+
+
+async def subscribe(
+    plugin: Plugin,
+    resource: Resource,
+    handler: ChangeHandler,
+    *,
+    consumer: str | None,
+    batch_size: int,
+    from_: str | datetime | None,
+    poll_interval: float | None,
+    retention: float,
+    write_timeout: float | None,
+) -> Subscription:
+    """:meth:`Plugin.subscribe`: register, load the cursor, start; stopped on uninstall."""
+    name = check_consumer(consumer or plugin.alias)
+    key = (resource.name, name)
+    if key in plugin._subscriptions:
+        raise ConfigError(
+            f"{plugin.alias} already subscribed {name!r} to {resource.name!r}",
+            suggestion="pass another consumer= name, or unsubscribe() first",
+            metadata={"resource": resource.name, "field": "consumer", "value": name},
+        )
+    default = change_id_at(_clock.time())  # before registering: no write of ours is older
+    sub = Subscription(
+        plugin,
+        resource,
+        handler,
+        consumer=name,
+        batch_size=batch_size,
+        poll_interval=poll_interval,
+        retention=retention,
+    )
+    await register(resource.db, resource.name, name, write_timeout=write_timeout)
+    await sub.load(from_, default=default)
+    plugin._subscriptions[key] = sub
+
+    async def stop() -> None:
+        await sub.stop()
+        plugin._subscriptions.pop(key, None)
+        plugin._forget.append(key)
+
+    plugin._undo.append(stop)
+    sub.start()
+    return sub
+
+
+async def unsubscribe(plugin: Plugin, resource: Resource, consumer: str | None) -> None:
+    """:meth:`Plugin.unsubscribe`: stop and forget the consumer (cursor deleted)."""
+    name = check_consumer(consumer or plugin.alias)
+    sub = plugin._subscriptions.pop((resource.name, name), None)
+    if sub is not None:
+        await sub.stop()
+    await unregister(resource.db, resource.name, name)
+
+
+async def forget(plugin: Plugin, *, purge_data: bool) -> None:
+    """On uninstall: with ``purge_data``, forget the consumers whose subscriptions stopped."""
+    forgotten, plugin._forget = plugin._forget, []
+    if purge_data:
+        for resource, consumer in forgotten:
+            await unregister(plugin.db, resource, consumer)
 
 
 def _changed(before: Mapping[str, Any] | None, after: Mapping[str, Any] | None) -> tuple[str, ...]:
