@@ -35,8 +35,8 @@ import contextlib
 import inspect
 import logging
 import re
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -61,6 +61,7 @@ from .._resource.feed import (
 )
 from ..errors import ConfigError, NotFoundError, S3dbError
 from ..stores import ListEntry
+from .feed_rules import ABSENT, NO_ID, Emit, decide
 
 if TYPE_CHECKING:
     from .._database import Database
@@ -80,8 +81,6 @@ __all__ = [
 log = logging.getLogger("s3db_async.feed")
 
 _CONSUMER_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,99}$")
-_ABSENT = "\x00absent"
-_NO_ID = "\x00none"
 _END = "~"  # sorts after every change id (Crockford base32 is digits and capitals)
 _HANDLER_BACKOFF = Backoff(base=0.05, cap=5.0)
 _DONE_KEPT = 5000
@@ -142,21 +141,6 @@ class _Cursor(msgspec.Struct):
     cursor: str = ""
     done: list[str] = msgspec.field(default_factory=list)
     at: float = 0.0
-
-
-@dataclass(slots=True)
-class _Emit:
-    pos: tuple[str, int]
-    key: IntentKey
-    before_of: IntentKey | None = None  # a delete: the form its record had, from this intent
-
-
-@dataclass(slots=True)
-class _Decision:
-    emit: list[_Emit] = field(default_factory=list)
-    decided: set[str] = field(default_factory=set)
-    failed: int = 0
-    held: bool = False
 
 
 def check_consumer(name: str) -> str:
@@ -453,14 +437,17 @@ class Subscription:
             for k in self._window.values():
                 if k.id in known:
                     known[k.id].append(k)
-            emits: list[_Emit] = []
+            emits: list[Emit] = []
             decided: set[str] = set()
             self._held.clear()
             for rid, all_keys in known.items():
                 keys = [k for k in all_keys if k.cid not in self._decided]
                 if not keys:
                     continue
-                d = self._decide(keys, all_keys, states[rid], now - timeout)
+                d = decide(
+                    keys, all_keys, states[rid], window=self._window, old=now - timeout,
+                    timeout=timeout,
+                )  # fmt: skip
                 emits += d.emit
                 decided |= d.decided
                 self._counts["failed"] += d.failed
@@ -479,8 +466,8 @@ class Subscription:
         try:
             info = await self.store.head(self.resource.key_for(rid))
         except NotFoundError:
-            return _ABSENT
-        return str(info.metadata.get(CHANGE_KEY) or _NO_ID)
+            return ABSENT
+        return str(info.metadata.get(CHANGE_KEY) or NO_ID)
 
     async def _list(self, *, deep: bool = False) -> None:
         """List the feed to its end into the window.
@@ -514,105 +501,6 @@ class Subscription:
             merged = {**self._window, **{k.cid: k for k in found}}
             self._window = dict(sorted(merged.items()))
 
-    def _decide(
-        self, keys: Sequence[IntentKey], all_keys: Sequence[IntentKey], state: str, old: float
-    ) -> _Decision:
-        """Decide the undecided intents ``keys`` of one record (``all_keys``: every intent
-        of it listed after the cursor; ``state``: the change id it carries now; intents
-        written before the time ``old`` are past their writers' deadline)."""
-        out = _Decision()
-        window = self._window
-        committed: set[str] = set()
-        stack = [state] if state not in (_ABSENT, _NO_ID) else []
-        stack += [k.prev for k in all_keys if k.prev]
-        while stack:
-            cid = stack.pop()
-            if cid in committed:
-                continue
-            committed.add(cid)
-            known = window.get(cid)
-            if known is not None and known.prev:
-                stack.append(known.prev)
-        inserts_after = sorted(c for c in committed if c in window and window[c].op == "insert")
-        absent = state == _ABSENT
-        life_before: IntentKey | None = None  # the last committed form of the current life
-        pending: list[IntentKey] = []  # deletes that ended the current life
-        deletes = [k for k in keys if k.op == "delete"]
-
-        def overdue(k: IntentKey) -> bool:
-            return change_time(k.cid).timestamp() <= old
-
-        def flush(pos: tuple[str, int]) -> None:
-            if pending:
-                last = pending[-1]
-                out.emit.append(_Emit(pos, last, before_of=life_before))
-                out.decided.update(k.cid for k in pending)
-                pending.clear()
-
-        for k in keys:
-            if k.op == "delete":
-                evidence = absent or any(n > k.cid for n in inserts_after)
-                if evidence:
-                    pending.append(k)
-                    continue
-                if overdue(k):
-                    out.decided.add(k.cid)
-                    out.failed += 1
-                    continue
-                out.held = True
-                break
-            if k.cid in committed:
-                if k.op == "insert":
-                    flush((k.cid, 0))
-                out.emit.append(_Emit((k.cid, 1), k))
-                out.decided.add(k.cid)
-                life_before = k
-                continue
-            if not overdue(k):
-                out.held = True
-                break
-            if k.op == "update" and self._deleted_unseen(k, deletes, absent, inserts_after):
-                out.emit.append(_Emit((k.cid, 1), k))
-                out.decided.add(k.cid)
-                life_before = k
-                continue
-            out.decided.add(k.cid)
-            out.failed += 1
-        if out.held:
-            # a held change may still turn out to precede the pending deletes: hold them too
-            out.decided.difference_update(k.cid for k in pending)
-            pending.clear()
-        else:
-            flush((keys[-1].cid, 2))
-        return out
-
-    def _deleted_unseen(
-        self,
-        k: IntentKey,
-        deletes: Iterable[IntentKey],
-        absent: bool,
-        inserts: Sequence[str],
-    ) -> bool:
-        """An update of the record life that a delete removed, written before that delete's
-        deadline: it may have landed and been deleted unseen (S3 deletes are
-        unconditional), so it cannot be told from a write that never landed."""
-        life: set[str] = set()
-        cid = k.prev
-        while cid and cid not in life:  # the states this update's life went through
-            life.add(cid)
-            known = self._window.get(cid)
-            cid = known.prev if known is not None and known.op != "insert" else None
-        written = change_time(k.cid).timestamp()
-        timeout = self._timeout()
-        for d in deletes:
-            if not d.prev or d.prev not in life:
-                continue
-            if written > change_time(d.cid).timestamp() + timeout:
-                continue  # written after that delete had run or been given up
-            if absent or any(n > d.cid for n in inserts):
-                return True
-        return False
-
     def _timeout(self) -> float:
         """The writers' deadline after an intent (``write_timeout`` of ``s3db.json``), plus
         a second for the millisecond resolution of change ids."""
@@ -636,7 +524,7 @@ class Subscription:
             return None
         return dict(record)
 
-    async def _changes(self, emits: list[_Emit]) -> list[Change]:
+    async def _changes(self, emits: list[Emit]) -> list[Change]:
         wanted = {e.key.key: e.key for e in emits}
         for e in emits:
             if e.before_of is not None:
