@@ -25,7 +25,14 @@ import pytest
 import s3db_async
 from s3db_async import Database, Plugin, Resource
 from s3db_async._clock import ManualClock, use_clock
-from s3db_async._resource.feed import CHANGE_KEY, change_time, changes_prefix, new_change_id
+from s3db_async._plugin.feed_rules import ABSENT, decide
+from s3db_async._resource.feed import (
+    CHANGE_KEY,
+    IntentKey,
+    change_time,
+    changes_prefix,
+    new_change_id,
+)
 from s3db_async.errors import ConfigError, NotFoundError, PreconditionFailed
 from s3db_async.plugin import Change, Subscription
 from s3db_async.stores import open_store
@@ -714,3 +721,55 @@ async def test_contending_writers_in_four_processes(
         chain = [c for c in got if c.id == rid]
         for a, b in itertools.pairwise(chain):
             assert b.before == a.after
+
+
+# -- the decision rules alone (no store) ------------------------------------------------
+
+
+def _key(op: str, at: float, prev: IntentKey | None = None, rid: str = "r") -> IntentKey:
+    cid = new_change_id(prev.cid if prev else None, at=at)
+    return IntentKey(cid, op, prev.cid if prev else None, rid, f"k/{cid}")
+
+
+def _run(keys: list[IntentKey], state: str, now: float) -> tuple[list[str], Any]:
+    window = {k.cid: k for k in keys}
+    d = decide(keys, keys, state, window=window, old=now - 10, timeout=10)
+    order = [e.key.cid for e in sorted(d.emit, key=lambda e: e.pos)]
+    return order, d
+
+
+def test_rules_commit_by_state_or_by_a_later_prev() -> None:
+    i = _key("insert", 100)
+    u = _key("update", 101, i)
+    order, d = _run([i, u], u.cid, now=102)
+    assert order == [i.cid, u.cid] and not d.held and d.failed == 0
+
+
+def test_rules_hold_an_unproven_write_until_overdue_then_fail_it() -> None:
+    i = _key("insert", 100)
+    lost = _key("update", 101, i)  # never landed: the record still carries i
+    u = _key("update", 102, i)  # landed instead (same prev)
+    order, d = _run([i, lost, u], u.cid, now=105)
+    assert order == [i.cid] and d.held  # lost may still land: u waits behind it
+    order, d = _run([i, lost, u], u.cid, now=200)
+    assert order == [i.cid, u.cid] and d.failed == 1 and lost.cid in d.decided
+
+
+def test_rules_deliver_one_delete_per_life_before_the_next_insert() -> None:
+    i = _key("insert", 100)
+    d1 = _key("delete", 101, i)
+    d2 = _key("delete", 101.5, i)  # two processes deleted the same life
+    n = _key("insert", 102)
+    order, d = _run([i, d1, d2, n], n.cid, now=103)
+    assert order == [i.cid, d2.cid, n.cid] and {d1.cid, d2.cid} <= d.decided
+    order, d = _run([i, d1], ABSENT, now=103)
+    assert order == [i.cid, d1.cid]
+
+
+def test_rules_fail_a_delete_the_record_outlived() -> None:
+    i = _key("insert", 100)
+    gone = _key("delete", 101, i)  # died before its DELETE
+    order, d = _run([i, gone], i.cid, now=105)
+    assert order == [i.cid] and d.held
+    order, d = _run([i, gone], i.cid, now=200)
+    assert order == [i.cid] and d.failed == 1 and not d.held
