@@ -14,8 +14,10 @@ from __future__ import annotations
 from . import errors
 from ._database import Database
 from ._plugin.base import Plugin
+from ._plugin.feed import Change
 from ._plugin.storage import Lock, PluginStorage
 from ._record import BatchResult, ItemResult, Page, Record
+from ._resource.feed import actor, current_actor, set_actor
 from ._resource.history import RecordRevision
 from ._resource.resource import Resource
 from ._schema.schema import Schema
@@ -57,6 +59,7 @@ __all__ = [
     "AuthenticationError",
     "BatchResult",
     "BucketNotFoundError",
+    "Change",
     "ConfigError",
     "ConflictError",
     "ConnectionConfig",
@@ -100,4 +103,7 @@ __all__ = [
     "errors",
     "open_store",
     "parse_connection_string",
+    "actor",
+    "current_actor",
+    "set_actor",
 ]

@@ -484,6 +484,7 @@ class Database(EventEmitter):
             if id_generator is not None:
                 existing._custom_id_generator = id_generator
             existing._apply(versions[version]["definition"], version, versions)
+            existing._writer.watch(entry.get("feed"))
             return existing
         resource = Resource(
             self,
@@ -494,6 +495,7 @@ class Database(EventEmitter):
             registry=registry,
             id_generator=id_generator,
         )
+        resource._writer.watch(entry.get("feed"))  # durable consumers: write intents
         self._resources[name] = resource
         return resource
 

@@ -41,6 +41,7 @@ from ._deps import (
     require_dependency,
 )
 from ._plugin.base import Plugin
+from ._plugin.feed import Change, ChangeHandler, FeedStats, Subscription
 from ._plugin.namespace import (
     detect_and_warn_namespaces,
     get_namespaced_resource_name,
@@ -54,8 +55,11 @@ from .errors import LockError, MissingDependencyError, PluginError
 
 __all__ = [
     "SKIP_ENV",
+    "Change",
+    "ChangeHandler",
     "Dependency",
     "DependencyStatus",
+    "FeedStats",
     "Lock",
     "LockError",
     "MissingDependencyError",
@@ -63,6 +67,7 @@ __all__ = [
     "PluginError",
     "PluginStorage",
     "StorageResult",
+    "Subscription",
     "detect_and_warn_namespaces",
     "get_namespaced_resource_name",
     "get_plugin_dependency_report",

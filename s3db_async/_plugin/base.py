@@ -19,6 +19,7 @@ from .._deps import (
 from .._events import PLUGIN_EVENTS, EventEmitter
 from .._resource.resource import Resource
 from ..errors import ConfigError, PluginError
+from . import feed
 from .namespace import (
     DEFAULT_NAMESPACE,
     detect_and_warn_namespaces,
@@ -29,6 +30,7 @@ from .storage import PluginStorage
 
 if TYPE_CHECKING:
     from .._database import Database
+    from .feed import ChangeHandler, Subscription
 
 __all__ = ["Plugin", "coerce_plugin"]
 
@@ -135,6 +137,8 @@ class Plugin(EventEmitter):
         self._watching = False
         self._children: list[Plugin] = []
         self._storage: PluginStorage | None = None
+        self._subscriptions: dict[tuple[str, str], Subscription] = {}
+        self._forget: list[tuple[str, str]] = []
 
     # -- identity --------------------------------------------------------------------
     def _default_alias(self) -> str:
@@ -293,6 +297,8 @@ class Plugin(EventEmitter):
         if self._started:
             return
         await self.on_start()
+        for sub in self._subscriptions.values():
+            sub.start()  # again after a stop()
         self._started = True
         self._announce("plugin.started")
 
@@ -322,6 +328,7 @@ class Plugin(EventEmitter):
             for child in reversed(self._children):
                 await child.uninstall(purge_data=purge_data)
             self._children.clear()
+        await feed.forget(self, purge_data=purge_data)  # durable consumers go with the data
         if purge_data:
             deleted = await self.get_storage().delete_all()
             self._announce("plugin.data_purged", deleted=deleted, count=deleted)
@@ -435,6 +442,64 @@ class Plugin(EventEmitter):
         """``emitter.on(event, handler)``, removed on uninstall."""
         emitter.on(event, handler)
         self._undo.append(lambda: emitter.off(event, handler))
+
+    async def subscribe(
+        self,
+        resource: Resource | str,
+        handler: ChangeHandler,
+        *,
+        consumer: str | None = None,
+        batch_size: int = 100,
+        from_: str | datetime | None = None,
+        poll_interval: float | None = 1.0,
+        retention: float = 0.0,
+        write_timeout: float | None = None,
+    ) -> Subscription:
+        """Receive the committed changes of ``resource``, durably (the change feed).
+
+        Unlike :meth:`listen`, nothing is lost when a process dies: every write of the
+        resource, in every process, first records an intent, and ``handler(changes)`` gets
+        each committed change at least once, in order per record, in batches of at most
+        ``batch_size`` :class:`~s3db_async.plugin.Change` objects::
+
+            async def on_start(self) -> None:
+                await self.subscribe("orders", self.index, consumer="search")
+
+        :param consumer: the durable name of this consumer (default: the plugin's alias);
+            its cursor is saved, so a restart resumes where it stopped.
+        :param from_: ``None`` resumes (a new consumer starts now); ``"latest"``,
+            ``"earliest"`` (everything still retained), a ``datetime`` or a change id
+            replays from there.
+        :param poll_interval: seconds between polls of the background loop when idle;
+            ``None`` runs no loop (call :meth:`Subscription.poll` yourself).
+        :param retention: keep intents at least this many seconds (for replays by time)
+            even when every consumer has passed them.
+        :param write_timeout: the writers' deadline for a record write after its intent
+            (saved for every writer; default 120 s).
+        :raises ConfigError: a bad option, or this plugin already subscribed ``consumer``.
+        :raises NotFoundError: no such resource.
+        """
+        return await feed.subscribe(
+            self,
+            self._resource(resource),
+            handler,
+            consumer=consumer,
+            batch_size=batch_size,
+            from_=from_,
+            poll_interval=poll_interval,
+            retention=retention,
+            write_timeout=write_timeout,
+        )
+
+    async def unsubscribe(self, resource: Resource | str, *, consumer: str | None = None) -> None:
+        """Stop a subscription and forget the consumer: its cursor is deleted, and once no
+        consumer is left the resource's writes stop recording intents."""
+        await feed.unsubscribe(self, self._resource(resource), consumer)
+
+    @property
+    def subscriptions(self) -> tuple[Subscription, ...]:
+        """The running :meth:`subscribe` subscriptions of this plugin."""
+        return tuple(self._subscriptions.values())
 
     def add_database_hook(self, event: str, fn: Callable[..., Any]) -> None:
         """``db.add_hook(event, fn)``, removed on uninstall."""

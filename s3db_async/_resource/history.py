@@ -217,10 +217,12 @@ class History:
             if self.resource._hooks.has("before_delete"):
                 await self.resource._hooks.run("before_delete", record)
             await self.preserve(rid, obj)
+            intent = await self.resource._writer.deleting(rid, obj)
             if conditional:
                 try:
                     await store.delete(self.resource.key_for(rid), if_match=obj.etag)
                 except PreconditionFailed:
+                    await self.resource._writer.not_deleted(intent)
                     return RETRY
                 await store.delete_many([self.resource.content_key_for(rid)])
             else:

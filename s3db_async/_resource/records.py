@@ -413,6 +413,7 @@ class Records:
             or self.resource._hooks.has("before_delete")
             or self.resource._hooks.has("after_delete")
             or self.resource.has_listeners("deleted")
+            or self.resource._writer.feed is not None
         )
 
     async def delete_impl(self, record_id: str, *, must_exist: bool) -> bool:
@@ -439,6 +440,8 @@ class Records:
             return True
         if res._hooks.has("before_delete"):
             await res._hooks.run("before_delete", record)
+        if res._writer.feed is not None:
+            await res._writer.deleting(rid, obj)
         await store.delete_many([res.key_for(rid), res.content_key_for(rid)])
         await kill_refs(
             store, res._writer.ref_tokens(record, rid, obj.metadata), res.db.parallelism
@@ -480,6 +483,7 @@ class Records:
                 return ItemResult(rid, True, await self.resource._corrupt.delete(rid))
 
         found: list[Record] = []
+        stored: list[StoredObject] = []
         refs: dict[str, str] = {}
         for item in await bounded_gather(read, valid, self.resource.db.parallelism):
             if isinstance(item, ItemResult):
@@ -489,7 +493,14 @@ class Records:
             if self.resource._hooks.has("before_delete"):
                 await self.resource._hooks.run("before_delete", rec)
             found.append(rec)
+            stored.append(obj)
             refs.update(self.resource._writer.ref_tokens(rec, rec.id, obj.metadata))
+        if self.resource._writer.feed is not None:
+            await bounded_gather(
+                lambda pair: self.resource._writer.deleting(pair[0].id, pair[1]),
+                list(zip(found, stored, strict=True)),
+                self.resource.db.parallelism,
+            )
         keys = [
             k
             for rec in found

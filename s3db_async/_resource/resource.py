@@ -31,6 +31,7 @@ from ..errors import NotFoundError, SchemaError
 from .content import Content
 from .corrupt import Corruption
 from .extensions import MIDDLEWARE_METHODS, Extensions
+from .feed import CHANGE_ID_BYTES
 from .history import REVISION_METADATA_BYTES, History, RecordRevision
 from .ids import IdGenerator, make_id_generator, parse_incremental, validate_id
 from .listing import Listing
@@ -179,7 +180,8 @@ class Resource(
             behavior=(definition or self.definition).get("behavior", self.behavior),
             secret_box=secret_box,
             reserved_metadata=(REVISION_METADATA_BYTES if self.keeps_history else 0)
-            + tokens_size(list(self.partitions)),
+            + tokens_size(list(self.partitions))
+            + (CHANGE_ID_BYTES if self._writer.feed is not None else 0),
             resource=self.name,
         )
 

@@ -24,6 +24,7 @@ from .._codec.crypto import SecretBox
 from .._concurrency import bounded_gather
 from ..errors import ConfigError, DecryptionError, NotFoundError, PreconditionFailed
 from ..stores import ListEntry
+from .feed import CHANGE_KEY, rotate_intents
 from .history import REVISION_KEY
 from .partitions import TOKENS_KEY
 
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
     from .._database import Database
     from .resource import Resource
 
-KEPT_METADATA = (REVISION_KEY, TOKENS_KEY)
+KEPT_METADATA = (REVISION_KEY, TOKENS_KEY, CHANGE_KEY)
 """Reserved record metadata a rewrite keeps (history revision, reference tokens)."""
 
 __all__ = ["RotatingSecretBox", "rotate_passphrase"]
@@ -117,6 +118,7 @@ async def rotate_passphrase(
             continue
         counts = await _sweep(db, resource, new_box, on_progress)
         counts["rewritten"] += await resource._history.rotate_history(new_box)  # kept revisions too
+        counts["rewritten"] += await rotate_intents(resource, new_box)  # change feed intents
         totals["records"] += counts["records"]
         totals["rewritten"] += counts["rewritten"]
 

@@ -7,6 +7,10 @@ new references are made live before the record write that needs them, the record
 their tokens (``_pt``), old ones are killed by compare-and-swap from their token after it,
 and a write that loses its race hands back the references it put. So no interleaving and
 no crash leaves a record missing from its partition.
+
+When a durable consumer watches the resource, :attr:`RecordWriter.feed` writes one change
+intent before each record write and the record carries its id (see
+:mod:`s3db_async._resource.feed`); otherwise ``feed`` is ``None`` and nothing else happens.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConflictError, NotFoundError, PreconditionFailed
+from .feed import CHANGE_KEY, FeedWriter
 from .partitions import (
     TOKENS_KEY,
     decode_tokens,
@@ -43,6 +48,61 @@ class RecordWriter:
 
     def __init__(self, resource: Resource) -> None:
         self.resource = resource
+        self.feed: FeedWriter | None = None
+
+    def watch(self, config: Mapping[str, Any] | None) -> None:
+        """Apply the resource's ``feed`` entry of ``s3db.json``: with consumers, write
+        intents (and reserve the metadata bytes of the change id); without, stop."""
+        watched = bool(config and config.get("consumers"))
+        was = self.feed is not None
+        self.feed = FeedWriter(self.resource, config or {}) if watched else None
+        if watched != was and hasattr(self.resource, "codec"):
+            self.resource._reset_codecs()
+
+    async def _intent(
+        self,
+        op: str,
+        rid: str,
+        obj: StoredObject | None,
+        encoded: EncodedRecord | None,
+    ) -> tuple[FeedWriter, str, float] | None:
+        """The feed's intent for one write, before it (stamping ``encoded``), if watched."""
+        feed = self.feed
+        if feed is None:
+            return None
+        before = None if obj is None else (obj.metadata, obj.body)
+        after = None if encoded is None else (encoded.metadata, encoded.body)
+        prev = None if obj is None else obj.metadata.get(CHANGE_KEY)
+        cid, key, deadline = await feed.intent(op, rid, prev, before, after)
+        if encoded is not None:
+            encoded.metadata[CHANGE_KEY] = cid
+        return feed, key, deadline
+
+    @staticmethod
+    async def _drop(intent: tuple[FeedWriter, str, float] | None) -> None:
+        if intent is not None:
+            await intent[0].drop(intent[1])
+
+    @staticmethod
+    async def _check(intent: tuple[FeedWriter, str, float] | None) -> None:
+        """Refuse (dropping the intent) a record write whose intent's deadline passed."""
+        if intent is not None:
+            try:
+                intent[0].check_deadline(intent[1], intent[2])
+            except ConflictError:
+                await intent[0].drop(intent[1])
+                raise
+
+    async def deleting(self, rid: str, obj: StoredObject) -> tuple[FeedWriter, str, float] | None:
+        """Before deleting ``obj``: its intent if the resource is watched (else nothing).
+        Pass the result to :meth:`not_deleted` when the delete was refused."""
+        intent = await self._intent("delete", rid, obj, None)
+        await self._check(intent)
+        return intent
+
+    async def not_deleted(self, intent: tuple[FeedWriter, str, float] | None) -> None:
+        """The delete of :meth:`deleting` was refused (412): drop its intent."""
+        await self._drop(intent)
 
     def ref_tokens(
         self, record: Mapping[str, Any], rid: str, metadata: Mapping[str, str]
@@ -79,16 +139,22 @@ class RecordWriter:
         token = new_token()
         self._stamp(encoded, dict.fromkeys(refs, token))
         pre = dict.fromkeys(refs.values(), token)
+        intent = None if self.feed is None else await self._intent("insert", rid, None, encoded)
         if pre and not await self._put_refs(rid, pre, CREATE_ROUNDS):
+            await self._drop(intent)
             raise ConflictError(
                 f"{res.name} record {rid!r}: its partition references kept changing",
                 suggestion="retry; other writers are creating this id at the same time",
                 metadata={"resource": res.name, "id": rid},
                 retriable=True,
             )
+        if intent is not None:
+            await self._check(intent)
         try:
             return await res._records.put_encoded(res.key_for(rid), encoded, if_none_match=True)
         except PreconditionFailed:
+            if intent is not None:
+                await self._drop(intent)
             if pre:
                 await self.reconcile(rid, pre)
             raise
@@ -111,13 +177,19 @@ class RecordWriter:
         moved = {n for n, k in new.items() if old.get(n) != k}
         self._stamp(encoded, {n: token if n in moved else tokens.get(n, "") for n in new})
         pre = {new[n]: token for n in moved}
+        intent = None if self.feed is None else await self._intent("update", rid, obj, encoded)
         if pre and not await self._put_refs(rid, pre, SWAP_ROUNDS):
+            await self._drop(intent)
             return None
         if res.keeps_history:
             await res._history.stamp_revision(rid, obj, encoded)
+        if intent is not None:
+            await self._check(intent)
         try:
             etag = await res._records.put_encoded(res.key_for(rid), encoded, if_match=obj.etag)
         except PreconditionFailed:
+            if intent is not None:
+                await self._drop(intent)
             if pre:
                 await self.reconcile(rid, pre)
             return None

@@ -9,10 +9,10 @@ import s3db_async
 from s3db_async import errors
 
 EXPECTED = {
-    "BatchResult", "ConnectionConfig", "Database", "FileStore", "ItemResult", "Lock",
+    "BatchResult", "Change", "ConnectionConfig", "Database", "FileStore", "ItemResult", "Lock",
     "MemoryStore", "ObjectStore", "Page", "Plugin", "PluginStorage", "Record", "RecordRevision",
-    "Resource", "S3Store", "Schema", "__version__", "errors", "open_store",
-    "parse_connection_string",
+    "Resource", "S3Store", "Schema", "__version__", "actor", "current_actor", "errors",
+    "open_store", "parse_connection_string", "set_actor",
 } | set(errors.__all__)  # fmt: skip
 
 
