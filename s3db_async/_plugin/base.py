@@ -403,6 +403,7 @@ class Plugin(EventEmitter):
         renew_every: float | None = None,
         margin: float | None = None,
         holder: str | None = None,
+        clock: _clock.Clock | None = None,
     ) -> Lease:
         """The leader :class:`~s3db_async.plugin.Lease` ``name`` of this plugin (one per name).
 
@@ -420,7 +421,13 @@ class Plugin(EventEmitter):
         lease = self._leases.get(name)
         if lease is None:
             lease = Lease(
-                self, name, ttl=ttl, renew_every=renew_every, margin=margin, holder=holder
+                self,
+                name,
+                ttl=ttl,
+                renew_every=renew_every,
+                margin=margin,
+                holder=holder,
+                clock=clock,
             )
             self._leases[name] = lease
         elif lease.ttl != ttl or (renew_every is not None and lease.renew_every != renew_every):

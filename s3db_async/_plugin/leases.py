@@ -171,6 +171,7 @@ class Lease:
     :param margin: how long before the stored expiry the holder stops (default ``ttl / 5``);
         the clock skew the lease tolerates. ``renew_every`` must be below ``ttl - margin``.
     :param holder: this contender's id in the lease object (default ``host:pid``).
+    :param clock: the time source (default: the current :mod:`s3db_async._clock` clock).
     """
 
     def __init__(
@@ -182,8 +183,10 @@ class Lease:
         renew_every: float | None = None,
         margin: float | None = None,
         holder: str | None = None,
+        clock: _clock.Clock | None = None,
     ) -> None:
         self.name = check_lease_name(name)
+        self._clock = clock
         ttl_s = check_ttl(ttl, required=True)
         assert ttl_s is not None
         self.ttl = ttl_s
@@ -227,11 +230,21 @@ class Lease:
         state = f"leader epoch={self._epoch}" if self.is_leader else "follower"
         return f"<Lease {self.name!r} {state} holder={self.holder!r}>"
 
+    # -- time ------------------------------------------------------------------------------
+    def _now(self) -> float:
+        return (self._clock or _clock.current()).time()
+
+    def _mono(self) -> float:
+        return (self._clock or _clock.current()).monotonic()
+
+    async def _sleep(self, seconds: float) -> None:
+        await (self._clock or _clock.current()).sleep(seconds)
+
     # -- state -------------------------------------------------------------------------
     @property
     def is_leader(self) -> bool:
         """True while this process holds the current term (false from its deadline on)."""
-        return self._leading and _clock.monotonic() < self._deadline
+        return self._leading and self._mono() < self._deadline
 
     @property
     def epoch(self) -> int | None:
@@ -290,15 +303,15 @@ class Lease:
         ``timeout`` seconds passed and at least one campaign attempt was made meanwhile."""
         self.start()
         attempts = self._attempts
-        deadline = None if timeout is None else _clock.monotonic() + max(0.0, timeout)
+        deadline = None if timeout is None else self._mono() + max(0.0, timeout)
         while not self.is_leader:
-            now = _clock.monotonic()
+            now = self._mono()
             if deadline is not None and now >= deadline and self._attempts > attempts:
                 return False
             left = None if deadline is None else max(deadline - now, 0.0)
             if left == 0.0:
                 left = None  # past the deadline: wait only for the attempt under way
-            await _wait_event(self._changed, left)
+            await _wait_event(self._changed, left, self._clock)
             if (self._runner is None or self._runner.done()) and not self.is_leader:
                 return False  # the campaign was stopped (release, plugin stop)
         return True
@@ -306,7 +319,7 @@ class Lease:
     async def wait_lost(self) -> None:
         """Wait until the current term ends (returns at once when not leading)."""
         while self._leading:
-            await _wait_event(self._term_over, self._deadline - _clock.monotonic())
+            await _wait_event(self._term_over, self._deadline - self._mono(), self._clock)
             if not self.is_leader:
                 return
 
@@ -320,7 +333,7 @@ class Lease:
             return
         etag, epoch = self._etag, self._epoch
         self._end_term("released")
-        now = _clock.time()
+        now = self._now()
         data = {
             "token": self._token,
             "holder": self.holder,
@@ -403,7 +416,7 @@ class Lease:
                 )
             if not self.is_leader or self._epoch != fence.epoch:
                 raise self._lost_error("the term ended before the write")
-            expires = _clock.time() + ttl_s if ttl_s is not None else None
+            expires = self._now() + ttl_s if ttl_s is not None else None
             body, md = storage._encode(full, data, expires_at=expires)
             md.update(fence.metadata)
             try:
@@ -470,12 +483,12 @@ class Lease:
             if wait is None:
                 return
             self._notify()
-            await _clock.sleep(wait)
+            await self._sleep(wait)
 
     async def _try_acquire(self) -> float | None:
         """One attempt: ``None`` when elected, else seconds to wait before the next."""
         entry = await self._storage._read(self.key)
-        now, mono = _clock.time(), _clock.monotonic()
+        now, mono = self._now(), self._mono()
         prev_epoch, if_match = 0, None
         if entry is not None:
             term = _Term.parse(entry)
@@ -504,7 +517,7 @@ class Lease:
             "w": write,
         }
         body, md = self._storage._encode(self.key, data, expires_at=None, behavior="body-only")
-        sent = _clock.monotonic()
+        sent = self._mono()
         await self._storage.register_namespace()
         try:
             etag = await conditional_put(
@@ -558,8 +571,8 @@ class Lease:
     def _end_term(self, reason: str) -> None:
         if not self._leading:
             return
-        ended = _clock.time()
-        left = self._deadline - _clock.monotonic()
+        ended = self._now()
+        left = self._deadline - self._mono()
         if left < 0:  # noticed late: the term ended at its deadline
             ended += left
         self._leading = False
@@ -579,15 +592,15 @@ class Lease:
         """Renew until the term is lost (then return to campaigning)."""
         last_sent = self._deadline - self.ttl + self.margin
         while self._leading:
-            await _clock.sleep(last_sent + self.renew_every - _clock.monotonic())
+            await self._sleep(last_sent + self.renew_every - self._mono())
             attempt = 0
             while True:
-                if _clock.monotonic() >= self._deadline:
+                if self._mono() >= self._deadline:
                     self._end_term("expired")
                     return
-                sent = _clock.monotonic()
+                sent = self._mono()
                 try:
-                    outcome = await _within(self._deadline, self._renew_once(sent))
+                    outcome = await _within(self._deadline, self._renew_once(sent), self._clock)
                 except TimeoutError:
                     self._end_term("expired")
                     return
@@ -598,8 +611,8 @@ class Lease:
                         exc,
                         extra={"key": self.key, "op": "renew_lease"},
                     )
-                    await _clock.sleep(
-                        min(_RETRY_BACKOFF.delay(attempt), self._deadline - _clock.monotonic())
+                    await self._sleep(
+                        min(_RETRY_BACKOFF.delay(attempt), self._deadline - self._mono())
                     )
                     attempt += 1
                     continue
@@ -612,7 +625,7 @@ class Lease:
                 attempt += 1  # RETRY: our etag was stale but the term is still ours
 
     async def _renew_once(self, sent: float) -> bool | _Retry:
-        now = _clock.time()
+        now = self._now()
         write = secrets.token_hex(6)
         data = {
             "token": self._token,
@@ -654,13 +667,17 @@ class Lease:
         return True
 
 
-async def _wait_event(event: asyncio.Event, timeout: float | None) -> None:  # noqa: ASYNC109
-    """Wait for ``event`` or ``timeout`` seconds of the current clock, whichever first."""
+async def _wait_event(
+    event: asyncio.Event,
+    timeout: float | None,  # noqa: ASYNC109
+    clock: _clock.Clock | None = None,
+) -> None:
+    """Wait for ``event`` or ``timeout`` seconds of ``clock``, whichever first."""
     if timeout is None:
         await event.wait()
         return
     waiter = asyncio.ensure_future(event.wait())
-    sleeper = asyncio.ensure_future(_clock.sleep(timeout))
+    sleeper = asyncio.ensure_future((clock or _clock.current()).sleep(timeout))
     try:
         await asyncio.wait({waiter, sleeper}, return_when=asyncio.FIRST_COMPLETED)
     finally:
@@ -669,10 +686,13 @@ async def _wait_event(event: asyncio.Event, timeout: float | None) -> None:  # n
         await asyncio.gather(waiter, sleeper, return_exceptions=True)
 
 
-async def _within(deadline: float, coro: Coroutine[Any, Any, T]) -> T:
-    """Await ``coro``; cancel it and raise ``TimeoutError`` at monotonic ``deadline``."""
+async def _within(
+    deadline: float, coro: Coroutine[Any, Any, T], clock: _clock.Clock | None = None
+) -> T:
+    """Await ``coro``; cancel it and raise ``TimeoutError`` at ``deadline`` (monotonic)."""
+    clk = clock or _clock.current()
     task = asyncio.ensure_future(coro)
-    sleeper = asyncio.ensure_future(_clock.sleep(deadline - _clock.monotonic()))
+    sleeper = asyncio.ensure_future(clk.sleep(deadline - clk.monotonic()))
     try:
         await asyncio.wait({task, sleeper}, return_when=asyncio.FIRST_COMPLETED)
     except BaseException:
