@@ -282,7 +282,9 @@ class Job:
         if self._cancelled:
             raise ConfigError(f"job {self.name!r} was cancelled", metadata={"job": self.name})
         if self._loop is None or self._loop.done():
-            self._loop = self._plugin.spawn(self._schedule_loop, name=f"job:{self.name}")
+            after = _clock.time()
+            self._next = self.schedule.next_after(after)
+            self._loop = self._plugin.spawn(self._schedule_loop(after), name=f"job:{self.name}")
 
     def pause(self) -> None:
         """Let ticks pass without running until :meth:`resume` (a run going on continues)."""
@@ -325,10 +327,9 @@ class Job:
         self._plugin._jobs.pop(self.name, None)
 
     # -- scheduling ------------------------------------------------------------------------
-    async def _schedule_loop(self) -> None:
+    async def _schedule_loop(self, after: float) -> None:
         if self.lease is not None:
             self.lease.start()
-        after = _clock.time()
         while True:
             due = self.schedule.next_after(after)
             self._next = due
