@@ -52,14 +52,12 @@ async def _contender(url: str, alias: str) -> tuple[Database, Lease]:
 
 async def _elected(lease: Lease) -> float:
     """Wall time at which ``lease`` was elected (polls its state; the lease runs itself)."""
-    lease.start()
-    while not lease.is_leader:
-        await asyncio.sleep(0.005)
+    await lease.wait_elected()
     return time.time()
 
 
-async def _killed_once(url: str) -> float:
-    proc = subprocess.Popen(
+def _spawn_holder(url: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
         [sys.executable, str(WORKER), "hold", url, "doomed", str(TTL), str(RENEW)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -67,6 +65,10 @@ async def _killed_once(url: str) -> float:
         cwd=REPO,
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )
+
+
+async def _killed_once(url: str) -> float:
+    proc = _spawn_holder(url)
     assert proc.stdin is not None and proc.stdout is not None
     try:
         loop = asyncio.get_running_loop()
