@@ -1,8 +1,10 @@
 """The time that TTLs, lock expiry and lock waits read: one replaceable clock.
 
-Production code calls :func:`time` (wall clock, for expiry stamps stored in objects) and
-:func:`monotonic` (for waits). Tests swap in a :class:`ManualClock` with
-:func:`use_clock` and move time forward exactly instead of sleeping::
+Production code calls :func:`time` (wall clock, for expiry stamps stored in objects),
+:func:`monotonic` (for waits) and :func:`sleep` (the waits of leases and jobs, which a
+:class:`ManualClock` ends on :meth:`~ManualClock.advance`). Tests swap in a
+:class:`ManualClock` with :func:`use_clock` and move time forward exactly instead of
+sleeping::
 
     with use_clock(ManualClock()) as clock:
         await storage.set("k", 1, ttl=5)

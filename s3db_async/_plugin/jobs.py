@@ -363,7 +363,10 @@ class Job:
                     continue
                 if not claimed:
                     continue
-            self._start_run(tick, scheduled=True)
+            try:
+                self._start_run(tick, scheduled=True)
+            except LeaseLostError:
+                continue  # the term ended between the claim and the start
 
     def _skip(self, tick: float, *, manual: bool = False) -> None:
         self.skipped += 1

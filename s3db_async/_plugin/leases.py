@@ -328,11 +328,28 @@ class Lease:
 
         Never raises for store trouble: an unreleased term simply expires after ``ttl``.
         """
+        campaigning = self._runner is not None and not self._runner.done()
         await self._stop_runner()
         if not self._leading:
+            if campaigning:  # a take-over stopped mid-flight may have landed: undo it
+                await self._release_landed()
             return
         etag, epoch = self._etag, self._epoch
         self._end_term("released")
+        await self._write_released(etag, epoch)
+
+    async def _release_landed(self) -> None:
+        try:
+            entry = await self._storage._read(self.key)
+        except (StoreError, OSError):
+            return  # it expires after its ttl
+        if entry is None:
+            return
+        term = _Term.parse(entry)
+        if term.token == self._token and not term.released:
+            await self._write_released(term.etag, term.epoch)
+
+    async def _write_released(self, etag: str | None, epoch: int | None) -> None:
         now = self._now()
         data = {
             "token": self._token,
