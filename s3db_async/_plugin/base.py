@@ -414,7 +414,8 @@ class Plugin(EventEmitter):
 
         At most one process holds it at a time; each term gets a strictly increasing
         ``epoch``; ``leader.elected`` / ``leader.lost`` are emitted on the plugin. Released
-        on stop/uninstall. Options as in :class:`~s3db_async.plugin.Lease`.
+        on stop/uninstall. Options (``renew_every``, ``margin``, ``holder``, ``clock``) as in
+        :class:`~s3db_async.plugin.Lease`.
 
         :raises ConfigError: invalid name or timings, or ``name`` is in use with other ones.
         """

@@ -25,7 +25,8 @@ from s3db_async.errors import (
 from s3db_async.plugin import Fence, Lease
 from s3db_async.stores import ObjectInfo, StoredObject, open_store
 
-from .._faults import LostReplyStore
+from .._faults import LostReplyStore, ReplyDroppingProxy
+from .._servers import S3Server
 
 TTL = 30.0
 RENEW = 10.0
@@ -428,3 +429,46 @@ async def test_invalid_lease_options_raise_config_errors(
     a.plugin.leader("same", ttl=10)
     with pytest.raises(ConfigError, match="already in use"):
         a.plugin.leader("same", ttl=20)
+
+
+# -- a real lost answer over HTTP (moto, SeaweedFS) --------------------------------------------
+def _conditional_put_of(fragment: bytes) -> Callable[[bytes], bool]:
+    def match(head: bytes) -> bool:
+        lowered = head.lower()
+        return (
+            head.startswith(b"PUT ")
+            and fragment in head.split(b"\r\n", 1)[0]
+            and (b"\r\nif-match:" in lowered or b"\r\nif-none-match:" in lowered)
+        )
+
+    return match
+
+
+@pytest.mark.stores("moto", "seaweedfs")
+async def test_dropped_replies_on_lease_writes_over_http_are_resolved(
+    store_kind: str, request: pytest.FixtureRequest
+) -> None:
+    server: S3Server = request.getfixturevalue(f"{store_kind}_server")
+    proxy = ReplyDroppingProxy("127.0.0.1", server.port).start()
+    url = server.url(f"lease{id(proxy):x}", endpoint=f"http://127.0.0.1:{proxy.port}")
+    db = Database(url + "?max_retries=2")
+    await db.connect()
+    try:
+        plugin = await db.use_plugin(Runtime())
+        lease = plugin.leader("main", ttl=TTL, renew_every=RENEW)
+        proxy.drop(1, _conditional_put_of(b"leases/main"))  # the create
+        assert await lease.acquire(timeout=0) and lease.epoch == 1
+        proxy.drop(1, _conditional_put_of(b"/state"))  # a fenced write
+        await lease.fenced_set("state", {"n": 1})
+        proxy.drop(1, _conditional_put_of(b"leases/main"))  # the release
+        await lease.release()
+        assert len(proxy.dropped) == 3
+        entry = await plugin.get_storage()._read(LEASE_KEY)
+        assert entry is not None and entry.data["released"] is True
+        proxy.drop(1, _conditional_put_of(b"leases/main"))  # the take-over
+        assert await lease.acquire(timeout=0) and lease.epoch == 2
+        assert len(proxy.dropped) == 4
+        assert await plugin.get_storage().get("state") == {"n": 1}
+    finally:
+        await db.disconnect()
+        proxy.close()
