@@ -148,6 +148,7 @@ class Plugin(EventEmitter):
         self._storage: PluginStorage | None = None
         self._leases: dict[str, Lease] = {}
         self._jobs: dict[str, Job] = {}
+        self._leader_runs: set[asyncio.Task[Any]] = set()
 
     # -- identity --------------------------------------------------------------------
     def _default_alias(self) -> str:
@@ -452,7 +453,10 @@ class Plugin(EventEmitter):
         the returned task ends with its result (or its exception). Stopped with the plugin.
         """
         lease = self.leader(name, ttl=ttl, renew_every=renew_every)
-        return self.spawn(run_as_leader(lease, fn, self.log), name=f"leader:{name}")
+        task = self.spawn(run_as_leader(lease, fn, self.log), name=f"leader:{name}")
+        self._leader_runs.add(task)
+        task.add_done_callback(self._leader_runs.discard)
+        return task
 
     def every(
         self,
@@ -528,6 +532,10 @@ class Plugin(EventEmitter):
 
     async def _stop_runtime(self) -> None:
         """Cancel the jobs and release the leases (on stop); store trouble is only logged."""
+        runs = [t for t in self._leader_runs if t is not asyncio.current_task()]
+        for task in runs:
+            task.cancel()  # first, so that nothing campaigns again while leases are released
+        await asyncio.gather(*runs, return_exceptions=True)
         jobs, self._jobs = list(self._jobs.values()), {}
         await stop_jobs(jobs, self.log)
         leases, self._leases = list(self._leases.values()), {}

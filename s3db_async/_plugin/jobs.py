@@ -465,8 +465,8 @@ class Job:
         timer = lost = None
         if self.timeout is not None:
             timer = asyncio.ensure_future(_clock.sleep(self.timeout))
-        if self.lease is not None and run.scheduled:
-            lost = asyncio.ensure_future(self.lease.wait_lost())
+        if self.lease is not None and run.fence is not None:
+            lost = asyncio.ensure_future(self.lease.wait_lost(epoch=run.fence.epoch))
         watchers = [w for w in (timer, lost) if w is not None]
         try:
             done, _ = await asyncio.wait({work, *watchers}, return_when=asyncio.FIRST_COMPLETED)

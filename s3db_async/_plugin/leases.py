@@ -316,12 +316,19 @@ class Lease:
                 return False  # the campaign was stopped (release, plugin stop)
         return True
 
-    async def wait_lost(self) -> None:
-        """Wait until the current term ends (returns at once when not leading)."""
-        while self._leading:
-            await _wait_event(self._term_over, self._deadline - self._mono(), self._clock)
-            if not self.is_leader:
+    async def wait_lost(self, *, epoch: int | None = None) -> None:
+        """Wait until the current term (or the term ``epoch``) ends; returns at once when
+        that term is not the one being held. A later term does not count as the same."""
+        if epoch is None:
+            epoch = self._epoch
+        if not self._leading or self._epoch != epoch:
+            return
+        over = self._term_over
+        while self._leading and self._epoch == epoch and not over.is_set():
+            left = self._deadline - self._mono()
+            if left <= 0:
                 return
+            await _wait_event(over, left, self._clock)
 
     async def release(self) -> None:
         """Stop campaigning and give up the lease (leader-only work is cancelled first).
@@ -470,14 +477,15 @@ class Lease:
         self._notify()
 
     async def _run(self) -> None:
-        await self._storage._require_cas("leader leases")
         try:
+            await self._storage._require_cas("leader leases")
             while True:
                 await self._campaign()
                 await self._hold()
         finally:
             if self._leading and not self.is_leader:
                 self._end_term("expired")
+            self._notify()  # waiters see that the campaign ended
 
     async def _campaign(self) -> None:
         attempt = 0
@@ -733,12 +741,16 @@ async def run_as_leader(
     again, and return its result (releasing the lease) once it returns while leading."""
     lease.start()
     while True:
-        await lease.wait_elected()
-        if not lease.is_leader:
-            continue
+        if not await lease.wait_elected():
+            runner = lease._runner
+            if runner is not None and runner.done() and not runner.cancelled():
+                failure = runner.exception()
+                if failure is not None:
+                    raise failure  # e.g. UnsupportedCapabilityError
+            raise lease._lost_error("the campaign was stopped")
         epoch = lease.epoch
         work = asyncio.ensure_future(fn(lease))
-        lost = asyncio.ensure_future(lease.wait_lost())
+        lost = asyncio.ensure_future(lease.wait_lost(epoch=epoch))
         try:
             await asyncio.wait({work, lost}, return_when=asyncio.FIRST_COMPLETED)
         except BaseException:

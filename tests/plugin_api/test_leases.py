@@ -472,3 +472,43 @@ async def test_dropped_replies_on_lease_writes_over_http_are_resolved(
     finally:
         await db.disconnect()
         proxy.close()
+
+
+async def test_stop_cancels_leader_work_and_releases_without_campaigning_again(
+    nodes: Callable[[], Awaitable[Node]],
+) -> None:
+    a = await nodes()
+    started = asyncio.Event()
+
+    async def forever(lease: Lease) -> None:
+        started.set()
+        await asyncio.Event().wait()
+
+    task = a.plugin.run_as_leader(forever, name="main", ttl=TTL)
+    await started.wait()
+    await a.db.uninstall_plugin(a.plugin)
+    assert task.done() and task.cancelled()
+    data = await lease_object(a) if a.db.is_connected else None
+    assert data is not None and data["released"] is True and data["epoch"] == 1
+    assert a.plugin.tasks == frozenset()
+
+
+@pytest.mark.stores("memory")
+async def test_run_as_leader_on_a_store_without_conditional_writes_fails(
+    nodes: Callable[[], Awaitable[Node]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from s3db_async.errors import UnsupportedCapabilityError
+    from s3db_async.stores import Capabilities
+
+    a = await nodes()
+
+    async def no_cas() -> Capabilities:
+        return Capabilities(conditional_update=False, detail="test")
+
+    monkeypatch.setattr(a.store, "capabilities", no_cas)
+
+    async def fn(lease: Lease) -> None:
+        raise AssertionError("never elected")
+
+    with pytest.raises(UnsupportedCapabilityError):
+        await a.plugin.run_as_leader(fn, name="main", ttl=TTL)
