@@ -99,7 +99,7 @@ def test_four_processes_never_lead_at_once_and_epochs_grow(
 def test_after_sigkill_of_the_leader_another_is_elected_within_ttl_plus_a_renewal(
     store_url: str, store_kind: str, workers: list[subprocess.Popen[str]]
 ) -> None:
-    ttl, renew = (6.0, 2.0) if store_kind == "seaweedfs" else (3.0, 1.0)
+    ttl, renew = (8.0, 2.0) if store_kind == "seaweedfs" else (3.0, 1.0)
     leader = spawn("hold", store_url, "doomed", str(ttl), str(renew))
     workers.append(leader)
     assert answer(leader) == "ready"
