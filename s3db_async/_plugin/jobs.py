@@ -63,6 +63,9 @@ __all__ = [
 ]
 
 
+_NAME_MAX = 96  # a job's lease is named job.{name}: at most 100 characters
+
+
 class Schedule(Protocol):
     """When a job runs: the first tick strictly after a wall time (seconds since the epoch)."""
 
@@ -183,7 +186,7 @@ def default_job_name(fn: Callable[..., Any]) -> str:
     """A job name from ``fn``'s name (characters a lease name cannot hold become ``_``)."""
     raw = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or "job"
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(raw)).strip("_.") or "job"
-    return name[:100]
+    return name[:_NAME_MAX]
 
 
 class Job:
@@ -206,6 +209,12 @@ class Job:
         lease_ttl: float = 30.0,
     ) -> None:
         self.name = check_lease_name(name, "job")
+        if len(name) > _NAME_MAX:  # its lease is named job.{name}
+            raise ConfigError(
+                f"job name {name[:20]!r}... is longer than {_NAME_MAX} characters",
+                suggestion="pass a shorter name=",
+                metadata={"field": "name", "reason": "too long", "job": name},
+            )
         if not callable(fn):
             raise ConfigError(
                 f"job {name!r}: fn must be callable, got {fn!r}",

@@ -93,6 +93,18 @@ def check_lease_name(name: str, what: str = "lease") -> str:
     return name
 
 
+def _seconds(value: float | None, default: float, field: str, lease: str) -> float:
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(
+            f"lease {field} must be a number of seconds, got {value!r}",
+            suggestion=f"leave {field}=None for the default",
+            metadata={"field": field, "reason": "not a number", "lease": lease},
+        )
+    return float(value)
+
+
 @dataclass(frozen=True, slots=True)
 class Fence:
     """The fencing token of one leadership term: lease ``name`` and its ``epoch``.
@@ -190,8 +202,8 @@ class Lease:
         ttl_s = check_ttl(ttl, required=True)
         assert ttl_s is not None
         self.ttl = ttl_s
-        self.margin = float(margin) if margin is not None else ttl_s / 5
-        self.renew_every = float(renew_every) if renew_every is not None else ttl_s / 3
+        self.margin = _seconds(margin, ttl_s / 5, "margin", name)
+        self.renew_every = _seconds(renew_every, ttl_s / 3, "renew_every", name)
         if not 0 <= self.margin < ttl_s:
             raise ConfigError(
                 f"lease margin must be in [0, ttl), got {margin!r} (ttl {ttl_s:g})",

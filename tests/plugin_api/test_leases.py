@@ -419,6 +419,8 @@ async def test_invalid_lease_options_raise_config_errors(
         {"ttl": -1},
         {"ttl": 10, "renew_every": 9},  # not below ttl - margin (8)
         {"ttl": 10, "margin": 10},
+        {"ttl": 10, "margin": "2"},
+        {"ttl": 10, "renew_every": True},
     ]
     for case in cases:
         options = dict(case)
