@@ -405,8 +405,8 @@ async def test_a_leader_job_ticks_once_per_period_across_four_processes(
             raise AssertionError(f"fewer than {n} runs")
 
         first = await wait_runs(3)
-        state = await storage.get("jobs/tick")
-        leader = next(p for i, p in enumerate(procs) if f"w{i}" == first[-1][1])
+        state = await storage.get("jobs/tick")  # the last tick claimed, by whom (host:pid)
+        leader = next(p for p in procs if state["holder"].endswith(f":{p.pid}"))
         os.kill(leader.pid, signal.SIGKILL)  # the leader dies: another takes the ticks over
         leader.wait(timeout=30)
         after = await wait_runs(len(await runs()) + 3)
