@@ -10,8 +10,9 @@
   when idle) at once: changes/s through the feed and the delay from a write's intent to its
   delivery (p50, p99, max); when the writers outrun the consumer, the lag is the backlog.
   ``lag_one_writer``: the same with one writer, which the consumer keeps up with.
-- lease failover time: added by the integrator from ``benchmarks/_runtime_leases.py`` (see
-  the marked place in :func:`_bench_store`).
+- ``lease_failover`` (:mod:`benchmarks._runtime_leases`): seconds until a new leader after
+  the holder stops renewing and after it is SIGKILLed (not on memory, whose data lives in one
+  process), and lease requests per minute of a holder and of a waiting contender.
 """
 
 from __future__ import annotations
@@ -24,10 +25,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from benchmarks._common import BenchContext, run_ops
+from benchmarks._runtime_leases import lease_failover
 from s3db_async import Database, Plugin, Resource
 from s3db_async.plugin import Change
 
-TITLE = "plugin runtime: change feed cost per write, delivery throughput and lag"
+TITLE = "plugin runtime: change feed cost per write, delivery throughput and lag, lease failover"
 ATTRIBUTES = {"name": "string", "n": "integer", "region": "string"}
 
 
@@ -194,9 +196,7 @@ async def _bench_store(ctx: BenchContext, name: str) -> dict[str, Any]:
                 f"changes/s lag p50 {lag['lag_p50_ms']} ms p99 {lag['lag_p99_ms']} ms"
             )
         # -- lease failover ------------------------------------------------------------
-        # INTEGRATOR: add the lease failover figures from benchmarks/_runtime_leases.py
-        # here (out["lease_failover"] = ...), measured on this store.
-        # --------------------------------------------------------------------------------
+        out["lease_failover"] = await lease_failover(ctx, name)
         return out
 
 

@@ -32,6 +32,8 @@ Leaves also subclass the matching builtin so plain ``except KeyError`` or
     ├── PluginError
     │   └── MissingDependencyError (ImportError)
     └── LockError
+        └── LeaseLostError
+            └── StaleFenceError
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ __all__ = [
     "EncryptionError",
     "EndpointUnreachableError",
     "InvalidKeyError",
+    "LeaseLostError",
     "LockError",
     "MetadataLimitError",
     "MissingDependencyError",
@@ -63,6 +66,7 @@ __all__ = [
     "ResourceNotFoundError",
     "S3dbError",
     "SchemaError",
+    "StaleFenceError",
     "StoreError",
     "UnsupportedCapabilityError",
     "ValidationError",
@@ -353,3 +357,24 @@ class LockError(S3dbError):
     status_code = 423
     retriable = True
     description = "lock error"
+
+
+class LeaseLostError(LockError):
+    """A leader lease is not (or no longer) held by this process: leader-only work stops.
+
+    ``metadata`` has ``lease``, ``epoch`` (this holder's term, if any) and ``reason``.
+    """
+
+    description = "leader lease lost"
+
+
+class StaleFenceError(LeaseLostError):
+    """A fenced write carried an epoch older than one the target has already seen: a newer
+    leader took over, so the write from the deposed one is refused.
+
+    ``metadata`` has ``key``, ``lease``, ``epoch`` (ours) and ``seen`` (the newer epoch).
+    """
+
+    status_code = 409
+    retriable = False
+    description = "write from a deposed leader refused"

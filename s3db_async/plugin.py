@@ -28,6 +28,12 @@ Events, emitted on the plugin and on the database, each with a dict payload (``p
 ``alias``, ``namespace``, ``at``): ``plugin.installed``, ``plugin.started``,
 ``plugin.stopped``, ``plugin.before_uninstall``, ``plugin.data_purged`` (plus ``deleted`` and
 its alias ``count``: the number of objects removed) and ``plugin.after_uninstall``.
+
+Runtime (docs/plugins/building-plugins.md, "Runtime: leases and jobs"): leader leases with
+fencing epochs (:meth:`Plugin.leader`, :meth:`Plugin.run_as_leader`, :class:`Lease`,
+:class:`Fence`; events ``leader.elected`` and ``leader.lost``) and jobs (:meth:`Plugin.every`,
+:meth:`Plugin.cron`, :class:`Job`, :class:`JobRun`; events ``job.succeeded``, ``job.failed``,
+``job.skipped``).
 """
 
 from __future__ import annotations
@@ -42,6 +48,8 @@ from ._deps import (
 )
 from ._plugin.base import Plugin
 from ._plugin.feed import Change, ChangeHandler, FeedStats, Subscription
+from ._plugin.jobs import Job, JobRun
+from ._plugin.leases import Fence, Lease
 from ._plugin.namespace import (
     detect_and_warn_namespaces,
     get_namespaced_resource_name,
@@ -51,7 +59,13 @@ from ._plugin.namespace import (
     warn_namespace_usage,
 )
 from ._plugin.storage import Lock, PluginStorage, StorageResult
-from .errors import LockError, MissingDependencyError, PluginError
+from .errors import (
+    LeaseLostError,
+    LockError,
+    MissingDependencyError,
+    PluginError,
+    StaleFenceError,
+)
 
 __all__ = [
     "SKIP_ENV",
@@ -60,12 +74,18 @@ __all__ = [
     "Dependency",
     "DependencyStatus",
     "FeedStats",
+    "Fence",
+    "Job",
+    "JobRun",
+    "Lease",
+    "LeaseLostError",
     "Lock",
     "LockError",
     "MissingDependencyError",
     "Plugin",
     "PluginError",
     "PluginStorage",
+    "StaleFenceError",
     "StorageResult",
     "Subscription",
     "detect_and_warn_namespaces",

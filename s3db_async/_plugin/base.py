@@ -8,9 +8,10 @@ import logging
 import re
 import warnings
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from .. import _clock
 from .._deps import (
     Dependency,
     register_plugin_dependencies,
@@ -20,6 +21,8 @@ from .._events import PLUGIN_EVENTS, EventEmitter
 from .._resource.resource import Resource
 from ..errors import ConfigError, PluginError
 from . import feed
+from .jobs import Job, cron_schedule, default_job_name, every_schedule, stop_jobs
+from .leases import Lease, run_as_leader
 from .namespace import (
     DEFAULT_NAMESPACE,
     detect_and_warn_namespaces,
@@ -37,6 +40,7 @@ __all__ = ["Plugin", "coerce_plugin"]
 _ALIAS_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,99}$")
 _Undo = Callable[[], Any]
 _LEVELS = {"silent": logging.CRITICAL + 10, "warn": logging.WARNING}
+_RELEASE_TIMEOUT = 10.0  # seconds a lease release on stop may take
 
 
 def _slugify(name: str) -> str:
@@ -81,7 +85,14 @@ class Plugin(EventEmitter):
 
     name: str = "Plugin"
     slug: str = "plugin"
-    event_names: ClassVar[frozenset[str] | None] = PLUGIN_EVENTS | {"error"}
+    event_names: ClassVar[frozenset[str] | None] = PLUGIN_EVENTS | {
+        "error",
+        "leader.elected",
+        "leader.lost",
+        "job.succeeded",
+        "job.failed",
+        "job.skipped",
+    }
     version: str = "0.0.0"
     dependencies: ClassVar[tuple[Dependency, ...]] = ()
 
@@ -139,6 +150,9 @@ class Plugin(EventEmitter):
         self._storage: PluginStorage | None = None
         self._subscriptions: dict[tuple[str, str], Subscription] = {}
         self._forget: list[tuple[str, str]] = []
+        self._leases: dict[str, Lease] = {}
+        self._jobs: dict[str, Job] = {}
+        self._leader_runs: set[asyncio.Task[Any]] = set()
 
     # -- identity --------------------------------------------------------------------
     def _default_alias(self) -> str:
@@ -305,12 +319,14 @@ class Plugin(EventEmitter):
     async def stop(self) -> None:
         """Run :meth:`on_stop`, then cancel and await every task from :meth:`spawn`."""
         if not self._started:
+            await self._stop_runtime()
             await self._cancel_tasks()
             return
         self._started = False
         try:
             await self.on_stop()
         finally:
+            await self._stop_runtime()
             await self._cancel_tasks()
         self._announce("plugin.stopped")
 
@@ -386,6 +402,160 @@ class Plugin(EventEmitter):
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
+
+    def leader(
+        self,
+        name: str,
+        *,
+        ttl: float = 30.0,
+        renew_every: float | None = None,
+        margin: float | None = None,
+        holder: str | None = None,
+        clock: _clock.Clock | None = None,
+    ) -> Lease:
+        """The leader :class:`~s3db_async.plugin.Lease` ``name`` of this plugin (one per name).
+
+        ::
+
+            async with plugin.leader("compactor", ttl=30) as lease:
+                await lease.fenced_set("state", {"done": 1})
+
+        At most one process holds it at a time; each term gets a strictly increasing
+        ``epoch``; ``leader.elected`` / ``leader.lost`` are emitted on the plugin. Released
+        on stop/uninstall. Options (``renew_every``, ``margin``, ``holder``, ``clock``) as in
+        :class:`~s3db_async.plugin.Lease`.
+
+        :raises ConfigError: invalid name or timings, or ``name`` is in use with other ones.
+        """
+        lease = self._leases.get(name)
+        if lease is None:
+            lease = Lease(
+                self,
+                name,
+                ttl=ttl,
+                renew_every=renew_every,
+                margin=margin,
+                holder=holder,
+                clock=clock,
+            )
+            self._leases[name] = lease
+        elif lease.ttl != ttl or (renew_every is not None and lease.renew_every != renew_every):
+            raise ConfigError(
+                f"lease {name!r} is already in use with ttl={lease.ttl:g}",
+                suggestion="use the same options for one lease name, or another name",
+                metadata={"field": "ttl", "reason": "conflicting options", "lease": name},
+            )
+        return lease
+
+    def run_as_leader(
+        self,
+        fn: Callable[[Lease], Awaitable[Any]],
+        *,
+        name: str,
+        ttl: float = 30.0,
+        renew_every: float | None = None,
+    ) -> asyncio.Task[Any]:
+        """Run ``fn(lease)`` whenever this process leads ``name``; cancel it when the term is
+        lost and campaign again. When ``fn`` returns while leading, the lease is released and
+        the returned task ends with its result (or its exception). Stopped with the plugin.
+        """
+        lease = self.leader(name, ttl=ttl, renew_every=renew_every)
+        task = self.spawn(run_as_leader(lease, fn, self.log), name=f"leader:{name}")
+        self._leader_runs.add(task)
+        task.add_done_callback(self._leader_runs.discard)
+        return task
+
+    def every(
+        self,
+        seconds: float,
+        fn: Callable[..., Any],
+        *,
+        name: str | None = None,
+        leader: bool = False,
+        timeout: float | None = None,
+        lease_ttl: float = 30.0,
+    ) -> Job:
+        """Run ``fn()`` (or ``fn(run)``, a :class:`~s3db_async.plugin.JobRun`) every
+        ``seconds``; returns its :class:`~s3db_async.plugin.Job`.
+
+        ``leader=True`` runs each tick once across processes (ticks at multiples of
+        ``seconds`` since the epoch); ``timeout`` cancels a run that takes longer. A tick
+        that finds the previous run going is skipped. Events: ``job.succeeded``,
+        ``job.failed``, ``job.skipped``. Stopped with the plugin.
+
+        :raises ConfigError: bad ``seconds``/``timeout``/``name``, or a job of that name exists.
+        """
+        anchor = 0.0 if leader else _clock.time()
+        return self._add_job(
+            name or default_job_name(fn),
+            every_schedule(seconds, anchor=anchor),
+            fn,
+            leader=leader,
+            timeout=timeout,
+            lease_ttl=lease_ttl,
+        )
+
+    def cron(
+        self,
+        expression: str,
+        fn: Callable[..., Any],
+        *,
+        tz: str | tzinfo = "UTC",
+        name: str | None = None,
+        leader: bool = False,
+        timeout: float | None = None,
+        lease_ttl: float = 30.0,
+    ) -> Job:
+        """Run ``fn`` at the times of a cron ``expression`` (``"*/5 * * * *"``) in ``tz``;
+        otherwise as :meth:`every`.
+
+        :raises ConfigError: invalid expression or time zone, or as :meth:`every`.
+        """
+        return self._add_job(
+            name or default_job_name(fn),
+            cron_schedule(expression, tz),
+            fn,
+            leader=leader,
+            timeout=timeout,
+            lease_ttl=lease_ttl,
+        )
+
+    @property
+    def jobs(self) -> dict[str, Job]:
+        """The jobs of this plugin, by name."""
+        return dict(self._jobs)
+
+    def _add_job(self, name: str, schedule: Any, fn: Any, **options: Any) -> Job:
+        if name in self._jobs:
+            raise ConfigError(
+                f"plugin {self.alias!r} already has a job named {name!r}",
+                suggestion="pass name= to tell the jobs apart, or cancel the old one first",
+                metadata={"field": "name", "reason": "duplicate job", "job": name},
+            )
+        job = Job(self, name, schedule, fn, **options)
+        self._jobs[name] = job
+        job.start()
+        return job
+
+    async def _stop_runtime(self) -> None:
+        """Cancel the jobs and release the leases (on stop); store trouble is only logged."""
+        runs = [t for t in self._leader_runs if t is not asyncio.current_task()]
+        for task in runs:
+            task.cancel()  # first, so that nothing campaigns again while leases are released
+        await asyncio.gather(*runs, return_exceptions=True)
+        jobs, self._jobs = list(self._jobs.values()), {}
+        await stop_jobs(jobs, self.log)
+        leases, self._leases = list(self._leases.values()), {}
+        for lease in leases:
+            try:
+                await asyncio.wait_for(lease.release(), _RELEASE_TIMEOUT)
+            except Exception as exc:
+                self.log.warning(
+                    "lease %s: release on stop failed: %s",
+                    lease.name,
+                    exc,
+                    extra={"plugin": self.name, "op": "release_lease"},
+                )
 
     async def _cancel_tasks(self) -> None:
         current = asyncio.current_task()
