@@ -19,6 +19,7 @@ from .._deps import (
 from .._events import PLUGIN_EVENTS, EventEmitter
 from .._resource.resource import Resource
 from ..errors import ConfigError, PluginError
+from . import resources as _plugin_resources
 from .namespace import (
     DEFAULT_NAMESPACE,
     detect_and_warn_namespaces,
@@ -323,8 +324,11 @@ class Plugin(EventEmitter):
                 await child.uninstall(purge_data=purge_data)
             self._children.clear()
         if purge_data:
+            dropped = await _plugin_resources.drop_plugin_resources(self)
             deleted = await self.get_storage().delete_all()
-            self._announce("plugin.data_purged", deleted=deleted, count=deleted)
+            self._announce(
+                "plugin.data_purged", deleted=deleted, count=deleted, resources=sorted(dropped)
+            )
         db = self._database
         forget = getattr(db, "_forget_plugin", None)
         if forget is not None:
@@ -455,6 +459,32 @@ class Plugin(EventEmitter):
         if not self._watching:
             self._watching = True
             self.add_database_hook("after_create_resource", self._resource_created)
+
+    async def create_plugin_resource(
+        self,
+        name: str,
+        *,
+        attributes: Mapping[str, Any],
+        partitions: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> Resource:
+        """Create this plugin's resource ``name``, called :meth:`resource_name` (``name``):
+        ``plg_[{namespace}_]{plugin}_{name}`` unless ``resource_names=`` overrides it.
+
+        Idempotent across installs, restarts and processes (a changed definition becomes a
+        new schema version, as with ``db.create_resource``, which gets ``options``). Recorded
+        in the plugin's storage, so ``uninstall(purge_data=True)`` drops its records and its
+        definition; ``uninstall()`` keeps them. ::
+
+            logs = await self.create_plugin_resource(
+                "logs", attributes={"op": "string"}, partitions={...}
+            )
+
+        :raises ConfigError: a resource of that name exists and is not this plugin's.
+        """
+        return await _plugin_resources.create_plugin_resource(
+            self, name, attributes=attributes, partitions=partitions, **options
+        )
 
     async def _resource_created(self, resource: Resource) -> None:
         for callback in self._deferred.pop(resource.name, []):
