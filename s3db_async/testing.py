@@ -38,6 +38,14 @@ from typing import TYPE_CHECKING, Any
 
 from ._deps import require_dependency
 from ._testing.db import TEST_PASSPHRASE, file_database, memory_database
+from ._testing.processes import (
+    ProcessGroup,
+    WorkerContext,
+    WorkerError,
+    WorkerOutcome,
+    run_processes,
+    spawn_processes,
+)
 
 if TYPE_CHECKING:
     from hypothesis.strategies import SearchStrategy
@@ -49,6 +57,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "TEST_PASSPHRASE",
+    "ProcessGroup",
+    "WorkerContext",
+    "WorkerError",
+    "WorkerOutcome",
+    "run_processes",
+    "spawn_processes",
     "fake_records",
     "file_database",
     "memory_database",
