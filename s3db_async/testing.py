@@ -46,6 +46,8 @@ from ._testing.processes import (
     run_processes,
     spawn_processes,
 )
+from ._testing.servers import S3Server, ServerStartError, start_moto, start_seaweedfs
+from ._testing.stores import STORE_KINDS, STORES_ENV, selected_stores, store_url_for
 
 if TYPE_CHECKING:
     from hypothesis.strategies import SearchStrategy
@@ -56,7 +58,19 @@ if TYPE_CHECKING:
     from ._schema.schema import Schema
 
 __all__ = [
+    "STORES_ENV",
+    "STORE_KINDS",
     "TEST_PASSPHRASE",
+    "S3Server",
+    "ServerStartError",
+    "selected_stores",
+    "start_moto",
+    "start_seaweedfs",
+    "store_url_for",
+    "s3db_moto_server",
+    "s3db_seaweedfs_server",
+    "s3db_store_db",
+    "s3db_store_url",
     "ProcessGroup",
     "WorkerContext",
     "WorkerError",
@@ -211,8 +225,23 @@ async def seed(
     return await bounded_gather(resource.insert, records, concurrency or resource.db.parallelism)
 
 
-try:  # the fixtures, when pytest is installed (this module is also its plugin)
-    from ._testing.fixtures import s3db_db, s3db_file_db, s3db_memory_db, s3db_passphrase
+try:  # the fixtures and hooks, when pytest is installed (this module is also its plugin)
+    from ._testing.fixtures import (
+        pytest_configure as pytest_configure,
+    )
+    from ._testing.fixtures import (
+        pytest_generate_tests as pytest_generate_tests,
+    )
+    from ._testing.fixtures import (
+        s3db_db,
+        s3db_file_db,
+        s3db_memory_db,
+        s3db_moto_server,
+        s3db_passphrase,
+        s3db_seaweedfs_server,
+        s3db_store_db,
+        s3db_store_url,
+    )
 except ModuleNotFoundError as exc:  # pragma: no cover - data helpers work without pytest
     if exc.name not in ("pytest", "_pytest"):
         raise

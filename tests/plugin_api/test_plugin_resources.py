@@ -55,9 +55,7 @@ async def test_created_once_across_installs_and_restarts(store_url: str) -> None
     async with Database(store_url) as db:
         first = await db.use_plugin(AuditTrailPlugin())
         await first.logs.insert({"id": "a", "op": "insert", "region": "eu"})
-        again = await first.create_plugin_resource(
-            "logs", attributes=LOGS, partitions=BY_REGION
-        )
+        again = await first.create_plugin_resource("logs", attributes=LOGS, partitions=BY_REGION)
         assert again is first.logs and again.version == "v1"
         await first.uninstall()  # keeps resource, records and recording
         assert db.resource_exists("plg_audit_trail_logs")
