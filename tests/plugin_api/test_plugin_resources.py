@@ -9,6 +9,7 @@ import pytest
 
 from s3db_async import Database, Plugin, PluginStorage
 from s3db_async.errors import ConfigError, SchemaError
+from s3db_async.testing import WorkerContext, spawn_processes
 
 LOGS = {"op": "string|required", "region": "string"}
 BY_REGION = {"by_region": {"fields": {"region": "string"}}}
@@ -173,3 +174,34 @@ async def test_drop_resource(store_url: str) -> None:
         assert await db.drop_resource("things", confirm=True) == 0  # idempotent
         await other.reload()  # another process sees it go
         assert not other.resource_exists("things")
+
+
+async def install_and_write(ctx: WorkerContext) -> dict[str, Any]:
+    """A worker process: connect, wait for the others, install the plugin (which creates its
+    resource) at the same moment, write one entry."""
+    async with Database(ctx.url) as db:
+        await ctx.barrier("connected")
+        plugin = await db.use_plugin(AuditTrailPlugin())
+        await plugin.logs.insert({"id": f"w{ctx.index}", "op": "insert", "region": "eu"})
+        return {"name": plugin.logs.name, "version": plugin.logs.version}
+
+
+@pytest.mark.slow
+@pytest.mark.stores("file", "moto", "seaweedfs")
+async def test_two_processes_create_the_same_plugin_resource(store_url: str) -> None:
+    async with spawn_processes(install_and_write, store_url, 2) as group:
+        await group.release("connected")
+        answers = await group.results(timeout=300)
+    assert answers == [{"name": "plg_audit_trail_logs", "version": "v1"}] * 2
+    async with Database(store_url) as db:
+        entry = db.metadata["resources"]["plg_audit_trail_logs"]
+        assert list(entry["versions"]) == ["v1"]  # one definition, not one per process
+        plugin = await db.use_plugin(AuditTrailPlugin())
+        assert sorted(r["id"] for r in await plugin.logs.list()) == ["w0", "w1"]
+        assert await plugin.get_storage().list("_s3db/resources/") == [
+            "plugin=audit-trail/_s3db/resources/plg_audit_trail_logs"
+        ]
+        await db.uninstall_plugin(plugin, purge_data=True)
+    async with Database(store_url) as db:
+        assert db.list_resources() == []
+        assert await keys_under(db, "resource=") == []
