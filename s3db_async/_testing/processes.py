@@ -194,6 +194,7 @@ class ProcessGroup:
         *,
         env: dict[str, str] | None = None,
         start_timeout: float = START_TIMEOUT,
+        auto_release: bool = False,
     ) -> None:
         if not isinstance(n, int) or n < 1:
             raise ConfigError(
@@ -207,6 +208,8 @@ class ProcessGroup:
         self._start_timeout = start_timeout
         self._workers: list[_Worker] = []
         self._changed = asyncio.Condition()
+        self._auto_release = auto_release
+        self._released: set[str] = set()
 
     @property
     def pids(self) -> list[int]:
@@ -280,11 +283,27 @@ class ProcessGroup:
             elif kind == "error":
                 w.outcome.answered = True
                 w.outcome.error_type, w.outcome.traceback, w.outcome.error = payload
+            self._release_reached()
             async with self._changed:
                 self._changed.notify_all()
         w.outcome.returncode = await w.proc.wait()
+        self._release_reached()
         async with self._changed:
             self._changed.notify_all()
+
+    def _reached(self, name: str) -> bool:
+        live = [w for w in self._workers if w.outcome.returncode is None]
+        return all(name in w.barriers for w in live)
+
+    def _release_reached(self) -> None:
+        """With ``auto_release``: let a barrier go as soon as every live worker reached it."""
+        if not self._auto_release:
+            return
+        for name in {b for w in self._workers for b in w.barriers} - self._released:
+            if self._reached(name):
+                self._released.add(name)
+                for w in self._workers:
+                    w.send(encode("release", name))
 
     async def _until(
         self,
@@ -334,11 +353,8 @@ class ProcessGroup:
     ) -> None:
         """Wait until every live worker reached ``ctx.barrier(name)``, then let all go."""
 
-        def check() -> bool:
-            live = [w for w in self._workers if w.outcome.returncode is None]
-            return all(name in w.barriers for w in live)
-
-        await self._until(check, timeout, f"waiting for barrier {name!r}")
+        await self._until(lambda: self._reached(name), timeout, f"waiting for barrier {name!r}")
+        self._released.add(name)
         for w in self._workers:
             w.send(encode("release", name))
 
@@ -413,6 +429,7 @@ async def spawn_processes(
     *,
     env: dict[str, str] | None = None,
     start_timeout: float = START_TIMEOUT,
+    auto_release: bool = False,
 ) -> AsyncIterator[ProcessGroup]:
     """Start ``n`` OS processes each running ``await fn(ctx)`` on ``url``; released together
     once all have started. On exit, what still runs is killed and every process reaped.
@@ -421,9 +438,13 @@ async def spawn_processes(
         exception) must pickle.
     :param args: given to every worker as ``ctx.args`` (must pickle).
     :param env: extra environment variables for the workers.
+    :param auto_release: let each ``ctx.barrier(name)`` go by itself once every live worker
+        reached it (else the test calls ``group.release(name)``).
     :raises ConfigError: ``fn`` is not importable by the workers, or ``n < 1``.
     """
-    group = ProcessGroup(fn, url, n, args, env=env, start_timeout=start_timeout)
+    group = ProcessGroup(
+        fn, url, n, args, env=env, start_timeout=start_timeout, auto_release=auto_release
+    )
     async with group:
         yield group
 
@@ -438,9 +459,9 @@ async def run_processes(
     timeout: float = RESULT_TIMEOUT,  # noqa: ASYNC109 - a deadline that names what is missing
 ) -> list[Any]:
     """Run ``fn`` in ``n`` processes on ``url`` (see :func:`spawn_processes`); return their
-    results by index.
+    results by index. Barriers (``ctx.barrier``) release by themselves once all reached them.
 
     :raises WorkerError: a worker raised or died (with its remote traceback).
     """
-    async with spawn_processes(fn, url, n, args, env=env) as group:
+    async with spawn_processes(fn, url, n, args, env=env, auto_release=True) as group:
         return await group.results(timeout=timeout)

@@ -79,6 +79,14 @@ async def test_workers_share_one_store(store_url: str) -> None:
     assert sorted(v for vs in values for v in vs) == list(range(1, 31))
 
 
+async def test_run_processes_releases_barriers_by_itself(store_url: str) -> None:
+    values = await run_processes(count_up, store_url, n=2, args=(5,))
+    assert sorted(v for vs in values for v in vs) == list(range(1, 11))
+    async with spawn_processes(count_up, store_url, 2, (5,), auto_release=True) as group:
+        more = await group.results()
+    assert sorted(v for vs in more for v in vs) == list(range(11, 21))
+
+
 async def test_an_exception_comes_back_with_its_traceback(store_url: str) -> None:
     with pytest.raises(WorkerError) as info:
         await run_processes(fail, store_url, n=2)
