@@ -68,9 +68,12 @@ async def test_narrowed(s3db_store_kind, s3db_store_url):
 
 
 PYTEST_ARGS = ("-p", "no:cacheprovider", "-rA", "-q")
+LOAD = ("-p", "s3db_async.testing")
 
 
-def run_suite(tmp_path: Path, env: dict[str, str], *extra: str) -> tuple[int, str, list[Any]]:
+def run_suite(
+    tmp_path: Path, env: dict[str, str], *extra: str, load: tuple[str, ...] = LOAD
+) -> tuple[int, str, list[Any]]:
     project = tmp_path / "third_party"
     project.mkdir(exist_ok=True)
     (project / "test_notes.py").write_text(THIRD_PARTY_TESTS)
@@ -87,7 +90,7 @@ def run_suite(tmp_path: Path, env: dict[str, str], *extra: str) -> tuple[int, st
     log = tmp_path / "kit.log"
     log.write_text("")
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "s3db_async.testing", *PYTEST_ARGS, *extra],
+        [sys.executable, "-m", "pytest", *load, *PYTEST_ARGS, *extra],
         cwd=project,
         env={**os.environ, **env, "KIT_LOG": str(log)},
         capture_output=True,
@@ -121,6 +124,19 @@ def test_the_selection_narrows_the_matrix(tmp_path: Path) -> None:
     assert sorted(r["kind"] for r in rows if r["test"] == "every") == ["file", "memory"]
     assert [r["kind"] for r in rows if r["test"] == "narrowed"] == ["file"]
     assert "test_plugin_on_every_store[memory]" in out and "[moto]" not in out
+
+
+def test_the_conftest_line_loads_the_kit_without_autoload(tmp_path: Path) -> None:
+    project = tmp_path / "third_party"
+    project.mkdir()
+    (project / "conftest.py").write_text(
+        'pytest_plugins = ["pytest_asyncio.plugin", "s3db_async.testing"]\n'
+    )
+    env = {"S3DB_TEST_STORES": "memory,file", "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    code, out, rows = run_suite(tmp_path, env, load=())
+    assert code == 0, out
+    assert "3 passed" in out
+    assert sorted(r["kind"] for r in rows) == ["file", "file", "memory"]
 
 
 def test_a_server_that_cannot_start_fails_the_test(tmp_path: Path) -> None:
