@@ -694,9 +694,15 @@ class Database(EventEmitter):
         so an interrupted drop leaves a definition without records, never records without a
         definition. A name with neither is a no-op returning 0.
 
-        :raises ConfigError: ``confirm`` is not ``True``.
+        :raises ConfigError: ``confirm`` is not ``True``, or ``name`` is not a resource name.
         """
         self._require_connection()
+        if not isinstance(name, str) or not _NAME_RE.match(name):
+            raise ConfigError(
+                f"invalid resource name {name!r}",
+                suggestion="pass the name of a resource, e.g. db.drop_resource('users', ...)",
+                metadata={"resource": name, "field": "name", "reason": "invalid name"},
+            )
         if confirm is not True:
             raise ConfigError(
                 f"drop_resource({name!r}) deletes every record and the definition",

@@ -80,6 +80,10 @@ async def create_plugin_resource(
     if record is None:
         await db.reload()  # a resource another process created since we connected counts
         if db.resource_exists(actual):
+            # Every process records before it creates: if a sibling process of this plugin
+            # created it since our first read, its recording is there now.
+            record = await storage.get(key)
+        if record is None and db.resource_exists(actual):
             raise ConfigError(
                 f"resource {actual!r} already exists and is not owned by plugin {plugin.alias!r}",
                 suggestion=f"give the plugin another name for it: resource_names={{{base!r}: "
@@ -91,6 +95,7 @@ async def create_plugin_resource(
                     "plugin": plugin.name,
                 },
             )
+    if record is None:
         await storage.set(
             key,
             {

@@ -102,6 +102,28 @@ async def test_a_resource_it_does_not_own_is_refused(db: Database) -> None:
         )
 
 
+async def test_a_sibling_process_creating_it_meanwhile_is_not_a_stranger(
+    store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The interleaving of a race seen on moto: this process reads "no recording", then a
+    sibling records and creates the resource, then this process sees the resource."""
+    async with Database(store_url) as here, Database(store_url) as sibling:
+        real_get = PluginStorage.get
+        interleaved: list[str] = []
+
+        async def get_then_sibling(self: PluginStorage, key: str) -> Any:
+            value = await real_get(self, key)
+            if key.startswith("_s3db/resources/") and not interleaved:
+                interleaved.append(key)
+                await sibling.use_plugin(AuditTrailPlugin())  # records, then creates
+            return value
+
+        monkeypatch.setattr(PluginStorage, "get", get_then_sibling)
+        plugin = await here.use_plugin(AuditTrailPlugin())
+        assert interleaved and plugin.logs.name == "plg_audit_trail_logs"
+        assert plugin.logs.version == "v1"
+
+
 async def test_purge_drops_records_definition_and_recording(store_url: str) -> None:
     async with Database(store_url) as db:
         plugin = await db.use_plugin(AuditTrailPlugin())
@@ -172,6 +194,9 @@ async def test_drop_resource(store_url: str) -> None:
         assert dropped == [res] and not db.resource_exists("things")
         assert await keys_under(db, "resource=things/") == []
         assert await db.drop_resource("things", confirm=True) == 0  # idempotent
+        for bad in ("things/data", "", "../x"):  # never a prefix inside another resource
+            with pytest.raises(ConfigError):
+                await db.drop_resource(bad, confirm=True)
         await other.reload()  # another process sees it go
         assert not other.resource_exists("things")
 
