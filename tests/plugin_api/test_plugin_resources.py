@@ -70,6 +70,14 @@ async def test_created_once_across_installs_and_restarts(store_url: str) -> None
         assert [r["id"] for r in eu] == ["a"]
 
 
+async def test_an_existing_plugin_resource_costs_one_get(db: Database) -> None:
+    first = await db.use_plugin(AuditTrailPlugin())
+    await first.uninstall()
+    db.store.stats.reset()
+    await db.use_plugin(AuditTrailPlugin())  # the recording is read; nothing is written
+    assert db.store.stats.snapshot() == {"get": 1}
+
+
 async def test_a_changed_definition_is_a_new_schema_version(store_url: str) -> None:
     async with Database(store_url) as db:
         plugin = await db.use_plugin(AuditTrailPlugin())
