@@ -19,13 +19,14 @@ from .._deps import (
 from .._events import PLUGIN_EVENTS, EventEmitter
 from .._resource.resource import Resource
 from ..errors import ConfigError, PluginError
-from . import resources as _plugin_resources
 from .namespace import (
     DEFAULT_NAMESPACE,
     detect_and_warn_namespaces,
     get_namespaced_resource_name,
     validate_namespace,
 )
+from .resources import create_plugin_resource as _create_plugin_resource
+from .resources import drop_plugin_resources as _drop_plugin_resources
 from .storage import PluginStorage
 
 if TYPE_CHECKING:
@@ -324,7 +325,7 @@ class Plugin(EventEmitter):
                 await child.uninstall(purge_data=purge_data)
             self._children.clear()
         if purge_data:
-            dropped = await _plugin_resources.drop_plugin_resources(self)
+            dropped = await _drop_plugin_resources(self)
             deleted = await self.get_storage().delete_all()
             self._announce(
                 "plugin.data_purged", deleted=deleted, count=deleted, resources=sorted(dropped)
@@ -482,7 +483,7 @@ class Plugin(EventEmitter):
 
         :raises ConfigError: a resource of that name exists and is not this plugin's.
         """
-        return await _plugin_resources.create_plugin_resource(
+        return await _create_plugin_resource(
             self, name, attributes=attributes, partitions=partitions, **options
         )
 
