@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint bench demo clean
+.PHONY: install test lint bench demo clean plugin-table
 
 # Installation talks on stderr so `make bench > out.json` stays pure JSON.
 $(STAMP): pyproject.toml
@@ -26,6 +26,9 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check s3db_async plugins tests benchmarks examples
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports --no-logo
+
+plugin-table: $(STAMP)
+	$(PY) -m s3db_async.plugins.catalog --write-readme
 
 bench: $(STAMP)
 	@$(PY) -m benchmarks $(BENCH_ARGS)

@@ -98,7 +98,8 @@ class Database(EventEmitter):
     """
 
     event_names = (
-        frozenset({"connected", "disconnected", "resource.created", "error"}) | PLUGIN_EVENTS
+        frozenset({"connected", "disconnected", "resource.created", "resource.dropped", "error"})
+        | PLUGIN_EVENTS
     )
     renamed_events: ClassVar[Mapping[str, str]] = {"resource_created": "resource.created"}
 
@@ -685,6 +686,57 @@ class Database(EventEmitter):
         self.emit("resource.created", resource)
         return resource
 
+    async def drop_resource(self, name: str, *, confirm: bool = False) -> int:
+        """Delete a resource for good: every object under ``resource={name}/`` (records,
+        partition references, history, content, resource-scoped plugin data) and its
+        definition in ``s3db.json``. Returns how many objects were deleted.
+
+        Idempotent, and safe to repeat after a crash: the objects go first, then the
+        definition (compare-and-swap), then a second sweep for writes that raced the first,
+        so an interrupted drop leaves a definition without records, never records without a
+        definition. A name with neither is a no-op returning 0.
+
+        :raises ConfigError: ``confirm`` is not ``True``, or ``name`` is not a resource name.
+        """
+        self._require_connection()
+        if not isinstance(name, str) or not _NAME_RE.match(name):
+            raise ConfigError(
+                f"invalid resource name {name!r}",
+                suggestion="pass the name of a resource, e.g. db.drop_resource('users', ...)",
+                metadata={"resource": name, "field": "name", "reason": "invalid name"},
+            )
+        if confirm is not True:
+            raise ConfigError(
+                f"drop_resource({name!r}) deletes every record and the definition",
+                suggestion=f"call drop_resource({name!r}, confirm=True) if you mean it",
+                metadata={"resource": name, "field": "confirm", "reason": "not confirmed"},
+            )
+        deleted = await self._delete_prefix(f"resource={name}/")
+
+        def mutate(doc: dict[str, Any]) -> bool:
+            return doc.get("resources", {}).pop(name, None) is not None
+
+        await self._update_meta(mutate)
+        deleted += await self._delete_prefix(f"resource={name}/")
+        dropped = self._resources.pop(name, None)
+        if dropped is not None:
+            self.emit("resource.dropped", dropped)
+        return deleted
+
+    async def _delete_prefix(self, prefix: str) -> int:
+        count, batch = 0, []
+        async for entry in self.store.list(prefix):
+            key = getattr(entry, "key", None)
+            if key is None:
+                continue
+            batch.append(key)
+            if len(batch) == 1000:
+                count += await self.store.delete_many(batch)
+                batch = []
+        if batch:
+            count += await self.store.delete_many(batch)
+        return count
+
     def get_resource(self, name: str) -> Resource:
         """The resource called ``name``.
 
@@ -722,9 +774,11 @@ class Database(EventEmitter):
         return MappingProxyType(self._meta)
 
     async def reload(self) -> None:
-        """Re-read ``s3db.json`` (pick up resources other processes created)."""
+        """Re-read ``s3db.json`` (pick up resources other processes created or dropped)."""
         doc, etag = await self._read_meta()
         self._meta, self._meta_etag = doc, etag
+        for gone in set(self._resources) - set(doc.get("resources", {})):
+            del self._resources[gone]  # dropped by another process
         self._materialize_all(doc)
 
     def __repr__(self) -> str:

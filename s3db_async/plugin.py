@@ -22,7 +22,9 @@ Lifecycle: ``install(db)`` → :meth:`Plugin.on_install`, ``start()`` → :meth:
 (:meth:`~Plugin.add_resource_hook`, :meth:`~Plugin.add_resource_method`,
 :meth:`~Plugin.add_middleware`, :meth:`~Plugin.add_plugin_attribute`, :meth:`~Plugin.listen`,
 :meth:`~Plugin.add_database_hook`) is removed again by ``uninstall()``; background work started
-with :meth:`~Plugin.spawn` is cancelled and awaited by ``stop()``.
+with :meth:`~Plugin.spawn` is cancelled and awaited by ``stop()``. Resources the plugin owns come
+from :meth:`~Plugin.create_plugin_resource` (``plg_[{namespace}_]{plugin}_{name}``, idempotent);
+``uninstall(purge_data=True)`` drops them, records and definition.
 
 Events, emitted on the plugin and on the database, each with a dict payload (``plugin``,
 ``alias``, ``namespace``, ``at``): ``plugin.installed``, ``plugin.started``,

@@ -1,6 +1,7 @@
 """Test helpers for applications built on s3db-async; also a pytest plugin.
 
-Installed with the package, the plugin (entry point ``pytest11``) gives every test suite:
+Installed with the package, the plugin (entry point ``pytest11`` named ``s3db_async.testing``;
+with autoload off, ``pytest -p s3db_async.testing``) gives every test suite:
 
 - ``s3db_memory_db``: a connected in-memory :class:`Database` on a bucket of its own,
   disconnected and dropped after the test;
@@ -8,9 +9,20 @@ Installed with the package, the plugin (entry point ``pytest11``) gives every te
 - ``s3db_db``: memory by default; parametrize it indirectly with ``"memory"``, ``"file"``
   or a connection string to run a test on several stores;
 - ``s3db_passphrase``: the passphrase those databases use for ``secret`` fields (override
-  the fixture to change it).
+  the fixture to change it);
+- the **store matrix**: a test asking for ``s3db_store_db`` (a connected database),
+  ``s3db_store_url`` or ``s3db_store_kind`` runs once per store of ``$S3DB_TEST_STORES``
+  (``memory``, ``file``, ``moto``, ``seaweedfs``; default all four), narrowed per test by
+  ``@pytest.mark.s3db_stores(...)``; moto and SeaweedFS start once per session when selected
+  (``s3db_moto_server``, ``s3db_seaweedfs_server``), and one that cannot start fails the
+  tests needing it, never skips them.
 
-With the ``testing`` extra (``pip install 's3db-async[testing]'``, which brings hypothesis):
+Several OS processes on one store: :func:`spawn_processes` / :func:`run_processes` run a
+module-level ``async def fn(ctx: WorkerContext)`` in N processes, with barriers, reports,
+messages, SIGKILL and the results or remote tracebacks back (``docs/testing.md``).
+
+With the ``testing`` extra (``pip install 's3db-async[testing]'``, which brings hypothesis,
+moto and SeaweedFS):
 
 - :func:`resource_strategy` - a hypothesis strategy of valid records for a resource;
 - :func:`fake_records` / :func:`seed` - n valid records drawn from that strategy
@@ -38,6 +50,16 @@ from typing import TYPE_CHECKING, Any
 
 from ._deps import require_dependency
 from ._testing.db import TEST_PASSPHRASE, file_database, memory_database
+from ._testing.processes import (
+    ProcessGroup,
+    WorkerContext,
+    WorkerError,
+    WorkerOutcome,
+    run_processes,
+    spawn_processes,
+)
+from ._testing.servers import S3Server, ServerStartError, start_moto, start_seaweedfs
+from ._testing.stores import STORE_KINDS, STORES_ENV, selected_stores, store_url_for
 
 if TYPE_CHECKING:
     from hypothesis.strategies import SearchStrategy
@@ -48,7 +70,25 @@ if TYPE_CHECKING:
     from ._schema.schema import Schema
 
 __all__ = [
+    "STORES_ENV",
+    "STORE_KINDS",
     "TEST_PASSPHRASE",
+    "S3Server",
+    "ServerStartError",
+    "selected_stores",
+    "start_moto",
+    "start_seaweedfs",
+    "store_url_for",
+    "s3db_moto_server",
+    "s3db_seaweedfs_server",
+    "s3db_store_db",
+    "s3db_store_url",
+    "ProcessGroup",
+    "WorkerContext",
+    "WorkerError",
+    "WorkerOutcome",
+    "run_processes",
+    "spawn_processes",
     "fake_records",
     "file_database",
     "memory_database",
@@ -197,8 +237,23 @@ async def seed(
     return await bounded_gather(resource.insert, records, concurrency or resource.db.parallelism)
 
 
-try:  # the fixtures, when pytest is installed (this module is also its plugin)
-    from ._testing.fixtures import s3db_db, s3db_file_db, s3db_memory_db, s3db_passphrase
+try:  # the fixtures and hooks, when pytest is installed (this module is also its plugin)
+    from ._testing.fixtures import (
+        pytest_configure as pytest_configure,
+    )
+    from ._testing.fixtures import (
+        pytest_generate_tests as pytest_generate_tests,
+    )
+    from ._testing.fixtures import (
+        s3db_db,
+        s3db_file_db,
+        s3db_memory_db,
+        s3db_moto_server,
+        s3db_passphrase,
+        s3db_seaweedfs_server,
+        s3db_store_db,
+        s3db_store_url,
+    )
 except ModuleNotFoundError as exc:  # pragma: no cover - data helpers work without pytest
     if exc.name not in ("pytest", "_pytest"):
         raise

@@ -6,53 +6,38 @@ server that cannot start fails the run instead of skipping it.
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
 from s3db_async import Database
+from s3db_async.errors import ConfigError
 from s3db_async.stores import MemoryStore, ObjectStore, open_store
+from s3db_async.testing import STORE_KINDS, S3Server, selected_stores, store_url_for
 
-from ._servers import S3Server, start_moto, start_seaweedfs
-
-ALL_STORES = ("memory", "file", "moto", "seaweedfs")
-
-
-def selected_stores() -> list[str]:
-    raw = os.environ.get("S3DB_TEST_STORES", "")
-    names = [s.strip() for s in raw.split(",") if s.strip()] or list(ALL_STORES)
-    unknown = set(names) - set(ALL_STORES)
-    if unknown:
-        raise pytest.UsageError(f"S3DB_TEST_STORES: unknown store(s) {sorted(unknown)}")
-    return names
+ALL_STORES = STORE_KINDS
 
 
-STORES = selected_stores()
+def _selected() -> list[str]:
+    try:
+        return selected_stores()
+    except ConfigError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+STORES = _selected()
+
+
+# One server per session, shared with the public kit's fixtures (s3db_async.testing).
+@pytest.fixture(scope="session")
+def seaweedfs_server(s3db_seaweedfs_server: S3Server) -> S3Server:
+    return s3db_seaweedfs_server
 
 
 @pytest.fixture(scope="session")
-def seaweedfs_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
-    server = start_seaweedfs(tmp_path_factory.mktemp("seaweedfs"))
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="session")
-def moto_server() -> Iterator[S3Server]:
-    server = start_moto()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-def _unique(prefix: str = "t") -> str:
-    return f"{prefix}{uuid.uuid4().hex[:12]}"
+def moto_server(s3db_moto_server: S3Server) -> S3Server:
+    return s3db_moto_server
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -66,12 +51,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 @pytest.fixture
 def store_url(store_kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A connection string to an empty namespace on the current store kind."""
-    if store_kind == "memory":
-        return f"memory://{_unique('mem')}/data"
-    if store_kind == "file":
-        return f"file://{tmp_path / 'db'}"
-    server: S3Server = request.getfixturevalue(f"{store_kind}_server")
-    return server.url(_unique())
+    server = None
+    if store_kind in ("moto", "seaweedfs"):
+        server = request.getfixturevalue(f"{store_kind}_server")
+    return store_url_for(store_kind, folder=tmp_path / "db", server=server)
 
 
 @pytest.fixture

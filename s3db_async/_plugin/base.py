@@ -29,6 +29,8 @@ from .namespace import (
     get_namespaced_resource_name,
     validate_namespace,
 )
+from .resources import create_plugin_resource as _create_plugin_resource
+from .resources import drop_plugin_resources as _drop_plugin_resources
 from .storage import PluginStorage
 
 if TYPE_CHECKING:
@@ -346,8 +348,11 @@ class Plugin(EventEmitter):
             self._children.clear()
         await feed.forget(self, purge_data=purge_data)  # durable consumers go with the data
         if purge_data:
+            dropped = await _drop_plugin_resources(self)
             deleted = await self.get_storage().delete_all()
-            self._announce("plugin.data_purged", deleted=deleted, count=deleted)
+            self._announce(
+                "plugin.data_purged", deleted=deleted, count=deleted, resources=sorted(dropped)
+            )
         db = self._database
         forget = getattr(db, "_forget_plugin", None)
         if forget is not None:
@@ -690,6 +695,32 @@ class Plugin(EventEmitter):
         if not self._watching:
             self._watching = True
             self.add_database_hook("after_create_resource", self._resource_created)
+
+    async def create_plugin_resource(
+        self,
+        name: str,
+        *,
+        attributes: Mapping[str, Any],
+        partitions: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> Resource:
+        """Create this plugin's resource ``name``, called :meth:`resource_name` (``name``):
+        ``plg_[{namespace}_]{plugin}_{name}`` unless ``resource_names=`` overrides it.
+
+        Idempotent across installs, restarts and processes (a changed definition becomes a
+        new schema version, as with ``db.create_resource``, which gets ``options``). Recorded
+        in the plugin's storage, so ``uninstall(purge_data=True)`` drops its records and its
+        definition; ``uninstall()`` keeps them. ::
+
+            logs = await self.create_plugin_resource(
+                "logs", attributes={"op": "string"}, partitions={...}
+            )
+
+        :raises ConfigError: a resource of that name exists and is not this plugin's.
+        """
+        return await _create_plugin_resource(
+            self, name, attributes=attributes, partitions=partitions, **options
+        )
 
     async def _resource_created(self, resource: Resource) -> None:
         for callback in self._deferred.pop(resource.name, []):

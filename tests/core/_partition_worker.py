@@ -1,21 +1,22 @@
-"""A separate OS process moving partition values, for the partition property tests.
+"""The worker moving partition values for the partition property tests, run in separate OS
+processes by the public harness (``s3db_async.testing.spawn_processes``).
 
-``python _partition_worker.py URL SEED COROUTINES ROUNDS``: waits for a line on stdin, then
-runs COROUTINES coroutines that each do ROUNDS operations on the ``moves`` resource (see
-:func:`define`): mostly ``update`` setting ``region`` to a random value on a random
-record, sometimes a partition read or count (results are not checked here: the test
-checks the property after quiescence). Answers ``done`` (or is killed by the test).
+:func:`move` waits at barrier ``connected``, then runs ``ctx.args[1]`` coroutines that each
+do ``ctx.args[2]`` operations on the ``moves`` resource (see :func:`define`), seeded with
+``ctx.args[0] + ctx.index`` (each process its own seed): mostly ``update`` setting
+``region`` to a random value on a random record, sometimes a partition read or count
+(results are not checked here: the test checks the property after quiescence). Returns
+``"done"`` (or is killed by the test).
 """
 
 from __future__ import annotations
 
 import random
-import sys
 
 import anyio
-import anyio.to_thread
 
 from s3db_async import Database, Resource
+from s3db_async.testing import WorkerContext
 
 REGIONS = ("eu", "us", "asia", "sa")
 IDS = tuple(f"r{i}" for i in range(6))
@@ -43,17 +44,13 @@ async def _worker(res: Resource, rng: random.Random, rounds: int) -> None:
             await res.count(partition="by_region", partition_values={"region": region})
 
 
-async def main(argv: list[str]) -> None:
-    url, seed, coroutines, rounds = argv[0], int(argv[1]), int(argv[2]), int(argv[3])
-    async with Database(url) as db:
+async def move(ctx: WorkerContext) -> str:
+    base_seed, coroutines, rounds = ctx.args
+    seed = base_seed + ctx.index
+    async with Database(ctx.url) as db:
         res = await define(db)
-        await anyio.to_thread.run_sync(sys.stdin.readline)
+        await ctx.barrier("connected")
         async with anyio.create_task_group() as tg:
             for i in range(coroutines):
                 tg.start_soon(_worker, res, random.Random(seed * 1000 + i), rounds)
-    sys.stdout.write("done\n")
-    sys.stdout.flush()
-
-
-if __name__ == "__main__":
-    anyio.run(main, sys.argv[1:])
+    return "done"

@@ -7,9 +7,6 @@ import hashlib
 import os
 import random
 import shutil
-import signal
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -29,10 +26,9 @@ from s3db_async.errors import (
 )
 from s3db_async.stores import FileStore, ListEntry, MemoryStore, open_store
 from s3db_async.stores._base import validate_key
+from s3db_async.testing import spawn_processes
 
-from ._file_store_worker import finish, spawn
-
-WORKER = Path(__file__).with_name("_file_store_worker.py")
+from ._file_store_worker import cas, race, write_forever
 
 
 def _files(top: Path) -> set[Path]:
@@ -441,92 +437,65 @@ async def test_unrenamed_temp_file_is_invisible_and_cleaned_when_stale(tmp_path:
 
 
 @pytest.mark.slow
-def test_killed_writer_never_leaves_a_torn_object(tmp_path: Path) -> None:
+async def test_killed_writer_never_leaves_a_torn_object(tmp_path: Path) -> None:
     root = tmp_path / "db"
     size = 4 * 1024 * 1024
     rng = random.Random(7)
     for _ in range(4):
-        with subprocess.Popen(
-            [sys.executable, str(WORKER), "write", str(root), "victim", str(size)],
-            stdout=subprocess.PIPE,
-            text=True,
-        ) as proc:
-            try:
-                assert proc.stdout is not None
-                assert proc.stdout.readline().strip() == "ready"
-                time.sleep(rng.uniform(0.0, 0.15))
-            finally:
-                proc.send_signal(signal.SIGKILL)
-                proc.wait()
-
-        async def check() -> None:
-            store = FileStore(f"file://{root}")
-            obj = await store.get("victim")
-            assert obj.size == size == len(obj.body)
-            assert obj.body == obj.body[:1] * size  # one whole version
-            assert int(obj.metadata["version"]) % 256 == obj.body[0]
-            assert obj.etag == '"' + hashlib.md5(obj.body).hexdigest() + '"'
-            assert await store.list_keys() == ["victim"]
-
-        anyio.run(check)
+        async with spawn_processes(write_forever, f"file://{root}", 1, ("victim", size)) as group:
+            await group.wait_for("ready")
+            await anyio.sleep(rng.uniform(0.0, 0.15))
+            group.kill(0)
+            (outcome,) = await group.outcomes()
+            assert outcome.killed
+        store = FileStore(f"file://{root}")
+        obj = await store.get("victim")
+        assert obj.size == size == len(obj.body)
+        assert obj.body == obj.body[:1] * size  # one whole version
+        assert int(obj.metadata["version"]) % 256 == obj.body[0]
+        assert obj.etag == '"' + hashlib.md5(obj.body).hexdigest() + '"'
+        assert await store.list_keys() == ["victim"]
 
 
 # -- conditional writes across OS processes ---------------------------------------------
 
 
+async def race_rounds(url: str, processes: int, rounds: int) -> None:
+    """``processes`` workers race to create each key; exactly one wins every round."""
+    async with spawn_processes(race, url, processes) as group:
+        await group.release("connected")
+        async with open_store(url) as store:
+            for rnd in range(rounds):
+                key = f"race/{rnd}"
+                for i in range(processes):  # the same key to every worker at once
+                    group.send(i, key)
+                answers = [(await group.wait_for(key, i))[1] for i in range(processes)]
+                assert sorted(answers) == ["lose"] * (processes - 1) + ["win"], (rnd, answers)
+                winner = group.pids[answers.index("win")]
+                assert (await store.get(key)).body == str(winner).encode()
+        for i in range(processes):
+            group.send(i, None)
+        await group.results()
+
+
+async def cas_counter(url: str, processes: int, n: int) -> None:
+    """``processes`` workers add 1 ``n`` times each by compare-and-swap: nothing is lost."""
+    async with open_store(url) as store:
+        await store.put("counter", b"0")
+        async with spawn_processes(cas, url, processes, ("counter", n)) as group:
+            await group.release("connected")
+            await group.results()
+        assert (await store.get("counter")).body == str(processes * n).encode()
+
+
 @pytest.mark.slow
-def test_multi_process_create_race_has_one_winner_per_round(tmp_path: Path) -> None:
-    root = tmp_path / "db"
-    procs = [spawn("race", str(root)) for _ in range(6)]
-    try:
-        for rnd in range(20):
-            key = f"race/{rnd}"
-            for p in procs:  # release all workers at once
-                assert p.stdin is not None
-                p.stdin.write(key + "\n")
-            answers = []
-            for p in procs:
-                assert p.stdout is not None
-                answers.append(p.stdout.readline().strip())
-            assert sorted(answers) == ["lose"] * 5 + ["win"], (rnd, answers)
-            winner = procs[answers.index("win")].pid
-
-            async def check(key: str = key, winner: int = winner) -> None:
-                obj = await FileStore(f"file://{root}").get(key)
-                assert obj.body == str(winner).encode()
-
-            anyio.run(check)
-        for p in procs:
-            assert p.stdin is not None
-            p.stdin.write("\n")
-    finally:
-        finish(procs)
+async def test_multi_process_create_race_has_one_winner_per_round(tmp_path: Path) -> None:
+    await race_rounds(f"file://{tmp_path / 'db'}", 6, 20)
 
 
 @pytest.mark.slow
-def test_multi_process_compare_and_swap_counter_is_exact(tmp_path: Path) -> None:
-    root = tmp_path / "db"
-
-    async def setup() -> None:
-        await FileStore(f"file://{root}").put("counter", b"0")
-
-    anyio.run(setup)
-    procs = [spawn("cas", str(root), "counter", "25") for _ in range(4)]
-    try:
-        for p in procs:
-            assert p.stdin is not None
-            p.stdin.write("go\n")
-        retries = []
-        for p in procs:
-            assert p.stdout is not None
-            retries.append(int(p.stdout.readline()))
-    finally:
-        finish(procs)
-
-    async def check() -> None:
-        assert (await FileStore(f"file://{root}").get("counter")).body == b"100"
-
-    anyio.run(check)
+async def test_multi_process_compare_and_swap_counter_is_exact(tmp_path: Path) -> None:
+    await cas_counter(f"file://{tmp_path / 'db'}", 4, 25)
 
 
 async def test_conditional_delete_and_put_in_one_process_two_stores(tmp_path: Path) -> None:

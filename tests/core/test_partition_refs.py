@@ -10,10 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import signal
-import subprocess
-import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -24,11 +20,10 @@ from s3db_async import Database, Resource
 from s3db_async._resource.partitions import DEAD_REF
 from s3db_async.errors import NotFoundError, StoreError
 from s3db_async.stores import ListEntry, open_store
+from s3db_async.testing import spawn_processes
 
 from .._faults import LostReplyStore
-from ._partition_worker import IDS, REGIONS, define
-
-WORKER = Path(__file__).with_name("_partition_worker.py")
+from ._partition_worker import IDS, REGIONS, define, move
 
 
 async def live_refs(res: Resource) -> dict[str, str]:
@@ -206,25 +201,6 @@ async def test_crash_at_every_write_leaves_no_missing_reference(store_url: str) 
 
 
 # -- real OS processes (file and SeaweedFS) ---------------------------------------------------
-def _spawn(url: str, seed: int, coroutines: int, rounds: int) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, str(WORKER), url, str(seed), str(coroutines), str(rounds)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        bufsize=1,
-    )
-
-
-def _close(w: subprocess.Popen[str]) -> None:
-    if w.poll() is None:
-        w.kill()
-    w.wait(30)
-    for pipe in (w.stdin, w.stdout):
-        if pipe is not None:
-            pipe.close()
-
-
 def _mp_url(store_kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if store_kind == "file":
         return f"file://{tmp_path / 'db'}"
@@ -251,50 +227,36 @@ async def _check(url: str, exact: bool, rebuild: bool = False) -> int:
 
 @pytest.mark.slow
 @pytest.mark.stores("file", "seaweedfs")
-def test_multi_process_moves_keep_partitions_exact(
+async def test_multi_process_moves_keep_partitions_exact(
     store_kind: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
     url = _mp_url(store_kind, request, tmp_path)
-    anyio.run(_seed, url)
+    await _seed(url)
     procs, rounds = 4, (5 if store_kind == "file" else 3)
-    workers = [_spawn(url, seed, 5, rounds) for seed in range(procs)]
-    for w in workers:
-        assert w.stdin is not None
-        w.stdin.write("go\n")
-        w.stdin.flush()
-    try:
-        for w in workers:
-            assert w.stdout is not None
-            assert w.stdout.readline().strip() == "done"
-            w.wait(60)
-            assert w.returncode == 0
-    finally:
-        for w in workers:
-            _close(w)
-    updates = anyio.run(_check, url, True)
+    async with spawn_processes(move, url, procs, (0, 5, rounds)) as group:
+        await group.release("connected")
+        assert await group.results(timeout=300) == ["done"] * procs
+    updates = await _check(url, True)
     assert updates <= procs * 5 * rounds
 
 
 @pytest.mark.slow
 @pytest.mark.stores("file", "seaweedfs")
-def test_sigkilled_writers_leave_no_missing_reference(
+async def test_sigkilled_writers_leave_no_missing_reference(
     store_kind: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
     url = _mp_url(store_kind, request, tmp_path)
-    anyio.run(_seed, url)
+    await _seed(url)
     rng = random.Random(11)
     for round_ in range(3):
-        workers = [_spawn(url, 100 * round_ + k, 4, 1000) for k in range(3)]
-        for w in workers:
-            assert w.stdin is not None
-            w.stdin.write("go\n")
-            w.stdin.flush()
-        time.sleep(rng.uniform(1.0, 2.0))  # let them get going; killed at a random point
-        for w in workers:
-            w.send_signal(signal.SIGKILL)
-            _close(w)
-        anyio.run(_check, url, False)
-    anyio.run(_check, url, True, True)
+        async with spawn_processes(move, url, 3, (100 * round_, 4, 1000)) as group:
+            await group.release("connected")
+            await anyio.sleep(rng.uniform(1.0, 2.0))  # let them get going; killed at random
+            for i in range(3):
+                group.kill(i)
+            assert all(o.killed for o in await group.outcomes())
+        await _check(url, False)
+    await _check(url, True, True)
 
 
 async def test_passphrase_rotation_keeps_reference_tokens(db: Database) -> None:

@@ -75,7 +75,8 @@ SCHEMA = Schema(EVERY_TYPE)
 def test_the_plugin_is_registered_by_its_entry_point(pytestconfig: pytest.Config) -> None:
     import s3db_async.testing
 
-    assert pytestconfig.pluginmanager.get_plugin("s3db_async") is s3db_async.testing
+    # named after its module, so `pytest -p s3db_async.testing` finds it already loaded
+    assert pytestconfig.pluginmanager.get_plugin("s3db_async.testing") is s3db_async.testing
 
 
 async def test_memory_fixture_is_connected_with_a_passphrase(s3db_memory_db: Database) -> None:
