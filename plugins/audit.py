@@ -97,7 +97,8 @@ class AuditPlugin(Plugin):
     :param retention_days: entries of older UTC dates are deleted by :meth:`cleanup`, which
         runs every ``cleanup_every`` seconds in one process; ``None`` keeps everything.
     :param batch_size: changes per delivered batch (one segment write per batch).
-    :param poll_interval: seconds between polls of the change feed.
+    :param poll_interval: seconds between polls of the change feed; ``None`` polls only
+        when :meth:`flush` is called (tests, scripts).
     :param leader: poll under a leader lease, so one process writes the trail; ``False``
         polls in this process (one process per database, or tests).
     """
@@ -115,7 +116,7 @@ class AuditPlugin(Plugin):
         retention_days: int | None = 90,
         cleanup_every: float = 3600.0,
         batch_size: int = 200,
-        poll_interval: float = 1.0,
+        poll_interval: float | None = 1.0,
         leader: bool = True,
         **options: Any,
     ) -> None:
@@ -145,6 +146,8 @@ class AuditPlugin(Plugin):
         if actor is not None and not callable(actor):
             raise _bad("actor", "must be callable", "pass actor=lambda change: ...", actor)
         for field, value in (("cleanup_every", cleanup_every), ("poll_interval", poll_interval)):
+            if field == "poll_interval" and value is None:
+                continue
             if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
                 raise _bad(field, "must be a positive number of seconds", f"e.g. {field}=1", value)
         if not isinstance(batch_size, int) or not 1 <= batch_size <= 10_000:
@@ -156,7 +159,7 @@ class AuditPlugin(Plugin):
         self.retention_days = retention_days
         self.cleanup_every = float(cleanup_every)
         self.batch_size = batch_size
-        self.poll_interval = float(poll_interval)
+        self.poll_interval = None if poll_interval is None else float(poll_interval)
         self.use_leader = leader
         self.logs: Resource | None = None
         self._subs: dict[str, Subscription] = {}
@@ -178,7 +181,7 @@ class AuditPlugin(Plugin):
         else:
             for name in self.audited:
                 await self.when_resource(name, self._watch)
-        if self.use_leader:
+        if self.use_leader and self.poll_interval is not None:
             self.every(self.poll_interval, self._leader_poll, name="poll", leader=True)
         if self.retention_days is not None:
             self.every(self.cleanup_every, self.cleanup, name="cleanup", leader=True)
