@@ -13,9 +13,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from s3db_async.plugins import AuditPlugin
+
 from benchmarks._common import BenchContext
 from s3db_async import Database
-from s3db_async.plugins import AuditPlugin
 
 TITLE = "AuditPlugin: S3 requests per audited insert (target 3; s3db.js 11), insert overhead"
 ATTRIBUTES = {"name": "string", "n": "integer"}
