@@ -4,6 +4,7 @@ cost. Runs on memory, file and SeaweedFS; the crash test SIGKILLs a real writer 
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -248,3 +249,18 @@ async def test_a_writer_killed_after_its_write_loses_no_entry(store_url: str) ->
         await audit.flush()
         (entry,) = await audit.get_record_history("orders", rid)
         assert entry["operation"] == "insert" and entry["actor"] == "worker"
+
+
+@pytest.mark.parametrize("leader", [True, False])
+async def test_background_polling_writes_entries(db: Database, leader: bool) -> None:
+    """leader=True polls from a leader job (one process across the bucket); leader=False
+    from this process's own feed loop."""
+    orders, audit = await setup(db, leader=leader, poll_interval=0.05)
+    rec = await orders.insert({"item": "tea"})
+    for _ in range(400):  # bounded: 400 rounds of 50 ms
+        if await audit.get_record_history("orders", rec["id"]):
+            break
+        await asyncio.sleep(0.05)
+    (entry,) = await audit.get_record_history("orders", rec["id"])
+    assert entry["operation"] == "insert"
+    assert ("poll" in audit.jobs) is leader
