@@ -174,6 +174,9 @@ class AuditPlugin(Plugin):
         )
 
     async def on_start(self) -> None:
+        if not self.use_leader:  # a restart after stop(): the subscriptions stay, their loops not
+            for sub in self._subs.values():
+                sub.start()
         if self.audited is None:
             for resource in list(self.db.resources.values()):
                 await self._watch(resource)
@@ -185,9 +188,6 @@ class AuditPlugin(Plugin):
             self.every(self.poll_interval, self._leader_poll, name="poll", leader=True)
         if self.retention_days is not None:
             self.every(self.cleanup_every, self.cleanup, name="cleanup", leader=True)
-
-    async def on_stop(self) -> None:
-        self._subs.clear()
 
     def _audits(self, name: str) -> bool:
         if self.logs is not None and name == self.logs.name:

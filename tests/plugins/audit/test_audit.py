@@ -264,3 +264,13 @@ async def test_background_polling_writes_entries(db: Database, leader: bool) -> 
     (entry,) = await audit.get_record_history("orders", rec["id"])
     assert entry["operation"] == "insert"
     assert ("poll" in audit.jobs) is leader
+
+
+async def test_stop_and_start_again_keeps_auditing(db: Database) -> None:
+    orders, audit = await setup(db)
+    await orders.insert({"item": "a"})
+    await audit.stop()
+    await orders.insert({"item": "b"})  # written while stopped: still in the feed
+    await audit.start()
+    await audit.flush()
+    assert [e["after"]["item"] for e in await audit.get_audit_logs()] == ["a", "b"]
