@@ -62,7 +62,11 @@ def _as_datetime(value: datetime | date | str | None, field: str) -> datetime | 
         return None
     if isinstance(value, str):
         try:
-            value = datetime.fromisoformat(value)
+            value = (
+                datetime.fromisoformat(value)
+                if len(value) > 10
+                else date.fromisoformat(value)  # a day: 'until' includes all of it
+            )
         except ValueError:
             raise ValidationError(
                 f"{field}={value!r} is not an ISO date or datetime",
@@ -73,7 +77,8 @@ def _as_datetime(value: datetime | date | str | None, field: str) -> datetime | 
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=UTC)
     if isinstance(value, date):
-        return datetime(value.year, value.month, value.day, tzinfo=UTC)
+        start = datetime(value.year, value.month, value.day, tzinfo=UTC)
+        return start + timedelta(days=1, microseconds=-1) if field == "until" else start
     raise ValidationError(
         f"{field} must be a datetime, a date or an ISO string, not {type(value).__name__}",
         errors=[{"field": field, "rule": "datetime", "message": "wrong type"}],
