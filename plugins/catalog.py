@@ -138,7 +138,9 @@ CATALOG: tuple[PluginEntry, ...] = (
         "Multi-cluster Kubernetes inventory with versions and diffs",
     ),
     _entry("importer", "Importer", "ImporterPlugin", "Bulk import from JSON, CSV and more"),
-    _entry("metrics", "Metrics", "MetricsPlugin", "Operation metrics and usage analytics", "metrics"),
+    _entry(
+        "metrics", "Metrics", "MetricsPlugin", "Operation metrics and usage analytics", "metrics"
+    ),
     _entry("ml", "ML", "MLPlugin", "Model training, storage and inference on resources", "vector"),
     _entry(
         "recon",

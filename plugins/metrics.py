@@ -282,10 +282,11 @@ class MetricsPlugin(Plugin):
         if self.retention_days is not None:
             self.every(86400.0, self.cleanup, name="cleanup", leader=True)
         if self.port is not None:
+            registry = self.registry
             from prometheus_client import start_http_server
 
             self._server, self._server_thread = start_http_server(
-                self.port, addr=self.host, registry=self.registry
+                self.port, addr=self.host, registry=registry
             )
 
     async def on_stop(self) -> None:
@@ -508,19 +509,22 @@ class MetricsPlugin(Plugin):
 
     def prometheus_text(self) -> str:
         """The Prometheus text exposition of the figures (needs the ``metrics`` extra)."""
+        registry = self.registry  # checks the dependency first
         from prometheus_client import generate_latest
 
-        return bytes(generate_latest(self.registry)).decode("utf-8")
+        return bytes(generate_latest(registry)).decode("utf-8")
 
     def asgi_app(self) -> Any:
         """An ASGI app serving the exposition, to mount in FastAPI/Starlette (``app.mount(
         "/metrics", metrics.asgi_app())``) or any ASGI server (needs the ``metrics`` extra)."""
+        registry = self.registry  # checks the dependency first
         from prometheus_client import make_asgi_app
 
-        return make_asgi_app(registry=self.registry)
+        return make_asgi_app(registry=registry)
 
     def collect_families(self) -> Iterator[Any]:
         """The metric families of the exposition (``prometheus_client`` objects)."""
+        self._require()
         from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 
         p = self.prefix
