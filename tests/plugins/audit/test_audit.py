@@ -274,3 +274,43 @@ async def test_stop_and_start_again_keeps_auditing(db: Database) -> None:
     await audit.start()
     await audit.flush()
     assert [e["after"]["item"] for e in await audit.get_audit_logs()] == ["a", "b"]
+
+
+# -- several processes each run the plugin: one leader writes the trail, once ------------
+
+
+async def audit_and_write(ctx: WorkerContext) -> list[str]:
+    async with Database(ctx.url) as db:
+        audit = await db.use_plugin(AuditPlugin(resources=["orders"], poll_interval=0.1))
+        orders = db.get_resource("orders")
+        await ctx.barrier()  # every process runs the plugin before anyone writes
+        ids = []
+        for i in range(ctx.args[0]):
+            with actor(f"p{ctx.index}"):
+                ids.append((await orders.insert({"item": f"p{ctx.index}-{i}"}))["id"])
+        await ctx.barrier("written")
+        for _ in range(600):  # bounded: until the leader wrote every entry of this run
+            if len(await audit.get_audit_logs()) >= ctx.count * ctx.args[0]:
+                break
+            await asyncio.sleep(0.05)
+        await ctx.barrier("read")
+        return ids
+
+
+@pytest.mark.stores("file", "seaweedfs")
+async def test_processes_running_the_plugin_write_each_entry_once(store_url: str) -> None:
+    async with Database(store_url) as db:
+        await setup(db)  # the resource and the consumer exist before the workers start
+    async with spawn_processes(audit_and_write, store_url, n=2, args=(6,)) as group:
+        await group.release()
+        await group.release("written")
+        await group.release("read")
+        ids = [i for per in await group.results() for i in per]
+    async with Database(store_url) as db:
+        audit = await db.use_plugin(AuditPlugin(resources=["orders"], poll_interval=None))
+        logs = await audit.get_audit_logs()
+        assert sorted(e["record_id"] for e in logs) == sorted(ids)
+        assert {e["actor"] for e in logs} == {"p0", "p1"}
+        segments = await audit.logs.list(partition="by_resource_date",  # type: ignore[union-attr]
+                                         partition_values={"resource": "orders"})  # fmt: skip
+        assert sum(s["count"] for s in segments) == len(ids)  # no entry written twice
