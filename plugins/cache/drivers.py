@@ -33,7 +33,7 @@ import anyio.to_thread
 from aiocache.base import BaseCache
 from aiocache.serializers import BaseSerializer
 
-from s3db_async import PluginStorage
+from s3db_async import PluginStorage, open_store
 from s3db_async.errors import ConfigError
 from s3db_async.plugin import require_dependency
 
@@ -165,7 +165,12 @@ class MemoryCache(CacheDriver):
         return [await self._get(k) for k in keys]
 
     async def _set(
-        self, key: str, value: bytes, ttl: float | None = None, _cas_token: Any = None, _conn: Any = None
+        self,
+        key: str,
+        value: bytes,
+        ttl: float | None = None,
+        _cas_token: Any = None,
+        _conn: Any = None,
     ) -> bool:
         size = len(value) + len(key)
         self._drop(key)
@@ -188,7 +193,9 @@ class MemoryCache(CacheDriver):
             await self._set(k, v, ttl)
         return True
 
-    async def _add(self, key: str, value: bytes, ttl: float | None = None, _conn: Any = None) -> bool:
+    async def _add(
+        self, key: str, value: bytes, ttl: float | None = None, _conn: Any = None
+    ) -> bool:
         if await self._get(key) is not None:
             raise ValueError(f"Key {key} already exists, use .set to update the value")
         return await self._set(key, value, ttl)
@@ -326,7 +333,12 @@ class FilesystemCache(CacheDriver):
         return [await self._get(k) for k in keys]
 
     async def _set(
-        self, key: str, value: bytes, ttl: float | None = None, _cas_token: Any = None, _conn: Any = None
+        self,
+        key: str,
+        value: bytes,
+        ttl: float | None = None,
+        _cas_token: Any = None,
+        _conn: Any = None,
     ) -> bool:
         return await anyio.to_thread.run_sync(self._write, key, value, ttl)
 
@@ -337,7 +349,9 @@ class FilesystemCache(CacheDriver):
             await self._set(k, v, ttl)
         return True
 
-    async def _add(self, key: str, value: bytes, ttl: float | None = None, _conn: Any = None) -> bool:
+    async def _add(
+        self, key: str, value: bytes, ttl: float | None = None, _conn: Any = None
+    ) -> bool:
         if await self._get(key) is not None:
             raise ValueError(f"Key {key} already exists, use .set to update the value")
         return await self._set(key, value, ttl)
@@ -379,20 +393,30 @@ class FilesystemCache(CacheDriver):
 
 # -- s3 (PluginStorage) -----------------------------------------------------------------
 class S3Cache(CacheDriver):
-    """Entries in the plugin's PluginStorage on the database's bucket:
+    """Entries in the plugin's PluginStorage:
     ``resource={name}/plugin=cache/[{namespace}/]entries/{group}/{leaf}`` with PluginStorage's
-    ttl. 1 GET per lookup, 1 PUT per store; dropping groups costs 1 LIST of the resource's
-    entries plus 1 batched DELETE of those that match. Shared by every process of the database.
+    ttl, on the database's bucket, or on another store when ``url`` is given (any connection
+    string: another bucket or prefix). 1 GET per lookup, 1 PUT per store; dropping groups
+    costs 1 LIST of the resource's entries plus 1 batched DELETE of those that match. Shared
+    by every process of the database.
     """
 
     NAME = "s3"
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, *, url: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self.url = url
         self._storage: PluginStorage | None = None
+        self._own_store: Any = None
 
     async def bind(self, storage: PluginStorage, identity: str) -> None:
-        self._storage = storage
+        if self.url is None:
+            self._storage = storage
+            return
+        store = open_store(self.url)
+        await store.connect()
+        self._own_store = store
+        self._storage = PluginStorage(store, storage.slug, namespace=storage.namespace)
 
     @property
     def storage(self) -> PluginStorage:
@@ -420,7 +444,12 @@ class S3Cache(CacheDriver):
         return [await self._get(k) for k in keys]
 
     async def _set(
-        self, key: str, value: bytes, ttl: float | None = None, _cas_token: Any = None, _conn: Any = None
+        self,
+        key: str,
+        value: bytes,
+        ttl: float | None = None,
+        _cas_token: Any = None,
+        _conn: Any = None,
     ) -> bool:
         data = {"b": base64.b64encode(value).decode("ascii")}
         await self.storage.set(self._key(key), data, ttl=ttl or None, behavior="body-only")
@@ -433,7 +462,9 @@ class S3Cache(CacheDriver):
             await self._set(k, v, ttl)
         return True
 
-    async def _add(self, key: str, value: bytes, ttl: float | None = None, _conn: Any = None) -> bool:
+    async def _add(
+        self, key: str, value: bytes, ttl: float | None = None, _conn: Any = None
+    ) -> bool:
         if await self._get(key) is not None:
             raise ValueError(f"Key {key} already exists, use .set to update the value")
         return await self._set(key, value, ttl)
@@ -453,7 +484,9 @@ class S3Cache(CacheDriver):
         return True
 
     async def _close(self, *args: Any, _conn: Any = None, **kwargs: Any) -> None:
-        return None
+        store, self._own_store = self._own_store, None
+        if store is not None:
+            await store.close()
 
     async def _delete_prefixes(self, resource: str, subs: list[str]) -> int:
         storage = self.storage
@@ -536,19 +569,24 @@ class RedisTagCache(CacheDriver):
         return f"{self.prefix}__group__:{group}"
 
     async def _get(self, key: str, encoding: Any = None, _conn: Any = None) -> bytes | None:
-        value: bytes | None = await self.client.get(self._k(key))
-        return value
+        value: Any = await self.client.get(self._k(key))
+        return value if isinstance(value, bytes) else None
 
     async def _multi_get(
         self, keys: list[str], encoding: Any = None, _conn: Any = None
     ) -> list[bytes | None]:
         if not keys:
             return []
-        values: list[bytes | None] = await self.client.mget([self._k(k) for k in keys])
-        return values
+        values: list[Any] = await self.client.mget([self._k(k) for k in keys])
+        return [v if isinstance(v, bytes) else None for v in values]
 
     async def _set(
-        self, key: str, value: bytes, ttl: float | None = None, _cas_token: Any = None, _conn: Any = None
+        self,
+        key: str,
+        value: bytes,
+        ttl: float | None = None,
+        _cas_token: Any = None,
+        _conn: Any = None,
     ) -> bool:
         full = self._k(key)
         idx = self._idx(group_of(key))
@@ -573,7 +611,9 @@ class RedisTagCache(CacheDriver):
             await self._set(k, v, ttl)
         return True
 
-    async def _add(self, key: str, value: bytes, ttl: float | None = None, _conn: Any = None) -> bool:
+    async def _add(
+        self, key: str, value: bytes, ttl: float | None = None, _conn: Any = None
+    ) -> bool:
         if await self._get(key) is not None:
             raise ValueError(f"Key {key} already exists, use .set to update the value")
         return await self._set(key, value, ttl)
@@ -613,7 +653,7 @@ class RedisTagCache(CacheDriver):
         keys = [self._idx(g) for g in groups]
         if not keys:
             return 0
-        n = await self.client.eval(_DELETE_GROUPS, len(keys), *keys)  # type: ignore[misc]
+        n = await self.client.eval(_DELETE_GROUPS, len(keys), *keys)
         return int(n)
 
     def info(self) -> dict[str, Any]:
@@ -670,7 +710,12 @@ class MultiCache(CacheDriver):
         return [await self._get(k) for k in keys]
 
     async def _set(
-        self, key: str, value: bytes, ttl: float | None = None, _cas_token: Any = None, _conn: Any = None
+        self,
+        key: str,
+        value: bytes,
+        ttl: float | None = None,
+        _cas_token: Any = None,
+        _conn: Any = None,
     ) -> bool:
         for layer in self.layers:
             await layer._set(key, value, ttl)
@@ -683,7 +728,9 @@ class MultiCache(CacheDriver):
             await self._set(k, v, ttl)
         return True
 
-    async def _add(self, key: str, value: bytes, ttl: float | None = None, _conn: Any = None) -> bool:
+    async def _add(
+        self, key: str, value: bytes, ttl: float | None = None, _conn: Any = None
+    ) -> bool:
         if await self._get(key) is not None:
             raise ValueError(f"Key {key} already exists, use .set to update the value")
         return await self._set(key, value, ttl)

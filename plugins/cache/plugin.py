@@ -17,7 +17,6 @@ See docs/plugins/cache.md.
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 import hashlib
 import pickle
@@ -60,7 +59,9 @@ _NOTHING_WRITTEN = (
 )
 _HEADER = struct.Struct("<dd")  # stamp (when the data was read), expiry (0: none)
 _MISS = object()
-_FRAME: contextvars.ContextVar[_Frame | None] = contextvars.ContextVar("s3db_cache_frame", default=None)
+_FRAME: contextvars.ContextVar[_Frame | None] = contextvars.ContextVar(
+    "s3db_cache_frame", default=None
+)
 
 Next = Callable[..., Awaitable[Any]]
 
@@ -130,7 +131,7 @@ class CachePlugin(Plugin):
     :param clock: the time source of stamps and expiries (tests pass a fake one).
     """
 
-    event_names = Plugin.event_names | {"cache.hit", "cache.miss", "cache.cleared"}
+    event_names = (Plugin.event_names or frozenset()) | {"cache.hit", "cache.miss", "cache.cleared"}
     dependencies = (Dependency("aiocache", extra="cache", min_version="0.12"),)
 
     def __init__(
@@ -203,7 +204,9 @@ class CachePlugin(Plugin):
         if self.pubsub_url is not None:
             from .pubsub import InvalidationBus
 
-            self._bus = InvalidationBus(self, self.pubsub_url, channel=f"s3db-cache:{self.identity}")
+            self._bus = InvalidationBus(
+                self, self.pubsub_url, channel=f"s3db-cache:{self.identity}"
+            )
             await self._bus.subscribe()
             self.spawn(self._bus.listen, name="pubsub")
 
