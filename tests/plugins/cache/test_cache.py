@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from s3db_async.plugins import CachePlugin
 
 from s3db_async import Database, Resource
 from s3db_async.errors import ConfigError
-from s3db_async.plugins import CachePlugin
 
 pytestmark = pytest.mark.stores("memory", "file", "seaweedfs")
 
@@ -254,7 +254,7 @@ async def test_read_racing_a_write_is_not_cached(
     cached: tuple[Database, CachePlugin, Resource],
 ) -> None:
     """A get that read the old record while an update landed must not store it."""
-    db, _, users = cached
+    _, _, users = cached
     a = await users.insert({"name": "Ann", "region": "eu"})
     read_done = asyncio.Event()
     go_on = asyncio.Event()
