@@ -92,6 +92,9 @@ class CacheDriver(BaseCache):  # type: ignore[misc]
     def clear_now(self, namespace: str | None = None) -> None:
         """Drop the in-process entries (of keys starting with ``namespace``) at once."""
 
+    async def release(self) -> None:
+        """Close network connections until the next use (the plugin stops)."""
+
     def info(self) -> dict[str, Any]:
         """Counters of the driver (entries, bytes, evictions where known)."""
         return {"driver": self.NAME}
@@ -649,6 +652,9 @@ class RedisTagCache(CacheDriver):
     async def _close(self, *args: Any, _conn: Any = None, **kwargs: Any) -> None:
         await self.client.aclose()
 
+    async def release(self) -> None:
+        await self.client.aclose()  # the pool reconnects on the next command
+
     async def delete_groups(self, groups: Iterable[str]) -> int:
         keys = [self._idx(g) for g in groups]
         if not keys:
@@ -694,6 +700,10 @@ class MultiCache(CacheDriver):
     def clear_now(self, namespace: str | None = None) -> None:
         for layer in self.layers:
             layer.clear_now(namespace)
+
+    async def release(self) -> None:
+        for layer in self.layers:
+            await layer.release()
 
     async def _get(self, key: str, encoding: Any = None, _conn: Any = None) -> bytes | None:
         for i, layer in enumerate(self.layers):

@@ -17,6 +17,7 @@ See docs/plugins/cache.md.
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import hashlib
 import pickle
@@ -187,6 +188,7 @@ class CachePlugin(Plugin):
         self._states: dict[str, _State] = {}
         self._stats: Counter[tuple[str, str, str]] = Counter()
         self._bus: InvalidationBus | None = None
+        self._listener: asyncio.Task[Any] | None = None
         self.identity = ""
 
     # -- lifecycle --------------------------------------------------------------------
@@ -208,12 +210,17 @@ class CachePlugin(Plugin):
                 self, self.pubsub_url, channel=f"s3db-cache:{self.identity}"
             )
             await self._bus.subscribe()
-            self.spawn(self._bus.listen, name="pubsub")
+            self._listener = self.spawn(self._bus.listen, name="pubsub")
 
     async def on_stop(self) -> None:
         bus, self._bus = self._bus, None
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.cancel()
+            await asyncio.gather(listener, return_exceptions=True)
         if bus is not None:
             await bus.close()
+        await self.driver.release()
 
     async def on_uninstall(self, *, purge_data: bool = False) -> None:
         if purge_data:
