@@ -265,6 +265,31 @@ class CachePlugin(Plugin):
             self.listen(resource, "deleted", lambda rec: self._written(state, rec))
         self.listen(resource, "deleted_all", lambda _info: self._flush_later(state))
 
+    # -- driver calls: a failing cache never fails the operation ---------------------
+    async def _guard(self, op: str, call: Awaitable[Any]) -> Any:
+        try:
+            return await call
+        except Exception as exc:
+            self._count("-", op, "errors")
+            self.log.warning(
+                "cache driver %s failed on %s: %s",
+                self.driver.NAME,
+                op,
+                exc,
+                extra={"op": op, "driver": self.driver.NAME},
+            )
+            return None
+
+    async def _driver_get(self, key: str) -> bytes | None:
+        value = await self._guard("get", self.driver.get(key))
+        return value if isinstance(value, bytes) else None
+
+    async def _driver_set(self, key: str, raw: bytes) -> bool:
+        return bool(await self._guard("set", self.driver.set(key, raw, ttl=self.ttl)))
+
+    async def _driver_delete(self, key: str) -> None:
+        await self._guard("delete", self.driver.delete(key))
+
     # -- entries -------------------------------------------------------------------------
     def _count(self, resource: str, op: str, what: str, n: int = 1) -> None:
         self._stats[(resource, op, what)] += n
@@ -276,7 +301,7 @@ class CachePlugin(Plugin):
 
     async def _lookup(self, state: _State, op: str, key: str, rid: str | None = None) -> Any:
         name = state.resource.name
-        raw = await self.driver.get(key)
+        raw = await self._driver_get(key)
         if raw is not None:
             stamp, expires = _HEADER.unpack_from(raw)
             now = self.clock()
@@ -315,11 +340,11 @@ class CachePlugin(Plugin):
         fetch = _Fetch(groups)
         self._begin(state, fetch)
         try:
-            await self.driver.set(key, raw, ttl=self.ttl)
+            await self._driver_set(key, raw)
         finally:
             self._end(state, fetch)
         if fetch.stale:
-            await self.driver.delete(key)
+            await self._driver_delete(key)
 
     def _begin(self, state: _State, fetch: _Fetch) -> None:
         for g in fetch.groups:
@@ -345,13 +370,12 @@ class CachePlugin(Plugin):
         try:
             result = await call()
             if not (fetch.stale or state.pending) and _cacheable(result):
-                await self.driver.set(key, self._encode(stamp, result), ttl=self.ttl)
-                self._count(state.resource.name, op, "sets")
-                stored = True
+                stored = await self._driver_set(key, self._encode(stamp, result))
+                self._count(state.resource.name, op, "sets", int(stored))
         finally:
             self._end(state, fetch)
         if stored and fetch.stale:
-            await self.driver.delete(key)
+            await self._driver_delete(key)
         return result
 
     # -- read middlewares --------------------------------------------------------------
@@ -423,14 +447,14 @@ class CachePlugin(Plugin):
                         continue
                     key = entry_key(state.resource.name, record_tag(str(item.id)), "get")
                     if key in entries:
-                        await self.driver.set(key, self._encode(stamp, item.data), ttl=self.ttl)
-                        self._count(state.resource.name, "get_many", "sets")
-                        stored.append(key)
+                        if await self._driver_set(key, self._encode(stamp, item.data)):
+                            self._count(state.resource.name, "get_many", "sets")
+                            stored.append(key)
         finally:
             self._end(state, fetch)
         if fetch.stale:
             for key in stored:
-                await self.driver.delete(key)
+                await self._driver_delete(key)
         return result
 
     def _scoped_middleware(self, state: _State, op: str) -> Callable[..., Awaitable[Any]]:
@@ -539,7 +563,7 @@ class CachePlugin(Plugin):
     async def _invalidate(self, state: _State, groups: set[str]) -> None:
         done = self._drop_now(state, groups)
         if not done:
-            await self.driver.delete_groups(sorted(groups))
+            await self._guard("delete_groups", self.driver.delete_groups(sorted(groups)))
         self._count(state.resource.name, "write", "invalidations", len(groups))
         if self._bus is not None:
             await self._bus.publish({"g": sorted(groups)})
@@ -568,7 +592,7 @@ class CachePlugin(Plugin):
         state = self._states.get(name)
         if state is not None:
             self._mark_all_stale(state)
-        await self.driver.clear(namespace=name + "/")
+        await self._guard("clear", self.driver.clear(namespace=name + "/"))
         if self._bus is not None:
             await self._bus.publish({"c": name})
 
@@ -583,7 +607,7 @@ class CachePlugin(Plugin):
             for state in self._states.values():
                 self._mark_all_stale(state)
             for name in list(self._states):
-                await self.driver.clear(namespace=name + "/")
+                await self._guard("clear", self.driver.clear(namespace=name + "/"))
             if self._bus is not None:
                 await self._bus.publish({"c": None})
         self.emit("cache.cleared", {"resource": None if resource is None else str(resource)})
@@ -635,6 +659,7 @@ class CachePlugin(Plugin):
             "stale": totals["stale"],
             "revalidated": totals["revalidated"],
             "invalidations": totals["invalidations"],
+            "errors": totals["errors"],
             "resources": by_resource,
             "driver": self.driver.info(),
         }

@@ -105,3 +105,41 @@ def test_missing_redis_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "s3db-async[cache-redis]" in str(info.value)
     with pytest.raises(MissingDependencyError):
         make_driver("multi", {"destinations": [{"driver": "redis"}]})
+
+
+def test_missing_aiocache_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = __import__("importlib").util.find_spec
+    monkeypatch.setattr(
+        "importlib.util.find_spec", lambda name, *a: None if name == "aiocache" else real(name)
+    )
+    with pytest.raises(MissingDependencyError) as info:
+        CachePlugin()
+    assert "s3db-async[cache]" in str(info.value)
+
+
+async def test_an_unreachable_cache_never_fails_reads_or_writes() -> None:
+    cache = CachePlugin(driver="redis", config={"url": "redis://127.0.0.1:1/0"})
+    async with Database("memory://drivers/down", plugins=[cache]) as db:
+        notes = await db.create_resource("notes", attributes={"text": "string"})
+        n = await notes.insert({"text": "hi"})
+        assert (await notes.get(n["id"]))["text"] == "hi"
+        await notes.update(n["id"], {"text": "ho"})
+        assert (await notes.get(n["id"]))["text"] == "ho"
+        assert await notes.count() == 1
+        stats = cache.stats()
+        assert stats["errors"] >= 4 and stats["hits"] == 0
+
+
+async def test_uninstall_removes_the_cache(tmp_path: Path) -> None:
+    cache = CachePlugin(driver="filesystem", config={"path": str(tmp_path / "c")})
+    async with Database("memory://drivers/uninstall", plugins=[cache]) as db:
+        notes = await db.create_resource("notes", attributes={"text": "string"})
+        n = await notes.insert({"text": "hi"})
+        await notes.get(n["id"])
+        assert any(p.is_file() for p in (tmp_path / "c").rglob("*"))
+        await db.uninstall_plugin(cache, purge_data=True)
+        assert not any(p.is_file() for p in (tmp_path / "c").rglob("*"))
+        db.store.stats.reset()
+        await notes.get(n["id"])
+        await notes.get(n["id"])
+        assert db.store.stats["get"] == 2  # no middleware left
