@@ -119,3 +119,19 @@ async def test_pubsub_drops_other_processes_entries_at_once(store_url: str, redi
     finally:
         for db in dbs:
             await db.disconnect()
+
+
+@pytest.mark.stores("memory")
+async def test_entries_expire_after_ttl(store_url: str, clock: FakeClock) -> None:
+    cache = CachePlugin(ttl=10, clock=clock)
+    async with Database(store_url, plugins=[cache]) as db:
+        notes = await db.create_resource("notes", attributes={"text": "string"})
+        n = await notes.insert({"text": "hi"})
+        await notes.get(n["id"])
+        clock.advance(9)
+        db.store.stats.reset()
+        await notes.get(n["id"])
+        assert sum(db.store.stats.values()) == 0
+        clock.advance(2)
+        await notes.get(n["id"])
+        assert db.store.stats["get"] == 1
