@@ -17,6 +17,7 @@ and filled on the way back).
 
 from __future__ import annotations
 
+import abc
 import base64
 import os
 import shutil
@@ -64,8 +65,12 @@ class BytesSerializer(BaseSerializer):  # type: ignore[misc]
         return value
 
 
-class CacheDriver(BaseCache):  # type: ignore[misc]
-    """Base of the plugin's drivers: an aiocache cache of ``bytes`` with group deletes."""
+class CacheDriver(BaseCache, abc.ABC):  # type: ignore[misc]
+    """Base of the plugin's drivers: an aiocache cache of ``bytes`` with group deletes.
+
+    A driver of your own implements aiocache's ``_get``, ``_set``, ``_delete``, ``_clear``
+    and ``_close`` and :meth:`delete_groups`; the rest has generic versions here.
+    """
 
     NAME = "driver"
     local = False  # in-process: needs cross-process invalidation (max_staleness / pub/sub)
@@ -77,13 +82,35 @@ class CacheDriver(BaseCache):  # type: ignore[misc]
         kwargs.setdefault("timeout", 0)  # no asyncio.wait_for per call
         super().__init__(**kwargs)
 
+    async def _multi_get(
+        self, keys: list[str], encoding: Any = None, _conn: Any = None
+    ) -> list[bytes | None]:
+        return [await self._get(k) for k in keys]
+
+    async def _multi_set(
+        self, pairs: Iterable[tuple[str, bytes]], ttl: float | None = None, _conn: Any = None
+    ) -> bool:
+        for k, v in pairs:
+            await self._set(k, v, ttl)
+        return True
+
+    async def _add(
+        self, key: str, value: bytes, ttl: float | None = None, _conn: Any = None
+    ) -> bool:
+        if await self._get(key) is not None:
+            raise ValueError(f"Key {key} already exists, use .set to update the value")
+        return bool(await self._set(key, value, ttl))
+
+    async def _exists(self, key: str, _conn: Any = None) -> bool:
+        return await self._get(key) is not None
+
     async def bind(self, storage: PluginStorage, identity: str) -> None:
         """Called on install with the plugin's storage and a name of the database (plus
         namespace), for drivers that need the database or a default location."""
 
+    @abc.abstractmethod
     async def delete_groups(self, groups: Iterable[str]) -> int:
         """Delete every key of these groups; returns how many keys went."""
-        raise NotImplementedError  # pragma: no cover - every driver overrides it
 
     def delete_groups_now(self, groups: Iterable[str]) -> bool:
         """Delete synchronously if this driver can (``True``), else do nothing."""
@@ -162,11 +189,6 @@ class MemoryCache(CacheDriver):
         self._data.move_to_end(key)
         return entry[0]
 
-    async def _multi_get(
-        self, keys: list[str], encoding: Any = None, _conn: Any = None
-    ) -> list[bytes | None]:
-        return [await self._get(k) for k in keys]
-
     async def _set(
         self,
         key: str,
@@ -188,23 +210,6 @@ class MemoryCache(CacheDriver):
             self._drop(oldest)
             self.evictions += 1
         return True
-
-    async def _multi_set(
-        self, pairs: Iterable[tuple[str, bytes]], ttl: float | None = None, _conn: Any = None
-    ) -> bool:
-        for k, v in pairs:
-            await self._set(k, v, ttl)
-        return True
-
-    async def _add(
-        self, key: str, value: bytes, ttl: float | None = None, _conn: Any = None
-    ) -> bool:
-        if await self._get(key) is not None:
-            raise ValueError(f"Key {key} already exists, use .set to update the value")
-        return await self._set(key, value, ttl)
-
-    async def _exists(self, key: str, _conn: Any = None) -> bool:
-        return await self._get(key) is not None
 
     async def _delete(self, key: str, _conn: Any = None) -> int:
         return int(self._drop(key))
@@ -330,11 +335,6 @@ class FilesystemCache(CacheDriver):
     async def _get(self, key: str, encoding: Any = None, _conn: Any = None) -> bytes | None:
         return await anyio.to_thread.run_sync(self._read, key)
 
-    async def _multi_get(
-        self, keys: list[str], encoding: Any = None, _conn: Any = None
-    ) -> list[bytes | None]:
-        return [await self._get(k) for k in keys]
-
     async def _set(
         self,
         key: str,
@@ -344,23 +344,6 @@ class FilesystemCache(CacheDriver):
         _conn: Any = None,
     ) -> bool:
         return await anyio.to_thread.run_sync(self._write, key, value, ttl)
-
-    async def _multi_set(
-        self, pairs: Iterable[tuple[str, bytes]], ttl: float | None = None, _conn: Any = None
-    ) -> bool:
-        for k, v in pairs:
-            await self._set(k, v, ttl)
-        return True
-
-    async def _add(
-        self, key: str, value: bytes, ttl: float | None = None, _conn: Any = None
-    ) -> bool:
-        if await self._get(key) is not None:
-            raise ValueError(f"Key {key} already exists, use .set to update the value")
-        return await self._set(key, value, ttl)
-
-    async def _exists(self, key: str, _conn: Any = None) -> bool:
-        return await self._get(key) is not None
 
     async def _delete(self, key: str, _conn: Any = None) -> int:
         def unlink() -> int:
@@ -441,11 +424,6 @@ class S3Cache(CacheDriver):
             return None
         return base64.b64decode(data["b"])
 
-    async def _multi_get(
-        self, keys: list[str], encoding: Any = None, _conn: Any = None
-    ) -> list[bytes | None]:
-        return [await self._get(k) for k in keys]
-
     async def _set(
         self,
         key: str,
@@ -457,20 +435,6 @@ class S3Cache(CacheDriver):
         data = {"b": base64.b64encode(value).decode("ascii")}
         await self.storage.set(self._key(key), data, ttl=ttl or None, behavior="body-only")
         return True
-
-    async def _multi_set(
-        self, pairs: Iterable[tuple[str, bytes]], ttl: float | None = None, _conn: Any = None
-    ) -> bool:
-        for k, v in pairs:
-            await self._set(k, v, ttl)
-        return True
-
-    async def _add(
-        self, key: str, value: bytes, ttl: float | None = None, _conn: Any = None
-    ) -> bool:
-        if await self._get(key) is not None:
-            raise ValueError(f"Key {key} already exists, use .set to update the value")
-        return await self._set(key, value, ttl)
 
     async def _exists(self, key: str, _conn: Any = None) -> bool:
         return await self.storage.has(self._key(key))
@@ -607,20 +571,6 @@ class RedisTagCache(CacheDriver):
             await pipe.execute()
         return True
 
-    async def _multi_set(
-        self, pairs: Iterable[tuple[str, bytes]], ttl: float | None = None, _conn: Any = None
-    ) -> bool:
-        for k, v in pairs:
-            await self._set(k, v, ttl)
-        return True
-
-    async def _add(
-        self, key: str, value: bytes, ttl: float | None = None, _conn: Any = None
-    ) -> bool:
-        if await self._get(key) is not None:
-            raise ValueError(f"Key {key} already exists, use .set to update the value")
-        return await self._set(key, value, ttl)
-
     async def _exists(self, key: str, _conn: Any = None) -> bool:
         return bool(await self.client.exists(self._k(key)))
 
@@ -714,11 +664,6 @@ class MultiCache(CacheDriver):
                 return value
         return None
 
-    async def _multi_get(
-        self, keys: list[str], encoding: Any = None, _conn: Any = None
-    ) -> list[bytes | None]:
-        return [await self._get(k) for k in keys]
-
     async def _set(
         self,
         key: str,
@@ -730,23 +675,6 @@ class MultiCache(CacheDriver):
         for layer in self.layers:
             await layer._set(key, value, ttl)
         return True
-
-    async def _multi_set(
-        self, pairs: Iterable[tuple[str, bytes]], ttl: float | None = None, _conn: Any = None
-    ) -> bool:
-        for k, v in pairs:
-            await self._set(k, v, ttl)
-        return True
-
-    async def _add(
-        self, key: str, value: bytes, ttl: float | None = None, _conn: Any = None
-    ) -> bool:
-        if await self._get(key) is not None:
-            raise ValueError(f"Key {key} already exists, use .set to update the value")
-        return await self._set(key, value, ttl)
-
-    async def _exists(self, key: str, _conn: Any = None) -> bool:
-        return await self._get(key) is not None
 
     async def _delete(self, key: str, _conn: Any = None) -> int:
         return sum([int(bool(await layer._delete(key))) for layer in self.layers])
