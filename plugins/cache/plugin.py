@@ -499,7 +499,12 @@ class CachePlugin(Plugin):
             token = _FRAME.set(frame)
             groups: set[str] = set()
             try:
-                return await nxt(*args, **kwargs)
+                result = await nxt(*args, **kwargs)
+                if op in ("update", "patch", "replace") and state not in frame.groups:
+                    # no ``updated`` event: nothing changed, or the write landed but its
+                    # answer was lost and the re-read found it done; drop what it could be
+                    groups |= write_groups(resource, str(args[0]), [result])
+                return result
             except _NOTHING_WRITTEN:
                 raise
             except BaseException:

@@ -321,3 +321,32 @@ async def test_resources_exclude_and_secrets(store_url: str, tmp_path: Path) -> 
         assert not any(
             b"s3cr3t" in p.read_bytes() for p in (tmp_path / "c").rglob("*") if p.is_file()
         )
+
+
+@pytest.mark.parametrize("error", ["unknown", "precondition"])
+async def test_a_write_whose_answer_was_lost_still_invalidates(store_url: str, error: str) -> None:
+    """The update's conditional PUT lands but its answer is lost (resolved by reading back):
+    the cached record and its partition's list must not survive it."""
+    from s3db_async.stores import open_store
+    from tests._faults import LostReplyStore
+
+    store = LostReplyStore(open_store(store_url))
+    cache = CachePlugin()
+    async with Database(store=store, plugins=[cache]) as db:
+        users = await db.create_resource(
+            "users",
+            attributes={"name": "string", "region": "string"},
+            partitions={"by_region": {"fields": {"region": "string"}}},
+        )
+        a = await users.insert({"name": "Ann", "region": "eu"})
+        await users.get(a["id"])
+        pv = {"region": "eu"}
+        assert [
+            r["name"] for r in await users.list(partition="by_region", partition_values=pv)
+        ] == ["Ann"]
+        store.lose(1, match=lambda key: "/data/" in key, error=error)
+        await users.update(a["id"], {"name": "Anne"})
+        assert store.lost
+        assert (await users.get(a["id"]))["name"] == "Anne"
+        rows = await users.list(partition="by_region", partition_values=pv)
+        assert [r["name"] for r in rows] == ["Anne"]
