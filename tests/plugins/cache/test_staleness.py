@@ -135,3 +135,27 @@ async def test_entries_expire_after_ttl(store_url: str, clock: FakeClock) -> Non
         clock.advance(2)
         await notes.get(n["id"])
         assert db.store.stats["get"] == 1
+
+
+@pytest.mark.stores("memory")
+async def test_a_lost_pubsub_connection_drops_the_memory_entries(
+    store_url: str, redis_url: str
+) -> None:
+    """Messages may have been missed while disconnected: the process forgets what it holds
+    in memory, then subscribes again."""
+    cache = CachePlugin(pubsub=redis_url)
+    async with Database(store_url, plugins=[cache]) as db:
+        notes = await db.create_resource("notes", attributes={"text": "string"})
+        n = await notes.insert({"text": "hi"})
+        await notes.get(n["id"])
+        bus = cache._bus
+        assert bus is not None and bus.pubsub is not None
+        await bus.pubsub.connection.disconnect()  # the server side is gone
+        for _ in range(500):
+            if bus.reconnects >= 1 and bus.pubsub is not None:
+                break
+            await asyncio.sleep(0.01)
+        assert bus.reconnects >= 1
+        db.store.stats.reset()
+        await notes.get(n["id"])
+        assert db.store.stats["get"] == 1
