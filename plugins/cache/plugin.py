@@ -86,6 +86,7 @@ class _Frame:
 @dataclass(eq=False)
 class _State:
     resource: Resource
+    ttl: float
     pending: int = 0  # invalidations outside a write call still running: reads bypass
     inflight: dict[str, list[_Fetch]] = field(default_factory=dict)
 
@@ -116,6 +117,7 @@ class CachePlugin(Plugin):
         driver instance from :mod:`s3db_async.plugins.cache.drivers`.
     :param config: the driver's options (see docs/plugins/cache.md).
     :param ttl: seconds an entry lives (default 300).
+    :param resource_ttl: ``{resource: seconds}`` overriding ``ttl`` for some resources.
     :param resources: names of the resources to cache (default: all, also those created
         later); ``exclude`` names resources to leave alone. Plugin resources (``plg_*``) are
         cached only when named.
@@ -141,6 +143,7 @@ class CachePlugin(Plugin):
         driver: str | CacheDriver = "memory",
         config: Mapping[str, Any] | None = None,
         ttl: float = 300.0,
+        resource_ttl: Mapping[str, float] | None = None,
         resources: Iterable[str] | None = None,
         exclude: Iterable[str] = (),
         operations: Iterable[str] = CACHED_OPERATIONS,
@@ -155,6 +158,10 @@ class CachePlugin(Plugin):
         from .drivers import make_driver
 
         self.ttl = _positive("ttl", ttl) or 300.0
+        self.resource_ttl = {
+            str(name): _positive(f"resource_ttl[{name!r}]", seconds) or self.ttl
+            for name, seconds in (resource_ttl or {}).items()
+        }
         self.max_staleness = _positive("max_staleness", max_staleness, allow_none=True)
         ops = tuple(operations)
         unknown = sorted(set(ops) - set(CACHED_OPERATIONS))
@@ -197,7 +204,7 @@ class CachePlugin(Plugin):
         digest = hashlib.blake2b(db.url.encode(), digest_size=8).hexdigest()
         self.identity = digest + (f"-{self.namespace}" if self.namespace else "")
         await self.driver.bind(self.get_storage(), self.identity)
-        self.driver.promote_ttl = self.ttl
+        self.driver.promote_ttl = max([self.ttl, *self.resource_ttl.values()])
         for name in db.list_resources():
             await self._setup(db.resources[name])
         self.add_database_hook("after_create_resource", self._setup)
@@ -254,7 +261,8 @@ class CachePlugin(Plugin):
             return
         if not self._wanted(resource):
             return
-        state = self._states[resource.name] = _State(resource)
+        ttl = self.resource_ttl.get(resource.name, self.ttl)
+        state = self._states[resource.name] = _State(resource, ttl)
         for op in self.operations:
             self.add_middleware(resource, op, self._read_middleware(state, op))
         for op in WRITE_OPERATIONS:
@@ -284,8 +292,8 @@ class CachePlugin(Plugin):
         value = await self._guard("get", self.driver.get(key))
         return value if isinstance(value, bytes) else None
 
-    async def _driver_set(self, key: str, raw: bytes) -> bool:
-        return bool(await self._guard("set", self.driver.set(key, raw, ttl=self.ttl)))
+    async def _driver_set(self, key: str, raw: bytes, ttl: float) -> bool:
+        return bool(await self._guard("set", self.driver.set(key, raw, ttl=ttl)))
 
     async def _driver_delete(self, key: str) -> None:
         await self._guard("delete", self.driver.delete(key))
@@ -294,8 +302,8 @@ class CachePlugin(Plugin):
     def _count(self, resource: str, op: str, what: str, n: int = 1) -> None:
         self._stats[(resource, op, what)] += n
 
-    def _encode(self, stamp: float, value: Any) -> bytes:
-        return _HEADER.pack(stamp, stamp + self.ttl) + pickle.dumps(
+    def _encode(self, state: _State, stamp: float, value: Any) -> bytes:
+        return _HEADER.pack(stamp, stamp + state.ttl) + pickle.dumps(
             value, protocol=pickle.HIGHEST_PROTOCOL
         )
 
@@ -340,7 +348,7 @@ class CachePlugin(Plugin):
         fetch = _Fetch(groups)
         self._begin(state, fetch)
         try:
-            await self._driver_set(key, raw)
+            await self._driver_set(key, raw, state.ttl)
         finally:
             self._end(state, fetch)
         if fetch.stale:
@@ -370,7 +378,7 @@ class CachePlugin(Plugin):
         try:
             result = await call()
             if not (fetch.stale or state.pending) and _cacheable(result):
-                stored = await self._driver_set(key, self._encode(stamp, result))
+                stored = await self._driver_set(key, self._encode(state, stamp, result), state.ttl)
                 self._count(state.resource.name, op, "sets", int(stored))
         finally:
             self._end(state, fetch)
@@ -447,7 +455,8 @@ class CachePlugin(Plugin):
                         continue
                     key = entry_key(state.resource.name, record_tag(str(item.id)), "get")
                     if key in entries:
-                        if await self._driver_set(key, self._encode(stamp, item.data)):
+                        raw = self._encode(state, stamp, item.data)
+                        if await self._driver_set(key, raw, state.ttl):
                             self._count(state.resource.name, "get_many", "sets")
                             stored.append(key)
         finally:

@@ -11,6 +11,7 @@ import pytest
 from s3db_async.plugins import CachePlugin
 
 from s3db_async import Database
+from s3db_async.errors import ConfigError
 
 from .conftest import FakeClock
 
@@ -123,18 +124,30 @@ async def test_pubsub_drops_other_processes_entries_at_once(store_url: str, redi
 
 @pytest.mark.stores("memory")
 async def test_entries_expire_after_ttl(store_url: str, clock: FakeClock) -> None:
-    cache = CachePlugin(ttl=10, clock=clock)
+    cache = CachePlugin(ttl=10, resource_ttl={"tokens": 3}, clock=clock)
     async with Database(store_url, plugins=[cache]) as db:
         notes = await db.create_resource("notes", attributes={"text": "string"})
+        tokens = await db.create_resource("tokens", attributes={"text": "string"})
         n = await notes.insert({"text": "hi"})
+        t = await tokens.insert({"text": "t"})
         await notes.get(n["id"])
-        clock.advance(9)
+        await tokens.get(t["id"])
+        clock.advance(2)
+        db.store.stats.reset()
+        await tokens.get(t["id"])
+        assert sum(db.store.stats.values()) == 0
+        clock.advance(2)  # past the tokens' 3 s, within the notes' 10 s
+        await tokens.get(t["id"])
+        assert db.store.stats["get"] == 1
+        clock.advance(5)
         db.store.stats.reset()
         await notes.get(n["id"])
         assert sum(db.store.stats.values()) == 0
         clock.advance(2)
         await notes.get(n["id"])
         assert db.store.stats["get"] == 1
+    with pytest.raises(ConfigError, match="resource_ttl"):
+        CachePlugin(resource_ttl={"x": 0})
 
 
 @pytest.mark.stores("memory")
