@@ -294,9 +294,13 @@ class EventualConsistencyPlugin(Plugin):
         """The plugin's PluginStorage."""
         return self.get_storage()
 
-    def _tx_prefix(self, spec: _Field, record_id: str | None = None) -> str:
-        base = f"tx/{spec.field}/"
-        return base + f"{record_id}/" if record_id is not None else base
+    def _prefix(self, spec: _Field, kind: str, record_id: str | None = None) -> str:
+        parts = (kind, spec.field) if record_id is None else (kind, spec.field, record_id)
+        return self.storage.get_plugin_key(spec.resource, *parts) + "/"
+
+    async def _list(self, prefix: str) -> list[str]:
+        # one LIST: the prefix ends below the namespace level, so no namespace filtering
+        return await self.storage.store.list_keys(prefix)
 
     def _state_key(self, spec: _Field, record_id: str) -> str:
         return self.storage.get_plugin_key(spec.resource, "state", spec.field, record_id)
@@ -319,9 +323,7 @@ class EventualConsistencyPlugin(Plugin):
         return Transaction(parts[0], parts[1], amount, key)
 
     async def _transactions(self, spec: _Field, record_id: str) -> list[Transaction]:
-        keys = await self.storage.list_for_resource(
-            spec.resource, self._tx_prefix(spec, record_id)
-        )
+        keys = await self._list(self._prefix(spec, "tx", record_id))
         txs = [t for t in map(self._parse, keys) if t is not None]
         return sorted(txs, key=lambda t: t.id)
 
@@ -385,7 +387,7 @@ class EventualConsistencyPlugin(Plugin):
     async def pending(self, resource: str, field: str) -> dict[str, int]:
         """Record id -> number of transactions not yet consolidated (LIST only)."""
         spec = self._spec(resource, field)
-        keys = await self.storage.list_for_resource(resource, self._tx_prefix(spec))
+        keys = await self._list(self._prefix(spec, "tx"))
         out: dict[str, int] = {}
         for key in keys:
             if self._parse(key) is not None:
@@ -516,9 +518,8 @@ class EventualConsistencyPlugin(Plugin):
         self, spec: _Field, record_id: str | None = None
     ) -> list[tuple[str, int, int, str]]:
         """(record id, seq, at ms, key) of every archive, oldest commit first per record."""
-        sub = f"applied/{spec.field}/" + (f"{record_id}/" if record_id else "")
         out = []
-        for key in await self.storage.list_for_resource(spec.resource, sub):
+        for key in await self._list(self._prefix(spec, "applied", record_id)):
             rid, name = key.rsplit("/", 2)[-2:]
             seq, _, at = name.partition("-")
             if seq.isdigit() and at.isdigit():
