@@ -61,7 +61,9 @@ async def test_bad_amounts_and_fields_are_refused(db: Database) -> None:
 
 
 # -- writes and consolidation ----------------------------------------------------------------
-async def test_async_add_is_one_put_and_durable_before_consolidation(db: Database) -> None:
+async def test_async_add_is_one_put_and_durable_before_consolidation(
+    db: Database, store_url: str
+) -> None:
     """s3db.js defect: async mode kept transactions in memory until stop(); here each is one PUT."""
     wallets, plugin = await setup(db)
     await wallets.add("w1", "balance", 1)  # warm-up (namespace registration, capabilities)
@@ -70,7 +72,7 @@ async def test_async_add_is_one_put_and_durable_before_consolidation(db: Databas
         assert await op("w1", "balance", 2) is None
         assert sum(db.store.stats.values()) <= 2 and db.store.stats.get("put") == 1
     assert len(await tx_keys(plugin)) == 5  # written, visible to any process at once
-    async with Database(db.url) as other:  # another connection, no plugin, no stop()
+    async with Database(store_url) as other:  # another connection, no plugin, no stop()
         keys = await other.store.list_keys(f"resource=wallets/plugin={plugin.slug}/tx/")
         assert len(keys) == 5
     assert (await wallets.get("w1")).get("balance") is None
