@@ -206,7 +206,9 @@ class EventualConsistencyPlugin(Plugin):
                 metadata={"field": fname, "reason": "unknown mode"},
             )
         initial = _number(opts.get("initial", 0), field=fname, what="initial")
-        return _Field(res, fname, initial, mode, bool(opts.get("analytics", self.analytics_enabled)))
+        return _Field(
+            res, fname, initial, mode, bool(opts.get("analytics", self.analytics_enabled))
+        )
 
     # -- lifecycle ---------------------------------------------------------------------
     async def on_install(self) -> None:
@@ -224,9 +226,7 @@ class EventualConsistencyPlugin(Plugin):
                 pass  # the user declared the field: we write it, they own its definition
         for name in ("add", "sub", "set", "increment", "decrement", "consolidate", "recalculate"):
             self.add_resource_method(resource, name, self._bound(resource.name, name))
-        self.add_resource_method(
-            resource, "get_counter", self._bound(resource.name, "current")
-        )
+        self.add_resource_method(resource, "get_counter", self._bound(resource.name, "current"))
 
     def _bound(self, res: str, method: str) -> Any:
         target = getattr(self, method)
@@ -273,7 +273,7 @@ class EventualConsistencyPlugin(Plugin):
         if spec is None:
             raise ConfigError(
                 f"{res}.{fname} is not a counter field of this plugin",
-                suggestion="declare it: resources={'%s': {'%s': {}}}" % (res, fname),
+                suggestion=f"declare it: resources={{{res!r}: {{{fname!r}: {{}}}}}}",
                 metadata={"field": fname, "resource": res, "reason": "not declared"},
             )
         return spec
@@ -337,8 +337,15 @@ class EventualConsistencyPlugin(Plugin):
             res, "tx", fname, record_id, f"{txid}{_SEP}{op}{_SEP}{amount!r}"
         )
         await self.storage.set(key, None)  # one PUT: the transaction is durable now
-        self.emit_event("transaction.written", resource=res, id=record_id, field=fname, op=op,
-                        amount=amount, transaction=txid)
+        self.emit_event(
+            "transaction.written",
+            resource=res,
+            id=record_id,
+            field=fname,
+            op=op,
+            amount=amount,
+            transaction=txid,
+        )
         if spec.mode == "sync":
             return await self.consolidate(res, record_id, fname)
         return None
@@ -470,8 +477,12 @@ class EventualConsistencyPlugin(Plugin):
         if fresh:
             await self._finish(spec, record_id, state, fresh)
             self.emit_event(
-                "record.consolidated", resource=resource, id=record_id, field=field,
-                value=state["value"], transactions=len(fresh),
+                "record.consolidated",
+                resource=resource,
+                id=record_id,
+                field=field,
+                value=state["value"],
+                transactions=len(fresh),
             )
         return state["value"]  # type: ignore[no-any-return]
 

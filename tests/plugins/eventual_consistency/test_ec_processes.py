@@ -9,9 +9,9 @@ import random
 from typing import Any
 
 import pytest
+from s3db_async.plugins import EventualConsistencyPlugin
 
 from s3db_async import Database
-from s3db_async.plugins import EventualConsistencyPlugin
 from s3db_async.testing import WorkerContext, run_processes, spawn_processes
 
 PROCESSES, OPS, RECORDS = 4, 100, 10
@@ -22,7 +22,9 @@ pytestmark = [pytest.mark.stores("file", "seaweedfs"), pytest.mark.slow]
 
 def plugin(mode: str) -> EventualConsistencyPlugin:
     return EventualConsistencyPlugin(
-        resources={"wallets": {"balance": {}}}, mode=mode, consolidation_interval=3600,
+        resources={"wallets": {"balance": {}}},
+        mode=mode,
+        consolidation_interval=3600,
         analytics=True,
     )
 

@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from s3db_async.plugins import EventualConsistencyPlugin
 
 from s3db_async import Database
 from s3db_async.errors import ConfigError, PluginError, ValidationError
-from s3db_async.plugins import EventualConsistencyPlugin
 
 ATTRS = {"owner": "string"}
 
@@ -92,7 +92,8 @@ async def test_the_documented_resource_call_works(db: Database) -> None:
 
 async def test_sync_mode_consolidates_on_write_and_set_orders_by_id(db: Database) -> None:
     wallets, plugin = await setup(
-        db, resources={"wallets": {"balance": {"initial": 10}, "points": {"mode": "async"}}},
+        db,
+        resources={"wallets": {"balance": {"initial": 10}, "points": {"mode": "async"}}},
         mode="sync",
     )
     assert await wallets.add("w1", "balance", 5) == 15
@@ -151,8 +152,9 @@ async def test_installed_before_the_resource_exists(db: Database) -> None:
     assert (await wallets.get("w1"))["balance"] == 8
     # and after: a declared number field is the user's; the plugin just writes it
     later = await db.create_resource("cards", attributes={"points": "number|optional"})
-    cards = await db.use_plugin(EventualConsistencyPlugin(resource="cards", field="points",
-                                                          mode="sync", alias="cards"))
+    cards = await db.use_plugin(
+        EventualConsistencyPlugin(resource="cards", field="points", mode="sync", alias="cards")
+    )
     await later.insert({"id": "c1"})
     assert await later.add("c1", 2) == 2 and await cards.current("cards", "c1", "points") == 2
 
@@ -215,8 +217,14 @@ async def test_analytics_per_cohort_with_gaps_and_top_records(db: Database) -> N
     await wallets.add("w2", "balance", 7)
     rows = await plugin.analytics("wallets", "balance", period="hour", fill_gaps=True)
     assert [r["cohort"] for r in rows] == ["2026-01-01T10", "2026-01-01T11", "2026-01-01T12"]
-    assert rows[0] == {"cohort": "2026-01-01T10", "count": 2, "sum": 6, "min": -4, "max": 10,
-                       "avg": 3.0}
+    assert rows[0] == {
+        "cohort": "2026-01-01T10",
+        "count": 2,
+        "sum": 6,
+        "min": -4,
+        "max": 10,
+        "avg": 3.0,
+    }
     assert rows[1]["count"] == 0 and rows[2]["sum"] == 7
     (day,) = await plugin.analytics("wallets", "balance", period="day")
     assert day["count"] == 3 and day["sum"] == 13
