@@ -24,6 +24,7 @@ import itertools
 import math
 import secrets
 import time
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -224,34 +225,23 @@ class EventualConsistencyPlugin(Plugin):
                 await self.add_plugin_attribute(resource, fname, "number|optional")
             except SchemaError:
                 pass  # the user declared the field: we write it, they own its definition
-        for name in ("add", "sub", "set", "increment", "decrement", "consolidate", "recalculate"):
-            self.add_resource_method(resource, name, self._bound(resource.name, name))
-        self.add_resource_method(resource, "get_counter", self._bound(resource.name, "current"))
+        peers = _PEERS.setdefault(resource, [])
+        if not peers:  # the first instance on the resource adds the methods; they dispatch
+            for name in (*_METHODS, "get_counter"):
+                resource.add_method(name, _dispatcher(resource, name), owner=self.slug)
+        peers.append(self)
 
-    def _bound(self, res: str, method: str) -> Any:
-        target = getattr(self, method)
-
-        async def call(record_id: str, *args: Any, **kwargs: Any) -> Any:
-            if args and not isinstance(args[0], str) and method not in ("consolidate",):
-                # the single-field form: wallets.add("w1", 10)
-                args = (self._only_field(res), *args)
-            elif not args and "field" not in kwargs:
-                args = (self._only_field(res),)
-            return await target(res, record_id, *args, **kwargs)
-
-        call.__name__ = method
-        call.__doc__ = target.__doc__
-        return call
+    async def on_uninstall(self, *, purge_data: bool = False) -> None:
+        for resource in self._resources.values():
+            peers = _PEERS.get(resource, [])
+            if self in peers:
+                peers.remove(self)
+            if not peers:  # the last instance on the resource takes the methods away
+                for name in (*_METHODS, "get_counter"):
+                    resource.remove_method(name)
 
     def _only_field(self, res: str) -> str:
-        names = [f for r, f in self.fields if r == res]
-        if len(names) != 1:
-            raise ConfigError(
-                f"resource {res!r} has several counter fields: {names}",
-                suggestion="name the field, e.g. add(id, 'balance', 10)",
-                metadata={"field": "field", "resource": res, "reason": "ambiguous"},
-            )
-        return names[0]
+        return _only_field(res, [f for r, f in self.fields if r == res])
 
     async def on_start(self) -> None:
         if any(f.mode == "async" for f in self.fields.values()):
@@ -597,31 +587,39 @@ class EventualConsistencyPlugin(Plugin):
         return removed
 
     async def _fold(self, spec: _Field, rid: str, old: list[tuple[str, int, int, str]]) -> int:
-        history = await self._archived_txs(old)
-        chosen: list[str] = []
+        """Fold archives into the state's base by compare-and-swap, then delete them.
 
-        def step(state: Any) -> Any:
-            chosen.clear()
+        The state names the commits it folded last; archives of those still listed (a
+        collection interrupted before its deletes) are deleted before anything new is folded.
+        """
+        history = await self._archived_txs(old)
+        folding: list[str] = []
+
+        async def step(state: Any) -> Any:
+            folding.clear()
             if not state:
                 return None
             folded = set(state.get("folded", []))
+            done = [a[3] for a in old if f"{a[1]}" in folded]
+            if done:
+                await self.storage.store.delete_many(done)
             base = state.get("base", spec.initial)
             new_ids = []
             for (_, seq, _at, key), (_, txs) in zip(old, history, strict=True):
-                chosen.append(key)
                 if f"{seq}" in folded:
-                    continue  # folded by an earlier, interrupted collection
+                    continue
                 for tx in txs:
                     base = _apply(base, tx)
                 new_ids.append(f"{seq}")
+                folding.append(key)
             if not new_ids:
                 return None
             return {**state, "base": base, "folded": new_ids}
 
         await self.storage.update(self._state_key(spec, rid), step)
-        if chosen:
-            await self.storage.store.delete_many(chosen)
-        return len(chosen)
+        if folding:
+            await self.storage.store.delete_many(folding)
+        return len(folding)
 
     def _require_analytics(self, spec: _Field) -> None:
         if not spec.analytics:
@@ -724,6 +722,49 @@ class EventualConsistencyPlugin(Plugin):
                     t["sum"] += tx.amount if tx.op == "add" else -tx.amount
         ranked = sorted(totals.items(), key=lambda kv: (-kv[1][by], kv[0]))
         return [{"id": rid, **t} for rid, t in ranked[:limit]]
+
+
+_METHODS = ("add", "sub", "set", "increment", "decrement", "consolidate", "recalculate")
+_PEERS: weakref.WeakKeyDictionary[Resource, list[EventualConsistencyPlugin]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _only_field(res: str, names: list[str]) -> str:
+    if len(names) != 1:
+        raise ConfigError(
+            f"resource {res!r} has {len(names)} counter fields: {names}",
+            suggestion="name the field, e.g. add(id, 'balance', 10)",
+            metadata={"field": "field", "resource": res, "reason": "ambiguous"},
+        )
+    return names[0]
+
+
+def _dispatcher(resource: Resource, method: str) -> Callable[..., Any]:
+    """``resource.<method>(id, [field,] ...)``: routed to the instance that owns the field."""
+
+    async def call(record_id: str, *args: Any, **kwargs: Any) -> Any:
+        peers = _PEERS.get(resource, [])
+        fields = {f: p for p in peers for (r, f) in p.fields if r == resource.name}
+        if args and isinstance(args[0], str):
+            field, rest = args[0], args[1:]
+        elif "field" in kwargs:
+            field, rest = kwargs.pop("field"), args
+        else:  # the single-field form: wallets.add("w1", 10)
+            field, rest = _only_field(resource.name, sorted(fields)), args
+        plugin = fields.get(field) or (peers[0] if peers else None)
+        if plugin is None:
+            raise PluginError(
+                f"no EventualConsistencyPlugin serves {resource.name!r} any more",
+                suggestion="install the plugin again",
+                metadata={"field": field, "resource": resource.name, "reason": "uninstalled"},
+            )
+        target = getattr(plugin, "current" if method == "get_counter" else method)
+        return await target(resource.name, record_id, field, *rest, **kwargs)
+
+    call.__name__ = method
+    call.__doc__ = f"``{method}(id, field, ...)`` of EventualConsistencyPlugin."
+    return call
 
 
 _FORMATS = {"hour": "%Y-%m-%dT%H", "day": "%Y-%m-%d", "month": "%Y-%m"}

@@ -11,6 +11,8 @@ from s3db_async.plugins import EventualConsistencyPlugin
 
 from s3db_async import Database
 from s3db_async.errors import ConfigError, PluginError, ValidationError
+from s3db_async.stores import open_store
+from tests._faults import LostReplyStore
 
 ATTRS = {"owner": "string"}
 
@@ -106,7 +108,7 @@ async def test_sync_mode_consolidates_on_write_and_set_orders_by_id(db: Database
     await plugin.set("wallets", "w1", "points", 7)
     await plugin.add("wallets", "w1", "points", 1)
     assert await wallets.consolidate("w1", "points") == 8
-    with pytest.raises(ConfigError, match="several counter fields"):
+    with pytest.raises(ConfigError, match="has 2 counter fields"):
         await wallets.add("w1", 1)
 
 
@@ -263,3 +265,71 @@ async def test_events_and_uninstall_with_purge(db: Database) -> None:
     await db.uninstall_plugin(plugin.alias, purge_data=True)
     assert not hasattr(wallets, "add")
     assert await db.store.list_keys(f"resource=wallets/plugin={plugin.slug}/") == []
+
+
+async def test_lost_replies_on_the_state_and_archive_apply_nothing_twice(store_url: str) -> None:
+    store = LostReplyStore(open_store(store_url))
+    async with Database(store=store) as db:
+        wallets, plugin = await setup(db, mode="sync")
+        store.lose(1, match=lambda key: "/state/" in key)  # applied, answer lost
+        assert await wallets.add("w1", "balance", 5) == 5
+        store.lose(1, match=lambda key: "/state/" in key, error="precondition")
+        assert await wallets.add("w1", "balance", 6) == 11
+        assert len(store.lost) == 2
+        assert (await wallets.get("w1"))["balance"] == 11
+        assert await plugin.current("wallets", "w1", "balance") == 11
+
+
+async def test_an_interrupted_collection_folds_nothing_twice(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = [1_700_000_000.0]
+    wallets, plugin = await setup(db, mode="sync", retention=60, clock=lambda: now[0])
+    await wallets.add("w1", "balance", 5)
+    await wallets.add("w1", "balance", 7)
+    now[0] += 120
+    real = plugin.storage.store.delete_many
+    calls = 0
+
+    async def fail_once(keys: Any) -> int:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise OSError("died before deleting the folded archives")
+        return await real(keys)
+
+    monkeypatch.setattr(plugin.storage.store, "delete_many", fail_once)
+    with pytest.raises(OSError):
+        await plugin.collect_garbage()
+    assert len(await tx_keys(plugin, "applied")) == 2  # folded into the base, not yet deleted
+    assert await plugin.collect_garbage() == 0  # deletes them, folds nothing again
+    assert await tx_keys(plugin, "applied") == []
+    await wallets.update("w1", {"balance": -1})
+    assert await wallets.recalculate("w1") == 12
+
+
+async def test_namespaced_instances_side_by_side_and_uninstall_keeps_data(db: Database) -> None:
+    wallets, eu = await setup(db, mode="sync", namespace="eu", alias="eu")
+    us = await db.use_plugin(
+        EventualConsistencyPlugin(
+            resources={"wallets": {"credit": {}}}, mode="sync", namespace="us", alias="us"
+        )
+    )
+    assert await eu.add("wallets", "w1", "balance", 3) == 3
+    assert await us.add("wallets", "w1", "credit", 4) == 4
+    record = await wallets.get("w1")
+    assert (record["balance"], record["credit"]) == (3, 4)
+    await db.uninstall_plugin("us")  # keeps its data: a reinstalled plugin continues
+    again = await db.use_plugin(
+        EventualConsistencyPlugin(
+            resources={"wallets": {"credit": {}}}, mode="sync", namespace="us", alias="us"
+        )
+    )
+    assert await again.add("wallets", "w1", "credit", 1) == 5
+    assert await eu.current("wallets", "w1", "balance") == 3
+    await db.uninstall_plugin("eu")  # the instance that added the methods: they stay for "us"
+    assert await wallets.add("w1", "credit", 2) == 7
+    with pytest.raises(ConfigError, match="not a counter field"):
+        await wallets.add("w1", "balance", 1)
+    await db.uninstall_plugin("us")
+    assert not hasattr(wallets, "add")
