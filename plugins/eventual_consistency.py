@@ -125,6 +125,7 @@ class EventualConsistencyPlugin(Plugin):
         retention: float = 7 * 86400,
         analytics: bool = False,
         lock_ttl: float = 30.0,
+        gc_interval: float = 3600.0,
         concurrency: int = 8,
         clock: Callable[[], float] = time.time,
         **options: Any,
@@ -140,6 +141,7 @@ class EventualConsistencyPlugin(Plugin):
             ("consolidation_interval", consolidation_interval),
             ("retention", retention),
             ("lock_ttl", lock_ttl),
+            ("gc_interval", gc_interval),
         ):
             if isinstance(v, bool) or not isinstance(v, int | float) or v <= 0:
                 raise ConfigError(
@@ -171,6 +173,8 @@ class EventualConsistencyPlugin(Plugin):
         self.consolidation_interval = float(consolidation_interval)
         self.retention = float(retention)
         self.lock_ttl = float(lock_ttl)
+        self.gc_interval = float(gc_interval)
+        self._last_gc: float | None = None
         self.concurrency = concurrency
         self.analytics_enabled = analytics
         self.fields: dict[tuple[str, str], _Field] = {}
@@ -244,18 +248,21 @@ class EventualConsistencyPlugin(Plugin):
         return _only_field(res, [f for r, f in self.fields if r == res])
 
     async def on_start(self) -> None:
-        if any(f.mode == "async" for f in self.fields.values()):
-            self.job = self.every(
-                self.consolidation_interval,
-                self._tick,
-                name="consolidate",
-                leader=True,
-                lease_ttl=max(self.lock_ttl, 5.0),
-            )
+        # one process at a time (a leader lease; each tick claimed by compare-and-swap)
+        self.job = self.every(
+            self.consolidation_interval,
+            self._tick,
+            name="consolidate",
+            leader=True,
+            lease_ttl=max(self.lock_ttl, 5.0),
+        )
 
     async def _tick(self, run: JobRun) -> None:
         await self.consolidate_all(mode="async")
-        await self.collect_garbage()
+        now = self.clock()
+        if self._last_gc is None or now - self._last_gc >= self.gc_interval:
+            self._last_gc = now
+            await self.collect_garbage()
 
     # -- keys --------------------------------------------------------------------------
     def _spec(self, res: str, fname: str) -> _Field:
