@@ -5,6 +5,7 @@ Under ``CI=true`` a SeaweedFS that cannot start fails the run (the server fixtur
 
 from __future__ import annotations
 
+import asyncio
 import random
 from typing import Any
 
@@ -82,6 +83,26 @@ async def doomed(ctx: WorkerContext) -> None:
         await wallets.consolidate("w0")
 
 
+async def async_writer(ctx: WorkerContext) -> int:
+    """Async mode with a short job interval: 30 adds, then wait until the leader job (in
+    whichever process leads) has consolidated everything. Returns what this worker added."""
+    ec = EventualConsistencyPlugin(
+        resources={"wallets": {"balance": {}}}, consolidation_interval=0.3, lock_ttl=10
+    )
+    async with Database(ctx.url, plugins=[ec]) as db:
+        wallets = db.get_resource("wallets")
+        await ctx.barrier("connected")
+        total = 0
+        for i in range(30):
+            await wallets.add(IDS[i % 3], "balance", i + ctx.index)
+            total += i + ctx.index
+        await ctx.barrier("written")
+        while await ec.pending("wallets", "balance"):
+            await asyncio.sleep(0.1)
+        await ctx.barrier("consolidated")  # keep every job running until all are done
+        return total
+
+
 # -- tests --------------------------------------------------------------------------------------
 async def test_four_processes_of_random_adds_and_subs_consolidate_to_the_exact_sum(
     store_url: str,
@@ -120,3 +141,16 @@ async def test_a_sigkill_between_write_and_consolidation_loses_nothing_and_doubl
         assert await ec.pending("wallets", "balance") == {}
         (row,) = await ec.analytics("wallets", "balance", period="month")
         assert row["count"] == 6 and row["sum"] == 115  # each transaction archived once
+
+
+async def test_the_leader_job_consolidates_what_several_processes_wrote(store_url: str) -> None:
+    await prepare(store_url)
+    totals = await run_processes(async_writer, store_url, 3, timeout=300)
+    async with Database(store_url, plugins=[plugin("sync")]) as db:
+        ec = db.plugins.get(EventualConsistencyPlugin)
+        assert await ec.pending("wallets", "balance") == {}
+        wallets = db.get_resource("wallets")
+        got = sum(r.get("balance") or 0 for r in await wallets.list())
+        assert got == sum(totals)
+        counts = await ec.top_records("wallets", "balance", by="count")
+        assert sum(r["count"] for r in counts) == 90
