@@ -244,9 +244,6 @@ class EventualConsistencyPlugin(Plugin):
                 for name in (*_METHODS, "get_counter"):
                     resource.remove_method(name)
 
-    def _only_field(self, res: str) -> str:
-        return _only_field(res, [f for r, f in self.fields if r == res])
-
     async def on_start(self) -> None:
         # one process at a time (a leader lease; each tick claimed by compare-and-swap)
         self.job = self.every(
@@ -334,7 +331,7 @@ class EventualConsistencyPlugin(Plugin):
             res, "tx", fname, record_id, f"{txid}{_SEP}{op}{_SEP}{amount!r}"
         )
         await self.storage.set(key, None)  # one PUT: the transaction is durable now
-        self.emit_event(
+        self._emit(
             "transaction.written",
             resource=res,
             id=record_id,
@@ -371,8 +368,7 @@ class EventualConsistencyPlugin(Plugin):
         """``sub(..., amount)`` with a default of 1."""
         return await self._write(resource, record_id, field, "sub", amount)
 
-    def emit_event(self, name: str, **payload: Any) -> None:
-        """Emit ``{name}`` on the plugin (payload: a dict)."""
+    def _emit(self, name: str, **payload: Any) -> None:
         self.emit(name, payload)
 
     # -- reads -------------------------------------------------------------------------
@@ -473,7 +469,7 @@ class EventualConsistencyPlugin(Plugin):
             await self._sync_record(spec, record_id, int(state["seq"]))
         if fresh:
             await self._finish(spec, record_id, state, fresh)
-            self.emit_event(
+            self._emit(
                 "record.consolidated",
                 resource=resource,
                 id=record_id,
