@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import math
 import secrets
@@ -442,6 +443,58 @@ class PluginStorage:
         await self.register_namespace()
         self._cache.pop(full, None)
         await self.store.put(full, body, md, content_type=CONTENT_TYPE)
+
+    async def update(
+        self,
+        key: str,
+        fn: Callable[[Any], Awaitable[Any] | Any],
+        *,
+        ttl: float | None = None,
+    ) -> Any:
+        """Compare-and-swap ``key``: write ``fn(current)`` only if nobody wrote in between.
+
+        ``fn`` (sync or async) gets the current value (``None`` when missing or expired) and
+        returns the new value, or ``None`` to leave the key as it is. After a lost race it is
+        called again with the fresh value, so it must only compute (or do idempotent work).
+        One GET and one conditional PUT (``If-Match`` on the etag read, ``If-None-Match``
+        when creating); returns the value written (or the current one when ``fn`` returned
+        ``None``).
+
+        :raises ConflictError: the key kept changing for 30 s.
+        """
+        full = self._resolve(key)
+        ttl = check_ttl(ttl)
+        await self._require_cas("update")
+        await self.register_namespace()
+
+        async def attempt(_: int) -> Any:
+            entry = await self._read(full)
+            now = _clock.time()
+            live = entry is not None and not entry.tombstone and entry.live(now)
+            current = entry.data if live and entry is not None else None
+            new = fn(current)
+            if inspect.isawaitable(new):
+                new = await new
+            if new is None:
+                return current
+            expires_at = now + ttl if ttl is not None else None
+            body, md = self._encode(full, new, expires_at=expires_at, behavior="body-only")
+            try:
+                await conditional_put(
+                    self.store,
+                    full,
+                    body,
+                    md,
+                    content_type=CONTENT_TYPE,
+                    if_none_match=entry is None,
+                    if_match=None if entry is None else entry.etag,
+                )
+            except PreconditionFailed:
+                return RETRY
+            self._cache.pop(full, None)
+            return new
+
+        return await self._cas(attempt, full, "update")
 
     async def get(self, key: str) -> Any:
         """The value at ``key``, or ``None`` when missing or expired (one GET)."""

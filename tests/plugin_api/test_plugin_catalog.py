@@ -97,6 +97,9 @@ def test_a_row_is_available_exactly_when_nothing_is_missing() -> None:
         "cache",
         "audit",
         "metrics",
+        "eventual_consistency",
+        "scheduler",
+        "ttl",
     }
     assert "docs page docs/plugins/identity.md" in " ".join(states["identity"].missing)
 
