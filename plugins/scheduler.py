@@ -22,6 +22,7 @@ import asyncio
 import inspect
 import math
 import re
+import secrets
 import traceback
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -33,7 +34,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from croniter import croniter
 
 from s3db_async import Database, Resource
-from s3db_async.errors import ConfigError, NotFoundError, PluginError
+from s3db_async.errors import AlreadyExistsError, ConfigError, NotFoundError, PluginError
 from s3db_async.plugin import (
     Fence,
     Job,
@@ -567,8 +568,8 @@ class SchedulerPlugin(Plugin):
             message = "".join(traceback.format_exception_only(error)).strip()
             message = message[: self.max_error_length]
         entry: dict[str, Any] = {
-            "id": f"{spec.name}.{int(tick.timestamp() * 1000)}.{fence.epoch if fence else 'm'}"
-            + ("" if scheduled else f".{int(started_at.timestamp() * 1000)}"),
+            "id": f"{spec.name}.{int(tick.timestamp() * 1000)}."
+            + (f"{fence.epoch}" if fence is not None else f"m{secrets.token_hex(5)}"),
             "job": spec.name,
             "tick": tick.isoformat(),
             "status": status,
@@ -584,7 +585,10 @@ class SchedulerPlugin(Plugin):
         }
         if self.history is not None:
             stored = {k: v for k, v in entry.items() if v is not None}
-            await self.history.upsert(stored)
+            try:
+                await self.history.insert(stored)  # If-None-Match: one PUT (+ partition ref)
+            except AlreadyExistsError:
+                await self.history.upsert(stored)  # the same run recorded again
         event = "scheduler.succeeded" if status == "succeeded" else "scheduler.failed"
         self.emit(event, self._payload(**{k: v for k, v in entry.items() if k != "id"}))
         return entry

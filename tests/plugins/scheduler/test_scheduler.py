@@ -14,12 +14,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from s3db_async.plugins import SchedulerPlugin
+from s3db_async.plugins.scheduler import JobContext, JobSpec, parse_interval
 
 from s3db_async import Database, PluginStorage
 from s3db_async.errors import ConfigError, NotFoundError, PluginError
 from s3db_async.plugin import ManualClock, use_clock
-from s3db_async.plugins import SchedulerPlugin
-from s3db_async.plugins.scheduler import JobContext, JobSpec, parse_interval
 
 START = 1_700_000_000.0  # 2023-11-14 22:13:20 UTC
 
@@ -281,8 +281,13 @@ async def test_disable_is_seen_by_the_leader_of_another_database(
 async def test_enabled_false_starts_switched_off_and_run_job_still_runs(open_db: Opener) -> None:
     ran: list[bool] = []
     _, plugin = await open_db(
-        {"off": {"schedule": 5, "action": lambda db, ctx: ran.append(ctx.scheduled),
-                 "enabled": False}}
+        {
+            "off": {
+                "schedule": 5,
+                "action": lambda db, ctx: ran.append(ctx.scheduled),
+                "enabled": False,
+            }
+        }
     )
     assert not await plugin.is_enabled("off")
     entry = await plugin.run_job("off")
@@ -379,3 +384,38 @@ async def test_uninstall_purges_history_and_switches(open_db: Opener) -> None:
     await db.uninstall_plugin(plugin, purge_data=True)
     assert not db.resource_exists(name)
     assert await PluginStorage(db, "scheduler").list() == []
+
+
+@pytest.mark.stores("memory", "file")
+async def test_replay_reruns_a_tick_whose_process_died_mid_run(
+    open_db: Opener, clock: ManualClock
+) -> None:
+    """The tick is marked done only after its run: a run cut off by the process's end leaves
+    the tick undone, and the next leader replays it (at least once per tick)."""
+    ran: list[tuple[float, bool]] = []
+    hang = asyncio.Event()
+
+    async def action(db: Database, ctx: JobContext) -> None:
+        ran.append((ctx.tick.timestamp(), ctx.replayed))
+        if len(ran) == 2:
+            await hang.wait()  # the second tick never finishes in the first "process"
+
+    jobs = {"r": {"schedule": 10, "action": action, "catch_up": "replay"}}
+    db, plugin = await open_db(jobs)
+    await until(lambda: plugin.job("r").lease.is_leader, "the lease")  # type: ignore[union-attr]
+
+    async def second_started() -> bool:
+        return len(ran) >= 2
+
+    await drive(clock, second_started, "the second run")
+    cut = ran[1][0]
+    await db.disconnect()  # dies mid-run: the tick is not marked done
+    _, plugin = await open_db(jobs)
+
+    async def replayed() -> bool:
+        return len(ran) >= 4 and not plugin.job("r").running
+
+    await drive(clock, replayed, "the replay")
+    assert ran[2] == (cut, True) and ran[3][0] > cut
+    statuses = {h["tick"]: h["status"] for h in await plugin.get_history("r")}
+    assert statuses[datetime.fromtimestamp(cut, UTC).isoformat()] == "succeeded"

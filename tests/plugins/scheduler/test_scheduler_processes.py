@@ -13,10 +13,10 @@ from collections import Counter
 from typing import Any
 
 import pytest
-
-from s3db_async import Database, PluginStorage
 from s3db_async.plugins import SchedulerPlugin
 from s3db_async.plugins.scheduler import JobContext
+
+from s3db_async import Database, PluginStorage
 from s3db_async.stores import open_store
 from s3db_async.testing import WorkerContext, spawn_processes
 
