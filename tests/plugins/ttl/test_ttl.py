@@ -14,12 +14,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from s3db_async.plugins import TTLPlugin
+from s3db_async.plugins.ttl import to_timestamp
 
 from s3db_async import Database, PluginStorage, Resource
 from s3db_async.errors import ConfigError, NotFoundError
 from s3db_async.plugin import ManualClock, use_clock
-from s3db_async.plugins import TTLPlugin
-from s3db_async.plugins.ttl import to_timestamp
 
 START = 1_700_000_000.0
 DAY = 86400.0
@@ -297,5 +297,3 @@ async def test_uninstall_purges_the_index(open_db: Opener, clock: ManualClock) -
     await db.uninstall_plugin(plugin, purge_data=True)
     assert await PluginStorage(db, "ttl").list() == []
     assert not hasattr(s, "_ttl") and (await s.get("x"))["v"] == 1
-
-
