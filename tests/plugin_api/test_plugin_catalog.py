@@ -88,7 +88,7 @@ def test_no_row_claims_a_plugin_that_is_not_there() -> None:
         assert cells[4] == ", ".join(entry.stores)
 
 
-AVAILABLE = {"scheduler"}  # the plugins that have landed
+AVAILABLE = {"scheduler", "ttl"}  # the plugins that have landed
 
 
 def test_every_plugin_is_planned_today() -> None:
