@@ -13,10 +13,11 @@ import asyncio
 import time
 from typing import Any
 
+from s3db_async.plugins import TTLPlugin
+
 from benchmarks._common import BenchContext
 from s3db_async import Database
 from s3db_async.plugin import ManualClock, use_clock
-from s3db_async.plugins import TTLPlugin
 
 TITLE = "ttl: requests per write, sweep of 10,000 expired records (requests per record)"
 
