@@ -468,8 +468,10 @@ class TTLPlugin(Plugin):
 
             results = await asyncio.gather(*(one(k) for k in keys))
             left = sum(1 for kept in results if kept)
-            if left == 0 and cohort < current:
-                await storage.delete(marker)  # every key of a past cohort is done
+            if left == 0 and cohort < current - 1:
+                # every key of a past cohort is done; one cohort of grace, so that an index
+                # write begun just before a cohort boundary (marker, then key) keeps its marker
+                await storage.delete(marker)
                 self._markers.discard(marker)
 
     async def _check(
