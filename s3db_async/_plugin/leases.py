@@ -723,22 +723,27 @@ async def _wait_event(
         await asyncio.gather(waiter, sleeper, return_exceptions=True)
 
 
+async def _race(main: asyncio.Future[Any], other: asyncio.Future[Any]) -> None:
+    """Wait until ``main`` or ``other`` finishes, then cancel and settle ``other``; if the
+    waiter itself is cancelled, both are cancelled and settled first."""
+    try:
+        await asyncio.wait({main, other}, return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:
+        main.cancel()
+        other.cancel()
+        await asyncio.gather(main, other, return_exceptions=True)
+        raise
+    other.cancel()
+    await asyncio.gather(other, return_exceptions=True)
+
+
 async def _within(
     deadline: float, coro: Coroutine[Any, Any, T], clock: _clock.Clock | None = None
 ) -> T:
     """Await ``coro``; cancel it and raise ``TimeoutError`` at ``deadline`` (monotonic)."""
     clk = clock or _clock.current()
     task = asyncio.ensure_future(coro)
-    sleeper = asyncio.ensure_future(clk.sleep(deadline - clk.monotonic()))
-    try:
-        await asyncio.wait({task, sleeper}, return_when=asyncio.FIRST_COMPLETED)
-    except BaseException:
-        task.cancel()
-        sleeper.cancel()
-        await asyncio.gather(task, sleeper, return_exceptions=True)
-        raise
-    sleeper.cancel()
-    await asyncio.gather(sleeper, return_exceptions=True)
+    await _race(task, asyncio.ensure_future(clk.sleep(deadline - clk.monotonic())))
     if not task.done():
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
@@ -762,16 +767,7 @@ async def run_as_leader(
             raise lease._lost_error("the campaign was stopped")
         epoch = lease.epoch
         work = asyncio.ensure_future(fn(lease))
-        lost = asyncio.ensure_future(lease.wait_lost(epoch=epoch))
-        try:
-            await asyncio.wait({work, lost}, return_when=asyncio.FIRST_COMPLETED)
-        except BaseException:
-            work.cancel()
-            lost.cancel()
-            await asyncio.gather(work, lost, return_exceptions=True)
-            raise
-        lost.cancel()
-        await asyncio.gather(lost, return_exceptions=True)
+        await _race(work, asyncio.ensure_future(lease.wait_lost(epoch=epoch)))
         if work.done() and lease.is_leader and lease.epoch == epoch:
             await lease.release()
             return work.result()  # raises what fn raised

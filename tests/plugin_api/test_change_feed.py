@@ -13,7 +13,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -38,6 +37,7 @@ from s3db_async.plugin import Change, Subscription
 from s3db_async.stores import open_store
 
 from .._faults import LostReplyStore
+from ._runtime import reaped, spawn
 
 ATTRS = {"item": "string", "n": "number|optional", "tag": "string|optional"}
 
@@ -552,19 +552,11 @@ def test_change_ids_are_ordered_and_follow_their_prev() -> None:
 # -- real OS processes, SIGKILLed at each step (file store and SeaweedFS) -----------------
 
 WORKER = Path(__file__).with_name("_feed_worker.py")
-REPO = Path(__file__).resolve().parents[2]
 ANSWER_TIMEOUT = 120  # seconds; SeaweedFS can hold contended keys 8-9 s
 
 
 def _spawn(*args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, str(WORKER), *args],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-    )
+    return spawn(WORKER, *args)
 
 
 def _lines(proc: subprocess.Popen[str], until: str) -> list[Any]:
@@ -583,15 +575,8 @@ def _lines(proc: subprocess.Popen[str], until: str) -> list[Any]:
 
 @pytest.fixture
 def procs() -> Iterator[list[subprocess.Popen[str]]]:
-    started: list[subprocess.Popen[str]] = []
-    yield started
-    for p in started:
-        if p.poll() is None:
-            p.kill()
-        p.wait(timeout=30)
-        for f in (p.stdin, p.stdout):
-            if f is not None:
-                f.close()
+    with reaped() as started:
+        yield started
 
 
 def _kill(proc: subprocess.Popen[str]) -> None:

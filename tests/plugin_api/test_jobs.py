@@ -23,8 +23,8 @@ from s3db_async.errors import ConfigError, LeaseLostError
 from s3db_async.plugin import Job, JobRun
 from s3db_async.stores import open_store
 
-from .test_leases import FlakyStore, Runtime, until
-from .test_leases_processes import TIMEOUT, answer, go, spawn
+from ._runtime import TIMEOUT, FlakyStore, Runtime, answer, go, node_factory, reaped, until
+from ._runtime import spawn_runtime as spawn
 
 START = 1_700_000_000.0  # 2023-11-14 22:13:20 UTC, a multiple of 10 s
 
@@ -49,21 +49,8 @@ class Node:
 
 @pytest.fixture
 async def nodes(store_url: str) -> AsyncIterator[Callable[[], Awaitable[Node]]]:
-    opened: list[Database] = []
-
-    async def make() -> Node:
-        store = FlakyStore(open_store(store_url))
-        db = Database(store=store)
-        await db.connect()
-        opened.append(db)
-        plugin = await db.use_plugin(Runtime(alias=f"n{len(opened)}"))
-        return Node(db, store, plugin)
-
-    yield make
-    for db in opened:
-        if isinstance(db._store, FlakyStore):
-            db._store.down = False
-        await db.disconnect()
+    async with node_factory(store_url, Node) as make:
+        yield make
 
 
 @pytest.fixture
@@ -383,8 +370,8 @@ async def test_a_leader_job_ticks_once_per_period_across_four_processes(
     store_url: str, store_kind: str
 ) -> None:
     period, lease_ttl = ("1", "6") if store_kind == "seaweedfs" else ("0.5", "3")
-    procs = [spawn("job", store_url, f"w{i}", period, lease_ttl) for i in range(4)]
-    try:
+    with reaped() as procs:
+        procs.extend(spawn("job", store_url, f"w{i}", period, lease_ttl) for i in range(4))
         for p in procs:
             assert answer(p) == "ready"
         go(*procs)
@@ -417,14 +404,6 @@ async def test_a_leader_job_ticks_once_per_period_across_four_processes(
                 assert p.wait(timeout=TIMEOUT) == 0
         final = await runs()
         await store.close()
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-            p.wait(timeout=30)
-            for f in (p.stdin, p.stdout):
-                if f is not None:
-                    f.close()
     assert state is not None and state["epoch"] >= 1
     per_tick = Counter(t for t, _ in final)
     assert max(per_tick.values()) == 1, f"a tick ran twice: {sorted(final)}"

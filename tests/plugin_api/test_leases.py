@@ -14,52 +14,23 @@ from typing import Any
 
 import pytest
 
-from s3db_async import Database, Plugin, PluginStorage
+from s3db_async import Database, PluginStorage
 from s3db_async._clock import ManualClock, use_clock
 from s3db_async.errors import (
     ConfigError,
     LeaseLostError,
     StaleFenceError,
-    StoreError,
 )
 from s3db_async.plugin import Fence, Lease
-from s3db_async.stores import ObjectInfo, StoredObject, open_store
 
-from .._faults import LostReplyStore, ReplyDroppingProxy
+from .._faults import ReplyDroppingProxy
 from .._servers import S3Server
+from ._runtime import FlakyStore, Runtime, node_factory, until
 
 TTL = 30.0
 RENEW = 10.0
 MARGIN = 6.0  # the default ttl / 5
 LEASE_KEY = "plugin=runtime/leases/main"
-
-
-class Runtime(Plugin):
-    """A plugin that only uses the runtime."""
-
-    slug = "runtime"
-
-
-class FlakyStore(LostReplyStore):
-    """Loses replies like LostReplyStore; while ``down`` every request fails."""
-
-    down = False
-
-    def _check(self) -> None:
-        if self.down:
-            raise StoreError("store unreachable (test)", retriable=True)
-
-    async def put(self, key: str, body: bytes, *args: Any, **kwargs: Any) -> str:
-        self._check()
-        return await super().put(key, body, *args, **kwargs)
-
-    async def get(self, key: str) -> StoredObject:
-        self._check()
-        return await super().get(key)
-
-    async def head(self, key: str) -> ObjectInfo:
-        self._check()
-        return await super().head(key)
 
 
 class SkewedClock(ManualClock):
@@ -103,31 +74,8 @@ class Node:
 
 @pytest.fixture
 async def nodes(store_url: str) -> AsyncIterator[Callable[[], Awaitable[Node]]]:
-    opened: list[Database] = []
-
-    async def make() -> Node:
-        store = FlakyStore(open_store(store_url))
-        db = Database(store=store)
-        await db.connect()
-        opened.append(db)
-        plugin = await db.use_plugin(Runtime(alias=f"n{len(opened)}"))
-        return Node(db, store, plugin)
-
-    yield make
-    for db in opened:
-        store = db._store
-        if isinstance(store, FlakyStore):
-            store.down = False
-        await db.disconnect()
-
-
-async def until(check: Callable[[], bool], what: str = "condition") -> None:
-    """Let background tasks run until ``check()`` holds (real seconds, bounded)."""
-    for _ in range(3000):
-        if check():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"timed out waiting for {what}")
+    async with node_factory(store_url, Node) as make:
+        yield make
 
 
 async def drive(clock: ManualClock, check: Callable[[], bool], what: str = "condition") -> None:

@@ -9,64 +9,26 @@ run (the server fixture raises), it is never skipped.
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
 import pytest
 
-WORKER = Path(__file__).with_name("_runtime_worker.py")
-REPO = Path(__file__).resolve().parents[2]
+from ._runtime import TIMEOUT, answer, go, reaped
+from ._runtime import spawn_runtime as spawn
+
 PROCESSES = 4
-TIMEOUT = 180  # seconds for a worker's answer; SeaweedFS can hold contended keys 8-9 s
 
 pytestmark = [pytest.mark.stores("file", "seaweedfs"), pytest.mark.slow]
 
 
-def spawn(mode: str, url: str, worker: str, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, str(WORKER), mode, url, worker, *args],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-    )
-
-
-def answer(proc: subprocess.Popen[str]) -> Any:
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if not line:
-        proc.wait(timeout=10)
-        raise AssertionError(f"worker exited with {proc.returncode} without answering")
-    return json.loads(line)
-
-
-def go(*procs: subprocess.Popen[str], line: str = "go") -> None:
-    for p in procs:
-        assert p.stdin is not None
-        p.stdin.write(line + "\n")
-        p.stdin.flush()
-
-
 @pytest.fixture
 def workers() -> Iterator[list[subprocess.Popen[str]]]:
-    procs: list[subprocess.Popen[str]] = []
-    yield procs
-    for p in procs:
-        if p.poll() is None:
-            p.kill()
-        p.wait(timeout=30)
-        for f in (p.stdin, p.stdout):
-            if f is not None:
-                f.close()
+    with reaped() as procs:
+        yield procs
 
 
 def test_four_processes_never_lead_at_once_and_epochs_grow(
