@@ -239,6 +239,7 @@ class TTLPlugin(Plugin):
         self.batch_size = batch_size
         self._subs: dict[str, Subscription] = {}
         self._ready: dict[str, Resource] = {}
+        self._setting_up: set[str] = set()
         self._sweep_lock = asyncio.Lock()
         self._markers: set[str] = set()
         self._report = SweepReport()
@@ -249,6 +250,27 @@ class TTLPlugin(Plugin):
             await self.when_resource(name, self._setup)
 
     async def _setup(self, resource: Resource) -> None:
+        if resource.name in self._ready or resource.name in self._setting_up:
+            return  # set up already (by when_resource, or adopted by a sweep)
+        self._setting_up.add(resource.name)
+        try:
+            await self._setup_rule(resource)
+        finally:
+            self._setting_up.discard(resource.name)
+
+    async def _adopt(self) -> None:
+        """Set up the configured resources that another process created since (one GET of
+        ``s3db.json``, only while some configured resource is missing here)."""
+        missing = [n for n in self.rules if n not in self._ready]
+        if not missing:
+            return
+        if not all(self.db.resource_exists(n) for n in missing):
+            await self.db.reload()
+        for name in missing:
+            if self.db.resource_exists(name):
+                await self._setup(self.db.get_resource(name))
+
+    async def _setup_rule(self, resource: Resource) -> None:
         rule = self.rules[resource.name]
         if rule.field is None:
             await self.add_plugin_attribute(resource, EXPIRES_FIELD, "number|optional")
@@ -437,6 +459,7 @@ class TTLPlugin(Plugin):
         this process (the scheduled sweep runs this on the leader only)."""
         async with self._sweep_lock:
             self._report = report = SweepReport()
+            await self._adopt()
             for name, resource in list(self._ready.items()):
                 sub = self._subs[name]
                 for _ in range(10_000):  # drain the feed: bounded, a busy writer cannot pin us

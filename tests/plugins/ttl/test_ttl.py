@@ -300,3 +300,16 @@ async def test_uninstall_purges_the_index(open_db: Opener, clock: ManualClock) -
     await db.uninstall_plugin(plugin, purge_data=True)
     assert await PluginStorage(db, "ttl").list() == []
     assert not hasattr(s, "_ttl") and (await s.get("x"))["v"] == 1
+
+
+async def test_a_resource_created_by_another_process_is_adopted_by_the_sweep(
+    store_url: str, open_db: Opener, clock: ManualClock
+) -> None:
+    """The sweeper may run where the resource was never created: the sweep re-reads
+    s3db.json while a configured resource is missing and sets it up then."""
+    _, plugin = await open_db({"late": {"field": "expires_at"}})
+    async with Database(store_url) as other:
+        late = await make(other, "late", expires_at="number|optional")
+        await late.insert({"id": "a", "v": 1, "expires_at": START + 5})  # before the adoption
+    clock.advance(6)
+    assert (await plugin.sweep()).expired == 1
