@@ -36,10 +36,21 @@ fencing epochs (:meth:`Plugin.leader`, :meth:`Plugin.run_as_leader`, :class:`Lea
 :class:`Fence`; events ``leader.elected`` and ``leader.lost``) and jobs (:meth:`Plugin.every`,
 :meth:`Plugin.cron`, :class:`Job`, :class:`JobRun`; events ``job.succeeded``, ``job.failed``,
 ``job.skipped``).
+
+Time: plugins read the wall clock with :func:`clock_time` and wait with :func:`clock_sleep`
+(and :func:`clock_monotonic`), the clock that leases and jobs read, so a test that swaps in a
+:class:`ManualClock` with :func:`use_clock` drives a plugin's expiry and retry logic too::
+
+    with use_clock(ManualClock()) as clock:
+        clock.advance(60)  # every clock_time()/clock_sleep() of the plugins moves on
 """
 
 from __future__ import annotations
 
+from ._clock import Clock, ManualClock, use_clock
+from ._clock import monotonic as clock_monotonic
+from ._clock import sleep as clock_sleep
+from ._clock import time as clock_time
 from ._deps import (
     SKIP_ENV,
     Dependency,
@@ -73,6 +84,7 @@ __all__ = [
     "SKIP_ENV",
     "Change",
     "ChangeHandler",
+    "Clock",
     "Dependency",
     "DependencyStatus",
     "FeedStats",
@@ -83,6 +95,7 @@ __all__ = [
     "LeaseLostError",
     "Lock",
     "LockError",
+    "ManualClock",
     "MissingDependencyError",
     "Plugin",
     "PluginError",
@@ -90,6 +103,9 @@ __all__ = [
     "StaleFenceError",
     "StorageResult",
     "Subscription",
+    "clock_monotonic",
+    "clock_sleep",
+    "clock_time",
     "detect_and_warn_namespaces",
     "get_namespaced_resource_name",
     "get_plugin_dependency_report",
@@ -97,6 +113,7 @@ __all__ = [
     "list_plugin_namespaces",
     "require_dependencies",
     "require_dependency",
+    "use_clock",
     "validate_namespace",
     "warn_namespace_usage",
 ]
