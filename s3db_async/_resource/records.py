@@ -139,9 +139,11 @@ class Records:
     async def insert_many_impl(
         self, items: list[Mapping[str, Any]], *, preserve_timestamps: bool = False
     ) -> BatchResult:
+        call, insert = self.resource._call, self.insert_impl
+
         async def one(item: Mapping[str, Any]) -> ItemResult:
-            try:
-                rec = await self.resource.insert(item, preserve_timestamps=preserve_timestamps)
+            try:  # each item is an "insert" call (its middlewares run), minus the facade layer
+                rec = await call("insert", insert, item, preserve_timestamps=preserve_timestamps)
                 return ItemResult(rec["id"], True, rec)
             except S3dbError as exc:
                 return ItemResult(item.get("id"), False, error=exc)
