@@ -81,7 +81,10 @@ class Records:
             rid = self.resource._id(generated)
         if self.resource.timestamps:
             stamp_new(data, preserve=preserve_timestamps)
-        record = await self.validate(data)
+        schema = self.resource.schema
+        record = (
+            await self.validate(data) if schema.has_passwords else schema.validate(data)
+        )  # no coroutine unless a password is hashed in a worker thread
         encoded = self.encode(record, rid)
         try:
             etag = await self.resource._writer.create(rid, record, encoded)

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from .._cas import conditional_put
 from ..errors import ConflictError, NotFoundError, PreconditionFailed
 from .feed import CHANGE_KEY, FeedWriter
 from .partitions import (
@@ -26,6 +27,7 @@ from .partitions import (
     encode_tokens,
     kill_refs,
     new_token,
+    put_ref,
     put_refs,
     reconcile_refs,
 )
@@ -122,6 +124,9 @@ class RecordWriter:
         """Make ``{key: token}`` live; False (what was put handed back) when contention on
         a key outlasted ``rounds``."""
         db = self.resource.db
+        if len(refs) == 1:  # the usual case (one partition): nothing to hand back on failure
+            ((key, token),) = refs.items()
+            return await put_ref(db.store, key, token, rounds)
         done = await put_refs(db.store, refs, db.parallelism, rounds)
         if len(done) == len(refs):
             return True
@@ -151,7 +156,14 @@ class RecordWriter:
         if intent is not None:
             await self._check(intent)
         try:
-            return await res._records.put_encoded(res.key_for(rid), encoded, if_none_match=True)
+            return await conditional_put(
+                res.db.store,
+                res.key_for(rid),
+                encoded.body,
+                encoded.metadata,
+                content_type=encoded.content_type,
+                if_none_match=True,
+            )
         except PreconditionFailed:
             if intent is not None:
                 await self._drop(intent)
