@@ -1,0 +1,182 @@
+"""CostsPlugin (issue 19): requests priced by class from the store's own counters (exact
+against ``store.stats``), DELETE free, storage as time-weighted GB-months that overwrites
+and deletes reduce, transfer out, ``db.costs`` and ``estimate(month)``. Runs on memory, file,
+moto and SeaweedFS."""
+
+from __future__ import annotations
+
+import pytest
+from s3db_async.plugins import CostsPlugin
+from s3db_async.plugins.costs import GB, MONTH_SECONDS, PRICING, Pricing
+
+from s3db_async import Database
+from s3db_async.errors import ConfigError
+from s3db_async.plugin import ManualClock, use_clock
+
+pytestmark = pytest.mark.stores("memory", "file", "moto", "seaweedfs")
+
+ATTRS = {"item": "string", "qty": "integer"}
+
+
+async def listed_bytes(db: Database) -> tuple[int, int]:
+    total = objects = 0
+    async for page in db.store.list_pages():
+        for entry in page:
+            total += getattr(entry, "size", 0)
+            objects += 1
+    return total, objects
+
+
+async def test_requests_are_exact_against_store_stats_and_priced_by_class(db: Database) -> None:
+    orders = await db.create_resource("orders", attributes=ATTRS)
+    before = dict(db.store.stats)
+    costs = await db.use_plugin(CostsPlugin())
+    assert db.costs is costs  # type: ignore[attr-defined]
+    recs = [await orders.insert({"item": f"i{i}", "qty": i}) for i in range(5)]
+    await orders.get(recs[0]["id"])
+    await orders.update(recs[1]["id"], {"qty": 10})
+    await orders.list()
+    await orders.delete(recs[2]["id"])
+    await orders.delete_many([r["id"] for r in recs[3:]])
+    expected = {
+        op: n - before.get(op, 0) for op, n in db.store.stats.items() if n - before.get(op, 0)
+    }
+    assert costs.requests() == expected
+    s = costs.summary()
+    p = PRICING["us-east-1"]
+    put = sum(expected.get(op, 0) for op in ("put", "copy", "list"))
+    get = sum(expected.get(op, 0) for op in ("get", "head"))
+    deletes = sum(expected.get(op, 0) for op in ("delete", "delete_many"))
+    assert deletes > 0
+    assert s["classes"]["put"] == {"requests": put, "cost": put * p.put_per_1000 / 1000}
+    assert s["classes"]["get"] == {"requests": get, "cost": get * p.get_per_1000 / 1000}
+    assert s["request_cost"] == pytest.approx(
+        put * p.put_per_1000 / 1000 + get * p.get_per_1000 / 1000
+    )
+
+
+async def test_delete_is_free_unlike_s3dbjs(db: Database) -> None:
+    """s3db.js prices DELETE requests; S3 does not charge them."""
+    costs = await db.use_plugin(CostsPlugin())
+    costs.reset()
+    await db.store.put("x/a", b"1")
+    before = costs.summary()["request_cost"]
+    for _ in range(5):
+        await db.store.delete("x/a")
+    await db.store.delete_many(["x/b", "x/c"])
+    s = costs.summary()
+    assert s["classes"]["delete"]["requests"] >= 6
+    assert s["classes"]["delete"]["cost"] == 0.0
+    assert s["request_cost"] == before
+
+
+async def test_storage_is_time_weighted_and_overwrites_and_deletes_reduce_it(
+    db: Database,
+) -> None:
+    """s3db.js only adds bytes on every write; an overwrite replaces, a delete removes."""
+    with use_clock(ManualClock(1_800_000_000.0)) as clock:
+        assert isinstance(clock, ManualClock)
+        costs = await db.use_plugin(CostsPlugin())
+        base = costs.stored_bytes
+        assert (base, len(costs._sizes)) == await listed_bytes(db)
+        await db.store.put("blob/a", b"x" * 1000)
+        clock.advance(3600)
+        await db.store.put("blob/a", b"y" * 500)  # overwrite: 500 held, not 1,500
+        assert costs.stored_bytes == base + 500
+        clock.advance(3600)
+        await db.store.copy("blob/a", "blob/b")
+        assert costs.stored_bytes == base + 1000
+        clock.advance(3600)
+        await db.store.delete("blob/a")
+        await db.store.delete_many(["blob/b"])
+        assert costs.stored_bytes == base
+        clock.advance(3600)
+        s = costs.summary()
+        byte_seconds = base * 4 * 3600 + 1000 * 3600 + 500 * 3600 + 1000 * 3600
+        assert s["seconds"] == 4 * 3600
+        assert s["storage"]["gb_months"] == pytest.approx(byte_seconds / GB / MONTH_SECONDS)
+        assert s["storage"]["cost"] == pytest.approx(
+            byte_seconds / GB / MONTH_SECONDS * PRICING["us-east-1"].storage_gb_month
+        )
+
+
+async def test_stored_bytes_follow_resource_writes_exactly(db: Database) -> None:
+    costs = await db.use_plugin(CostsPlugin())
+    orders = await db.create_resource("orders", attributes=ATTRS)
+    recs = await orders.insert_many([{"item": "t" * i, "qty": i} for i in range(20)])
+    ids = [r.id if hasattr(r, "id") else r["id"] for r in recs]  # type: ignore[union-attr]
+    await orders.update(ids[0], {"item": "z" * 3000})
+    await orders.delete(ids[1])
+    await orders.delete_many(ids[2:6])
+    assert (costs.stored_bytes, len(costs._sizes)) == await listed_bytes(db)
+
+
+async def test_transfer_out_counts_get_bodies(db: Database) -> None:
+    costs = await db.use_plugin(CostsPlugin(pricing={"transfer_out_gb": 1.0}))
+    costs.reset()
+    await db.store.put("t/a", b"a" * 4096)
+    await db.store.get("t/a")
+    await db.store.get("t/a")
+    s = costs.summary()
+    assert s["transfer_out"]["bytes"] == 8192
+    assert s["transfer_out"]["cost"] == pytest.approx(8192 / GB)
+
+
+async def test_estimate_scales_observed_rates_to_the_month(db: Database) -> None:
+    with use_clock(ManualClock(1_800_000_000.0)) as clock:
+        assert isinstance(clock, ManualClock)
+        costs = await db.use_plugin(CostsPlugin(region="eu-central-1", inventory=False))
+        costs.reset()
+        for i in range(10):
+            await db.store.put(f"e/{i}", b"x" * 100)
+        clock.advance(86400)  # ten PUTs in one day
+        est = costs.estimate("2026-02")
+        assert est["seconds"] == 28 * 86400
+        p = PRICING["eu-central-1"]
+        puts = costs.requests()["put"]
+        assert est["classes"]["put"]["requests"] == pytest.approx(puts * 28)
+        assert est["classes"]["put"]["cost"] == pytest.approx(puts * 28 * p.put_per_1000 / 1000)
+        assert est["storage"]["bytes"] == 1000
+        assert est["storage"]["gb_months"] == pytest.approx(1000 / GB * 28 * 86400 / MONTH_SECONDS)
+        assert costs.estimate()["seconds"] == MONTH_SECONDS
+        with pytest.raises(ConfigError):
+            costs.estimate("February")
+
+
+def test_bad_options_raise_typed_errors() -> None:
+    with pytest.raises(ConfigError) as err:
+        CostsPlugin(region="mars-1")
+    assert err.value.suggestion
+    with pytest.raises(ConfigError):
+        CostsPlugin(pricing={"put_per_1000": -1})
+    with pytest.raises(ConfigError):
+        CostsPlugin(pricing={"bogus": 1})
+    custom = Pricing(1.0, 1.0, 1.0, 1.0)
+    assert CostsPlugin(pricing=custom).pricing is custom
+    assert CostsPlugin(pricing={"get_per_1000": 0.001}).pricing.get_per_1000 == 0.001
+
+
+async def test_uninstall_restores_the_store_and_db(db: Database) -> None:
+    costs = await db.use_plugin(CostsPlugin())
+    await costs.uninstall()
+    assert not hasattr(db, "costs")
+    assert "put" not in vars(db.store)
+    await db.store.put("u/a", b"1")
+    assert "u/a" not in costs._sizes
+
+
+async def test_budget_exceeded_is_emitted_once(db: Database) -> None:
+    costs = await db.use_plugin(CostsPlugin(pricing={"put_per_1000": 1000.0}, budget=2.5))
+    seen: list[dict[str, object]] = []
+    db.on("costs.budget_exceeded", seen.append)
+    costs.reset()
+    await db.store.put("b/a", b"1")
+    costs.summary()
+    assert seen == []
+    await db.store.put("b/b", b"1")
+    await db.store.put("b/c", b"1")
+    costs.summary()
+    costs.summary()
+    assert len(seen) == 1 and seen[0]["budget"] == 2.5 and seen[0]["total"] >= 3.0
+    with pytest.raises(ConfigError):
+        CostsPlugin(budget=-1)
