@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any
 
-from s3db_async.errors import ConfigError
+from s3db_async.errors import ConfigError, WriteOutcomeUnknownError
 from s3db_async.plugin import Plugin, clock_time
 
 __all__ = ["PRICING", "REQUEST_CLASSES", "CostsPlugin", "Pricing"]
@@ -193,7 +193,13 @@ class CostsPlugin(Plugin):
         self._originals = {m: getattr(store, m) for m in ("put", "copy", "delete", "delete_many")}
 
         async def put_(key: str, body: bytes, *args: Any, **kwargs: Any) -> str:
-            etag: str = await put(key, body, *args, **kwargs)
+            try:
+                etag: str = await put(key, body, *args, **kwargs)
+            except WriteOutcomeUnknownError:
+                # the answer was lost, the write may be applied: count it as held (the
+                # caller's retry, if it was not, writes the same size again)
+                self._set(key, len(body))
+                raise
             self._set(key, len(body))
             return etag
 

@@ -5,6 +5,8 @@ moto and SeaweedFS."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import pytest
 from s3db_async.plugins import CostsPlugin
 from s3db_async.plugins.costs import GB, MONTH_SECONDS, PRICING, Pricing
@@ -12,6 +14,9 @@ from s3db_async.plugins.costs import GB, MONTH_SECONDS, PRICING, Pricing
 from s3db_async import Database
 from s3db_async.errors import ConfigError
 from s3db_async.plugin import ManualClock, use_clock
+from s3db_async.stores import open_store
+
+from ..._faults import LostReplyStore
 
 pytestmark = pytest.mark.stores("memory", "file", "moto", "seaweedfs")
 
@@ -180,3 +185,28 @@ async def test_budget_exceeded_is_emitted_once(db: Database) -> None:
     assert len(seen) == 1 and seen[0]["budget"] == 2.5 and seen[0]["total"] >= 3.0
     with pytest.raises(ConfigError):
         CostsPlugin(budget=-1)
+
+
+@pytest.fixture
+async def faulty(store_url: str) -> AsyncIterator[tuple[Database, LostReplyStore]]:
+    store = LostReplyStore(open_store(store_url))
+    database = Database(store=store, passphrase="test-passphrase")
+    await database.connect()
+    try:
+        yield database, store
+    finally:
+        await database.disconnect()
+
+
+async def test_a_write_whose_reply_is_lost_is_counted_once(
+    faulty: tuple[Database, LostReplyStore],
+) -> None:
+    db, store = faulty
+    costs = await db.use_plugin(CostsPlugin())
+    res = await db.create_resource("counters", attributes={"n": "integer|required"})
+    store.lose(1, match=lambda key: "/data/" in key)
+    await res.insert({"id": "c", "n": 0})
+    store.lose(1, match=lambda key: "/data/" in key)
+    await res.update("c", {"n": 12345})
+    assert len(store.lost) == 2
+    assert (costs.stored_bytes, len(costs._sizes)) == await listed_bytes(db)
