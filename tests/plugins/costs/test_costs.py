@@ -106,7 +106,12 @@ async def test_storage_is_time_weighted_and_overwrites_and_deletes_reduce_it(
 
 
 async def test_stored_bytes_follow_resource_writes_exactly(db: Database) -> None:
+    early = await db.create_resource("early", attributes=ATTRS)  # before the install
+    await early.insert({"id": "e1", "item": "a", "qty": 1})
     costs = await db.use_plugin(CostsPlugin())
+    await early.update("e1", {"item": "b" * 2000})
+    await early.insert({"id": "e2", "item": "c", "qty": 2})
+    await early.delete("e1")
     orders = await db.create_resource("orders", attributes=ATTRS)
     recs = await orders.insert_many([{"item": "t" * i, "qty": i} for i in range(20)])
     ids = [r.id if hasattr(r, "id") else r["id"] for r in recs]  # type: ignore[union-attr]
