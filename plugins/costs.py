@@ -21,6 +21,8 @@ of this process.
 from __future__ import annotations
 
 import calendar
+import os
+import socket
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import date, datetime
@@ -79,6 +81,16 @@ REQUEST_CLASSES: dict[str, str] = {
 """Store operation -> price class; an operation missing here is priced as ``put``."""
 
 
+_ATTRIBUTES: dict[str, Any] = {
+    "at": "number|required",
+    "process": "string|required",
+    "requests": "json|required",
+    "byte_seconds": "number|required",
+    "transfer": "number|required",
+    "stored": "number|required",
+}
+
+
 def _bad(field: str, reason: str, suggestion: str, value: Any) -> ConfigError:
     return ConfigError(
         f"CostsPlugin: {field} {reason}",
@@ -108,6 +120,8 @@ class CostsPlugin(Plugin):
         region's prices.
     :param inventory: list the store at install so storage starts from what already exists.
     :param track_transfer: count GET body bytes as transfer out.
+    :param flush_interval: seconds between :meth:`flush` calls (a job of the plugin);
+        ``None``: only when called.
     :param budget: dollars; the first :meth:`summary` whose total reaches it emits
         ``costs.budget_exceeded`` (again after :meth:`reset`).
     """
@@ -122,6 +136,7 @@ class CostsPlugin(Plugin):
         inventory: bool = True,
         track_transfer: bool = True,
         budget: float | None = None,
+        flush_interval: float | None = None,
         **options: Any,
     ) -> None:
         super().__init__(**options)
@@ -147,7 +162,19 @@ class CostsPlugin(Plugin):
             isinstance(budget, bool) or not isinstance(budget, int | float) or budget < 0
         ):
             raise _bad("budget", "must be a dollar amount >= 0", "pass e.g. budget=50.0", budget)
+        if flush_interval is not None and (
+            isinstance(flush_interval, bool)
+            or not isinstance(flush_interval, int | float)
+            or flush_interval <= 0
+        ):
+            raise _bad(
+                "flush_interval", "must be > 0 seconds", "pass e.g. 60 or None", flush_interval
+            )
         self.budget = budget
+        self.flush_interval = flush_interval
+        self.process = f"{socket.gethostname()}:{os.getpid()}"
+        self.snapshots: Any = None
+        self._flushed: tuple[dict[str, int], float, int] = ({}, 0.0, 0)
         self._over = False
         self.region = region
         self.pricing = base
@@ -177,6 +204,10 @@ class CostsPlugin(Plugin):
                         self._sizes[key] = size
                         self._stored += size
         setattr(self.db, "costs", self)  # noqa: B010 - the documented db.costs attribute
+
+    async def on_start(self) -> None:
+        if self.flush_interval is not None:
+            self.every(self.flush_interval, self.flush, name="flush")
 
     async def on_uninstall(self, *, purge_data: bool = False) -> None:
         store = self.db.store
@@ -344,4 +375,76 @@ class CostsPlugin(Plugin):
         self._byte_seconds = 0.0
         self._transfer = 0
         self._over = False
+        self._flushed = ({}, 0.0, 0)
         self._since = self._at = clock_time()
+
+    # -- several processes ----------------------------------------------------------------
+    async def flush(self, *_: Any) -> bool:
+        """Write what this process counted since its previous flush (requests per
+        operation, byte-seconds, transfer bytes) as one record of ``plg_costs_snapshots``;
+        ``False`` when nothing changed. Its own requests show in the next flush."""
+        counts = self.requests()
+        self._advance()
+        marks, bs_mark, tr_mark = self._flushed
+        delta = {op: n - marks.get(op, 0) for op, n in counts.items() if n - marks.get(op, 0)}
+        byte_seconds, transfer = self._byte_seconds - bs_mark, self._transfer - tr_mark
+        if not delta and not byte_seconds and not transfer:
+            return False
+        if self.snapshots is None:
+            self.snapshots = await self.create_plugin_resource(
+                "snapshots", attributes=_ATTRIBUTES, behavior="body-only"
+            )
+        now = clock_time()
+        await self.snapshots.insert(
+            {
+                "id": f"{now:017.6f}~{self.process.replace('/', '_')}",
+                "at": now,
+                "process": self.process,
+                "requests": delta,
+                "byte_seconds": byte_seconds,
+                "transfer": transfer,
+                "stored": self._stored,
+            }
+        )
+        self._flushed = (counts, bs_mark + byte_seconds, tr_mark + transfer)
+        self.emit("costs.flushed", {"process": self.process, "at": now})
+        return True
+
+    async def get_flushed_costs(self) -> dict[str, Any]:
+        """Every process's flushed figures summed and priced: ``processes``, ``snapshots``,
+        ``requests``, ``classes``, ``request_cost``, ``storage``, ``transfer_out``, ``total``."""
+        if self.snapshots is None:
+            self.snapshots = await self.create_plugin_resource(
+                "snapshots", attributes=_ATTRIBUTES, behavior="body-only"
+            )
+        requests: dict[str, int] = {}
+        byte_seconds = 0.0
+        transfer = 0
+        processes: set[str] = set()
+        snapshots = 0
+        ids = await self.snapshots.list_ids()
+        for item in await self.snapshots.get_many(ids):
+            if not item.ok or item.data is None:
+                continue
+            data = item.data
+            snapshots += 1
+            processes.add(data["process"])
+            for op, n in data["requests"].items():
+                requests[op] = requests.get(op, 0) + int(n)
+            byte_seconds += float(data["byte_seconds"])
+            transfer += int(data["transfer"])
+        classes = self._priced(requests)
+        request_cost = sum(row["cost"] for row in classes.values())
+        gb_months = byte_seconds / GB / MONTH_SECONDS
+        storage_cost = gb_months * self.pricing.storage_gb_month
+        transfer_cost = transfer / GB * self.pricing.transfer_out_gb
+        return {
+            "processes": sorted(processes),
+            "snapshots": snapshots,
+            "requests": dict(sorted(requests.items())),
+            "classes": classes,
+            "request_cost": request_cost,
+            "storage": {"gb_months": gb_months, "cost": storage_cost},
+            "transfer_out": {"bytes": transfer, "cost": transfer_cost},
+            "total": request_cost + storage_cost + transfer_cost,
+        }

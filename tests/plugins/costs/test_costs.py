@@ -15,6 +15,7 @@ from s3db_async import Database
 from s3db_async.errors import ConfigError
 from s3db_async.plugin import ManualClock, use_clock
 from s3db_async.stores import open_store
+from s3db_async.testing import WorkerContext, run_processes
 
 from ..._faults import LostReplyStore
 
@@ -215,3 +216,59 @@ async def test_a_write_whose_reply_is_lost_is_counted_once(
     await res.update("c", {"n": 12345})
     assert len(store.lost) == 2
     assert (costs.stored_bytes, len(costs._sizes)) == await listed_bytes(db)
+
+
+async def test_flush_writes_deltas_and_the_sum_prices_them(db: Database) -> None:
+    costs = await db.use_plugin(CostsPlugin(inventory=False))
+    costs.reset()
+    await db.store.put("f/a", b"x" * 10)
+    first = costs.requests()
+    assert await costs.flush()
+    flushed = await costs.get_flushed_costs()
+    assert flushed["snapshots"] == 1 and flushed["processes"] == [costs.process]
+    assert flushed["requests"] == first
+    await db.store.get("f/a")
+    counted = costs.requests()  # includes the first flush's own requests
+    transfer = costs.summary()["transfer_out"]["bytes"]  # the flush's own reads too
+    assert transfer >= 10
+    assert await costs.flush()
+    flushed = await costs.get_flushed_costs()
+    assert flushed["snapshots"] == 2
+    assert flushed["requests"] == counted
+    assert flushed["transfer_out"]["bytes"] == transfer
+    with pytest.raises(ConfigError):
+        CostsPlugin(flush_interval=0)
+
+
+# -- two real processes flush; their requests add up exactly ------------------------------
+
+
+async def write_and_flush(ctx: WorkerContext) -> dict[str, int]:
+    async with Database(ctx.url) as db:
+        costs = await db.use_plugin(CostsPlugin())
+        costs.reset()
+        before = dict(db.store.stats)
+        orders = db.get_resource("orders")
+        for i in range(ctx.args[0]):
+            await orders.insert({"item": f"{ctx.index}-{i}", "qty": i})
+        await orders.get("o1")
+        sent = {op: n - before.get(op, 0) for op, n in db.store.stats.items()}
+        assert await costs.flush()
+        return {op: n for op, n in sent.items() if n}
+
+
+@pytest.mark.stores("file", "seaweedfs")
+async def test_flushed_requests_of_several_processes_add_up(store_url: str) -> None:
+    async with Database(store_url) as db:
+        orders = await db.create_resource("orders", attributes=ATTRS)
+        await orders.insert({"id": "o1", "item": "tea", "qty": 1})
+    results = await run_processes(write_and_flush, store_url, n=2, args=(4,))
+    async with Database(store_url) as db:
+        costs = await db.use_plugin(CostsPlugin(inventory=False))
+        flushed = await costs.get_flushed_costs()
+    assert flushed["snapshots"] == 2 and len(flushed["processes"]) == 2
+    expected: dict[str, int] = {}
+    for r in results:  # what each worker's store sent before its flush, counted by it
+        for op, n in r.items():
+            expected[op] = expected.get(op, 0) + n
+    assert flushed["requests"] == expected
