@@ -100,6 +100,7 @@ def test_a_row_is_available_exactly_when_nothing_is_missing() -> None:
         "eventual_consistency",
         "scheduler",
         "ttl",
+        "costs",
     }
     assert "docs page docs/plugins/identity.md" in " ".join(states["identity"].missing)
 
