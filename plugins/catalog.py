@@ -117,7 +117,7 @@ CATALOG: tuple[PluginEntry, ...] = (
     _entry("audit", "Audit", "AuditPlugin", "Operation log of every write, for compliance"),
     _entry("backup", "Backup", "BackupPlugin", "Backups to one or several destinations"),
     _entry("cache", "Cache", "CachePlugin", "Read cache in memory, on S3 or on disk", "cache"),
-    _entry("costs", "Costs", "CostsPlugin", "S3 request and storage cost tracking", "aws"),
+    _entry("costs", "Costs", "CostsPlugin", "S3 request and storage cost tracking"),
     _entry(
         "cloud_inventory",
         "Cloud Inventory",
