@@ -25,10 +25,11 @@ How it works:
   ``id_field`` makes a field the record id, so a row whose record exists is skipped
   (``on_duplicate="skip"``), updated (``"update"``) or reported (``"error"``).
 - **Resumable.** With a ``job_id`` the number of rows done is checkpointed in PluginStorage
-  after each batch, with a conditional write. A run that dies is resumed by running the same
-  call again: it skips the rows already done. The batch in flight at the crash is written
-  again; that is harmless because a row without ``id_field`` gets the deterministic id
-  ``{job_id}-{row number}`` (so it is skipped as a duplicate, not inserted twice).
+  after each batch, by compare-and-swap (it never goes backwards). A run that dies is
+  resumed by running the same call again: it skips the rows already done. The batch in
+  flight at the crash is written again; that is harmless because a row without
+  ``id_field`` gets the deterministic id ``{job_id}-{row number}`` (so it is skipped as a
+  duplicate, not inserted twice).
 - **Events:** ``import.started``, ``import.batch``, ``import.row_failed``, ``import.finished``.
 """
 
@@ -595,7 +596,7 @@ class ImporterPlugin(Plugin):
                     await asyncio.to_thread(_append, Path(error_file), error_lines)  # repeats
                     error_lines.clear()  # lines at worst, never loses one
                 if ck_key is not None:
-                    await storage.set(ck_key, self._saved(report, source, done=False))
+                    await self._save(ck_key, report, source, done=False)
                 bar.advance(task, len(batch))
                 self.emit(
                     "import.batch",
@@ -604,7 +605,7 @@ class ImporterPlugin(Plugin):
         report.done = True
         report.errors.sort(key=lambda e: e.row)
         if ck_key is not None:
-            await storage.set(ck_key, self._saved(report, source, done=True))
+            await self._save(ck_key, report, source, done=True)
         self._announce(
             "import.finished",
             resource=res.name,
@@ -615,6 +616,22 @@ class ImporterPlugin(Plugin):
             failed=report.failed,
         )
         return report
+
+    async def _save(
+        self, key: str, report: ImportReport, source: str | None, *, done: bool
+    ) -> None:
+        """Advance the checkpoint by compare-and-swap; it never goes back (a slower process
+        running the same job cannot undo a faster one's progress)."""
+        new = self._saved(report, source, done=done)
+
+        def advance(current: Any) -> dict[str, Any] | None:
+            if isinstance(current, Mapping) and (
+                current.get("done") or int(current.get("rows", 0)) > new["rows"]
+            ):
+                return None
+            return new
+
+        await self.get_storage().update(key, advance)
 
     @staticmethod
     def _saved(report: ImportReport, source: str | None, *, done: bool) -> dict[str, Any]:

@@ -6,6 +6,7 @@ without duplicates), events.
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import json
 import os
@@ -238,20 +239,20 @@ async def test_crash_after_writes_before_checkpoint_is_harmless(open_db: Opener)
     _, imp, res = await open_db()
     rows = people(30)
     storage = imp.get_storage()
-    real_set = storage.set
+    real_update = storage.update
     calls = 0
 
-    async def dying_set(key: str, value: Any, **kw: Any) -> Any:
+    async def dying_update(key: str, fn: Any, **kw: Any) -> Any:
         nonlocal calls
         calls += 1
         if calls == 2:  # batch 2 written, its checkpoint lost
             raise Crash
-        return await real_set(key, value, **kw)
+        return await real_update(key, fn, **kw)
 
-    storage.set = dying_set  # type: ignore[method-assign]
+    storage.update = dying_update  # type: ignore[method-assign]
     with pytest.raises(Crash):
         await imp.import_rows(rows, resource="users", job_id="j1", batch_size=10)
-    storage.set = real_set  # type: ignore[method-assign]
+    storage.update = real_update  # type: ignore[method-assign]
     assert await res.count() == 20
     report = await imp.import_rows(rows, resource="users", job_id="j1", batch_size=10)
     # batch 2 was written by the crashed run (not counted there): now it is skipped
@@ -326,3 +327,30 @@ async def test_missing_optional_dependency_names_the_extra(
     with pytest.raises(MissingDependencyError) as exc:
         await imp.import_file(tmp_path / "p.parquet", resource="users")
     assert "s3db-async[importer]" in str(exc.value.suggestion) + str(exc.value)
+
+
+async def test_two_runs_of_one_job_at_once_checkpoint_never_goes_back(open_db: Opener) -> None:
+    _, imp, res = await open_db()
+    _, imp2, _ = await open_db()
+    rows = people(60)
+    seen: list[int] = []
+
+    async def watch() -> None:
+        while True:
+            saved = await imp.checkpoint("both")
+            if saved:
+                seen.append(int(saved["rows"]))
+                if saved["done"]:
+                    return
+            await asyncio.sleep(0)
+
+    watcher = asyncio.ensure_future(watch())
+    a, b = await asyncio.gather(
+        imp.import_rows(rows, resource="users", job_id="both", batch_size=5),
+        imp2.import_rows(list(rows), resource="users", job_id="both", batch_size=5),
+    )
+    await asyncio.wait_for(watcher, 30)
+    assert seen == sorted(seen) and seen[-1] == 60
+    assert await res.count() == 60
+    assert (await imp.checkpoint("both") or {})["done"] is True
+    assert a.done and b.done
