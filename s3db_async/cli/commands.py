@@ -15,11 +15,10 @@ terms and exit non-zero; ``--debug`` shows the traceback.
 from __future__ import annotations
 
 import asyncio
-import csv
-import io
+import importlib
 import re
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -512,52 +511,19 @@ def export(name: str) -> None:
     _run(go)
 
 
-_CSV_BOOLS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
-
-
-def _csv_row(row: Mapping[str, str], fields: Mapping[str, Any]) -> dict[str, Any]:
-    """CSV cells are text: empty cells are absent, typed columns are converted."""
-    out: dict[str, Any] = {}
-    for column, cell in row.items():
-        if cell is None or cell == "":
-            continue
-        kind = getattr(fields.get(column), "type", "string")
-        value: Any = cell
-        try:
-            if kind == "integer":
-                value = int(cell)
-            elif kind == "number":
-                value = float(cell) if any(c in cell for c in ".eE") else int(cell)
-            elif kind == "boolean":
-                value = _CSV_BOOLS[cell.strip().lower()]
-            elif kind in ("json", "object", "array", "embedding"):
-                value = msgspec.json.decode(cell)
-        except (ValueError, KeyError, msgspec.DecodeError):
-            value = cell  # let validation report it with the field name
-        out[column] = value
-    return out
-
-
-def _read_rows(path: Path, fields: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
-    suffix = path.suffix.lower()
-    text = path.read_text(encoding="utf-8")
-    if suffix == ".csv":
-        for row in csv.DictReader(io.StringIO(text)):
-            yield _csv_row(row, fields)
-        return
-    if suffix == ".json":
-        data = _parse_json(text, str(path))
-        rows = data if isinstance(data, list) else [data]
-    else:
-        rows = [
-            _parse_json(line, f"{path} line {i}")
-            for i, line in enumerate(text.splitlines(), 1)
-            if line.strip()
-        ]
-    for row in rows:
-        if not isinstance(row, dict):
-            raise ValidationError(f"{path}: every row must be a JSON object")
-        yield row
+def _mapping_option(text: str | None) -> dict[str, str | None] | None:
+    if text is None:
+        return None
+    value = _parse_json(text, "--mapping")
+    if not isinstance(value, dict) or not all(
+        isinstance(v, str) or v is None for v in value.values()
+    ):
+        raise ConfigError(
+            "--mapping must be a JSON object of column -> field (or null to drop)",
+            suggestion='pass --mapping \'{"E-mail": "email", "junk": null}\'',
+            metadata={"field": "mapping", "reason": "not an object of strings"},
+        )
+    return value
 
 
 @app.command("import")
@@ -565,6 +531,9 @@ def import_(
     name: str,
     path: Path,
     upsert: Annotated[bool, typer.Option(help="update records whose id exists")] = False,
+    skip_existing: Annotated[
+        bool, typer.Option(help="skip rows whose record id exists (default: report them)")
+    ] = False,
     preserve_timestamps: Annotated[
         bool,
         typer.Option(
@@ -572,32 +541,66 @@ def import_(
             "--no-preserve-timestamps stamps the records with the import time"
         ),
     ] = True,
+    format: Annotated[
+        str | None,
+        typer.Option(help="json, ndjson, csv, tsv, parquet or excel (default: from the suffix)"),
+    ] = None,
+    mapping: Annotated[
+        str | None, typer.Option(help='JSON {"column": "field"} renames; null drops a column')
+    ] = None,
+    id_field: Annotated[str | None, typer.Option(help="the field that becomes the id")] = None,
+    dedup_key: Annotated[
+        str | None, typer.Option(help="drop later rows repeating this field's value")
+    ] = None,
+    job_id: Annotated[
+        str | None, typer.Option(help="checkpoint name: the same --job-id resumes")
+    ] = None,
+    batch_size: Annotated[int, typer.Option(help="rows per batch (and checkpoint)")] = 500,
+    sheet: Annotated[str | None, typer.Option(help="Excel sheet (default: the active one)")] = None,
+    errors: Annotated[
+        Path | None, typer.Option(help="write every failed row there as NDJSON")
+    ] = None,
 ) -> None:
-    """Import records from .ndjson, .json or .csv, with a progress bar."""
+    """Import records from JSON, NDJSON, CSV, TSV, Parquet or Excel (ImporterPlugin), with a
+    progress bar; bad rows are reported and never block good ones."""
+    # the plugins package is a separate folder (mypy cannot follow its install hook)
+    importer_module: Any = importlib.import_module("s3db_async.plugins.importer")
 
     async def go() -> None:
         async with _open() as db:
             r = db.get_resource(name)
-            rows = list(_read_rows(path, r.schema.fields))
-            failed: list[str] = []
-            with _progress() as progress:
-                task = progress.add_task(f"import {name}", total=len(rows))
-                sem = asyncio.Semaphore(db.parallelism)
-
-                async def one(i: int, row: dict[str, Any]) -> None:
-                    async with sem:
-                        try:
-                            write = r.upsert if upsert else r.insert
-                            await write(row, preserve_timestamps=preserve_timestamps)
-                        except S3dbError as exc:
-                            failed.append(f"row {i}: {type(exc).__name__}: {exc.message}")
-                        progress.advance(task)
-
-                await asyncio.gather(*(one(i, row) for i, row in enumerate(rows, 1)))
-            for line in failed[:20]:
-                err.print(f"[red]{line}[/]", highlight=False)
-            err.print(f"imported {len(rows) - len(failed)} of {len(rows)} rows into {name}")
-            if failed:
+            importer = importer_module.ImporterPlugin(batch_size=batch_size, alias="cli-importer")
+            await db.use_plugin(importer)
+            mode = "update" if upsert else "skip" if skip_existing else "error"
+            report = await importer.import_file(
+                path,
+                resource=r,
+                format=format,
+                sheet=sheet,
+                mapping=_mapping_option(mapping),
+                id_field=id_field,
+                dedup_key=dedup_key,
+                job_id=job_id,
+                on_duplicate=mode,
+                preserve_timestamps=preserve_timestamps,
+                error_file=errors,
+                progress=True,
+            )
+            for e in report.errors[:20]:
+                where = f" ({e.field})" if e.field else ""
+                err.print(f"[red]row {e.row}{where}: {e.reason}[/]", highlight=False)
+            extra = [
+                f"{n} {what}"
+                for n, what in (
+                    (report.skipped, "skipped"),
+                    (report.duplicates, "duplicates dropped"),
+                    (report.failed, "failed"),
+                )
+                if n
+            ]
+            tail = f" ({', '.join(extra)})" if extra else ""
+            err.print(f"imported {report.imported} of {report.rows} rows into {name}{tail}")
+            if report.failed:
                 raise typer.Exit(1)
 
     _run(go)
