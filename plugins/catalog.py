@@ -147,7 +147,9 @@ CATALOG: tuple[PluginEntry, ...] = (
         "KubernetesInventoryPlugin",
         "Multi-cluster Kubernetes inventory with versions and diffs",
     ),
-    _entry("importer", "Importer", "ImporterPlugin", "Bulk import from JSON, CSV and more"),
+    _entry(
+        "importer", "Importer", "ImporterPlugin", "Bulk import from JSON, CSV and more", "importer"
+    ),
     _entry(
         "metrics", "Metrics", "MetricsPlugin", "Operation metrics and usage analytics", "metrics"
     ),

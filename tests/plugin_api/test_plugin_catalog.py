@@ -101,6 +101,7 @@ def test_a_row_is_available_exactly_when_nothing_is_missing() -> None:
         "scheduler",
         "ttl",
         "costs",
+        "importer",
     }
     assert "docs page docs/plugins/identity.md" in " ".join(states["identity"].missing)
 
