@@ -36,9 +36,10 @@ How it works:
 from __future__ import annotations
 
 import asyncio
+import builtins
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from s3db_async import Record, Resource
 from s3db_async.errors import ConfigError, ConflictError, ValidationError
@@ -221,7 +222,9 @@ class RelationPlugin(Plugin):
         await self.load(resource, [record], include)
         return record
 
-    async def list(self, resource: str, *, include: Include = None, **options: Any) -> list[Record]:
+    async def list(
+        self, resource: str, *, include: Include = None, **options: Any
+    ) -> builtins.list[Record]:
         """``resource.list(**options)`` with the relations of ``include`` loaded."""
         records = list(await self.db.get_resource(resource).list(**options))
         await self.load(resource, records, include)
@@ -234,7 +237,7 @@ class RelationPlugin(Plugin):
         *,
         include: Include = None,
         **options: Any,
-    ) -> list[Record]:
+    ) -> builtins.list[Record]:
         """``resource.query(filter, **options)`` with the relations of ``include`` loaded."""
         records = list(await self.db.get_resource(resource).query(filter, **options))
         await self.load(resource, records, include)
@@ -246,12 +249,14 @@ class RelationPlugin(Plugin):
         Many-relations become lists, one-relations a record or ``None``. Each level costs
         the same number of requests whatever the number of records (no N+1).
         """
-        batch = [records] if isinstance(records, Mapping) else list(records)
+        batch: builtins.list[Record] = (
+            [cast(Record, records)] if isinstance(records, Mapping) else list(records)
+        )
         await self._load_tree(resource, batch, _parse_include(include))
         return records
 
     async def _load_tree(
-        self, resource: str, records: list[Record], tree: Mapping[str, Mapping[str, Any]]
+        self, resource: str, records: builtins.list[Record], tree: Mapping[str, Mapping[str, Any]]
     ) -> None:
         if not records or not tree:
             return
@@ -263,7 +268,9 @@ class RelationPlugin(Plugin):
 
         await asyncio.gather(*(one(rel) for rel in rels))
 
-    async def _by_field(self, resource: str, field: str, values: Iterable[Any]) -> list[Record]:
+    async def _by_field(
+        self, resource: str, field: str, values: Iterable[Any]
+    ) -> builtins.list[Record]:
         wanted = sorted({v for v in values if v is not None}, key=str)
         if not wanted:
             return []
@@ -273,14 +280,16 @@ class RelationPlugin(Plugin):
         return list(await res.query({field: {"$in": wanted}}))
 
     async def _load_level(
-        self, rel: Relation, records: list[Record], sub: Mapping[str, Any]
-    ) -> list[Record]:
+        self, rel: Relation, records: builtins.list[Record], sub: Mapping[str, Any]
+    ) -> builtins.list[Record]:
         """Attach ``rel`` to every record; returns the distinct loaded children."""
         if rel.kind == "belongs_to":
-            found = await self._by_field(rel.target, "id", (r.get(rel.foreign_key) for r in records))
-            by_id = {c.id: c for c in found}
+            found = await self._by_field(
+                rel.target, "id", (r.get(rel.foreign_key) for r in records)
+            )
+            by_id: dict[Any, Record] = {c.id: c for c in found}
             for r in records:
-                r[rel.name] = by_id.get(r.get(rel.foreign_key))  # type: ignore[arg-type]
+                r[rel.name] = by_id.get(r.get(rel.foreign_key))
             return found
         keys = [r.get(rel.local_key) for r in records]
         if rel.kind in ("has_one", "has_many"):

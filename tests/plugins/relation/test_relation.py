@@ -65,29 +65,38 @@ async def setup(db: Database, users: int = 2, **options: Any) -> RelationPlugin:
         for p in range(2):
             pid = f"{uid}p{p}"
             await db.get_resource("posts").insert({"id": pid, "user_id": uid, "title": pid})
-            await db.get_resource("post_tags").insert({"id": f"{pid}a", "post_id": pid, "tag_id": "a"})
+            await db.get_resource("post_tags").insert(
+                {"id": f"{pid}a", "post_id": pid, "tag_id": "a"}
+            )
     return plugin
 
 
-def test_bad_options_raise_typed_errors_with_suggestions() -> None:
-    for relations, field in (
-        ({"users": {"posts": {"type": "many", "resource": "posts", "foreign_key": "x"}}}, "type"),
-        ({"users": {"posts": {"type": "has_many", "foreign_key": "x"}}}, "resource"),
-        ({"users": {"posts": {"type": "has_many", "resource": "posts"}}}, "foreign_key"),
-        (
-            {"users": {"p": {"type": "has_many", "resource": "p", "foreign_key": "x", "on_delete": "zap"}}},
-            "on_delete",
-        ),
-        (
-            {"posts": {"a": {"type": "belongs_to", "resource": "u", "foreign_key": "x", "on_delete": "cascade"}}},
-            "on_delete",
-        ),
-        ({"posts": {"t": {"type": "belongs_to_many", "resource": "t", "foreign_key": "x"}}}, "through"),
-        ({"users": {"p": {"type": "has_many", "resource": "p", "foreign_key": "x", "fk": 1}}}, "fk"),
-    ):
-        with pytest.raises(ConfigError) as info:
-            RelationPlugin(relations=relations)
-        assert info.value.metadata["field"] == field and info.value.suggestion
+def _one(**config: Any) -> dict[str, Any]:
+    return {"users": {"rel": config}}
+
+
+BASE = {"type": "has_many", "resource": "posts", "foreign_key": "user_id"}
+
+
+@pytest.mark.parametrize(
+    ("config", "field"),
+    [
+        ({**BASE, "type": "many"}, "type"),
+        ({"type": "has_many", "foreign_key": "x"}, "resource"),
+        ({"type": "has_many", "resource": "posts"}, "foreign_key"),
+        ({**BASE, "on_delete": "zap"}, "on_delete"),
+        ({**BASE, "type": "belongs_to", "on_delete": "cascade"}, "on_delete"),
+        ({**BASE, "type": "belongs_to_many"}, "through"),
+        ({**BASE, "type": "belongs_to_many", "through": "j"}, "other_key"),
+        ({**BASE, "fk": 1}, "fk"),
+    ],
+)
+def test_bad_options_raise_typed_errors_with_suggestions(
+    config: dict[str, Any], field: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        RelationPlugin(relations=_one(**config))
+    assert info.value.metadata["field"] == field and info.value.suggestion
 
 
 async def test_documented_import_and_accessors_work(db: Database) -> None:
