@@ -22,6 +22,9 @@ How it works:
   records at once: a ``belongs_to`` level is one ``get_many`` of the distinct foreign keys; a
   ``has_many``/``has_one`` level is one ``query`` of the target with ``{fk: {"$in": ids}}``;
   a ``belongs_to_many`` level is one query of the junction resource plus one ``get_many``.
+  When the related resource has a partition on exactly the foreign key and a level has at
+  most ``partition_keys_max`` distinct keys, the query becomes one LIST per key's partition
+  plus one ``get_many`` of the children (no scan of the related resource).
   The request count of a level does not depend on the number of parent records.
 - **Accessors.** Each resource with relations gets ``resource.related(id, name)`` and
   ``resource.include(records, include)``.
@@ -161,9 +164,27 @@ class RelationPlugin(Plugin):
         *,
         relations: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None,
         check_references: bool = False,
+        partition_keys_max: int = 32,
         **options: Any,
     ) -> None:
         super().__init__(**options)
+        if isinstance(partition_keys_max, bool) or not isinstance(partition_keys_max, int):
+            raise _bad(
+                "options",
+                "partition_keys_max",
+                "must be an int",
+                "pass e.g. 32",
+                partition_keys_max,
+            )
+        if partition_keys_max < 0:
+            raise _bad(
+                "options",
+                "partition_keys_max",
+                "must be >= 0",
+                "pass 0 to always scan",
+                partition_keys_max,
+            )
+        self.partition_keys_max = partition_keys_max
         self.relations: dict[str, dict[str, Relation]] = {}
         for owner, rels in (relations or {}).items():
             if not isinstance(rels, Mapping):
@@ -277,7 +298,24 @@ class RelationPlugin(Plugin):
         res = self.db.get_resource(resource)
         if field == "id":
             return list((await res.get_many(wanted)).ok)
+        partition = self._partition_on(res, field)
+        if partition is not None and len(wanted) <= self.partition_keys_max:
+            # one LIST per key in the partition of the foreign key, then one get_many
+            ids = await asyncio.gather(
+                *(res.list_ids(partition=partition, partition_values={field: v}) for v in wanted)
+            )
+            found = list((await res.get_many(sorted({i for part in ids for i in part}))).ok)
+            keys = {str(v) for v in wanted}  # a partition key is the value's text
+            return [r for r in found if str(r.get(field)) in keys]
         return list(await res.query({field: {"$in": wanted}}))
+
+    @staticmethod
+    def _partition_on(resource: Resource, field: str) -> str | None:
+        """A partition of ``resource`` on exactly ``field`` (untruncated), if any."""
+        for name, part in resource.partitions.items():
+            if part.fields == ((field, None),):
+                return name
+        return None
 
     async def _load_level(
         self, rel: Relation, records: builtins.list[Record], sub: Mapping[str, Any]

@@ -186,3 +186,75 @@ async def test_uninstall_removes_accessors_and_cascades(db: Database) -> None:
     assert not hasattr(users, "related")
     await users.delete("u0")
     assert await db.get_resource("posts").exists("u0p0")  # no cascade without the plugin
+
+
+async def test_has_many_through_a_partition_on_the_foreign_key(db: Database) -> None:
+    """With a partition on the foreign key, a level LISTs each key's partition and GETs only
+    the matching children (no scan of the related resource)."""
+    plugin = await db.use_plugin(
+        RelationPlugin(
+            relations={"users": {"posts": {**BASE, "on_delete": "cascade"}}},
+            partition_keys_max=2,
+        )
+    )
+    users = await db.create_resource("users", attributes={"name": "string"})
+    posts = await db.create_resource(
+        "posts",
+        attributes={"user_id": "string", "title": "string"},
+        partitions={"by_user": {"fields": {"user_id": "string"}}},
+    )
+    for u in range(3):
+        await users.insert({"id": f"u{u}", "name": "x"})
+        for p in range(3):
+            await posts.insert({"id": f"u{u}p{p}", "user_id": f"u{u}", "title": "t"})
+    records = [await users.get("u0"), await users.get("u1")]
+    db.store.stats.reset()
+    await plugin.load("users", records, "posts")
+    assert dict(db.store.stats) == {"list": 2, "get": 6}  # 2 partition LISTs, 6 posts
+    assert [p["id"] for p in records[1]["posts"]] == ["u1p0", "u1p1", "u1p2"]
+    everyone = list(await users.list())
+    db.store.stats.reset()
+    await plugin.load("users", everyone, "posts")  # 3 keys > partition_keys_max: one scan
+    assert db.store.stats.get("list") == 1 and db.store.stats.get("get") == 9
+    assert await users.delete("u2")
+    assert await posts.list_ids(partition="by_user", partition_values={"user_id": "u2"}) == []
+
+
+async def test_a_crash_in_the_middle_of_a_cascade_leaves_the_parent_and_a_retry_finishes(
+    db: Database,
+) -> None:
+    """The record goes last: a delete interrupted after some children keeps the parent, so
+    deleting it again completes the cascade."""
+    await setup(db, users=1)
+    users, posts = db.get_resource("users"), db.get_resource("posts")
+    crashed: list[str] = []
+
+    async def crash(data: Any) -> Any:  # the process "dies" on the second post
+        rid = data["id"] if isinstance(data, dict) else getattr(data, "id", data)
+        if rid == "u0p1" and not crashed:
+            crashed.append(rid)
+            raise RuntimeError("killed")
+        return data
+
+    posts.add_hook("before_delete", crash)
+    with pytest.raises(RuntimeError):
+        await users.delete("u0")
+    assert crashed == ["u0p1"] and await users.exists("u0")
+    assert await users.delete("u0")  # the retry finishes the job
+    assert await posts.list_ids() == [] and not await users.exists("u0")
+
+
+async def test_plugin_installed_after_the_resources_exist(db: Database) -> None:
+    users = await db.create_resource("users", attributes={"name": "string"})
+    posts = await db.create_resource("posts", attributes={"user_id": "string", "title": "string"})
+    await users.insert({"id": "u", "name": "n"})
+    await posts.insert({"id": "p", "user_id": "u", "title": "t"})
+    await db.use_plugin(RelationPlugin(relations={"users": {"posts": BASE}}))
+    assert [p["id"] for p in await users.related("u", "posts")] == ["p"]
+
+
+def test_partition_keys_max_must_be_a_count() -> None:
+    for bad in (-1, "3", True):
+        with pytest.raises(ConfigError) as info:
+            RelationPlugin(partition_keys_max=bad)  # type: ignore[arg-type]
+        assert info.value.metadata["field"] == "partition_keys_max"
