@@ -32,8 +32,9 @@ How it works:
   ``belongs_to_many`` always drops the junction rows of the deleted record) runs in a
   middleware on ``delete`` before the record itself is deleted: a crash in between leaves
   the record with fewer children, and deleting it again finishes the job.
-- **Referential checks** (``check_references=True``): an ``insert`` whose ``belongs_to``
-  foreign key names a missing record raises :class:`ValidationError` (one HEAD per key).
+- **Referential checks** (``check_references=True``): an ``insert``, ``upsert``,
+  ``update``, ``patch`` or ``replace`` whose ``belongs_to`` foreign key names a missing
+  record raises :class:`ValidationError` before anything is written (one HEAD per key).
 """
 
 from __future__ import annotations
@@ -213,7 +214,10 @@ class RelationPlugin(Plugin):
         if any(r.kind != "belongs_to" for r in rels.values()):
             self.add_middleware(resource, "delete", self._delete_middleware(name))
         if self.check_references and any(r.kind == "belongs_to" for r in rels.values()):
-            self.add_middleware(resource, "insert", self._insert_middleware(name))
+            for method in ("insert", "upsert"):
+                self.add_middleware(resource, method, self._insert_middleware(name))
+            for method in ("update", "patch", "replace"):
+                self.add_middleware(resource, method, self._update_middleware(name))
 
     # -- lookups --------------------------------------------------------------------------
     def relation(self, resource: str, name: str) -> Relation:
@@ -429,6 +433,14 @@ class RelationPlugin(Plugin):
         async def middleware(next_: Any, data: Mapping[str, Any], *args: Any, **kwargs: Any) -> Any:
             await self.check(resource, data)
             return await next_(data, *args, **kwargs)
+
+        return middleware
+
+    def _update_middleware(self, resource: str) -> Any:
+        async def middleware(next_: Any, record_id: str, changes: Any, *a: Any, **kw: Any) -> Any:
+            if isinstance(changes, Mapping):  # a function of the record is not checked
+                await self.check(resource, changes)
+            return await next_(record_id, changes, *a, **kw)
 
         return middleware
 

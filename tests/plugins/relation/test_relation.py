@@ -176,7 +176,22 @@ async def test_reference_check_on_insert(db: Database) -> None:
     with pytest.raises(ValidationError) as info:
         await posts.insert({"user_id": "ghost", "title": "t"})
     assert info.value.metadata["field"] == "user_id" and info.value.suggestion
-    assert await posts.insert({"user_id": "u0", "title": "ok"})
+    post = await posts.insert({"user_id": "u0", "title": "ok"})
+    for write in (
+        lambda: posts.update(post.id, {"user_id": "ghost"}),
+        lambda: posts.patch(post.id, user_id="ghost"),
+        lambda: posts.replace(post.id, {"user_id": "ghost", "title": "t"}),
+        lambda: posts.upsert({"id": post.id, "user_id": "ghost", "title": "t"}),
+    ):
+        with pytest.raises(ValidationError):
+            await write()
+    assert (await posts.get(post.id))["user_id"] == "u0"  # nothing was written
+    db.store.stats.reset()
+    await posts.update(post.id, {"title": "renamed"})  # no foreign key set: no check
+    assert db.store.stats.get("head", 0) == 0
+    db.store.stats.reset()
+    await posts.update(post.id, {"user_id": "u0"})  # sets the key: one HEAD of users/u0
+    assert db.store.stats.get("head", 0) == 1
 
 
 async def test_uninstall_removes_accessors_and_cascades(db: Database) -> None:
