@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from s3db_async import Record, Resource
-from s3db_async.errors import ConfigError, ConflictError, ValidationError
+from s3db_async.errors import AlreadyExistsError, ConfigError, ConflictError, ValidationError
 from s3db_async.plugin import Plugin
 
 __all__ = ["Relation", "RelationPlugin"]
@@ -357,6 +357,75 @@ class RelationPlugin(Plugin):
         return found
 
     # -- writes ---------------------------------------------------------------------------
+    def _many(self, resource: str, name: str) -> Relation:
+        rel = self.relation(resource, name)
+        if rel.kind != "belongs_to_many":
+            raise ConfigError(
+                f"{resource}.{name} is a {rel.kind} relation, not belongs_to_many",
+                suggestion="attach/detach apply to belongs_to_many; write the foreign key instead",
+                metadata={"field": name, "reason": "not belongs_to_many", "value": rel.kind},
+            )
+        return rel
+
+    @staticmethod
+    def junction_id(owner_id: str, target_id: str) -> str:
+        """The id of the junction row linking two records (``owner~target``)."""
+        return f"{owner_id}~{target_id}"
+
+    async def attach(self, resource: str, record_id: str, name: str, *target_ids: str) -> int:
+        """Link a record to targets of a ``belongs_to_many`` relation; returns rows created.
+
+        Targets already linked are skipped (one read of the record's junction rows); each
+        new link is one junction row with the id :meth:`junction_id`, written with an
+        if-none-match insert, so two processes attaching the same pair create one row.
+
+        :raises ConfigError: ``name`` is not a belongs_to_many relation of ``resource``.
+        """
+        rel = self._many(resource, name)
+        assert rel.through is not None and rel.other_key is not None
+        junction = self.db.get_resource(rel.through)
+        linked = {
+            r.get(rel.other_key)
+            for r in await self._by_field(rel.through, rel.foreign_key, [record_id])
+        }
+        rows = [
+            {"id": self.junction_id(record_id, t), rel.foreign_key: record_id, rel.other_key: t}
+            for t in dict.fromkeys(target_ids)
+            if t not in linked
+        ]
+        if self.check_references:
+            missing = [
+                t for t in dict.fromkeys(target_ids) if not await self._exists(rel.target, t)
+            ]
+            if missing:
+                raise ValidationError(
+                    f"{resource}.{name}: no such {rel.target} record(s) {missing}",
+                    suggestion=f"insert the {rel.target} records first",
+                    metadata={"field": rel.other_key, "reason": "missing reference"},
+                )
+        results = await junction.insert_many(rows)
+        created = 0
+        for item in results:
+            if item.ok:
+                created += 1
+            elif item.error is not None and not isinstance(item.error, AlreadyExistsError):
+                raise item.error
+        return created
+
+    async def _exists(self, resource: str, record_id: str) -> bool:
+        return await self.db.get_resource(resource).exists(record_id)
+
+    async def detach(self, resource: str, record_id: str, name: str, *target_ids: str) -> int:
+        """Unlink targets (all of them when none is given); returns junction rows deleted."""
+        rel = self._many(resource, name)
+        assert rel.through is not None and rel.other_key is not None
+        rows = await self._by_field(rel.through, rel.foreign_key, [record_id])
+        wanted = set(target_ids)
+        ids = [r.id for r in rows if not wanted or r.get(rel.other_key) in wanted]
+        if ids:
+            await self.db.get_resource(rel.through).delete_many(ids)
+        return len(ids)
+
     def _delete_middleware(self, resource: str) -> Any:
         async def middleware(next_: Any, record_id: str, *args: Any, **kwargs: Any) -> Any:
             await self.before_delete(resource, record_id)

@@ -273,3 +273,19 @@ def test_partition_keys_max_must_be_a_count() -> None:
         with pytest.raises(ConfigError) as info:
             RelationPlugin(partition_keys_max=bad)  # type: ignore[arg-type]
         assert info.value.metadata["field"] == "partition_keys_max"
+
+
+async def test_attach_and_detach_belongs_to_many(db: Database) -> None:
+    plugin = await setup(db, users=1, check_references=True)
+    posts = db.get_resource("posts")
+    assert await plugin.attach("posts", "u0p0", "tags", "b", "a") == 1  # "a" was linked
+    assert await plugin.attach("posts", "u0p0", "tags", "b") == 0  # idempotent
+    assert sorted(t["id"] for t in await posts.related("u0p0", "tags")) == ["a", "b"]
+    with pytest.raises(ValidationError):
+        await plugin.attach("posts", "u0p0", "tags", "nope")
+    with pytest.raises(ConfigError):
+        await plugin.attach("posts", "u0p0", "author", "u0")
+    assert await plugin.detach("posts", "u0p0", "tags", "a") == 1
+    assert [t["id"] for t in await posts.related("u0p0", "tags")] == ["b"]
+    assert await plugin.detach("posts", "u0p0", "tags") == 1
+    assert await posts.related("u0p0", "tags") == []
