@@ -3,6 +3,7 @@
 - A process SIGKILLed in the middle of a cascade leaves the parent record (it is deleted
   last) and some of its children; deleting it again from another process finishes the job.
 - Two processes deleting the same parent at once both succeed and leave nothing behind.
+- Four processes attaching the same belongs_to_many links create each junction row once.
 """
 
 from __future__ import annotations
@@ -80,3 +81,39 @@ async def test_two_processes_deleting_one_parent_both_succeed(store_url: str) ->
         assert all(o.error is None for o in outcomes), outcomes
         assert await db.get_resource("posts").list_ids() == []
         assert not await db.get_resource("users").exists("u")
+
+
+TAGS = {
+    "posts": {
+        "tags": {
+            "type": "belongs_to_many",
+            "resource": "tags",
+            "through": "post_tags",
+            "foreign_key": "post_id",
+            "other_key": "tag_id",
+        }
+    }
+}
+
+
+async def attacher(ctx: WorkerContext) -> int:
+    plugin = RelationPlugin(relations=TAGS)
+    async with Database(ctx.url, plugins=[plugin]):
+        await ctx.barrier("go")
+        return await plugin.attach("posts", "p", "tags", "a", "b", "c")
+
+
+async def test_four_processes_attaching_the_same_links_create_each_row_once(
+    store_url: str,
+) -> None:
+    async with Database(store_url) as db:
+        await db.create_resource("posts", attributes={"title": "string"})
+        await db.create_resource("tags", attributes={"label": "string"})
+        junction = await db.create_resource(
+            "post_tags", attributes={"post_id": "string", "tag_id": "string"}
+        )
+        async with spawn_processes(attacher, store_url, 4, auto_release=True) as group:
+            outcomes = await group.outcomes()
+        assert all(o.error is None for o in outcomes), outcomes
+        assert sum(o.value for o in outcomes) == 3
+        assert sorted(await junction.list_ids()) == ["p~a", "p~b", "p~c"]
