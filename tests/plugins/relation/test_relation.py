@@ -155,7 +155,10 @@ async def cost_users(db: Database, plugin: RelationPlugin, users: list[Any]) -> 
 
 
 async def test_on_delete_cascade_set_null_restrict_and_junction(db: Database) -> None:
-    await setup(db)
+    plugin = await setup(db)
+    events: list[tuple[str, dict[str, Any]]] = []
+    for name in ("relation.cascade", "relation.set_null"):
+        plugin.on(name, lambda payload, name=name: events.append((name, payload)))
     users, posts = db.get_resource("users"), db.get_resource("posts")
     await db.get_resource("comments").insert({"id": "c1", "post_id": "u1p0", "text": "x"})
     with pytest.raises(ConflictError) as info:
@@ -168,6 +171,10 @@ async def test_on_delete_cascade_set_null_restrict_and_junction(db: Database) ->
     junction = db.get_resource("post_tags")
     assert sorted(r["post_id"] for r in await junction.list()) == ["u1p0", "u1p1"]
     assert await posts.exists("u1p1")
+    assert sorted((n, p["relation"], tuple(p["ids"])) for n, p in events) == [
+        ("relation.cascade", "posts", ("u0p0", "u0p1")),
+        ("relation.set_null", "profile", ("pr0",)),
+    ]
 
 
 async def test_reference_check_on_insert(db: Database) -> None:
