@@ -213,6 +213,7 @@ class RelationPlugin(Plugin):
         self.add_resource_method(resource, "include", include)
         if any(r.kind != "belongs_to" for r in rels.values()):
             self.add_middleware(resource, "delete", self._delete_middleware(name))
+            self.add_middleware(resource, "delete_many", self._delete_many_middleware(name))
         if self.check_references and any(r.kind == "belongs_to" for r in rels.values()):
             for method in ("insert", "upsert"):
                 self.add_middleware(resource, method, self._insert_middleware(name))
@@ -430,6 +431,14 @@ class RelationPlugin(Plugin):
         async def middleware(next_: Any, record_id: str, *args: Any, **kwargs: Any) -> Any:
             await self.before_delete(resource, record_id)
             return await next_(record_id, *args, **kwargs)
+
+        return middleware
+
+    def _delete_many_middleware(self, resource: str) -> Any:
+        async def middleware(next_: Any, ids: Any, *args: Any, **kwargs: Any) -> Any:
+            ids = list(ids)
+            await asyncio.gather(*(self.before_delete(resource, rid) for rid in ids))
+            return await next_(ids, *args, **kwargs)
 
         return middleware
 

@@ -296,3 +296,10 @@ async def test_attach_and_detach_belongs_to_many(db: Database) -> None:
     assert [t["id"] for t in await posts.related("u0p0", "tags")] == ["b"]
     assert await plugin.detach("posts", "u0p0", "tags") == 1
     assert await posts.related("u0p0", "tags") == []
+
+
+async def test_delete_many_cascades_too(db: Database) -> None:
+    await setup(db, users=3)
+    result = await db.get_resource("users").delete_many(["u0", "u2"])
+    assert result.all_ok
+    assert sorted(await db.get_resource("posts").list_ids()) == ["u1p0", "u1p1"]
