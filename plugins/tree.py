@@ -242,7 +242,11 @@ class TreePlugin(Plugin):
         if parent is not None:  # fail before inserting when the parent is unknown
             self._node(await self._doc(resource), resource, parent)
         record = await self._res(resource).insert(dict(data or {}))
-        await self._mutate(resource, lambda doc: self._link(doc, resource, record.id, parent))
+        try:
+            await self._mutate(resource, lambda doc: self._link(doc, resource, record.id, parent))
+        except NotFoundError:  # the parent was deleted meanwhile: take the record back
+            await self._res(resource).delete(record.id)
+            raise
         self._announce("tree.node_added", resource=resource, id=record.id, parent=parent)
         return record
 
