@@ -8,12 +8,13 @@ Under ``CI=true`` a SeaweedFS that cannot start fails the run (the server fixtur
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import pytest
 from s3db_async.plugins import TreePlugin
 
 from s3db_async import Database
-from s3db_async.testing import WorkerContext, run_processes
+from s3db_async.testing import WorkerContext, run_processes, spawn_processes
 
 PROCESSES, OPS = 4, 12
 
@@ -54,6 +55,49 @@ async def writer(ctx: WorkerContext) -> int:
                 except Exception as exc:  # its parent was deleted by another process
                     assert type(exc).__name__ == "NotFoundError", exc
         return added - deleted
+
+
+async def doomed(ctx: WorkerContext) -> None:
+    """Insert a child of ``ctx.args[0]`` and stop at ``ctx.args[1]`` to be SIGKILLed:
+    ``inserted`` (record written, not linked) or ``locked`` (holding the tree lock)."""
+    parent, point = ctx.args
+    tree = TreePlugin(resources={"cats": {}}, lock_ttl=1, lock_timeout=30)
+    async with Database(ctx.url, plugins=[tree]):
+
+        async def pause(*args: Any, **kwargs: Any) -> None:
+            await ctx.report("paused", point)
+            await ctx.receive()  # never comes: the test kills us here
+
+        if point == "inserted":
+            tree._mutate = pause  # type: ignore[method-assign]
+        else:
+            tree.get_storage().update = pause  # type: ignore[method-assign]
+        await tree.add_child("cats", parent, {"name": "doomed"})
+
+
+@pytest.mark.parametrize("point", ["inserted", "locked"])
+async def test_a_sigkill_mid_write_leaves_a_consistent_tree_and_a_lock_others_take_over(
+    store_url: str, point: str
+) -> None:
+    tree = TreePlugin(resources={"cats": {}}, lock_ttl=1, lock_timeout=30)
+    async with Database(store_url, plugins=[tree]) as db:
+        await db.create_resource("cats", attributes={"name": "string"})
+        root = await tree.create_root("cats", {"name": "root"})
+    async with spawn_processes(doomed, store_url, 1, (root.id, point)) as group:
+        index, got = await group.wait_for("paused")
+        assert got == point
+        group.kill(index)
+        (outcome,) = await group.outcomes()
+    assert outcome.killed
+    tree = TreePlugin(resources={"cats": {}}, lock_ttl=1, lock_timeout=30)
+    async with Database(store_url, plugins=[tree]) as db:
+        child = await tree.add_child("cats", root.id, {"name": "after"})  # waits out the lock
+        assert await tree.descendants("cats", root.id) == [child.id]
+        report = await tree.verify("cats")
+        assert report.ok, report.errors
+        assert len(report.untracked) == 1  # the doomed record, never linked
+        assert await tree.purge_untracked("cats") == report.untracked
+        assert (await tree.verify("cats")).untracked == []
 
 
 @pytest.mark.parametrize("driver", ["nested_set", "adjacency"])
