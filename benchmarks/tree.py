@@ -2,8 +2,9 @@
 
 A 10,000-node tree (1,000 with ``--quick``, fanout 10) is imported with ``attach_many`` for
 each driver; then, per store: requests and seconds of a descendants query (ids only, of the
-root and of a node with 110 descendants), of the same query with ``records=True``, and of
-one ``add_child`` (the record, the lock, the structure CAS).
+root and of a child of the root: 1,110 descendants, 110 with ``--quick``), of the same
+query with ``records=True``, and of one ``add_child`` (the record, the lock, the structure
+CAS).
 """
 
 from __future__ import annotations

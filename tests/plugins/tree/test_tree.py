@@ -194,3 +194,37 @@ async def test_a_descendants_query_is_one_get_and_records_add_one_batch(
     db.store.stats.reset()
     assert len(await tree.descendants("cats", ids["all"], records=True)) == 5
     assert sum(db.store.stats.values()) == 1 + 5, dict(db.store.stats)
+
+
+async def test_attach_many_imports_links_in_any_order_and_rejects_cycles(
+    env: tuple[Database, TreePlugin],
+) -> None:
+    db, tree = env
+    cats = db.get_resource("cats")
+    for rid in ("a", "b", "c", "d", "x", "y"):
+        await cats.insert({"id": rid, "name": rid})
+    db.store.stats.reset()
+    assert await tree.attach_many("cats", {"d": "b", "c": "a", "b": "a", "a": None}) == 4
+    assert sum(db.store.stats.values()) <= 6  # one structure write, not one per node
+    assert await tree.descendants("cats", "a") in (["c", "b", "d"], ["b", "d", "c"])
+    assert await tree.path("cats", "d") == ["a", "b", "d"]
+    with pytest.raises(ValidationError) as err:
+        await tree.attach_many("cats", {"x": "y", "y": "x"})
+    assert err.value.suggestion
+    await tree.attach("cats", "x", "d")
+    assert await tree.depth("cats", "x") == 3
+    with pytest.raises(ValidationError):
+        await tree.attach("cats", "ghost", None)
+    report = await tree.verify("cats")
+    assert report.ok and report.untracked == ["y"], report
+
+
+async def test_an_add_child_costs_the_insert_the_lock_and_one_cas(
+    env: tuple[Database, TreePlugin],
+) -> None:
+    db, tree = env
+    root = await tree.create_root("cats", {"name": "root"})
+    db.store.stats.reset()
+    await tree.add_child("cats", root.id, {"name": "kid"})
+    assert db.store.stats.get("put") == 3, dict(db.store.stats)  # record, lock, structure
+    assert sum(db.store.stats.values()) <= 8, dict(db.store.stats)
