@@ -226,5 +226,7 @@ async def test_an_add_child_costs_the_insert_the_lock_and_one_cas(
     root = await tree.create_root("cats", {"name": "root"})
     db.store.stats.reset()
     await tree.add_child("cats", root.id, {"name": "kid"})
-    assert db.store.stats.get("put") == 3, dict(db.store.stats)  # record, lock, structure
+    # record, lock, structure; releasing the lock is a conditional DELETE, or a tombstone
+    # PUT on stores without conditional deletes (S3)
+    assert db.store.stats.get("put") in (3, 4), dict(db.store.stats)
     assert sum(db.store.stats.values()) <= 8, dict(db.store.stats)
