@@ -103,6 +103,7 @@ def test_a_row_is_available_exactly_when_nothing_is_missing() -> None:
         "costs",
         "importer",
         "relation",
+        "tree",
     }
     assert "docs page docs/plugins/identity.md" in " ".join(states["identity"].missing)
 
