@@ -911,6 +911,9 @@ class BackupPlugin(Plugin):
                             report.written += 1
                         else:
                             report.skipped += 1
+                        handled = report.written + report.skipped
+                        if self.progress is not None and handled % 1000 == 0:
+                            self.progress("restore", handled)
             if mode == "replace":
                 keep = final_keys if final_keys is not None else done
                 for prefix in wanted:
@@ -918,6 +921,8 @@ class BackupPlugin(Plugin):
                     if stale:
                         report.deleted += await store.delete_many(stale)
         await self.db.reload()
+        if self.progress is not None:
+            self.progress("restore", report.written + report.skipped)
         self.emit("restore.completed", report)
         return report
 
