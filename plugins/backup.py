@@ -547,6 +547,30 @@ class RestoreReport:
     resources: list[str] = field(default_factory=list)
 
 
+def _prefix(resource: str) -> str:
+    return f"resource={resource}/"
+
+
+class _Cursor:
+    """Walks a sorted (key, etag) stream alongside a sorted listing: bounded memory."""
+
+    def __init__(self, entries: AsyncIterator[tuple[str, str]]) -> None:
+        self.entries = entries
+        self.current: tuple[str, str] | None = None
+        self.done = False
+
+    async def etag_of(self, key: str) -> str | None:
+        """The etag of ``key`` in the stream (keys asked in increasing order), else None."""
+        while not self.done and (self.current is None or self.current[0] < key):
+            try:
+                self.current = await anext(self.entries)
+            except StopAsyncIteration:
+                self.done, self.current = True, None
+        if self.current is not None and self.current[0] == key:
+            return self.current[1]
+        return None
+
+
 def _manifest_name(backup_id: str) -> str:
     return f"{backup_id}/manifest.json"
 
@@ -644,9 +668,10 @@ class BackupPlugin(Plugin):
 
     # -- backup ------------------------------------------------------------------------------
     def _chosen(self, resources: Sequence[str] | None) -> list[str]:
+        """The resources to back up, in the order of their keys in the store."""
         names = list(resources) if resources is not None else self.resources
         if names is None:
-            return sorted(self.db.list_resources())
+            return sorted(self.db.list_resources(), key=_prefix)
         missing = [n for n in names if not self.db.resource_exists(n)]
         if missing:
             raise NotFoundError(
@@ -654,7 +679,7 @@ class BackupPlugin(Plugin):
                 suggestion=f"existing resources: {', '.join(self.db.list_resources())}",
                 metadata={"field": "resources", "reason": "unknown resource", "value": missing[0]},
             )
-        return sorted(names)
+        return sorted(set(names), key=_prefix)
 
     async def backup(
         self, *, kind: str = "full", resources: Sequence[str] | None = None
@@ -669,16 +694,13 @@ class BackupPlugin(Plugin):
         await self.db.reload()
         names = self._chosen(resources)
         parent: BackupInfo | None = None
-        before: dict[str, str] | None = None
         if kind == "incremental":
             for info in reversed(await self.list_backups()):
-                if sorted(info.resources) == names:
+                if set(info.resources) == set(names):
                     parent = info
                     break
             if parent is None:
                 kind = "full"
-            else:
-                before = await self._index(parent)
         started = datetime.now(UTC)
         backup_id = f"{started:%Y%m%dT%H%M%S%fZ}-{kind}-{_secrets.token_hex(3)}"
         salt = _secrets.token_bytes(16) if self.encryption_key is not None else b""
@@ -688,9 +710,11 @@ class BackupPlugin(Plugin):
         self.emit("backup.started", backup_id, kind, names)
         try:
             with tempfile.TemporaryDirectory(dir=self.temp_dir) as tmp:
-                path = Path(tmp) / "data"
-                with path.open("wb") as out:
+                path, index_path = Path(tmp) / "data", Path(tmp) / "index"
+                before = None if parent is None else _Cursor(self._entries(parent, Path(tmp)))
+                with path.open("wb") as out, index_path.open("wb") as iout:
                     writer = _Writer(out, self.compression, key)
+                    iwriter = _Writer(iout, self.compression, key)
                     definitions = self.db.metadata.get("resources", {})
                     writer.write(
                         _Frame(
@@ -704,18 +728,12 @@ class BackupPlugin(Plugin):
                             ),
                         )
                     )
-                    index: list[_Frame] = []
-                    for name in names:
-                        counts[name], present[name], frame = await self._copy(writer, name, before)
-                        index.append(frame)
-                    sha = writer.close()
+                    for name in names:  # in key order, as the parent's index is
+                        counts[name], present[name] = await self._copy(
+                            writer, iwriter, name, before
+                        )
+                    sha, index_sha = writer.close(), iwriter.close()
                     size = writer.size
-                index_path = Path(tmp) / "index"
-                with index_path.open("wb") as out:
-                    iwriter = _Writer(out, self.compression, key)
-                    for frame in index:
-                        iwriter.write(frame)
-                    index_sha = iwriter.close()
                 await self.destination.put_file(_data_name(backup_id), path)
                 await self.destination.put_file(_index_name(backup_id), index_path)
             info = BackupInfo(
@@ -745,45 +763,56 @@ class BackupPlugin(Plugin):
         return info
 
     async def _copy(
-        self, writer: _Writer, name: str, before: Mapping[str, str] | None
-    ) -> tuple[int, int, _Frame]:
+        self, writer: _Writer, iwriter: _Writer, name: str, before: _Cursor | None
+    ) -> tuple[int, int]:
         """Stream the objects of one resource (only new or changed ones when ``before``,
-        the parent's key -> etag index, is given); return counts and this backup's index."""
+        the parent's index, is given) and its index; return objects copied, keys present."""
         store = self.db.store
         prefix = f"resource={name}/"
-        copied = 0
+        copied = present = 0
         index = _Frame("k", prefix)
+
+        def note(key: str, etag: str) -> None:
+            nonlocal index, present
+            index.keys.append(key)
+            index.etags.append(etag)
+            present += 1
+            if len(index.keys) >= 1000:
+                iwriter.write(index)
+                index = _Frame("k", prefix)
+
         async for entry in store.list(prefix):
             key, etag = getattr(entry, "key", None), getattr(entry, "etag", None)
             if key is None:
                 continue  # a common prefix, not an object
-            if before is not None and etag is not None and before.get(key) == etag:
-                index.keys.append(key)
-                index.etags.append(etag)
+            if before is not None and etag is not None and await before.etag_of(key) == etag:
+                note(key, etag)
                 continue
             try:
                 obj = await store.get(key)
             except NotFoundError:
                 continue  # deleted while listing
-            index.keys.append(key)
-            index.etags.append(obj.etag)
+            note(key, obj.etag)
             writer.write(
                 _Frame("o", key, obj.body, dict(obj.metadata), content_type=obj.content_type)
             )
             copied += 1
             if self.progress is not None and copied % 1000 == 0:
                 self.progress(name, copied)
+        iwriter.write(index)  # the last (maybe empty) frame: every resource has one
         if self.progress is not None:
             self.progress(name, copied)
-        return copied, len(index.keys), index
+        return copied, present
 
-    async def _index(self, info: BackupInfo) -> dict[str, str]:
-        """The key -> etag index of a backup (every key present when it was taken)."""
-        out: dict[str, str] = {}
+    async def _entries(self, info: BackupInfo, tmp: Path) -> AsyncIterator[tuple[str, str]]:
+        """(key, etag) of every key in a backup's index, in key order."""
+        async for frame in self._frames(info, tmp, index=True):
+            for pair in zip(frame.keys, frame.etags, strict=True):
+                yield pair
+
+    async def _index_keys(self, info: BackupInfo, wanted: tuple[str, ...]) -> set[str]:
         with tempfile.TemporaryDirectory(dir=self.temp_dir) as tmp:
-            async for frame in self._frames(info, Path(tmp), index=True):
-                out.update(zip(frame.keys, frame.etags, strict=True))
-        return out
+            return {k async for k, _ in self._entries(info, Path(tmp)) if k.startswith(wanted)}
 
     # -- catalogue ---------------------------------------------------------------------------
     async def list_backups(self) -> list[BackupInfo]:
@@ -853,7 +882,8 @@ class BackupPlugin(Plugin):
                     raise _corrupt(info.id, f"object counts {counts} != manifest {info.resources}")
                 keys: dict[str, int] = {}
                 async for frame in self._frames(info, Path(tmp), index=True):
-                    keys[frame.key.removeprefix("resource=").rstrip("/")] = len(frame.keys)
+                    name = frame.key.removeprefix("resource=").rstrip("/")
+                    keys[name] = keys.get(name, 0) + len(frame.keys)
                 if keys != info.keys:
                     raise _corrupt(info.id, f"index counts {keys} != manifest {info.keys}")
         self.emit("backup.verified", chain[0])
@@ -892,7 +922,7 @@ class BackupPlugin(Plugin):
         done: set[str] = set()
         final_keys: set[str] | None = None
         if head.kind != "full":
-            final_keys = {k for k in await self._index(head) if k.startswith(wanted)}
+            final_keys = await self._index_keys(head, wanted)
         self.emit("restore.started", backup_id, names, mode)
         with tempfile.TemporaryDirectory(dir=self.temp_dir) as tmp:
             for depth, info in enumerate(chain):
@@ -906,7 +936,8 @@ class BackupPlugin(Plugin):
                             final_keys is not None and frame.key not in final_keys
                         ):
                             continue
-                        done.add(frame.key)
+                        if len(chain) > 1 or mode == "replace":  # else: each key comes once
+                            done.add(frame.key)
                         if await self._put(store, frame, mode):
                             report.written += 1
                         else:
