@@ -247,3 +247,23 @@ async def test_unknown_backup_and_resource(open_db: Opener, store_url: str) -> N
         await plugin.backup(resources=["ghosts"])
     with pytest.raises(ConfigError):
         await plugin.restore((await plugin.backup()).id, mode="overwrite")
+
+
+async def test_backup_memory_is_bounded(open_db: Opener, tmp_path: Path) -> None:
+    """Streaming: four times the records do not need more memory (tracemalloc peak)."""
+    import tracemalloc
+
+    peaks = []
+    for n in (1500, 6000):
+        db, plugin = await open_db(f"memory://bounded{n}/db", resources=["big"])
+        big = await db.create_resource("big", attributes={"s": "string"})
+        await big.insert_many([{"id": f"r{i:06d}", "s": f"{i}" * 200} for i in range(n)])
+        await plugin.backup()
+        await big.update("r000001", {"s": "changed"})
+        tracemalloc.start()
+        full = await plugin.backup()
+        inc = await plugin.backup(kind="incremental")
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+        assert full.resources == {"big": n} and inc.resources == {"big": 0}
+    assert peaks[1] < peaks[0] + 2**20, peaks  # data grew by ~4 MiB; the peak did not
