@@ -64,7 +64,7 @@ from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from s3db_async import ObjectStore, open_store
 from s3db_async.errors import ConfigError, NotFoundError, PreconditionFailed, S3dbError
-from s3db_async.plugin import Plugin
+from s3db_async.plugin import JobRun, Plugin
 
 __all__ = [
     "BackupCorruptError",
@@ -596,7 +596,7 @@ class BackupPlugin(Plugin):
         compression: str = "gzip",
         encryption_key: str | bytes | None = None,
         retention: Mapping[str, int] | None = None,
-        schedule: str | None = None,
+        schedule: str | float | None = None,
         schedule_kind: str = "full",
         tz: str = "UTC",
         temp_dir: str | None = None,
@@ -627,6 +627,14 @@ class BackupPlugin(Plugin):
                 )
             if isinstance(count, bool) or not isinstance(count, int) or count < 0:
                 raise _bad("retention", f"{name} must be a count >= 0", "pass {'daily': 7}", count)
+        if schedule is not None and (
+            isinstance(schedule, bool)
+            or not isinstance(schedule, str | int | float)
+            or (not isinstance(schedule, str) and not schedule > 0)
+        ):
+            raise _bad(
+                "schedule", "must be a cron expression or seconds", "pass '0 3 * * *'", schedule
+            )
         if schedule_kind not in KINDS:
             raise _bad(
                 "schedule_kind", "is not a backup kind", f"use one of {KINDS}", schedule_kind
@@ -651,20 +659,20 @@ class BackupPlugin(Plugin):
         await self.destination.open()
 
     async def on_start(self) -> None:
-        if self.schedule:
-            self.cron(
-                self.schedule,
-                self._scheduled,
-                tz=self.tz,
-                name="backup",
-                leader=True,
+        if isinstance(self.schedule, str):
+            self.scheduler = self.cron(
+                self.schedule, self._scheduled, tz=self.tz, name="backup", leader=True
+            )
+        elif self.schedule is not None:
+            self.scheduler = self.every(
+                float(self.schedule), self._scheduled, name="backup", leader=True
             )
 
     async def on_stop(self) -> None:
         await self.destination.close()
 
-    async def _scheduled(self) -> None:
-        await self.backup(kind=self.schedule_kind)
+    async def _scheduled(self, run: JobRun) -> None:
+        await self.backup(kind=self.schedule_kind, _extra={"tick": run.tick.isoformat()})
 
     # -- backup ------------------------------------------------------------------------------
     def _chosen(self, resources: Sequence[str] | None) -> list[str]:
@@ -682,7 +690,11 @@ class BackupPlugin(Plugin):
         return sorted(set(names), key=_prefix)
 
     async def backup(
-        self, *, kind: str = "full", resources: Sequence[str] | None = None
+        self,
+        *,
+        kind: str = "full",
+        resources: Sequence[str] | None = None,
+        _extra: dict[str, Any] | None = None,
     ) -> BackupInfo:
         """Take a backup; ``kind="incremental"`` stores only what changed since the previous
         backup of the same resources (a full one when there is none yet).
@@ -750,6 +762,7 @@ class BackupPlugin(Plugin):
                 salt=base64.b64encode(salt).decode(),
                 parent=parent.id if parent else None,
                 index_sha256=index_sha,
+                extra=dict(_extra or {}),
             )
             await self.destination.put_bytes(
                 _manifest_name(backup_id), msgspec.json.encode(asdict(info))
