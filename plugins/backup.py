@@ -44,6 +44,7 @@ import asyncio
 import base64
 import contextlib
 import hashlib
+import importlib
 import os
 import re
 import secrets as _secrets
@@ -64,7 +65,7 @@ from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from s3db_async import ObjectStore, open_store
 from s3db_async.errors import ConfigError, NotFoundError, PreconditionFailed, S3dbError
-from s3db_async.plugin import JobRun, Plugin
+from s3db_async.plugin import JobRun, Plugin, require_dependency
 
 __all__ = [
     "BackupCorruptError",
@@ -79,7 +80,7 @@ __all__ = [
 
 MODES = ("merge", "replace", "skip")
 KINDS = ("full", "incremental")
-COMPRESSIONS = ("gzip", "none")
+COMPRESSIONS = ("gzip", "zstd", "none")
 STRATEGIES = ("all", "any", "priority")
 CHUNK = 1 << 20  # plaintext bytes per AES-GCM chunk
 _LEN = struct.Struct(">I")
@@ -401,12 +402,39 @@ def _derive(key: str | bytes, salt: bytes) -> bytes:
     return Scrypt(salt=salt, length=32, n=2**14, r=8, p=1).derive(material)
 
 
+def _zstd() -> Any:
+    require_dependency(
+        "zstandard",
+        extra="backup",
+        min_version="0.22",
+        plugin="BackupPlugin",
+        description="zstd compression of backups",
+    )
+    return importlib.import_module("zstandard")
+
+
+def _compressor(compression: str) -> Any:
+    if compression == "gzip":
+        return zlib.compressobj(6, zlib.DEFLATED, 31)
+    if compression == "zstd":
+        return _zstd().ZstdCompressor(level=3).compressobj()
+    return None
+
+
+def _decompressor(compression: str) -> Any:
+    if compression == "gzip":
+        return zlib.decompressobj(31)
+    if compression == "zstd":
+        return _zstd().ZstdDecompressor().decompressobj()
+    return None
+
+
 class _Writer:
     """Frames -> gzip -> AES-GCM chunks -> file, hashing what is written."""
 
     def __init__(self, out: IO[bytes], compression: str, key: bytes | None) -> None:
         self.out, self.key = out, key
-        self.z = zlib.compressobj(6, zlib.DEFLATED, 31) if compression == "gzip" else None
+        self.z = _compressor(compression)
         self.buf = bytearray()
         self.sha = hashlib.sha256()
         self.nonce_prefix = _secrets.token_bytes(8)
@@ -478,12 +506,12 @@ def _read_frames(path: Path, compression: str, key: bytes | None) -> Iterator[_F
             if not ended:
                 raise _corrupt(path, "the encrypted stream is cut short")
 
-    z = zlib.decompressobj(31) if compression == "gzip" else None
+    z = _decompressor(compression)
     buf = bytearray()
     for block in plain():
         try:
             buf += z.decompress(block) if z else block
-        except zlib.error as exc:
+        except Exception as exc:  # zlib.error, zstd.ZstdError
             raise _corrupt(path, f"does not decompress: {exc}") from exc
         while len(buf) >= 4:
             n = _LEN.unpack(buf[:4])[0]
@@ -494,7 +522,7 @@ def _read_frames(path: Path, compression: str, key: bytes | None) -> Iterator[_F
             except msgspec.DecodeError as exc:
                 raise _corrupt(path, f"a frame does not decode: {exc}") from exc
             del buf[: 4 + n]
-    if buf or (z is not None and not z.eof):
+    if buf or (z is not None and not getattr(z, "eof", True)):
         raise _corrupt(path, "the archive ends in the middle of a frame")
 
 
@@ -611,6 +639,8 @@ class BackupPlugin(Plugin):
             raise _bad("resources", "must be a list of names", "pass ['users']", resources)
         if compression not in COMPRESSIONS:
             raise _bad("compression", "is not supported", f"use one of {COMPRESSIONS}", compression)
+        if compression == "zstd":
+            _zstd()  # MissingDependencyError with the install command, now rather than later
         if encryption_key is not None and (
             not isinstance(encryption_key, str | bytes) or len(encryption_key) < 8
         ):

@@ -6,6 +6,7 @@ incremental is a full copy; its encryption only sets a flag).
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from s3db_async.plugins.backup import BackupCorruptError, MultiDestination
 
 from s3db_async import Database
 from s3db_async.errors import ConfigError, NotFoundError
+from s3db_async.plugin import MissingDependencyError
 from s3db_async.testing import store_url_for
 
 Opener = Callable[..., Awaitable[tuple[Database, BackupPlugin]]]
@@ -267,3 +269,23 @@ async def test_backup_memory_is_bounded(open_db: Opener, tmp_path: Path) -> None
         tracemalloc.stop()
         assert full.resources == {"big": n} and inc.resources == {"big": 0}
     assert peaks[1] < peaks[0] + 2**20, peaks  # data grew by ~4 MiB; the peak did not
+
+
+@pytest.mark.parametrize("compression", ["zstd", "none"])
+async def test_other_compressions_round_trip(
+    open_db: Opener, store_url: str, second_url: str, compression: str
+) -> None:
+    if compression == "zstd" and importlib.util.find_spec("zstandard") is None:
+        with pytest.raises(MissingDependencyError) as missing:  # the extra is not installed
+            BackupPlugin(compression="zstd")
+        assert "zstandard" in str(missing.value) and "backup" in str(missing.value.suggestion)
+        return
+    src, plugin = await open_db(store_url, compression=compression, encryption_key=b"k" * 32)
+    await fill(src)
+    info = await plugin.backup()
+    assert info.compression == compression
+    await plugin.verify(info.id)
+    dst, plugin2 = await open_db(second_url, encryption_key=b"k" * 32)
+    await plugin2.restore(info.id)
+    for name in ("users", "notes"):
+        assert await snapshot(dst, name) == await snapshot(src, name)
