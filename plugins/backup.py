@@ -5,7 +5,7 @@
     backup = BackupPlugin(
         destination={"driver": "filesystem", "path": "./backups/{db}"},
         resources=["users", "orders"],          # default: every resource
-        compression="gzip",                     # or "none"
+        compression="gzip",                     # or "zstd", "none"
         encryption_key="a long passphrase",     # AES-256-GCM, optional
         retention={"daily": 7, "weekly": 4, "monthly": 12},
         schedule="0 3 * * *",                   # optional cron, one leader runs it
@@ -24,7 +24,7 @@ How it works:
   resource's definition from ``s3db.json``. A restore writes them back, so records, history
   and content come back exactly, whatever their encoding or encryption.
 - **Streaming.** Objects are read one at a time and appended to a temporary archive file
-  (length-prefixed msgpack frames, gzip-compressed in a stream, then AES-GCM encrypted in
+  (length-prefixed msgpack frames, gzip- or zstd-compressed in a stream, then AES-GCM in
   1 MiB chunks): memory stays bounded whatever the number of records.
 - **Incremental.** Every backup also stores an index (``{id}/index``: each key present and
   its etag). An incremental backup lists the store, compares each etag with its parent's
