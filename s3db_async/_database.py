@@ -781,6 +781,39 @@ class Database(EventEmitter):
             del self._resources[gone]  # dropped by another process
         self._materialize_all(doc)
 
+    async def adopt_resource_definitions(
+        self,
+        definitions: Mapping[str, Mapping[str, Any]],
+        *,
+        secrets: Mapping[str, Any] | None = None,
+    ) -> list[str]:
+        """Add resource definitions taken from another ``s3db.json`` (a backup) that this
+        database lacks, by compare-and-swap; existing resources are left as they are.
+
+        ``secrets`` (the other database's salt and passphrase check) is adopted only while
+        this database has no resource yet, so that restored secret fields decrypt.
+        Returns the names added.
+        """
+        self._require_connection()
+        added: list[str] = []
+
+        def mutate(doc: dict[str, Any]) -> bool:
+            added.clear()
+            resources = doc.setdefault("resources", {})
+            if secrets is not None and not resources and doc.get("secrets") != dict(secrets):
+                doc["secrets"] = msgspec.json.decode(msgspec.json.encode(dict(secrets)))
+                added.append("")
+            for name, entry in definitions.items():
+                if name not in resources:
+                    resources[name] = msgspec.json.decode(msgspec.json.encode(dict(entry)))
+                    added.append(name)
+            return bool(added)
+
+        await self._update_meta(mutate)
+        self._setup_secrets()
+        self._materialize_all(self._meta)
+        return [name for name in added if name]
+
     def __repr__(self) -> str:
         state = "connected" if self._connected else "disconnected"
         return f"<Database {self.url} {state} resources={len(self._resources)}>"

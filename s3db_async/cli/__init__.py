@@ -16,6 +16,7 @@ terms and exit non-zero; ``--debug`` shows the traceback. The record commands li
 from __future__ import annotations
 
 from . import admin as admin
+from . import backup as backup
 from .commands import app, cli_suggestion, main
 
 __all__ = ["app", "cli_suggestion", "main"]
