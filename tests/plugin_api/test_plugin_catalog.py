@@ -104,6 +104,7 @@ def test_a_row_is_available_exactly_when_nothing_is_missing() -> None:
         "importer",
         "relation",
         "tree",
+        "backup",
     }
     assert "docs page docs/plugins/identity.md" in " ".join(states["identity"].missing)
 
