@@ -278,6 +278,7 @@ class GraphPlugin(Plugin):
             if await self.remove_edge(edge.id):
                 removed += 1
         await self.vertices.delete(vertex_id)
+        self.emit("graph.vertex_removed", self._payload(id=vertex_id, edges=removed))
         return removed
 
     # -- edges -------------------------------------------------------------------------
@@ -333,6 +334,10 @@ class GraphPlugin(Plugin):
         if old is not None:
             stale = set(self._record_keys(old)) - set(new_keys)
             await asyncio.gather(*(storage.delete(key) for key in stale))
+        self.emit(
+            "graph.edge_added",
+            self._payload(id=eid, source=source, target=target, weight=w, label=label),
+        )
         return eid
 
     def _record_keys(self, record: Mapping[str, Any]) -> list[str]:
@@ -358,6 +363,10 @@ class GraphPlugin(Plugin):
         storage = self.get_storage()
         await asyncio.gather(*(storage.delete(key) for key in self._record_keys(record)))
         await self.edges.delete(edge_id)
+        self.emit(
+            "graph.edge_removed",
+            self._payload(id=edge_id, source=record["source"], target=record["target"]),
+        )
         return True
 
     async def rebuild_index(self) -> int:

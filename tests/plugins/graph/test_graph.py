@@ -258,3 +258,17 @@ async def test_state_is_shared_between_databases(open_db: Opener) -> None:
     await g2.add_edge("b", "c")
     path = await g2.shortest_path("a", "c")
     assert path is not None and path.path == ["a", "b", "c"]
+
+
+async def test_events(open_db: Opener) -> None:
+    _, g = await open_db()
+    seen: list[tuple[str, str]] = []
+    for name in ("graph.edge_added", "graph.edge_removed", "graph.vertex_removed"):
+        g.on(name, lambda e, name=name: seen.append((name, e["id"])))
+    eid = await g.add_edge("a", "b")
+    await g.remove_vertex("a")
+    assert seen == [
+        ("graph.edge_added", eid),
+        ("graph.edge_removed", eid),
+        ("graph.vertex_removed", "a"),
+    ]
