@@ -272,3 +272,19 @@ async def test_events(open_db: Opener) -> None:
         ("graph.edge_removed", eid),
         ("graph.vertex_removed", "a"),
     ]
+
+
+async def test_namespaces_are_separate_graphs_and_purge_drops_everything(
+    open_db: Opener,
+) -> None:
+    db, plain = await open_db()
+    _, social = await open_db(namespace="social")
+    await plain.add_edge("a", "b")
+    await social.add_edge("a", "c")
+    assert await plain.neighbors("a") == ["b"] and await social.neighbors("a") == ["c"]
+    assert [e.id for e in await plain.all_edges()] == [plain.edge_id("a", "b")]
+    vertices, edges = plain.vertices.name, plain.edges.name
+    await plain.uninstall(purge_data=True)
+    assert not db.resource_exists(vertices) and not db.resource_exists(edges)
+    assert await db.store.list_keys("plugin=graph/adj/") == []
+    assert await social.neighbors("a") == ["c"]
