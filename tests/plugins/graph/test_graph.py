@@ -116,6 +116,13 @@ async def test_undirected_graph(open_db: Opener) -> None:
     assert await g.add_edge("b", "a", weight=3) == eid  # one edge either way
     assert await g.neighbors("a") == ["b"] and await g.neighbors("b") == ["a"]
     assert (await g.shortest_path("b", "a")).cost == 3  # type: ignore[union-attr]
+
+    async def zero(vertex: str, target: str) -> float:
+        return 0.0
+
+    found = await g.shortest_path("a", "b", algorithm="astar", heuristic=zero)
+    assert found is not None and found.edges == [eid] and found.path == ["a", "b"]
+    assert await g.shortest_path("a", "nowhere") is None
     await g.remove_edge(eid)
     assert await g.neighbors("b") == []
 
