@@ -3,7 +3,8 @@
 A random directed graph of 5,000 vertices (1,000 with ``--quick``) and 4 out-edges per
 vertex with random weights is imported (``insert_many`` of the records, then
 ``rebuild_index()``); then Dijkstra runs between 10 random pairs. Reported per path:
-requests (all LISTs, one per expanded vertex), vertices expanded and seconds; every cost is
+requests (all LISTs, one per expanded vertex), vertices expanded and seconds, also with
+``prefetch=8`` (the next vertices' LISTs in parallel); every cost is
 checked against networkx's Dijkstra on the same graph.
 """
 
@@ -22,6 +23,7 @@ from s3db_async import Database
 TITLE = "graph: Dijkstra on a 5,000-vertex graph (requests and time per path, vs networkx)"
 OUT_DEGREE = 4
 PAIRS = 10
+PREFETCH = 8
 
 
 async def _store(ctx: BenchContext, store: str, n: int) -> dict[str, Any]:
@@ -49,6 +51,12 @@ async def _store(ctx: BenchContext, store: str, n: int) -> dict[str, Any]:
             found = await graph.shortest_path(f"v{s}", f"v{t}")
             seconds = time.perf_counter() - started
             requests = db.store.stats.total()
+            db.store.stats.reset()
+            started = time.perf_counter()
+            ahead = await graph.shortest_path(f"v{s}", f"v{t}", prefetch=PREFETCH)
+            ahead_seconds = time.perf_counter() - started
+            ahead_requests = db.store.stats.total()
+            assert (ahead is None) == (found is None)
             nx_started = time.perf_counter()
             try:
                 expected: float | None = nx.dijkstra_path_length(reference, f"v{s}", f"v{t}")
@@ -64,6 +72,8 @@ async def _store(ctx: BenchContext, store: str, n: int) -> dict[str, Any]:
                     "requests": requests,
                     "expanded": 0 if found is None else found.expanded,
                     "seconds": seconds,
+                    "prefetch_requests": ahead_requests,
+                    "prefetch_seconds": ahead_seconds,
                     "networkx_seconds": nx_seconds,
                 }
             )
@@ -76,6 +86,9 @@ async def _store(ctx: BenchContext, store: str, n: int) -> dict[str, Any]:
         "requests_per_path": round(sum(r["requests"] for r in rows) / count, 1),
         "expanded_per_path": round(sum(r["expanded"] for r in rows) / count, 1),
         "seconds_per_path": round(sum(r["seconds"] for r in rows) / count, 3),
+        "prefetch": PREFETCH,
+        "prefetch_requests_per_path": round(sum(r["prefetch_requests"] for r in rows) / count, 1),
+        "prefetch_seconds_per_path": round(sum(r["prefetch_seconds"] for r in rows) / count, 3),
         "networkx_seconds_per_path": round(sum(r["networkx_seconds"] for r in rows) / count, 5),
         "costs_match_networkx": True,
     }
@@ -89,7 +102,9 @@ async def run(ctx: BenchContext) -> dict[str, Any]:
         ctx.log(
             f"graph {store}: Dijkstra on {n} vertices / {row['edges']} edges: "
             f"{row['requests_per_path']} requests (LIST) and {row['seconds_per_path']} s per "
-            f"path ({row['expanded_per_path']} vertices expanded; networkx "
+            f"path ({row['expanded_per_path']} vertices expanded; prefetch={PREFETCH}: "
+            f"{row['prefetch_requests_per_path']} requests, {row['prefetch_seconds_per_path']} s;"
+            f" networkx "
             f"{row['networkx_seconds_per_path']} s in memory), costs equal to networkx"
         )
         out[store] = row

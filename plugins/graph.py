@@ -496,12 +496,17 @@ class GraphPlugin(Plugin):
         heuristic: Heuristic | None = None,
         weighted: bool = True,
         direction: str = "out",
+        prefetch: int = 0,
     ) -> PathResult | None:
         """The cheapest path from ``source`` to ``target``, or ``None`` when unreachable.
 
         Dijkstra, or A* (``algorithm="astar"``) guided by ``heuristic(vertex, target)``
         (sync or async; it must never overestimate the remaining cost). Reads one adjacency
         LIST per expanded vertex and no record.
+
+        :param prefetch: also LIST, in parallel, the adjacency of up to this many of the next
+            vertices in the queue (most are expanded next, so on a store with latency a path
+            takes fewer round trips, for a few LISTs that may go unused).
 
         :raises ValidationError: a negative edge weight on the way, an unknown algorithm,
             or ``astar`` without a heuristic.
@@ -533,8 +538,42 @@ class GraphPlugin(Plugin):
         best: dict[str, float] = {source: 0.0}
         previous: dict[str, tuple[str, str]] = {}
         done: set[str] = set()
-        counter = 0
-        heap: list[tuple[float, int, str]] = [(await estimate(source), counter, source)]
+        heap: list[tuple[float, int, str]] = [(await estimate(source), 0, source)]
+        if isinstance(prefetch, bool) or not isinstance(prefetch, int) or prefetch < 0:
+            raise _bad_input(
+                "shortest_path", "prefetch", "must be an integer >= 0", "pass prefetch=8", prefetch
+            )
+        fetched: dict[str, asyncio.Task[list[Edge]]] = {}
+
+        def fetch(vertex: str) -> asyncio.Task[list[Edge]]:
+            task = fetched.get(vertex)
+            if task is None:
+                task = fetched[vertex] = asyncio.ensure_future(self._adjacent(vertex, direction))
+            return task
+
+        try:
+            return await self._search(
+                source, target, heap, best, previous, done, estimate, weighted, fetch, prefetch
+            )
+        finally:
+            for task in fetched.values():
+                task.cancel()
+            await asyncio.gather(*fetched.values(), return_exceptions=True)
+
+    async def _search(
+        self,
+        source: str,
+        target: str,
+        heap: list[tuple[float, int, str]],
+        best: dict[str, float],
+        previous: dict[str, tuple[str, str]],
+        done: set[str],
+        estimate: Callable[[str], Awaitable[float]],
+        weighted: bool,
+        fetch: Callable[[str], asyncio.Task[list[Edge]]],
+        prefetch: int,
+    ) -> PathResult | None:
+        counter = len(heap)
         expanded = 0
         while heap:
             _, _, vertex = heapq.heappop(heap)
@@ -549,7 +588,12 @@ class GraphPlugin(Plugin):
                     edge_ids.append(eid)
                 return PathResult(path[::-1], best[target], edge_ids[::-1], expanded)
             expanded += 1
-            for edge in await self._adjacent(vertex, direction):
+            adjacent = fetch(vertex)
+            if prefetch:
+                ahead = [v for _, _, v in heapq.nsmallest(prefetch * 2, heap) if v not in done]
+                for upcoming in list(dict.fromkeys(ahead))[:prefetch]:
+                    fetch(upcoming)
+            for edge in await adjacent:
                 if edge.weight < 0 and weighted:
                     raise _bad_input(
                         "shortest_path",

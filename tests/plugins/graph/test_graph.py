@@ -67,6 +67,9 @@ async def test_bad_input_is_typed(open_db: Opener) -> None:
     with pytest.raises(ValidationError) as info:
         await g.shortest_path("a", "b", algorithm="astar")
     assert info.value.metadata["field"] == "heuristic"
+    with pytest.raises(ValidationError) as info:
+        await g.shortest_path("a", "b", prefetch=-1)
+    assert info.value.metadata["field"] == "prefetch"
     with pytest.raises(NotFoundError):
         await g.add_edge("x", "y", create_vertices=False)
     await g.add_edge("a", "b", weight=-1)
@@ -216,6 +219,11 @@ async def test_shortest_paths_match_networkx(open_db: Opener) -> None:
         astar = await g.shortest_path(s, t, algorithm="astar", heuristic=distance)
         assert astar is not None and astar.cost == pytest.approx(expected)
         assert astar.expanded <= found.expanded
+        db.store.stats.reset()
+        ahead = await g.shortest_path(s, t, prefetch=4)
+        assert ahead is not None and ahead.cost == pytest.approx(expected)
+        assert ahead.expanded == found.expanded  # same search, lists fetched earlier
+        assert db.store.stats["list"] >= found.expanded and set(db.store.stats) == {"list"}
         hops = await g.shortest_path(s, t, weighted=False)
         assert hops is not None and hops.cost == nx.shortest_path_length(reference, s, t)
         checked += 1
