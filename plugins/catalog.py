@@ -133,7 +133,7 @@ CATALOG: tuple[PluginEntry, ...] = (
     ),
     _entry("fulltext", "FullText", "FullTextPlugin", "Full-text search over resource fields"),
     _entry("geo", "Geo", "GeoPlugin", "Location queries and proximity search"),
-    _entry("graph", "Graph", "GraphPlugin", "Vertices, edges and path finding"),
+    _entry("graph", "Graph", "GraphPlugin", "Vertices, edges and path finding", "graph"),
     _entry(
         "identity",
         "Identity",

@@ -105,6 +105,7 @@ def test_a_row_is_available_exactly_when_nothing_is_missing() -> None:
         "relation",
         "tree",
         "backup",
+        "graph",
     }
     assert "docs page docs/plugins/identity.md" in " ".join(states["identity"].missing)
 
