@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from dataclasses import field as _field
@@ -65,6 +66,7 @@ __all__ = ["Machine", "StateMachinePlugin", "Transition", "TransitionError"]
 _MACHINE_KEYS = {"initial", "states", "resource", "field", "context"}
 _STATE_KEYS = {"on", "entry", "exit", "type", "after"}
 _TRANSITION_KEYS = {"target", "guard", "actions"}
+_RECENT = 20  # transitions kept in the state object, to restore history rows a crash lost
 _DUE_WIDTH = 14  # digits of the due time (in ms) in timer keys, so they sort by time
 
 
@@ -474,6 +476,7 @@ class StateMachinePlugin(Plugin):
             raise _bad(f"machine {machine!r}", "id", "must be a non-empty string", "pass 'o1'", id)
         payload = dict(context or {})
         found: dict[str, Any] = {}
+        token = secrets.token_hex(8)  # recognises our own write after a lost answer
 
         async def step(current: Any) -> Any:
             cur: dict[str, Any] = (
@@ -481,6 +484,8 @@ class StateMachinePlugin(Plugin):
                 if current is not None
                 else {"state": m.initial, "context": dict(m.context), "version": 0}
             )
+            if (cur.get("last") or {}).get("tid") == token and found:
+                return None  # our own write, applied though its answer was lost: done
             version = int(cur.get("version", 0))
             where = {"machine": machine, "id": id, "event": event, "state": cur["state"]}
             if expected_version is not None and version != expected_version:
@@ -514,6 +519,7 @@ class StateMachinePlugin(Plugin):
                 "version": version + 1,
                 "at": now,
                 "payload": payload,
+                "tid": token,
             }
             found.clear()
             found.update(record, context=merged)
@@ -523,6 +529,7 @@ class StateMachinePlugin(Plugin):
                 "version": version + 1,
                 "entered_at": now,
                 "last": record,
+                "recent": [*list(cur.get("recent") or [])[-(_RECENT - 1) :], record],
             }
 
         await self.get_storage().update(self._key(machine, id), step)
@@ -532,19 +539,7 @@ class StateMachinePlugin(Plugin):
     async def _after_commit(self, m: Machine, id: str, t: dict[str, Any]) -> None:
         version = int(t["version"])
         if self._history is not None:
-            await self._history.upsert(
-                {
-                    "id": f"{m.name}:{id}:{version}",
-                    "machine": m.name,
-                    "entity_id": id,
-                    "from_state": t["from"],
-                    "to_state": t["to"],
-                    "event": t["event"],
-                    "version": version,
-                    "at": t["at"],
-                    "payload": t["payload"],
-                }
-            )
+            await self._history.upsert(self._row(m.name, id, t))
         target = m.states[t["to"]]
         await self._set_timers(m, id, t["to"], version, float(t["at"]), t["context"])
         if m.resource and m.field:
@@ -625,15 +620,40 @@ class StateMachinePlugin(Plugin):
         return fired
 
     # -- history and pictures ----------------------------------------------------------
+    @staticmethod
+    def _row(machine: str, id: str, t: Mapping[str, Any]) -> dict[str, Any]:
+        return {
+            "id": f"{machine}:{id}:{int(t['version'])}",
+            "machine": machine,
+            "entity_id": id,
+            "from_state": t["from"],
+            "to_state": t["to"],
+            "event": t["event"],
+            "version": int(t["version"]),
+            "at": t["at"],
+            "payload": t["payload"],
+        }
+
     async def history(self, machine: str, id: str) -> list[dict[str, Any]]:
-        """The transitions of ``id``, oldest first (one partition list)."""
+        """The transitions of ``id``, oldest first (one GET of the state, one partition list).
+
+        Rows that a process killed between its commit and its history write left out are
+        restored from the last 20 transitions kept in the state object (and written).
+        """
         self._machine(machine)
         if self._history is None:
             return []
         rows = await self._history.list(
             partition="by_entity", partition_values={"machine": machine, "entity_id": id}
         )
-        return sorted((dict(r) for r in rows), key=lambda r: int(r["version"]))
+        found = {int(r["version"]): dict(r) for r in rows}
+        state = await self.get_storage().get(self._key(machine, id)) or {}
+        for t in state.get("recent") or []:
+            if int(t["version"]) not in found:
+                row = self._row(machine, id, t)
+                await self._history.upsert(row)
+                found[int(t["version"])] = dict(await self._history.get(row["id"]))
+        return [found[v] for v in sorted(found)]
 
     def visualize(self, machine: str, format: str = "dot") -> str:
         """The machine as Graphviz DOT (``format="dot"``) or a Mermaid state diagram."""

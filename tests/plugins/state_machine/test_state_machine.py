@@ -19,8 +19,14 @@ from s3db_async.plugins.state_machine import TransitionError
 from s3db_async import Database
 from s3db_async.errors import ConfigError, NotFoundError
 from s3db_async.plugin import ManualClock, use_clock
+from s3db_async.stores import open_store
+from tests._faults import LostReplyStore
 
 START = 1_700_000_000.0
+DOOR = {
+    "initial": "closed",
+    "states": {"closed": {"on": {"OPEN": "open"}}, "open": {"on": {"CLOSE": "closed"}}},
+}
 
 
 def order_machine(**extra: Any) -> dict[str, Any]:
@@ -334,3 +340,36 @@ async def test_timer_job_runs_under_the_leader(store_url: str, clock: ManualCloc
             clock.advance(1)
             await asyncio.sleep(0.01)
         assert [f["event"] for f in fired] == ["CANCEL"]
+
+
+# -- faults ------------------------------------------------------------------------------------
+async def test_a_lost_reply_on_the_state_write_applies_the_event_once(store_url: str) -> None:
+    store = LostReplyStore(open_store(store_url))
+    sm = StateMachinePlugin(machines={"door": DOOR}, tick_interval=3600)
+    async with Database(store=store, plugins=[sm]):
+        store.lose(1, match=lambda key: "/state/" in key)  # applied, answer lost
+        await sm.send("door", "d1", "OPEN")
+        store.lose(1, match=lambda key: "/state/" in key, error="precondition")
+        await sm.send("door", "d1", "CLOSE")
+        assert len(store.lost) == 2
+        assert await sm.get_state("door", "d1") == "closed"
+        assert [h["version"] for h in await sm.history("door", "d1")] == [1, 2]
+
+
+async def test_history_rows_lost_by_a_crash_after_the_commit_come_back(
+    open_db: Opener, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, sm = await open_db(machines={"door": DOOR})
+    real = sm._after_commit
+
+    async def crash(*args: Any) -> None:
+        raise KeyboardInterrupt  # the process dies right after the state write
+
+    monkeypatch.setattr(sm, "_after_commit", crash)
+    with pytest.raises(KeyboardInterrupt):
+        await sm.send("door", "d1", "OPEN")
+    monkeypatch.setattr(sm, "_after_commit", real)
+    await sm.send("door", "d1", "CLOSE")  # another transition follows
+    assert await sm.get_state("door", "d1") == "closed"
+    hist = await sm.history("door", "d1")
+    assert [(h["version"], h["event"]) for h in hist] == [(1, "OPEN"), (2, "CLOSE")]
