@@ -294,7 +294,7 @@ class StateMachinePlugin(Plugin):
         guards: Mapping[str, Callable[..., Any]] | None = None,
         actions: Mapping[str, Callable[..., Any]] | None = None,
         history: bool = True,
-        tick_interval: float = 5.0,
+        tick_interval: float | None = 5.0,
         lease_ttl: float = 30.0,
         **options: Any,
     ) -> None:
@@ -323,10 +323,12 @@ class StateMachinePlugin(Plugin):
                             f"pass actions={{{ref!r}: fn}}",
                         )
         for name, value in (("tick_interval", tick_interval), ("lease_ttl", lease_ttl)):
+            if name == "tick_interval" and value is None:
+                continue  # no timer job in this process
             if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
                 raise _bad("options", name, "must be a positive number of seconds", f"{name}=5")
         self.keep_history = history
-        self.tick_interval = float(tick_interval)
+        self.tick_interval = None if tick_interval is None else float(tick_interval)
         self.lease_ttl = float(lease_ttl)
         self._history: Resource | None = None
 
@@ -358,7 +360,8 @@ class StateMachinePlugin(Plugin):
         return bind
 
     async def on_start(self) -> None:
-        if any(s.after for m in self.machines.values() for s in m.states.values()):
+        timers = any(s.after for m in self.machines.values() for s in m.states.values())
+        if timers and self.tick_interval is not None:
             self.timer_job = self.every(
                 self.tick_interval,
                 self.fire_due_timers,
