@@ -106,6 +106,7 @@ def test_a_row_is_available_exactly_when_nothing_is_missing() -> None:
         "tree",
         "backup",
         "graph",
+        "state_machine",
     }
     assert "docs page docs/plugins/identity.md" in " ".join(states["identity"].missing)
 
