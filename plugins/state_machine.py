@@ -54,12 +54,13 @@ import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from dataclasses import field as _field
-from datetime import UTC, datetime
 from typing import Any
 
 from s3db_async import Resource
 from s3db_async.errors import ConfigError, NotFoundError, PluginError
 from s3db_async.plugin import Plugin, clock_time
+
+from .ttl import to_timestamp  # one parser of expiry/trigger times for both plugins
 
 __all__ = ["Machine", "StateMachinePlugin", "Transition", "TransitionError"]
 
@@ -80,23 +81,6 @@ def _bad(where: str, field_: str, reason: str, suggestion: str, value: Any = Non
         suggestion=suggestion,
         metadata={"field": field_, "reason": reason, "where": where, "value": repr(value)},
     )
-
-
-def _timestamp(value: Any) -> float | None:
-    if value is None or isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        return float(value.timestamp())
-    return None
 
 
 @dataclass(frozen=True)
@@ -589,7 +573,9 @@ class StateMachinePlugin(Plugin):
         context: Mapping[str, Any],
     ) -> None:
         for delay, event in m.states[state].after:
-            due = entered_at + delay if isinstance(delay, float) else _timestamp(context.get(delay))
+            due = (
+                entered_at + delay if isinstance(delay, float) else to_timestamp(context.get(delay))
+            )
             if due is None:
                 continue  # a date trigger whose field is missing: nothing to fire
             ms = max(0, int(due * 1000))

@@ -43,6 +43,14 @@ class InvalidationBus:
         """Subscribe now (so a write published after this returns is seen)."""
         self.pubsub = self.client.pubsub(ignore_subscribe_messages=True)
         await self.pubsub.subscribe(self.channel)
+        # redis-py reconnects a dropped pub/sub connection by itself on the next read and
+        # subscribes again without raising, so a lost connection is seen here, not as an error.
+        self.pubsub.connection.register_connect_callback(self._reconnected)
+
+    def _reconnected(self, connection: Any) -> None:
+        """The connection came back: messages may have been missed, so forget local entries."""
+        self.plugin.drop_local()
+        self.reconnects += 1
 
     async def publish(self, message: Mapping[str, Any]) -> None:
         payload = json.dumps({"o": self.origin, **message}, separators=(",", ":"))
