@@ -44,6 +44,7 @@ import msgspec
 
 from .. import _clock
 from .._cas import Backoff
+from .._codec.codec import record_version
 from .._concurrency import bounded_gather
 from .._resource.feed import (
     CHANGE_KEY,
@@ -415,15 +416,24 @@ class Subscription:
             if not batch:
                 await self._list()
                 batch = [k for k in self._window.values() if k.cid not in self._decided]
-            records = list(dict.fromkeys(k.id for k in batch[: self.batch_size]))
+            head = batch[: self.batch_size]
+            records = list(dict.fromkeys(k.id for k in head))
             if not records:
                 await self._advance()
                 await self._maybe_collect()
                 return 0
+            # a record with an insert to decide is read whole: if it still carries that
+            # insert's id, its stored form is the insert's ``after`` (no read of the intent)
+            whole = {k.id for k in head if k.op == "insert" and k.actor_known}
+            forms: dict[str, tuple[str, StoredForm]] = {}
+
+            async def state(rid: str) -> str:
+                return await self._state(rid, forms if rid in whole else None)
+
             states = dict(
                 zip(
                     records,
-                    await bounded_gather(self._state, records, self.resource.db.parallelism),
+                    await bounded_gather(state, records, self.resource.db.parallelism),
                     strict=True,
                 )
             )
@@ -454,7 +464,7 @@ class Subscription:
                 if d.held:
                     self._held.add(rid)
             emits.sort(key=lambda e: e.pos)
-            changes = await self._changes(emits)
+            changes = await self._changes(emits, forms)
             for start in range(0, len(changes), self.batch_size):
                 await self._deliver(changes[start : start + self.batch_size])
             self._decided |= decided
@@ -462,12 +472,22 @@ class Subscription:
             await self._maybe_collect()
             return len(changes)
 
-    async def _state(self, rid: str) -> str:
+    async def _state(self, rid: str, forms: dict[str, tuple[str, StoredForm]] | None) -> str:
+        """The change id the record carries now (one HEAD, or one GET that also keeps its
+        stored form in ``forms`` when given)."""
+        key = self.resource.key_for(rid)
         try:
-            info = await self.store.head(self.resource.key_for(rid))
+            if forms is None:
+                info = await self.store.head(key)
+            else:
+                obj = await self.store.get(key)
+                info = obj
         except NotFoundError:
             return ABSENT
-        return str(info.metadata.get(CHANGE_KEY) or NO_ID)
+        cid = str(info.metadata.get(CHANGE_KEY) or NO_ID)
+        if forms is not None:
+            forms[rid] = (cid, StoredForm(dict(obj.metadata), obj.body))
+        return cid
 
     async def _list(self, *, deep: bool = False) -> None:
         """List the feed to its end into the window.
@@ -524,7 +544,40 @@ class Subscription:
             return None
         return dict(record)
 
-    async def _changes(self, emits: list[Emit]) -> list[Change]:
+    async def _changes(
+        self, emits: list[Emit], forms: Mapping[str, tuple[str, StoredForm]]
+    ) -> list[Change]:
+        name = self.resource.name
+        out: dict[int, Change] = {}
+        rest: list[Emit] = []
+        for i, e in enumerate(emits):
+            form = forms.get(e.key.id)
+            if e.key.op == "insert" and e.key.actor_known and form and form[0] == e.key.cid:
+                # the record still carries this insert: its stored form is the insert's after
+                after = self._decode(e.key.id, form[1])
+                out[i] = Change(
+                    op="insert",
+                    resource=name,
+                    id=e.key.id,
+                    before=None,
+                    after=after,
+                    changed=tuple(sorted(k for k in (after or {}) if k != "id")),
+                    version=record_version(form[1].m) or self.resource.version,
+                    at=change_time(e.key.cid),
+                    actor=e.key.actor,
+                    change_id=e.key.cid,
+                )
+            else:
+                rest.append(e)
+        read = iter(await self._read_changes(rest))
+        ordered = (out[i] if i in out else next(read) for i in range(len(emits)))
+        return [c for c in ordered if c is not None]
+
+    async def _read_changes(self, emits: list[Emit]) -> list[Change | None]:
+        """The changes of ``emits`` from their intents' bodies (one GET per intent; ``None``
+        where an intent vanished)."""
+        if not emits:
+            return []
         wanted = {e.key.key: e.key for e in emits}
         for e in emits:
             if e.before_of is not None:
@@ -537,12 +590,13 @@ class Subscription:
                 strict=True,
             )
         )
-        out: list[Change] = []
+        out: list[Change | None] = []
         name = self.resource.name
         for e in emits:
             intent = bodies.get(e.key.key)
             if intent is None:
                 log.warning("change feed: intent %s vanished", e.key.key)
+                out.append(None)
                 continue
             before = self._decode(intent.id, intent.before)
             after = self._decode(intent.id, intent.after)

@@ -5,8 +5,10 @@ a :class:`FeedWriter` on its :class:`~s3db_async._resource.writes.RecordWriter`.
 record write (insert, update, patch, replace, upsert, delete; ``*_many`` once per record) it
 PUTs one *intent* under a time-ordered change id (a ULID), then the record write stamps that
 id into the record's metadata (``_ch``). The intent's key says everything a consumer needs to
-decide its fate without reading it: ``changes/{cid}/{op}/{prev}/{id}``, where ``prev`` is
-the change id the record carried when the writer read it (``-`` for none). The body holds
+decide its fate without reading it: ``changes/{cid}/{op}{actor}/{prev}/{id}``, where ``prev``
+is the change id the record carried when the writer read it (``-`` for none) and ``actor``
+the writer's actor (``-`` none, ``.`` and base64url, ``*`` too long for a key), so that a
+consumer that proves an insert by reading its record has the whole change. The body holds
 the stored form of the record before and after (metadata and body exactly as written, so
 secret fields stay encrypted), the actor, the time and the writer's deadline.
 
@@ -18,6 +20,7 @@ when neither holds once its deadline has passed. Resources that nobody watches h
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import contextvars
 import logging
@@ -41,6 +44,7 @@ if TYPE_CHECKING:
     from .resource import Resource
 
 __all__ = [
+    "ACTOR_KEY_MAX",
     "CHANGE_ID_BYTES",
     "CHANGE_KEY",
     "DEFAULT_WRITE_TIMEOUT",
@@ -167,26 +171,63 @@ def changes_prefix(resource: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class IntentKey:
-    """What an intent's key says: change id, operation, previous change id, record id."""
+    """What an intent's key says: change id, operation, previous change id, record id and,
+    when ``actor_known``, the writer's actor (so a proven insert needs no read of its intent)."""
 
     cid: str
     op: str
     prev: str | None
     id: str
     key: str
+    actor: str | None = None
+    actor_known: bool = False
 
 
-def intent_key(resource: str, cid: str, op: str, prev: str | None, rid: str) -> str:
-    return f"{changes_prefix(resource)}{cid}/{_OPS[op]}/{prev or '-'}/{rid}"
+ACTOR_KEY_MAX = 96
+"""Longest actor (UTF-8 bytes) written into an intent's key; a longer one is only in its body."""
+
+
+def _actor_tag(name: str | None) -> str:
+    """The key's actor tag after the operation letter: ``-`` none, ``.{base64url}`` the
+    actor, ``*`` an actor too long for a key (read the body)."""
+    if name is None:
+        return "-"
+    raw = name.encode()
+    if len(raw) > ACTOR_KEY_MAX:
+        return "*"
+    return "." + base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _parse_actor_tag(tag: str) -> tuple[str | None, bool]:
+    if tag == "-":
+        return None, True
+    if tag.startswith("."):
+        code = tag[1:]
+        try:
+            return base64.urlsafe_b64decode(code + "=" * (-len(code) % 4)).decode(), True
+        except (ValueError, UnicodeDecodeError):
+            return None, False
+    return None, False  # "*", or a key written before actors were in keys
+
+
+def intent_key(
+    resource: str, cid: str, op: str, prev: str | None, rid: str, actor: str | None = None
+) -> str:
+    """``changes/{cid}/{op letter}{actor tag}/{prev or -}/{id}`` under the resource."""
+    return f"{changes_prefix(resource)}{cid}/{_OPS[op]}{_actor_tag(actor)}/{prev or '-'}/{rid}"
 
 
 def parse_intent_key(key: str, prefix: str) -> IntentKey | None:
     """The parts of an intent key under ``prefix`` (``None`` for anything else)."""
     parts = key[len(prefix) :].split("/", 3)
-    if len(parts) != 4 or parts[1] not in _OP_NAMES or len(parts[0]) != CHANGE_ID_LEN:
+    if len(parts) != 4 or len(parts[0]) != CHANGE_ID_LEN or not parts[1]:
         return None
+    op = _OP_NAMES.get(parts[1][0])
+    if op is None:
+        return None
+    name, known = _parse_actor_tag(parts[1][1:])
     prev = None if parts[2] == "-" else parts[2]
-    return IntentKey(parts[0], _OP_NAMES[parts[1]], prev, parts[3], key)
+    return IntentKey(parts[0], op, prev, parts[3], key, name, known)
 
 
 class StoredForm(msgspec.Struct, frozen=True):
@@ -239,6 +280,7 @@ class FeedWriter:
         now = _clock.time()
         cid = new_change_id(prev, at=now)
         deadline = now + self.write_timeout
+        who = _actor.get()
         body = _ENCODER.encode(
             Intent(
                 op=op,
@@ -247,12 +289,12 @@ class FeedWriter:
                 deadline=deadline,
                 version=res.version,
                 prev=prev,
-                actor=_actor.get(),
+                actor=who,
                 before=None if before is None else _form(*before),
                 after=None if after is None else _form(*after),
             )
         )
-        key = intent_key(res.name, cid, op, prev, rid)
+        key = intent_key(res.name, cid, op, prev, rid, who)
         await res.db.store.put(key, body, content_type="application/json")
         if _clock.time() - now > INTENT_MARGIN:  # a consumer may have listed past it
             await self.drop(key)
