@@ -29,9 +29,7 @@ async def _bench_store(ctx: BenchContext, store: str) -> dict[str, Any]:
     async with Database(ctx.url(store, "audit")) as db:
         plain = await db.create_resource("plain", attributes=ATTRIBUTES)
         orders = await db.create_resource("orders", attributes=ATTRIBUTES)
-        audit = await db.use_plugin(
-            AuditPlugin(resources=["orders"], poll_interval=None)
-        )
+        audit = await db.use_plugin(AuditPlugin(resources=["orders"], poll_interval=None))
         await orders.insert({"name": "warm-up", "n": -1})
         await plain.insert({"name": "warm-up", "n": -1})
         await audit.flush()
