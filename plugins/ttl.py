@@ -16,7 +16,8 @@ How it works:
   ISO 8601 string or epoch seconds) instead.
 - **Reads never return an expired record**, swept or not: middlewares on ``get``,
   ``get_or_none``, ``get_many``, ``list``, ``query`` and ``page`` drop what has expired by
-  the clock (``get`` raises :class:`NotFoundError`).
+  the clock (``get`` raises :class:`NotFoundError`); ``exists`` is False for it (one GET
+  instead of one HEAD).
 - **Index by time cohort.** The durable change feed of each resource (consumer ``ttl``)
   delivers every committed write, even from a process SIGKILLed right after it; the sweeper
   turns each into an index key ``index/{resource}/{cohort}/{id}`` plus a cohort marker
@@ -280,6 +281,7 @@ class TTLPlugin(Plugin):
                 await self.add_plugin_attribute(resource, rule.delete_field, "string|optional")
         for method in ("get", "get_or_none", "get_many", "list", "query", "page"):
             self.add_middleware(resource, method, self._filter(rule, method))
+        self.add_middleware(resource, "exists", self._exists(resource))
         sub = await self.subscribe(
             resource,
             self._indexer(rule),
@@ -378,6 +380,17 @@ class TTLPlugin(Plugin):
             if isinstance(result, list):  # list, query: a RecordList, filtered in place
                 result[:] = [r for r in result if not gone(r)]
             return result
+
+        return middleware
+
+    def _exists(self, resource: Resource) -> Callable[..., Any]:
+        """``exists`` answers from one GET instead of one HEAD, so an expired record does
+        not exist (the expiry may live in the body)."""
+
+        async def middleware(next_: Callable[..., Any], rid: Any, *args: Any, **kw: Any) -> Any:
+            if _include_expired.get() or args or kw:
+                return await next_(rid, *args, **kw)
+            return await resource.get_or_none(rid) is not None  # filtered above
 
         return middleware
 

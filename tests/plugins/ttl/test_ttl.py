@@ -108,9 +108,11 @@ async def test_reads_never_return_an_expired_record_before_the_sweep(
     many = await sessions.get_many([short["id"], longer["id"]])
     assert [item.ok for item in many] == [False, True]
     assert isinstance(many[0].error, NotFoundError)
+    assert not await sessions.exists(short["id"]) and await sessions.exists(longer["id"])
     with plugin.including_expired():
         assert len(await sessions.list()) == 2
         assert (await sessions.get(short["id"]))["v"] == 1
+        assert await sessions.exists(short["id"])
 
 
 # -- modes -----------------------------------------------------------------------------------
