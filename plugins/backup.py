@@ -995,6 +995,7 @@ class BackupPlugin(Plugin):
                     if stale:
                         report.deleted += await store.delete_many(stale)
         await self.db.reload()
+        await self.db.records_replaced(names)  # caches drop, indexes rebuild
         if self.progress is not None:
             self.progress("restore", report.written + report.skipped)
         self.emit("restore.completed", report)

@@ -39,7 +39,7 @@ import contextvars
 import dataclasses
 import inspect
 import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -393,6 +393,13 @@ class TTLPlugin(Plugin):
             return await resource.get_or_none(rid) is not None  # filtered above
 
         return middleware
+
+    async def on_records_replaced(self, resources: Sequence[str]) -> None:
+        """A restore wrote these resources' records without the change feed: index them
+        again so that the restored records expire too."""
+        for name in resources:
+            if name in self._ready:
+                await self.reindex(name)
 
     # -- the index ------------------------------------------------------------------------
     def _cohort(self, at: float) -> int:

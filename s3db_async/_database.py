@@ -13,7 +13,7 @@ import hashlib
 import logging
 import os
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from types import MappingProxyType, TracebackType
 from typing import Any, ClassVar, TypeVar, overload
@@ -685,6 +685,18 @@ class Database(EventEmitter):
         await self._hooks.run("after_create_resource", resource)
         self.emit("resource.created", resource)
         return resource
+
+    async def records_replaced(self, resources: Iterable[str]) -> None:
+        """Tell every plugin that records of ``resources`` were rewritten outside the write
+        path (a backup restore, objects copied into the bucket): caches drop their entries,
+        indexes are rebuilt (:meth:`Plugin.on_records_replaced`)."""
+        names = list(dict.fromkeys(resources))
+        if not names:
+            return
+        for alias in list(self.plugins):
+            plugin = self.plugins.get(alias)
+            if plugin is not None:
+                await plugin.on_records_replaced(names)
 
     async def drop_resource(self, name: str, *, confirm: bool = False) -> int:
         """Delete a resource for good: every object under ``resource={name}/`` (records,

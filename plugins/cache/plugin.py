@@ -24,7 +24,7 @@ import pickle
 import struct
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -609,6 +609,13 @@ class CachePlugin(Plugin):
         await self._guard("clear", self.driver.clear(namespace=name + "/"))
         if self._bus is not None:
             await self._bus.publish({"c": name})
+
+    async def on_records_replaced(self, resources: Sequence[str]) -> None:
+        """A restore rewrote these resources: drop their entries here and, with ``pubsub``,
+        in the other processes."""
+        for name in resources:
+            if name in self._states:
+                await self._clear_resource(name)
 
     # -- public API ---------------------------------------------------------------------
     async def clear(self, resource: str | Resource | None = None) -> None:

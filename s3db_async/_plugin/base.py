@@ -7,7 +7,7 @@ import inspect
 import logging
 import re
 import warnings
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from datetime import UTC, datetime, tzinfo
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -254,6 +254,11 @@ class Plugin(EventEmitter):
     async def on_uninstall(self, *, purge_data: bool = False) -> None:
         """Extra cleanup; recorded hooks, methods, listeners, attributes go automatically,
         and with ``purge_data`` the plugin's storage is emptied afterwards."""
+
+    async def on_records_replaced(self, resources: Sequence[str]) -> None:
+        """Records of ``resources`` were rewritten outside the write path (a backup
+        restore): drop or rebuild what the plugin derived from them (caches, indexes).
+        Called by :meth:`Database.records_replaced`, awaited in plugin order."""
 
     # -- lifecycle -----------------------------------------------------------------------
     def _payload(self, **extra: Any) -> dict[str, Any]:
