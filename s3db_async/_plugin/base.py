@@ -634,6 +634,8 @@ class Plugin(EventEmitter):
         poll_interval: float | None = 1.0,
         retention: float = 0.0,
         write_timeout: float | None = None,
+        leader: bool = True,
+        lease_ttl: float = 30.0,
     ) -> Subscription:
         """Receive the committed changes of ``resource``, durably (the change feed).
 
@@ -656,6 +658,11 @@ class Plugin(EventEmitter):
             even when every consumer has passed them.
         :param write_timeout: the writers' deadline for a record write after its intent
             (saved for every writer; default 120 s).
+        :param leader: the background loop polls only while this process holds the
+            consumer's lease (``feed.{resource}.{consumer}``), so processes that subscribe
+            the same consumer name share one delivery stream and fail over to each other;
+            ``False`` polls in every process (each delivers every change). ``lease_ttl``:
+            seconds a crashed poller keeps the lease before another process takes over.
         :raises ConfigError: a bad option, or this plugin already subscribed ``consumer``.
         :raises NotFoundError: no such resource.
         """
@@ -669,6 +676,8 @@ class Plugin(EventEmitter):
             poll_interval=poll_interval,
             retention=retention,
             write_timeout=write_timeout,
+            leader=leader,
+            lease_ttl=lease_ttl,
         )
 
     async def unsubscribe(self, resource: Resource | str, *, consumer: str | None = None) -> None:

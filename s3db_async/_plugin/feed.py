@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import inspect
 import logging
 import re
@@ -81,6 +82,7 @@ __all__ = [
 
 log = logging.getLogger("s3db_async.feed")
 
+_LEASE_SAFE = re.compile(r"^[A-Za-z0-9_.-]+$")
 _CONSUMER_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,99}$")
 _END = "~"  # sorts after every change id (Crockford base32 is digits and capitals)
 _HANDLER_BACKOFF = Backoff(base=0.05, cap=5.0)
@@ -215,6 +217,8 @@ async def subscribe(
     poll_interval: float | None,
     retention: float,
     write_timeout: float | None,
+    leader: bool = True,
+    lease_ttl: float = 30.0,
 ) -> Subscription:
     """:meth:`Plugin.subscribe`: register, load the cursor, start; stopped on uninstall."""
     name = check_consumer(consumer or plugin.alias)
@@ -234,6 +238,8 @@ async def subscribe(
         batch_size=batch_size,
         poll_interval=poll_interval,
         retention=retention,
+        leader=leader,
+        lease_ttl=lease_ttl,
     )
     await register(resource.db, resource.name, name, write_timeout=write_timeout)
     await sub.load(from_, default=default)
@@ -288,6 +294,8 @@ class Subscription:
         poll_interval: float | None = 1.0,
         retention: float = 0.0,
         collect_every: float = 60.0,
+        leader: bool = True,
+        lease_ttl: float = 30.0,
     ) -> None:
         if batch_size < 1:
             raise ConfigError(
@@ -303,6 +311,8 @@ class Subscription:
         self.poll_interval = poll_interval
         self.retention = float(retention)
         self.collect_every = collect_every
+        self.leader = leader
+        self.lease_ttl = lease_ttl
         self.prefix = changes_prefix(resource.name)
         self._key = cursor_key(resource.name, consumer)
         self._cursor = _Cursor()
@@ -359,20 +369,46 @@ class Subscription:
             metadata={"field": "from_", "value": repr(from_)},
         )
 
+    @property
+    def lease_name(self) -> str:
+        """The plugin lease under which the loop polls (one poller per consumer name)."""
+        name = f"feed.{self.resource.name}.{self.consumer}"
+        if len(name) > 100 or not _LEASE_SAFE.match(name):
+            name = "feed." + hashlib.sha256(name.encode()).hexdigest()[:32]
+        return name
+
     def start(self) -> None:
-        """Run :meth:`poll` every ``poll_interval`` seconds on the plugin's task group."""
+        """Run :meth:`poll` every ``poll_interval`` seconds on the plugin's task group; with
+        ``leader`` (the default) only while this process holds the consumer's lease, so
+        that processes sharing a consumer name do not each deliver every change."""
         if self.poll_interval is not None and (self._task is None or self._task.done()):
             self.stopped = False
-            self._task = self.plugin.spawn(self._run, name=f"feed:{self.consumer}")
+            if self.leader:
+                self._task = self.plugin.run_as_leader(
+                    lambda _lease: self._lead(), name=self.lease_name, ttl=self.lease_ttl
+                )
+            else:
+                self._task = self.plugin.spawn(self._run, name=f"feed:{self.consumer}")
 
     async def stop(self) -> None:
-        """Stop the background loop (the cursor stays saved)."""
+        """Stop the background loop (the cursor stays saved) and give up its lease."""
         self.stopped = True
         task, self._task = self._task, None
         if task is not None and not task.done():
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        lease = self.plugin._leases.get(self.lease_name) if self.leader else None
+        if lease is not None:
+            await lease.release()
+
+    async def _lead(self) -> None:
+        """A term of the consumer's lease: resume from the cursor the previous poller saved
+        (it may have been another process), then poll."""
+        async with self._lock:
+            self._window, self._listed_to, self._deep_at = {}, "", None
+            await self.load(None, default=self._cursor.cursor)
+        await self._run()
 
     async def _run(self) -> None:
         interval = float(self.poll_interval or 1.0)

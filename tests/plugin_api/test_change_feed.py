@@ -524,6 +524,45 @@ async def test_the_background_loop_delivers_and_stops(db: Database) -> None:
     assert sub.stopped and not plugin.tasks
 
 
+async def test_processes_sharing_a_consumer_name_deliver_each_change_once(
+    store_url: str,
+) -> None:
+    """The background loop polls under the consumer's lease: two processes subscribing the
+    same consumer name share one delivery stream, and the other takes over on a stop."""
+    import asyncio
+
+    async with Database(store_url) as a, Database(store_url) as b:
+        orders = await a.create_resource("orders", attributes=ATTRS)
+        await b.reload()
+        got: dict[str, list[Change]] = {"a": [], "b": []}
+        plugins = {}
+        for name, db in (("a", a), ("b", b)):
+            plugins[name] = await db.use_plugin(Sink())
+            await plugins[name].subscribe(
+                "orders", got[name].extend, consumer="shared", poll_interval=0.01, lease_ttl=1.0
+            )
+        await b.reload()
+        for i in range(10):
+            await orders.insert({"id": f"r{i}", "item": "x"})
+
+        async def delivered(n: int) -> None:
+            for _ in range(1000):
+                if len(got["a"]) + len(got["b"]) >= n:
+                    return
+                await asyncio.sleep(0.01)
+
+        await delivered(10)
+        await asyncio.sleep(0.2)  # a second poller would have delivered them again by now
+        assert sorted(c.id for c in got["a"] + got["b"]) == [f"r{i}" for i in range(10)]
+        first = "a" if got["a"] else "b"
+        assert not got["b" if first == "a" else "a"]
+        await plugins[first].stop()  # releases the lease
+        other = b if first == "a" else a
+        await other.get_resource("orders").insert({"id": "late", "item": "y"})
+        await delivered(11)
+        assert [c.id for c in got["b" if first == "a" else "a"]] == ["late"]
+
+
 async def test_bad_options_raise_typed_errors(db: Database) -> None:
     orders, plugin, _, _ = await watched(db)
     with pytest.raises(ConfigError) as bad_name:
