@@ -17,9 +17,11 @@
 
 How it works:
 
-- **Eager loading without N+1.** ``await rel.get("users", id, include=["posts.tags"])``
-  (and ``rel.list``, ``rel.query``, ``rel.load``) loads each relation level for all parent
-  records at once: a ``belongs_to`` level is one ``get_many`` of the distinct foreign keys; a
+- **Eager loading without N+1.** ``await users.get(id, include=["posts.tags"])`` (and
+  ``get_or_none``, ``get_many``, ``list``, ``page``, ``query`` of every resource with
+  relations, through the core's operation options; also ``rel.get``, ``rel.list``,
+  ``rel.query``, ``rel.load``) loads each relation level for all parent records at once: a
+  ``belongs_to`` level is one ``get_many`` of the distinct foreign keys; a
   ``has_many``/``has_one`` level is one ``query`` of the target with ``{fk: {"$in": ids}}``;
   a ``belongs_to_many`` level is one query of the junction resource plus one ``get_many``.
   When the related resource has a partition on exactly the foreign key and a level has at
@@ -45,7 +47,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from s3db_async import Record, Resource
+from s3db_async import BatchResult, Page, Record, Resource
 from s3db_async.errors import AlreadyExistsError, ConfigError, ConflictError, ValidationError
 from s3db_async.plugin import Plugin
 
@@ -56,6 +58,9 @@ ON_DELETE = ("cascade", "restrict", "set_null", "none")
 _KEYS = {"type", "resource", "foreign_key", "local_key", "through", "other_key", "on_delete"}
 
 Include = str | Sequence[str] | Mapping[str, Any] | None
+
+INCLUDE_METHODS = ("get", "get_or_none", "get_many", "list", "page", "query")
+"""The resource methods that take ``include=`` (those that return records)."""
 
 
 def _bad(where: str, field: str, reason: str, suggestion: str, value: Any = None) -> ConfigError:
@@ -132,6 +137,19 @@ class Relation:
         return cls(owner, name, kind, target, fk, local_key, through, other, on_delete)
 
 
+def _records_of(result: Any) -> builtins.list[Record]:
+    """The records of what a read returned: a record, ``None``, a batch, a page or a list."""
+    if result is None:
+        return []
+    if isinstance(result, Mapping):
+        return [cast(Record, result)]
+    if isinstance(result, BatchResult):
+        return [r for r in result.ok if isinstance(r, Mapping)]
+    if isinstance(result, Page):
+        return list(result.items)
+    return list(result)
+
+
 def _parse_include(include: Include) -> dict[str, dict[str, Any]]:
     """``"a"``, ``["a.b", "c"]`` or ``{"a": ["b"]}`` -> ``{"a": {"b": {}}, "c": {}}``."""
     if include is None:
@@ -139,6 +157,12 @@ def _parse_include(include: Include) -> dict[str, dict[str, Any]]:
     if isinstance(include, str):
         include = [include]
     tree: dict[str, dict[str, Any]] = {}
+    if not isinstance(include, Mapping | Sequence | set | frozenset):
+        raise ConfigError(
+            f"include={include!r} is not a list of relation names",
+            suggestion='pass "posts", ["posts.comments", "author"] or {"posts": ["comments"]}',
+            metadata={"field": "include", "reason": "bad type", "value": repr(include)},
+        )
     if isinstance(include, Mapping):
         for name, sub in include.items():
             tree.setdefault(str(name), {}).update(_parse_include(sub))
@@ -211,6 +235,13 @@ class RelationPlugin(Plugin):
 
         self.add_resource_method(resource, "related", related)
         self.add_resource_method(resource, "include", include)
+        self.add_operation_option(
+            resource,
+            "include",
+            self._include_handler(name),
+            methods=INCLUDE_METHODS,
+            description="load relations into the records read (RelationPlugin)",
+        )
         if any(r.kind != "belongs_to" for r in rels.values()):
             self.add_middleware(resource, "delete", self._delete_middleware(name))
             self.add_middleware(resource, "delete_many", self._delete_many_middleware(name))
@@ -219,6 +250,34 @@ class RelationPlugin(Plugin):
                 self.add_middleware(resource, method, self._insert_middleware(name))
             for method in ("update", "patch", "replace"):
                 self.add_middleware(resource, method, self._update_middleware(name))
+
+    def _include_handler(self, resource: str) -> Any:
+        """The handler of ``include=`` on the reads of ``resource``: the include is checked
+        before the read (an unknown relation sends no request), then loaded level by level
+        into the records the read returned (after every middleware, e.g. a cache's)."""
+
+        async def handler(next_: Any, include: Include, *args: Any, **kwargs: Any) -> Any:
+            tree = self.include_tree(resource, include)
+            result = await next_(*args, **kwargs)
+            await self._load_tree(resource, _records_of(result), tree)
+            return result
+
+        return handler
+
+    def include_tree(self, resource: str, include: Include) -> dict[str, dict[str, Any]]:
+        """``include`` parsed into a tree, every name checked against the relations.
+
+        :raises ConfigError: a malformed include, or a name (at any depth) that is not a
+            relation of its resource (``metadata``: ``field="include"``, ``reason``,
+            ``resource``, ``value``; the suggestion lists the known relations).
+        """
+        tree = _parse_include(include)
+        self._check_tree(resource, tree)
+        return tree
+
+    def _check_tree(self, resource: str, tree: Mapping[str, Mapping[str, Any]]) -> None:
+        for name, sub in tree.items():
+            self._check_tree(self.relation(resource, name).target, sub)
 
     # -- lookups --------------------------------------------------------------------------
     def relation(self, resource: str, name: str) -> Relation:
@@ -231,8 +290,14 @@ class RelationPlugin(Plugin):
             known = sorted(self.relations.get(resource, {}))
             raise ConfigError(
                 f"resource {resource!r} has no relation {name!r}",
-                suggestion=f"declare it in relations= (known: {known})",
-                metadata={"field": "include", "reason": "unknown relation", "value": name},
+                suggestion=f"use one of {known} or declare {name!r} in relations=",
+                metadata={
+                    "field": "include",
+                    "reason": "unknown relation",
+                    "resource": resource,
+                    "value": name,
+                    "relations": known,
+                },
             )
         return rel
 
@@ -244,16 +309,18 @@ class RelationPlugin(Plugin):
 
     async def get(self, resource: str, record_id: str, *, include: Include = None) -> Record:
         """``resource.get(id)`` with the relations of ``include`` loaded into the record."""
+        tree = self.include_tree(resource, include)
         record = await self.db.get_resource(resource).get(record_id)
-        await self.load(resource, [record], include)
+        await self._load_tree(resource, [record], tree)
         return record
 
     async def list(
         self, resource: str, *, include: Include = None, **options: Any
     ) -> builtins.list[Record]:
         """``resource.list(**options)`` with the relations of ``include`` loaded."""
+        tree = self.include_tree(resource, include)
         records = list(await self.db.get_resource(resource).list(**options))
-        await self.load(resource, records, include)
+        await self._load_tree(resource, records, tree)
         return records
 
     async def query(
@@ -265,8 +332,9 @@ class RelationPlugin(Plugin):
         **options: Any,
     ) -> builtins.list[Record]:
         """``resource.query(filter, **options)`` with the relations of ``include`` loaded."""
+        tree = self.include_tree(resource, include)
         records = list(await self.db.get_resource(resource).query(filter, **options))
-        await self.load(resource, records, include)
+        await self._load_tree(resource, records, tree)
         return records
 
     async def load(self, resource: str, records: Any, include: Include) -> Any:
@@ -275,10 +343,8 @@ class RelationPlugin(Plugin):
         Many-relations become lists, one-relations a record or ``None``. Each level costs
         the same number of requests whatever the number of records (no N+1).
         """
-        batch: builtins.list[Record] = (
-            [cast(Record, records)] if isinstance(records, Mapping) else list(records)
-        )
-        await self._load_tree(resource, batch, _parse_include(include))
+        tree = self.include_tree(resource, include)
+        await self._load_tree(resource, _records_of(records), tree)
         return records
 
     async def _load_tree(

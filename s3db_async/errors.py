@@ -9,7 +9,8 @@ Leaves also subclass the matching builtin so plain ``except KeyError`` or
     ├── ConfigError (ValueError)
     │   ├── ConnectionStringError
     │   ├── CorruptMetadataError
-    │   └── NotConnectedError
+    │   ├── NotConnectedError
+    │   └── UnknownOptionError (TypeError)
     ├── ValidationError (ValueError)
     │   ├── SchemaError
     │   ├── MetadataLimitError
@@ -68,6 +69,7 @@ __all__ = [
     "SchemaError",
     "StaleFenceError",
     "StoreError",
+    "UnknownOptionError",
     "UnsupportedCapabilityError",
     "ValidationError",
     "WriteOutcomeUnknownError",
@@ -143,6 +145,18 @@ class NotConnectedError(ConfigError):
 
     status_code = 503
     description = "database not connected"
+
+
+class UnknownOptionError(ConfigError, TypeError):
+    """An operation got a keyword option that nothing installed handles.
+
+    Extra keyword options of resource operations (``posts.get(id, include=[...])``) are
+    provided by plugins; ``metadata`` names the ``field`` (the option), the ``reason``, the
+    ``resource``, the ``method`` and the ``options`` that method accepts there. It is a
+    ``TypeError`` too, like Python's own "unexpected keyword argument".
+    """
+
+    description = "unknown operation option"
 
 
 class ValidationError(S3dbError, ValueError):

@@ -20,8 +20,9 @@ Lifecycle: ``install(db)`` → :meth:`Plugin.on_install`, ``start()`` → :meth:
 ``stop()`` → :meth:`Plugin.on_stop`, ``uninstall(*, purge_data=False)`` →
 :meth:`Plugin.on_uninstall`. Everything a plugin adds through the recording helpers
 (:meth:`~Plugin.add_resource_hook`, :meth:`~Plugin.add_resource_method`,
-:meth:`~Plugin.add_middleware`, :meth:`~Plugin.add_plugin_attribute`, :meth:`~Plugin.listen`,
-:meth:`~Plugin.add_database_hook`) is removed again by ``uninstall()``; background work started
+:meth:`~Plugin.add_middleware`, :meth:`~Plugin.add_operation_option`,
+:meth:`~Plugin.add_plugin_attribute`, :meth:`~Plugin.listen`, :meth:`~Plugin.add_database_hook`)
+is removed again by ``uninstall()``; background work started
 with :meth:`~Plugin.spawn` is cancelled and awaited by ``stop()``. Resources the plugin owns come
 from :meth:`~Plugin.create_plugin_resource` (``plg_[{namespace}_]{plugin}_{name}``, idempotent);
 ``uninstall(purge_data=True)`` drops them, records and definition.
@@ -72,6 +73,7 @@ from ._plugin.namespace import (
     warn_namespace_usage,
 )
 from ._plugin.storage import Lock, PluginStorage, StorageResult
+from ._resource.extensions import OPTION_METHODS, OperationOption, OptionHandler
 from .errors import (
     LeaseLostError,
     LockError,
@@ -81,6 +83,7 @@ from .errors import (
 )
 
 __all__ = [
+    "OPTION_METHODS",
     "SKIP_ENV",
     "Change",
     "ChangeHandler",
@@ -97,6 +100,8 @@ __all__ = [
     "LockError",
     "ManualClock",
     "MissingDependencyError",
+    "OperationOption",
+    "OptionHandler",
     "Plugin",
     "PluginError",
     "PluginStorage",

@@ -7,7 +7,7 @@ import inspect
 import logging
 import re
 import warnings
-from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, tzinfo
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -18,6 +18,7 @@ from .._deps import (
     require_dependencies,
 )
 from .._events import PLUGIN_EVENTS, EventEmitter
+from .._resource.extensions import OperationOption, OptionHandler
 from .._resource.resource import Resource
 from ..errors import ConfigError, PluginError
 from . import feed
@@ -605,6 +606,36 @@ class Plugin(EventEmitter):
         r = self._resource(resource)
         r.use_middleware(method, fn)
         self._undo.append(lambda: r.remove_middleware(method, fn))
+
+    def add_operation_option(
+        self,
+        resource: Resource | str,
+        name: str,
+        handler: OptionHandler,
+        *,
+        methods: Iterable[str],
+        description: str = "",
+    ) -> OperationOption:
+        """Accept the keyword option ``name`` on ``methods`` of ``resource``, removed on
+        uninstall.
+
+        ``handler(next, value, *args, **kwargs)`` wraps the whole operation of a call that
+        passes the option and runs it with ``await next(*args, **kwargs)``::
+
+            async def handler(next, value, *args, **kwargs):
+                result = await next(*args, **kwargs)
+                return annotate(result, value)
+
+            self.add_operation_option(resource, "annotate", handler, methods=["get"])
+
+        :raises ConfigError: see :meth:`Resource.add_operation_option`.
+        """
+        r = self._resource(resource)
+        option = r.add_operation_option(
+            name, handler, methods=methods, owner=self.alias, description=description
+        )
+        self._undo.append(lambda: r.remove_operation_option(name))
+        return option
 
     async def add_plugin_attribute(
         self, resource: Resource | str, name: str, definition: Any

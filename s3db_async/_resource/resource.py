@@ -17,6 +17,7 @@ import builtins
 import logging
 import warnings
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar, overload
 
 import anyio.to_thread
@@ -30,7 +31,13 @@ from .._schema.schema import Schema
 from ..errors import NotFoundError, SchemaError
 from .content import Content
 from .corrupt import Corruption
-from .extensions import MIDDLEWARE_METHODS, Extensions
+from .extensions import (
+    MIDDLEWARE_METHODS,
+    OPTION_METHODS,
+    Extensions,
+    OperationOption,
+    OptionHandler,
+)
 from .feed import CHANGE_ID_BYTES
 from .history import REVISION_METADATA_BYTES, History, RecordRevision
 from .ids import IdGenerator, make_id_generator, parse_incremental, validate_id
@@ -48,7 +55,7 @@ from .writes import RecordWriter
 if TYPE_CHECKING:
     from .._database import Database
 
-__all__ = ["HOOK_NAMES", "MIDDLEWARE_METHODS", "Resource"]
+__all__ = ["HOOK_NAMES", "MIDDLEWARE_METHODS", "OPTION_METHODS", "Resource"]
 
 HOOK_NAMES = tuple(
     f"{when}_{op}"
@@ -93,6 +100,7 @@ class Resource(
         self._hooks = HookRegistry(HOOK_NAMES, owner=f"resource {name!r}")
         self._extensions = Extensions(self)
         self._call = self._extensions.call
+        self._call_with = self._extensions.call_with_options
         self.registry = registry
         self._custom_id_generator = id_generator
         self._writer = RecordWriter(self)
@@ -223,16 +231,23 @@ class Resource(
         return refs
 
     # -- reads -------------------------------------------------------------------
-    async def get(self, record_id: str) -> Record:
+    async def get(self, record_id: str, **options: Any) -> Record:
         """Read a record (one request).
 
+        :param options: operation options of installed plugins (``include=`` of
+            RelationPlugin); see :meth:`add_operation_option`.
         :raises NotFoundError: no such record.
         :raises CorruptRecordError: the stored object cannot be decoded.
+        :raises UnknownOptionError: an option no installed plugin handles here.
         """
+        if options:
+            return await self._call_with("get", options, self._records.get_impl, record_id)
         return await self._call("get", self._records.get_impl, record_id)
 
-    async def get_or_none(self, record_id: str) -> Record | None:
+    async def get_or_none(self, record_id: str, **options: Any) -> Record | None:
         """Like :meth:`get`, but ``None`` for a missing record."""
+        if options:
+            return await self._call_with("get_or_none", options, self._get_or_none, record_id)
         return await self._call("get_or_none", self._get_or_none, record_id)
 
     async def _get_or_none(self, record_id: str) -> Record | None:
@@ -269,18 +284,26 @@ class Resource(
         record = await self.get(record_id)
         return record, str(record.etag)
 
-    async def get_many(self, ids: Iterable[str], *, strict: bool = False) -> BatchResult:
+    async def get_many(
+        self, ids: Iterable[str], *, strict: bool = False, **options: Any
+    ) -> BatchResult:
         """Read many records concurrently (``parallelism`` at a time); per-item results.
 
         A corrupt record is a failed item (its error also in ``skipped`` and emitted as
         ``error``); ``strict=True`` raises :class:`CorruptRecordError` instead.
         """
+        if options:
+            return await self._call_with(
+                "get_many", options, self._records.get_many_impl, builtins.list(ids), strict=strict
+            )
         return await self._call(
             "get_many", self._records.get_many_impl, builtins.list(ids), strict=strict
         )
 
-    async def exists(self, record_id: str) -> bool:
+    async def exists(self, record_id: str, **options: Any) -> bool:
         """True when the record exists (one HEAD)."""
+        if options:
+            return await self._call_with("exists", options, self._records.exists_impl, record_id)
         return await self._call("exists", self._records.exists_impl, record_id)
 
     # -- misc ---------------------------------------------------------------------
@@ -300,21 +323,32 @@ class Resource(
         return self._content.content_key_for(record_id)
 
     async def set_content(
-        self, record_id: str, content: bytes | str, content_type: str | None = None
+        self,
+        record_id: str,
+        content: bytes | str,
+        content_type: str | None = None,
+        **options: Any,
     ) -> str:
         """Attach binary content to an existing record; returns the content's etag.
 
         :raises NotFoundError: no such record.
         """
-        return await self._call(
-            "set_content", self._content.set_content_impl, record_id, content, content_type
-        )
+        impl = self._content.set_content_impl
+        if options:
+            return await self._call_with(
+                "set_content", options, impl, record_id, content, content_type
+            )
+        return await self._call("set_content", impl, record_id, content, content_type)
 
-    async def get_content(self, record_id: str) -> tuple[bytes, str | None]:
+    async def get_content(self, record_id: str, **options: Any) -> tuple[bytes, str | None]:
         """``(bytes, content_type)`` of a record's content.
 
         :raises NotFoundError: the record has no content.
         """
+        if options:
+            return await self._call_with(
+                "get_content", options, self._content.get_content_impl, record_id
+            )
         return await self._call("get_content", self._content.get_content_impl, record_id)
 
     async def has_content(self, record_id: str) -> bool:
@@ -341,6 +375,38 @@ class Resource(
     def remove_middleware(self, method: str, fn: Middleware) -> bool:
         """Remove a middleware; returns whether it was registered."""
         return self._extensions.remove_middleware(method, fn)
+
+    def add_operation_option(
+        self,
+        name: str,
+        handler: OptionHandler,
+        *,
+        methods: Iterable[str],
+        owner: str | None = None,
+        description: str = "",
+    ) -> OperationOption:
+        """Accept the keyword option ``name`` on ``methods``, run by ``handler``.
+
+        ``handler(next, value, *args, **kwargs)`` wraps the whole operation when a caller
+        passes the option (``posts.get(pid, include=["author"])``) and calls
+        ``await next(*args, **kwargs)``: middlewares and the operation never see the option.
+        Plugins use :meth:`Plugin.add_operation_option`, which undoes it on uninstall.
+
+        :raises ConfigError: a method that takes no options, a name that is a parameter of
+            one of the methods, or an option already registered on this resource.
+        """
+        return self._extensions.add_option(
+            name, handler, methods=methods, owner=owner, description=description
+        )
+
+    def remove_operation_option(self, name: str) -> bool:
+        """Stop accepting the option ``name``; returns whether it was registered."""
+        return self._extensions.remove_option(name)
+
+    @property
+    def operation_options(self) -> Mapping[str, OperationOption]:
+        """The operation options registered on this resource, by name."""
+        return MappingProxyType(self._extensions.options)
 
     def add_method(self, name: str, fn: Callable[..., Any], *, owner: str | None = None) -> None:
         """Attach a method (plugins); an existing attribute of that name raises."""
@@ -468,11 +534,15 @@ class Resource(
         partition: str | None = None,
         partition_values: Mapping[str, Any] | None = None,
         limit: int | None = None,
+        **options: Any,
     ) -> builtins.list[str]:
         """Ids of the records (LIST only), optionally inside a partition."""
-        return await self._call(
-            "list_ids", self._listing.list_ids_impl, partition, partition_values, limit
-        )
+        impl = self._listing.list_ids_impl
+        if options:
+            return await self._call_with(
+                "list_ids", options, impl, partition, partition_values, limit
+            )
+        return await self._call("list_ids", impl, partition, partition_values, limit)
 
     @overload
     async def count(
@@ -482,6 +552,7 @@ class Resource(
         partition_values: Mapping[str, Any] | None = None,
         by: None = None,
         strict: bool = False,
+        **options: Any,
     ) -> int: ...
     @overload
     async def count(
@@ -491,6 +562,7 @@ class Resource(
         partition_values: Mapping[str, Any] | None = None,
         by: str,
         strict: bool = False,
+        **options: Any,
     ) -> dict[Any, int]: ...
     async def count(
         self,
@@ -499,6 +571,7 @@ class Resource(
         partition_values: Mapping[str, Any] | None = None,
         by: str | None = None,
         strict: bool = False,
+        **options: Any,
     ) -> int | dict[Any, int]:
         """How many records (LIST only). With ``by``, a ``{value: count}`` mapping.
 
@@ -506,9 +579,12 @@ class Resource(
         otherwise it reads the records, and a corrupt one is left out of the counts (an
         ``error`` event) or, with ``strict``, raises :class:`CorruptRecordError`.
         """
-        return await self._call(
-            "count", self._listing.count_impl, partition, partition_values, by, strict=strict
-        )
+        impl = self._listing.count_impl
+        if options:
+            return await self._call_with(
+                "count", options, impl, partition, partition_values, by, strict=strict
+            )
+        return await self._call("count", impl, partition, partition_values, by, strict=strict)
 
     def stream(
         self,
@@ -542,15 +618,20 @@ class Resource(
         partition_values: Mapping[str, Any] | None = None,
         limit: int | None = None,
         strict: bool = False,
+        **options: Any,
     ) -> RecordList:
         """Every record (or the first ``limit``), optionally inside a partition.
 
         A corrupt record is left out and its :class:`CorruptRecordError` is in the
         result's ``skipped`` (and emitted as ``error``); ``strict=True`` raises it instead.
+        ``options`` are operation options of installed plugins, as in :meth:`get`.
         """
-        return await self._call(
-            "list", self._listing.list_impl, partition, partition_values, limit, strict=strict
-        )
+        impl = self._listing.list_impl
+        if options:
+            return await self._call_with(
+                "list", options, impl, partition, partition_values, limit, strict=strict
+            )
+        return await self._call("list", impl, partition, partition_values, limit, strict=strict)
 
     async def page(
         self,
@@ -561,6 +642,7 @@ class Resource(
         partition: str | None = None,
         partition_values: Mapping[str, Any] | None = None,
         strict: bool = False,
+        **options: Any,
     ) -> Page:
         """One page of records. Pass the previous ``next_cursor`` (opaque) for the next one,
         or ``page=N`` (0-based) to skip ``N * size`` ids (LIST only for the skipped ones).
@@ -568,15 +650,21 @@ class Resource(
         A corrupt record is left out of ``items`` (the page may hold fewer than ``size``)
         and reported in ``skipped``; ``strict=True`` raises :class:`CorruptRecordError`.
         """
+        impl = self._listing.page_impl
+        if options:
+            return await self._call_with(
+                "page",
+                options,
+                impl,
+                size,
+                cursor,
+                page,
+                partition,
+                partition_values,
+                strict=strict,
+            )
         return await self._call(
-            "page",
-            self._listing.page_impl,
-            size,
-            cursor,
-            page,
-            partition,
-            partition_values,
-            strict=strict,
+            "page", impl, size, cursor, page, partition, partition_values, strict=strict
         )
 
     async def query(
@@ -587,6 +675,7 @@ class Resource(
         partition: str | None = None,
         partition_values: Mapping[str, Any] | None = None,
         strict: bool = False,
+        **options: Any,
     ) -> RecordList:
         """Records matching ``filter`` (see :mod:`s3db_async._resource.query`); all of them
         unless ``limit``.
@@ -594,14 +683,13 @@ class Resource(
         When the filter pins every field of a partition, only that partition is read.
         Corrupt records are skipped and reported as in :meth:`list`.
         """
+        impl = self._listing.query_impl
+        if options:
+            return await self._call_with(
+                "query", options, impl, filter, limit, partition, partition_values, strict=strict
+            )
         return await self._call(
-            "query",
-            self._listing.query_impl,
-            filter,
-            limit,
-            partition,
-            partition_values,
-            strict=strict,
+            "query", impl, filter, limit, partition, partition_values, strict=strict
         )
 
     def explain(self, filter: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -773,7 +861,7 @@ class Resource(
         """Apply many updates (each mapping carries its ``id``); per-item results."""
         return await self._records.update_many(changes)
 
-    async def delete(self, record_id: str, *, must_exist: bool = False) -> bool:
+    async def delete(self, record_id: str, *, must_exist: bool = False, **options: Any) -> bool:
         """Delete a record, its partition references and its content.
 
         Deletes are idempotent like S3's: a missing id is not an error unless
@@ -783,13 +871,17 @@ class Resource(
         :returns: ``True`` if the record existed (or was not checked), ``False`` if not.
         :raises NotFoundError: ``must_exist`` and no such record.
         """
-        return await self._call(
-            "delete", self._records.delete_impl, record_id, must_exist=must_exist
-        )
+        impl = self._records.delete_impl
+        if options:
+            return await self._call_with("delete", options, impl, record_id, must_exist=must_exist)
+        return await self._call("delete", impl, record_id, must_exist=must_exist)
 
-    async def delete_many(self, ids: Iterable[str]) -> BatchResult:
+    async def delete_many(self, ids: Iterable[str], **options: Any) -> BatchResult:
         """Delete many records with batched requests (1 per 1000 keys); per-item results."""
-        return await self._call("delete_many", self._records.delete_many_impl, builtins.list(ids))
+        impl = self._records.delete_many_impl
+        if options:
+            return await self._call_with("delete_many", options, impl, builtins.list(ids))
+        return await self._call("delete_many", impl, builtins.list(ids))
 
     async def delete_all(self, *, confirm: bool = False) -> int:
         """Delete every record, reference and content of this resource; returns keys deleted.
