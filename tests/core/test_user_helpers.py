@@ -16,9 +16,11 @@ pytestmark = pytest.mark.stores("memory", "file")
 async def test_drain_events_waits_for_async_handlers(db: Database) -> None:
     users = await db.create_resource("users", attributes={"name": "string"})
     seen: list[str] = []
+    gate = asyncio.Event()  # handlers stay pending until the test opens it (no timing race)
 
     async def slow(record: Record) -> None:
-        await asyncio.sleep(0.05)
+        await gate.wait()
+        await asyncio.sleep(0.02)
         seen.append(record["name"])
 
     async def chained(record: Record) -> None:  # a handler that starts another handler
@@ -26,7 +28,8 @@ async def test_drain_events_waits_for_async_handlers(db: Database) -> None:
         users.emit("app.audited", record)
 
     async def audited(record: Record) -> None:
-        await asyncio.sleep(0.02)
+        await gate.wait()
+        await asyncio.sleep(0.01)
         seen.append("audited:" + record["name"])
 
     users.on("inserted", slow)
@@ -35,6 +38,7 @@ async def test_drain_events_waits_for_async_handlers(db: Database) -> None:
     await users.insert({"name": "Ann"})
     await users.insert({"name": "Bob"})
     assert seen == []  # still running: async handlers are background tasks
+    gate.set()
     await db.drain_events()
     assert sorted(seen) == ["Ann", "Bob", "audited:Ann", "audited:Bob"]
     await db.drain_events()  # nothing pending: returns at once
