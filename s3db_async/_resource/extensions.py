@@ -70,25 +70,17 @@ MIDDLEWARE_METHODS = frozenset(
 )
 
 
-OPTION_METHODS = frozenset(
-    {
-        "get",
-        "get_or_none",
-        "get_many",
-        "exists",
-        "delete",
-        "delete_many",
-        "list",
-        "list_ids",
-        "count",
-        "page",
-        "query",
-        "set_content",
-        "get_content",
-    }
-)
-"""Methods that accept operation options. ``insert``, ``update``, ``patch``, ``replace`` and
-``upsert`` do not: their extra keywords are record fields."""
+OPTION_METHODS = MIDDLEWARE_METHODS - {
+    "insert",
+    "insert_many",
+    "update",
+    "patch",
+    "replace",
+    "upsert",
+}
+"""Methods that accept operation options. The writes (``insert``, ``insert_many``,
+``update``, ``patch``, ``replace``, ``upsert``) do not: their extra keywords are record
+fields."""
 
 OptionHandler = Callable[..., Awaitable[Any]]
 """``async def handler(next, value, *args, **kwargs)``: runs the operation through
