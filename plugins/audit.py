@@ -251,10 +251,12 @@ class AuditPlugin(Plugin):
     def _image(self, data: Mapping[str, Any] | None) -> tuple[Any, bool]:
         if data is None:
             return None, False
-        size = len(msgspec.json.encode(data))
-        if size > self.max_data_size:
-            return {"_truncated": True, "_size": size}, True
-        return dict(data), False
+        raw = msgspec.json.encode(data)
+        if len(raw) > self.max_data_size:
+            return {"_truncated": True, "_size": len(raw)}, True
+        # as JSON: datetimes (timestamps=True, datetime fields) become ISO strings, bytes
+        # base64; a record image kept as is failed the json field forever (the feed retries)
+        return msgspec.json.decode(raw), False
 
     def _entry(self, change: Change) -> dict[str, Any]:
         who = change.actor

@@ -227,6 +227,26 @@ async def test_operations_option_records_only_the_tracked_operations(db: Databas
     assert [e["operation"] for e in await only_updates.get_audit_logs()] == ["update"]
 
 
+async def test_records_with_datetimes_are_audited_as_json(db: Database) -> None:
+    """A resource with ``timestamps=True`` (or datetime fields) has datetimes in its record
+    images; they used to fail the log's json field, and the feed retried the batch forever
+    (``flush()`` never returned)."""
+    people = await db.create_resource(
+        "people", attributes={"name": "string", "born": "datetime|optional"}, timestamps=True
+    )
+    audit = await db.use_plugin(
+        AuditPlugin(resources=["people"], leader=False, poll_interval=None)
+    )
+    born = datetime(1990, 5, 17, 8, 30, tzinfo=UTC)
+    ann = await people.insert({"name": "Ann", "born": born})
+    await people.update(ann["id"], {"name": "Anne"})
+    assert await asyncio.wait_for(audit.flush(), 30) == 2
+    ins, upd = await audit.get_record_history("people", ann["id"])
+    assert datetime.fromisoformat(ins["after"]["born"]) == born
+    assert isinstance(ins["after"]["created_at"], str)
+    assert (upd["before"]["name"], upd["after"]["name"]) == ("Ann", "Anne")
+
+
 async def test_uninstall_with_purge_drops_the_log_resource(db: Database) -> None:
     orders, audit = await setup(db)
     await orders.insert({"item": "tea"})
