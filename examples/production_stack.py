@@ -170,8 +170,8 @@ async def main(
         # -- writes, by a named user (the audit trail records who) ------------------------
         now = time.time()
         with actor("alice@ops"):
-            ann = await customers.insert({"name": "Ann", "email": "ann@example.com", "plan": "free"})
-            bob = await customers.insert({"name": "Bob", "email": "bob@example.com", "plan": "pro"})
+            ann = await customers.insert({"name": "Ann", "email": "ann@x.example", "plan": "free"})
+            bob = await customers.insert({"name": "Bob", "email": "bob@x.example", "plan": "pro"})
             placed = [
                 await orders.insert({"customer_id": ann["id"], "item": item, "total": total})
                 for item, total in (("tea", 4.5), ("mug", 12.0), ("pot", 30.0))
@@ -294,6 +294,7 @@ def describe(entry: dict[str, Any]) -> str:
         return "deleted"
     changed = [f for f in entry["changed"] if f not in skip]
     return ", ".join(f"{f}: {before.get(f)!r} -> {after.get(f)!r}" for f in changed)
+
 
 if __name__ == "__main__":
     target = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("S3DB_URL", URL)

@@ -234,9 +234,7 @@ async def test_records_with_datetimes_are_audited_as_json(db: Database) -> None:
     people = await db.create_resource(
         "people", attributes={"name": "string", "born": "datetime|optional"}, timestamps=True
     )
-    audit = await db.use_plugin(
-        AuditPlugin(resources=["people"], leader=False, poll_interval=None)
-    )
+    audit = await db.use_plugin(AuditPlugin(resources=["people"], leader=False, poll_interval=None))
     born = datetime(1990, 5, 17, 8, 30, tzinfo=UTC)
     ann = await people.insert({"name": "Ann", "born": born})
     await people.update(ann["id"], {"name": "Anne"})
