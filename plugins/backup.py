@@ -136,7 +136,10 @@ class Destination(abc.ABC):
 
 
 class FilesystemDestination(Destination):
-    """Backups in a local directory; ``path`` may hold ``{db}`` (the database's name)."""
+    """Backups in a local directory. ``path`` may hold ``{db}`` (the database's name) and
+    ``{date}`` (the UTC day each backup was taken, ``2026-12-04``): with ``{date}`` each
+    backup goes to the folder of its day, and listing, restoring and retention see every day.
+    """
 
     name = "filesystem"
 
@@ -144,15 +147,36 @@ class FilesystemDestination(Destination):
         if not str(path):
             raise _bad("path", "is empty", "pass path='./backups/{db}'", path)
         self.template = str(path)
-        self.root = Path(self.template)
+        try:
+            self.template.format(db="db", date="2026-01-01")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise _bad(
+                "path", f"has an unknown placeholder ({exc})",
+                "use only {db} and {date} in the path, e.g. './backups/{db}/{date}'", path,
+            ) from None  # fmt: skip
+        self._bind("db")
+
+    def _bind(self, safe: str) -> None:
+        parts = Path(self.template.format(db=safe, date="{date}")).parts
+        cut = next((i for i, part in enumerate(parts) if "{date}" in part), len(parts))
+        self.root = Path(*parts[:cut]) if cut else Path()
+        self.dated: tuple[str, ...] = tuple(parts[cut:])  # components below root, per day
 
     def bind(self, db_name: str) -> None:
         """Fill the path template for one database."""
         safe = re.sub(r"[^A-Za-z0-9._-]+", "_", db_name).strip("_") or "db"
-        self.root = Path(self.template.format(db=safe))
+        self._bind(safe)
+
+    def _day_dirs(self, name: str) -> tuple[str, ...]:
+        """The folders between the root and a blob, from the UTC day in the backup id."""
+        if not self.dated:
+            return ()
+        stamp = name.split("/", 1)[0][:8]
+        day = f"{stamp[:4]}-{stamp[4:6]}-{stamp[6:8]}" if stamp.isdigit() else "undated"
+        return tuple(part.replace("{date}", day) for part in self.dated)
 
     def _path(self, name: str) -> Path:
-        return self.root / name
+        return self.root.joinpath(*self._day_dirs(name), name)
 
     async def put_file(self, name: str, path: Path) -> None:
         target = self._path(name)
@@ -191,17 +215,24 @@ class FilesystemDestination(Destination):
     async def names(self) -> list[str]:
         if not self.root.is_dir():
             return []
-        return sorted(
-            p.relative_to(self.root).as_posix()
-            for p in self.root.rglob("*")
-            if p.is_file() and not p.name.endswith(".part")
-        )
+        depth = len(self.dated)
+        out = []
+        for p in self.root.rglob("*"):
+            if not p.is_file() or p.name.endswith(".part"):
+                continue
+            parts = p.relative_to(self.root).parts
+            name = "/".join(parts[depth:])
+            if len(parts) > depth + 1 and parts[:depth] == self._day_dirs(name):
+                out.append(name)  # with {date}: only files in the folder of their day
+        return sorted(out)
 
     async def delete(self, name: str) -> None:
+        path = self._path(name)
         with contextlib.suppress(FileNotFoundError):
-            self._path(name).unlink()
-        with contextlib.suppress(OSError):
-            self._path(name).parent.rmdir()
+            path.unlink()
+        for parent in [path.parent, *path.parent.parents][: 1 + len(self.dated)]:
+            with contextlib.suppress(OSError):  # empty folders go: the backup's, its day's
+                parent.rmdir()
 
 
 class S3Destination(Destination):
@@ -689,6 +720,7 @@ class BackupPlugin(Plugin):
         await self.destination.open()
 
     async def on_start(self) -> None:
+        await self.destination.open()  # again after a stop(): on_stop() closed it
         if isinstance(self.schedule, str):
             self.scheduler = self.cron(
                 self.schedule, self._scheduled, tz=self.tz, name="backup", leader=True

@@ -189,6 +189,7 @@ class CostsPlugin(Plugin):
         self._at = 0.0
         self._transfer = 0
         self._originals: dict[str, Any] = {}
+        self._stats_cleared: tuple[Any, Any] | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
     async def on_install(self) -> None:
@@ -213,6 +214,9 @@ class CostsPlugin(Plugin):
         store = self.db.store
         for method in self._originals:
             vars(store).pop(method, None)  # the class's own method shows again
+        if self._stats_cleared is not None:
+            vars(self._stats_cleared[0]).pop("clear", None)
+            self._stats_cleared = None
         self._originals.clear()
         if getattr(self.db, "costs", None) is self:
             delattr(self.db, "costs")
@@ -253,6 +257,16 @@ class CostsPlugin(Plugin):
             return n
 
         store.put, store.copy, store.delete, store.delete_many = put_, copy_, delete_, delete_many_
+        stats = store.stats
+        clear = stats.clear
+
+        def clear_() -> None:  # stats.reset() / clear(): fold the counts in first
+            self._sync()
+            clear()
+            self._last = {}
+
+        stats.clear = clear_
+        self._stats_cleared = (stats, clear)
         if self.track_transfer:
             self._originals["get"] = get
 
@@ -280,8 +294,8 @@ class CostsPlugin(Plugin):
             self._stored -= old
 
     def _sync(self) -> None:
-        """Fold the store's counters into ours (a reset of ``store.stats`` loses nothing
-        counted before the last sync)."""
+        """Fold the store's counters into ours (``store.stats.reset()`` folds them in
+        before clearing, so a reset loses nothing)."""
         stats = self.db.store.stats
         for op, n in stats.items():
             prev = self._last.get(op, 0)

@@ -267,7 +267,8 @@ _EXPIRY_BYTES = 8
 
 
 class FilesystemCache(CacheDriver):
-    """Files under ``path``: ``{path}/{resource}/{group}/{leaf}``, each written to a temporary
+    """Files under ``path``: ``{path}/{database}/{resource}/{group}/{leaf}`` (``{database}``:
+    a digest of the database's URL, plus its namespace), each written to a temporary
     name and renamed into place (readers never see half a file); a group is dropped by
     renaming its directory away and removing it. Safe for several processes on one machine.
     """
@@ -288,13 +289,16 @@ class FilesystemCache(CacheDriver):
                 metadata={"field": "path", "reason": "empty"},
             )
         super().__init__(**kw)
-        self.root = Path(path) if path is not None else Path()
+        self._base = Path(path) if path is not None else Path()
+        self.root = self._base
         self._path_given = path is not None
         self.clock = clock
 
     async def bind(self, storage: PluginStorage, identity: str) -> None:
-        if not self._path_given:
-            self.root = Path(tempfile.gettempdir()) / "s3db-cache" / identity
+        # a folder per database (and namespace) under the path: two databases given the
+        # same path (the seed's './cache') must not serve each other's records
+        base = self._base if self._path_given else Path(tempfile.gettempdir()) / "s3db-cache"
+        self.root = base / identity
 
     def _path(self, key: str) -> Path:
         return self.root.joinpath(*(quote(part, safe="=-_.~") for part in key.split("/")))

@@ -224,6 +224,49 @@ async def test_all_resources_mode_follows_new_resources_and_skips_plugin_ones(
     assert {s.resource.name for s in audit.subscriptions} == {"users"}
 
 
+async def test_operations_option_records_only_the_tracked_operations(db: Database) -> None:
+    """The seed's ``trackOperations: ['inserted', 'updated', 'deleted']``: event names or
+    operation names, and an operation left out gets no entry."""
+    orders, audit = await setup(db, operations=["inserted", "deleted"])
+    assert audit.operations == ("insert", "delete")
+    rec = await orders.insert({"item": "tea", "qty": 1})
+    await orders.update(rec["id"], {"qty": 2})
+    await orders.update(rec["id"], {"qty": 3})
+    await orders.delete(rec["id"])
+    await audit.flush()
+    history = await audit.get_record_history("orders", rec["id"])
+    assert [e["operation"] for e in history] == ["insert", "delete"]
+    assert history[1]["before"]["qty"] == 3  # the data is the record as it was deleted
+    only_updates = await db.use_plugin(
+        AuditPlugin(
+            resources=["orders"], operations=["update"], leader=False, poll_interval=None,
+            namespace="updates",
+        )
+    )  # fmt: skip
+    other = await orders.insert({"item": "mug"})  # not recorded by this one
+    await orders.update(other["id"], {"qty": 5})
+    await only_updates.flush()
+    assert [e["operation"] for e in await only_updates.get_audit_logs()] == ["update"]
+
+
+async def test_records_with_datetimes_are_audited_as_json(db: Database) -> None:
+    """A resource with ``timestamps=True`` (or datetime fields) has datetimes in its record
+    images; they used to fail the log's json field, and the feed retried the batch forever
+    (``flush()`` never returned)."""
+    people = await db.create_resource(
+        "people", attributes={"name": "string", "born": "datetime|optional"}, timestamps=True
+    )
+    audit = await db.use_plugin(AuditPlugin(resources=["people"], leader=False, poll_interval=None))
+    born = datetime(1990, 5, 17, 8, 30, tzinfo=UTC)
+    ann = await people.insert({"name": "Ann", "born": born})
+    await people.update(ann["id"], {"name": "Anne"})
+    assert await asyncio.wait_for(audit.flush(), 30) == 2
+    ins, upd = await audit.get_record_history("people", ann["id"])
+    assert datetime.fromisoformat(ins["after"]["born"]) == born
+    assert isinstance(ins["after"]["created_at"], str)
+    assert (upd["before"]["name"], upd["after"]["name"]) == ("Ann", "Anne")
+
+
 async def test_uninstall_with_purge_drops_the_log_resource(db: Database) -> None:
     orders, audit = await setup(db)
     await orders.insert({"item": "tea"})
@@ -241,6 +284,9 @@ async def test_bad_options_raise_typed_errors() -> None:
         {"actor": "alice"},
         {"poll_interval": 0},
         {"batch_size": 0},
+        {"operations": "insert"},
+        {"operations": ["insert", "upsert"]},
+        {"operations": []},
     ):
         with pytest.raises(ConfigError) as err:
             AuditPlugin(**bad)

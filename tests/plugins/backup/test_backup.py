@@ -7,6 +7,7 @@ incremental is a full copy; its encryption only sets a flag).
 from __future__ import annotations
 
 import importlib.util
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -201,11 +202,65 @@ async def test_s3_and_multi_destinations(
     await plugin.verify(info.id)
 
 
+async def test_s3_destination_works_again_after_a_reconnect(
+    store_url: str, second_url: str
+) -> None:
+    """disconnect() stops the plugin, which closes its destinations; the next connect()
+    must open them again (it used to raise 'S3Destination used before open()')."""
+    plugin = BackupPlugin(destination={"driver": "s3", "url": second_url, "prefix": "bk/"})
+    db = Database(store_url, plugins=[plugin])
+    await db.connect()
+    try:
+        notes = await db.create_resource("notes", attributes={"text": "string"})
+        await notes.insert({"id": "n1", "text": "a"})
+        first = await plugin.backup()
+        await db.disconnect()
+        await db.connect()
+        second = await plugin.backup()
+        assert [b.id for b in await plugin.list_backups()] == [first.id, second.id]
+        await plugin.verify(second.id)
+    finally:
+        await db.disconnect()
+
+
 async def test_retention_keeps_newest_per_bucket(open_db: Opener, store_url: str) -> None:
     db, plugin = await open_db(store_url, retention={"last": 2})
     await fill(db)
     ids = [(await plugin.backup(resources=["notes"])).id for _ in range(4)]
     assert [b.id for b in await plugin.list_backups()] == ids[-2:]
+
+
+async def test_date_in_the_path_puts_each_backup_in_its_day_and_sees_every_day(
+    open_db: Opener, store_url: str, tmp_path: Path
+) -> None:
+    """The seed's ``path: './backups/{date}/'``: a backup lands in the folder of its UTC
+    day; listing, verify, restore and retention read every day's folder."""
+    db, plugin = await open_db(
+        store_url, destination={"driver": "filesystem", "path": str(tmp_path / "bk" / "{date}")}
+    )
+    await fill(db)
+    info = await plugin.backup(resources=["notes"])
+    day = f"{info.id[:4]}-{info.id[4:6]}-{info.id[6:8]}"
+    assert (tmp_path / "bk" / day / info.id / "manifest.json").is_file()
+    # an older backup, as if taken on 1 November (same archive, manifest moved in time)
+    old_id = "20261101T030000000000Z-full-0a0b0c"
+    old_dir = tmp_path / "bk" / "2026-11-01" / old_id
+    old_dir.mkdir(parents=True)
+    for blob in ("data", "index"):
+        (old_dir / blob).write_bytes((tmp_path / "bk" / day / info.id / blob).read_bytes())
+    manifest = json.loads((tmp_path / "bk" / day / info.id / "manifest.json").read_text())
+    manifest.update(id=old_id, started_at="2026-11-01T03:00:00+00:00")
+    (old_dir / "manifest.json").write_text(json.dumps(manifest))
+    (tmp_path / "bk" / "notes.txt").write_text("not a backup")  # ignored
+    assert [b.id for b in await plugin.list_backups()] == [old_id, info.id]
+    await plugin.verify(old_id)
+    await db.get_resource("notes").delete("n3")
+    await plugin.restore(old_id)
+    assert (await db.get_resource("notes").get("n3"))["text"] == "note 3"
+    plugin.retention = {"daily": 1}
+    assert await plugin.apply_retention() == [old_id]
+    assert not (tmp_path / "bk" / "2026-11-01").exists()  # the emptied day folder goes too
+    assert [b.id for b in await plugin.list_backups()] == [info.id]
 
 
 async def test_manifest_is_written_last(open_db: Opener, store_url: str, tmp_path: Path) -> None:
@@ -231,6 +286,7 @@ async def test_manifest_is_written_last(open_db: Opener, store_url: str, tmp_pat
         ({"destination": {"driver": "s3"}}, "url"),
         ({"retention": {"hourly": 3}}, "retention"),
         ({"encryption_key": "short"}, "encryption_key"),
+        ({"destination": "./backups/{day}"}, "path"),
         ({"destination": {"driver": "multi", "destinations": []}}, "destinations"),
     ],
 )

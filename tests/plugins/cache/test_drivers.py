@@ -143,3 +143,30 @@ async def test_uninstall_removes_the_cache(tmp_path: Path) -> None:
         await notes.get(n["id"])
         await notes.get(n["id"])
         assert db.store.stats["get"] == 2  # no middleware left
+
+
+async def test_two_databases_sharing_a_filesystem_path_never_see_each_others_entries(
+    tmp_path: Path,
+) -> None:
+    """The seed's production stack gives every database ``path: './cache'``: entries live in
+    a folder per database under it (they used to share one, so a second database served the
+    first one's record of the same id)."""
+    path = str(tmp_path / "cache")
+    dbs = []
+    try:
+        for name in ("first", "second"):
+            cache = CachePlugin(driver="filesystem", config={"path": path})
+            db = Database(f"memory://shared-path-{name}/db", plugins=[cache])
+            await db.connect()
+            dbs.append(db)
+            notes = await db.create_resource("notes", attributes={"text": "string"})
+            await notes.insert({"id": "n1", "text": name})
+            assert (await notes.get("n1"))["text"] == name  # stored in this db's folder
+        for db, name in zip(dbs, ("first", "second"), strict=True):
+            db.store.stats.reset()
+            assert (await db.get_resource("notes").get("n1"))["text"] == name
+            assert db.store.stats["get"] == 0  # a hit, from its own entry
+        assert len([p for p in (tmp_path / "cache").iterdir() if p.is_dir()]) == 2
+    finally:
+        for db in dbs:
+            await db.disconnect()

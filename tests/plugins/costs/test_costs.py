@@ -272,3 +272,28 @@ async def test_flushed_requests_of_several_processes_add_up(store_url: str) -> N
         for op, n in r.items():
             expected[op] = expected.get(op, 0) + n
     assert flushed["requests"] == expected
+
+
+async def test_a_reset_of_the_store_counters_loses_no_request(db: Database) -> None:
+    """``db.store.stats.reset()`` between two reads used to lose the requests made after
+    the reset up to the count before it (5 GETs, reset, 7 GETs counted as 2)."""
+    costs = await db.use_plugin(CostsPlugin())
+    await db.store.put("x/a", b"1")
+    for _ in range(5):
+        await db.store.get("x/a")
+    assert costs.requests()["get"] == 5  # synced: the plugin last saw get=5
+    before = costs.requests()
+    db.store.stats.reset()
+    for _ in range(7):
+        await db.store.get("x/a")
+    after = costs.requests()
+    sent = dict(db.store.stats)
+    assert {op: after.get(op, 0) - before.get(op, 0) for op in after} == {
+        op: sent.get(op, 0) for op in after
+    }
+    assert after["get"] == 12
+    db.store.stats.clear()  # clear() is the same thing
+    await db.store.get("x/a")
+    assert costs.requests()["get"] == 13
+    await db.uninstall_plugin(costs)
+    assert "clear" not in vars(db.store.stats)
