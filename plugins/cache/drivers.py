@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import abc
 import base64
+import hashlib
 import os
 import shutil
 import tempfile
@@ -406,7 +407,12 @@ class S3Cache(CacheDriver):
         store = open_store(self.url)
         await store.connect()
         self._own_store = store
-        self._storage = PluginStorage(store, storage.slug, namespace=storage.namespace)
+        # another store may serve several databases: their entries live apart, under a
+        # namespace naming the database (and the plugin's namespace)
+        ns = identity
+        if len(ns) > 50:
+            ns = hashlib.blake2b(identity.encode(), digest_size=12).hexdigest()
+        self._storage = PluginStorage(store, storage.slug, namespace=ns)
 
     @property
     def storage(self) -> PluginStorage:

@@ -170,3 +170,25 @@ async def test_two_databases_sharing_a_filesystem_path_never_see_each_others_ent
     finally:
         for db in dbs:
             await db.disconnect()
+
+
+async def test_two_databases_sharing_an_s3_cache_url_never_see_each_others_entries() -> None:
+    """The s3 driver with its own ``url`` (another bucket) keeps each database's entries
+    under a namespace of its own."""
+    dbs = []
+    try:
+        for name in ("first", "second"):
+            cache = CachePlugin(driver="s3", config={"url": "memory://shared-cache-bucket/c"})
+            db = Database(f"memory://shared-url-{name}/db", plugins=[cache])
+            await db.connect()
+            dbs.append(db)
+            notes = await db.create_resource("notes", attributes={"text": "string"})
+            await notes.insert({"id": "n1", "text": name})
+            assert (await notes.get("n1"))["text"] == name
+        for db, name in zip(dbs, ("first", "second"), strict=True):
+            db.store.stats.reset()
+            assert (await db.get_resource("notes").get("n1"))["text"] == name
+            assert db.store.stats["get"] == 0  # a hit, from its own entry
+    finally:
+        for db in dbs:
+            await db.disconnect()
