@@ -19,11 +19,15 @@ from typing import Any
 
 from s3db_async.errors import PreconditionFailed, WriteOutcomeUnknownError
 from s3db_async.stores import (
+    DEFAULT_CHUNK_SIZE,
+    DEFAULT_PART_SIZE,
+    ByteChunks,
     Capabilities,
     CommonPrefix,
     ListEntry,
     ObjectInfo,
     ObjectStore,
+    ObjectStream,
     StoredObject,
 )
 
@@ -109,6 +113,22 @@ class LostReplyStore(ObjectStore):
 
     async def copy(self, src: str, dst: str) -> str:
         return await self.inner.copy(src, dst)
+
+    async def put_stream(
+        self,
+        key: str,
+        chunks: ByteChunks,
+        metadata: Mapping[str, str] | None = None,
+        *,
+        content_type: str | None = None,
+        part_size: int = DEFAULT_PART_SIZE,
+    ) -> str:
+        return await self.inner.put_stream(
+            key, chunks, metadata, content_type=content_type, part_size=part_size
+        )
+
+    async def get_stream(self, key: str, *, chunk_size: int = DEFAULT_CHUNK_SIZE) -> ObjectStream:
+        return await self.inner.get_stream(key, chunk_size=chunk_size)
 
     async def _probe_capabilities(self) -> Capabilities:
         return await self.inner.capabilities()
