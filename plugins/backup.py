@@ -66,6 +66,7 @@ from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 from s3db_async import ObjectStore, open_store
 from s3db_async.errors import ConfigError, NotFoundError, PreconditionFailed, S3dbError
 from s3db_async.plugin import JobRun, Plugin, require_dependency
+from s3db_async.stores import DEFAULT_PART_SIZE, MIN_PART_SIZE
 
 __all__ = [
     "BackupCorruptError",
@@ -210,11 +211,29 @@ class S3Destination(Destination):
 
     name = "s3"
 
-    def __init__(self, url: str | ObjectStore, *, prefix: str = "backups/") -> None:
+    def __init__(
+        self,
+        url: str | ObjectStore,
+        *,
+        prefix: str = "backups/",
+        part_size: int = DEFAULT_PART_SIZE,
+    ) -> None:
         if isinstance(url, str) and not url:
             raise _bad("url", "is empty", "pass url='s3://bucket/prefix'", url)
         self.url = url
         self.prefix = prefix if not prefix or prefix.endswith("/") else prefix + "/"
+        if (
+            isinstance(part_size, bool)
+            or not isinstance(part_size, int)
+            or part_size < MIN_PART_SIZE
+        ):
+            raise _bad(
+                "part_size",
+                f"must be an int of at least {MIN_PART_SIZE} bytes (S3's 5 MiB minimum)",
+                f"leave the default ({DEFAULT_PART_SIZE}) or pass part_size=16 * 2**20",
+                part_size,
+            )
+        self.part_size = part_size
         self.store: ObjectStore | None = url if isinstance(url, ObjectStore) else None
         self._owned = False
 
@@ -241,11 +260,17 @@ class S3Destination(Destination):
         return self.store
 
     async def put_file(self, name: str, path: Path) -> None:
-        await self._store().put(self.prefix + name, await asyncio.to_thread(path.read_bytes))
+        """Upload in parts of ``part_size`` (multipart past one part): memory stays bounded."""
+        await self._store().put_stream(
+            self.prefix + name, _file_chunks(path), part_size=self.part_size
+        )
 
     async def get_file(self, name: str, path: Path) -> None:
-        body = await self.get_bytes(name)
-        await asyncio.to_thread(path.write_bytes, body)
+        """Download in chunks straight into ``path``."""
+        async with await self._store().get_stream(self.prefix + name) as stream:
+            with path.open("wb") as out:
+                async for chunk in stream:
+                    await asyncio.to_thread(out.write, chunk)
 
     async def put_bytes(self, name: str, body: bytes) -> None:
         await self._store().put(self.prefix + name, body)
@@ -369,7 +394,11 @@ def make_destination(config: Any) -> Destination:
         url = config.get("url") or config.get("store")
         if url is None:
             raise _bad("url", "is required for the s3 driver", "pass url='s3://bucket/backups'")
-        return S3Destination(url, prefix=config.get("prefix", "backups/"))
+        return S3Destination(
+            url,
+            prefix=config.get("prefix", "backups/"),
+            part_size=config.get("part_size", DEFAULT_PART_SIZE),
+        )
     if driver == "multi":
         subs = config.get("destinations")
         if not isinstance(subs, Sequence) or isinstance(subs, str) or not subs:
@@ -378,6 +407,13 @@ def make_destination(config: Any) -> Destination:
             [make_destination(s) for s in subs], strategy=config.get("strategy", "all")
         )
     raise _bad("driver", "is not a backup driver", "use filesystem, s3 or multi", driver)
+
+
+async def _file_chunks(path: Path) -> AsyncIterator[bytes]:
+    """A file's bytes, CHUNK at a time (read in a worker thread)."""
+    with path.open("rb") as f:
+        while block := await asyncio.to_thread(f.read, CHUNK):
+            yield block
 
 
 # -- archive format --------------------------------------------------------------------------

@@ -834,7 +834,7 @@ class S3Store(ObjectStore):
                 if info.etag:
                     options["if_match"] = info.etag
                 again = await self._call(
-                    "get", key, lambda: obstore.get_async(client, full, options=options)
+                    "get", key, functools.partial(obstore.get_async, client, full, options=options)
                 )
                 stream = again.stream(min_chunk_size=chunk_size)
                 continue

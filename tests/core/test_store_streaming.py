@@ -125,7 +125,9 @@ async def test_get_stream_can_stop_early(store: ObjectStore) -> None:
 
 
 @pytest.mark.stores("moto", "seaweedfs")
-async def test_multipart_requests_on_the_wire(request: pytest.FixtureRequest, store_kind: str) -> None:
+async def test_multipart_requests_on_the_wire(
+    request: pytest.FixtureRequest, store_kind: str
+) -> None:
     """stats match what the server saw (POST create + PUT per part + POST complete), and
     a part refused once (503) is resent by obstore: the upload still succeeds."""
     server: S3Server = request.getfixturevalue(f"{store_kind}_server")
