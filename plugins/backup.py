@@ -42,6 +42,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import base64
+import collections
 import contextlib
 import hashlib
 import importlib
@@ -52,7 +53,7 @@ import shutil
 import struct
 import tempfile
 import zlib
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -66,7 +67,7 @@ from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 from s3db_async import ObjectStore, open_store
 from s3db_async.errors import ConfigError, NotFoundError, PreconditionFailed, S3dbError
 from s3db_async.plugin import JobRun, Plugin, require_dependency
-from s3db_async.stores import DEFAULT_PART_SIZE, MIN_PART_SIZE
+from s3db_async.stores import DEFAULT_PART_SIZE, MIN_PART_SIZE, StoredObject
 
 __all__ = [
     "BackupCorruptError",
@@ -84,6 +85,7 @@ KINDS = ("full", "incremental")
 COMPRESSIONS = ("gzip", "zstd", "none")
 STRATEGIES = ("all", "any", "priority")
 CHUNK = 1 << 20  # plaintext bytes per AES-GCM chunk
+_INFLATE_SLICE = 1 << 16  # compressed bytes decompressed at a time on read
 _LEN = struct.Struct(">I")
 
 
@@ -542,11 +544,19 @@ def _read_frames(path: Path, compression: str, key: bytes | None) -> Iterator[_F
             if not ended:
                 raise _corrupt(path, "the encrypted stream is cut short")
 
+    def pieces() -> Iterator[bytes]:
+        """Plaintext in small slices, so one slice never inflates to much (a 1 MiB chunk of
+        repetitive records can decompress to tens of MiB)."""
+        for block in plain():
+            view = memoryview(block)
+            for i in range(0, len(block), _INFLATE_SLICE):
+                yield view[i : i + _INFLATE_SLICE].tobytes()
+
     z = _decompressor(compression)
     buf = bytearray()
-    for block in plain():
+    for piece in pieces():
         try:
-            buf += z.decompress(block) if z else block
+            buf += z.decompress(piece) if z else piece
         except Exception as exc:  # zlib.error, zstd.ZstdError
             raise _corrupt(path, f"does not decompress: {exc}") from exc
         while len(buf) >= 4:
@@ -665,9 +675,12 @@ class BackupPlugin(Plugin):
         tz: str = "UTC",
         temp_dir: str | None = None,
         progress: Callable[[str, int], Any] | None = None,
+        concurrency: int = 16,
         **options: Any,
     ) -> None:
         super().__init__(**options)
+        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+            raise _bad("concurrency", "must be an int >= 1", "pass concurrency=16", concurrency)
         self.destination = make_destination(destination)
         if resources is not None and (
             isinstance(resources, str) or not all(isinstance(r, str) for r in resources)
@@ -714,6 +727,7 @@ class BackupPlugin(Plugin):
         self.tz = tz
         self.temp_dir = temp_dir
         self.progress = progress
+        self.concurrency = concurrency
 
     async def on_install(self) -> None:
         if isinstance(self.destination, FilesystemDestination):
@@ -860,17 +874,26 @@ class BackupPlugin(Plugin):
                 iwriter.write(index)
                 index = _Frame("k", prefix)
 
-        async for entry in store.list(prefix):
-            key, etag = getattr(entry, "key", None), getattr(entry, "etag", None)
-            if key is None:
-                continue  # a common prefix, not an object
-            if before is not None and etag is not None and await before.etag_of(key) == etag:
-                note(key, etag)
-                continue
+        async def fetch(key: str) -> StoredObject | None:
             try:
-                obj = await store.get(key)
+                return await store.get(key)
             except NotFoundError:
-                continue  # deleted while listing
+                return None  # deleted while listing
+
+        # Reads run ahead in a window of `concurrency` GETs; results are written in key order
+        # (the index must be sorted), so memory holds at most that many objects.
+        window: collections.deque[tuple[str, str, asyncio.Task[StoredObject | None] | None]]
+        window = collections.deque()
+
+        async def settle() -> None:
+            nonlocal copied
+            key, etag, task = window.popleft()
+            if task is None:  # unchanged since the parent: indexed, not copied
+                note(key, etag)
+                return
+            obj = await task
+            if obj is None:
+                return
             note(key, obj.etag)
             writer.write(
                 _Frame("o", key, obj.body, dict(obj.metadata), content_type=obj.content_type)
@@ -878,6 +901,24 @@ class BackupPlugin(Plugin):
             copied += 1
             if self.progress is not None and copied % 1000 == 0:
                 self.progress(name, copied)
+
+        try:
+            async for entry in store.list(prefix):
+                key, etag = getattr(entry, "key", None), getattr(entry, "etag", None)
+                if key is None:
+                    continue  # a common prefix, not an object
+                if before is not None and etag is not None and await before.etag_of(key) == etag:
+                    window.append((key, etag, None))
+                else:
+                    window.append((key, etag or "", asyncio.ensure_future(fetch(key))))
+                while len(window) > self.concurrency:
+                    await settle()
+            while window:
+                await settle()
+        finally:
+            for _, _, task in window:
+                if task is not None:
+                    task.cancel()
         iwriter.write(index)  # the last (maybe empty) frame: every resource has one
         if self.progress is not None:
             self.progress(name, copied)
@@ -1003,6 +1044,53 @@ class BackupPlugin(Plugin):
         if head.kind != "full":
             final_keys = await self._index_keys(head, wanted)
         self.emit("restore.started", backup_id, names, mode)
+        writes: set[asyncio.Task[bool]] = set()
+
+        async def reap(until: int) -> None:
+            """Wait until at most ``until`` writes are in flight; count the finished ones."""
+            while len(writes) > until:
+                finished, _ = await asyncio.wait(writes, return_when=asyncio.FIRST_COMPLETED)
+                for task in finished:
+                    writes.discard(task)
+                    if task.result():
+                        report.written += 1
+                    else:
+                        report.skipped += 1
+                    handled = report.written + report.skipped
+                    if self.progress is not None and handled % 1000 == 0:
+                        self.progress("restore", handled)
+
+        try:
+            await self._restore_frames(chain, names, wanted, mode, final_keys, done, writes, reap)
+        finally:
+            for task in writes:
+                task.cancel()
+        if mode == "replace":
+            keep = final_keys if final_keys is not None else done
+            for prefix in wanted:
+                stale = [k for k in await store.list_keys(prefix) if k not in keep]
+                if stale:
+                    report.deleted += await store.delete_many(stale)
+        await self.db.reload()
+        if self.progress is not None:
+            self.progress("restore", report.written + report.skipped)
+        self.emit("restore.completed", report)
+        return report
+
+    async def _restore_frames(
+        self,
+        chain: list[BackupInfo],
+        names: list[str],
+        wanted: tuple[str, ...],
+        mode: str,
+        final_keys: set[str] | None,
+        done: set[str],
+        writes: set[asyncio.Task[bool]],
+        reap: Callable[[int], Awaitable[None]],
+    ) -> None:
+        """Write the objects of ``chain`` (newest first), ``concurrency`` writes at a time;
+        ``done`` collects the keys written (to skip older copies along the chain)."""
+        store = self.db.store
         with tempfile.TemporaryDirectory(dir=self.temp_dir) as tmp:
             for depth, info in enumerate(chain):
                 async for frame in self._frames(info, Path(tmp)):
@@ -1017,24 +1105,9 @@ class BackupPlugin(Plugin):
                             continue
                         if len(chain) > 1 or mode == "replace":  # else: each key comes once
                             done.add(frame.key)
-                        if await self._put(store, frame, mode):
-                            report.written += 1
-                        else:
-                            report.skipped += 1
-                        handled = report.written + report.skipped
-                        if self.progress is not None and handled % 1000 == 0:
-                            self.progress("restore", handled)
-            if mode == "replace":
-                keep = final_keys if final_keys is not None else done
-                for prefix in wanted:
-                    stale = [k for k in await store.list_keys(prefix) if k not in keep]
-                    if stale:
-                        report.deleted += await store.delete_many(stale)
-        await self.db.reload()
-        if self.progress is not None:
-            self.progress("restore", report.written + report.skipped)
-        self.emit("restore.completed", report)
-        return report
+                        writes.add(asyncio.ensure_future(self._put(store, frame, mode)))
+                        await reap(self.concurrency - 1)
+            await reap(0)
 
     @staticmethod
     async def _put(store: ObjectStore, frame: _Frame, mode: str) -> bool:

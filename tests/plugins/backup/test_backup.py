@@ -242,6 +242,7 @@ async def test_manifest_is_written_last(open_db: Opener, store_url: str, tmp_pat
         ({"destination": {"driver": "s3"}}, "url"),
         ({"retention": {"hourly": 3}}, "retention"),
         ({"encryption_key": "short"}, "encryption_key"),
+        ({"concurrency": 0}, "concurrency"),
         ({"destination": {"driver": "multi", "destinations": []}}, "destinations"),
     ],
 )
