@@ -153,11 +153,17 @@ class ReplyDroppingProxy:
         self._server: asyncio.Server | None = None
         self._left = 0
         self._match: Callable[[bytes], bool] = lambda line: False
+        self._keep: int | None = None
         self.dropped: list[bytes] = []
 
     def drop(self, n: int, match: Callable[[bytes], bool]) -> None:
         """Drop the answers to the next ``n`` requests whose head ``match``es."""
-        self._left, self._match = n, match
+        self._left, self._match, self._keep = n, match, None
+
+    def cut(self, n: int, match: Callable[[bytes], bool], *, body_bytes: int) -> None:
+        """Pass on only the head and the first ``body_bytes`` of the body of the answers to
+        the next ``n`` matching requests, then break the connection (a reply cut mid-body)."""
+        self._left, self._match, self._keep = n, match, body_bytes
 
     def start(self) -> ReplyDroppingProxy:
         loop = self._loop = asyncio.new_event_loop()
@@ -216,6 +222,10 @@ class ReplyDroppingProxy:
                 if self._left > 0 and self._match(head):
                     self._left -= 1
                     self.dropped.append(head.split(b"\r\n", 1)[0])
+                    if self._keep is not None:
+                        end = answer.index(b"\r\n\r\n") + 4 + self._keep
+                        writer.write(answer[:end])
+                        await writer.drain()
                     writer.transport.abort()  # the server applied it; the client never hears
                     return
                 writer.write(answer)

@@ -14,9 +14,10 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from s3db_async.errors import ConfigError, NotFoundError
+from s3db_async.errors import ConfigError, NotFoundError, PreconditionFailed
 from s3db_async.stores import MIN_PART_SIZE, ObjectStore, S3Store
 from s3db_async.stores._base import body_etag, multipart_etag
+from tests._faults import ReplyDroppingProxy
 from tests._servers import CountingProxy, S3Server
 
 PART = MIN_PART_SIZE
@@ -153,3 +154,42 @@ async def test_multipart_requests_on_the_wire(
             assert await (await store.get_stream("wire")).read() == data
         finally:
             await store.close()
+
+
+def _get_of(fragment: bytes):  # type: ignore[no-untyped-def]
+    return lambda head: head.startswith(b"GET ") and fragment in head.split(b"\r\n", 1)[0]
+
+
+@pytest.mark.stores("moto", "seaweedfs")
+async def test_download_cut_mid_body_resumes_or_reports_a_change(
+    request: pytest.FixtureRequest, store_kind: str
+) -> None:
+    """A reply cut after 1 MB: the read resumes with a ranged GET bound to the etag (one
+    more ``get``), and raises PreconditionFailed when the object changed in between."""
+    server: S3Server = request.getfixturevalue(f"{store_kind}_server")
+    proxy = ReplyDroppingProxy("127.0.0.1", server.port).start()
+    prefix = f"cut{uuid.uuid4().hex[:8]}"
+    store = S3Store(server.url(prefix, endpoint=f"http://127.0.0.1:{proxy.port}"))
+    direct = S3Store(server.url(prefix))
+    await store.connect()
+    await direct.connect()
+    try:
+        data = _data(3_000_000)
+        await direct.put("obj", data)
+        proxy.cut(1, _get_of(b"/obj"), body_bytes=1_000_000)
+        store.stats.reset()
+        assert await (await store.get_stream("obj", chunk_size=1 << 16)).read() == data
+        assert proxy.dropped and store.stats["get"] == 2
+
+        proxy.cut(1, _get_of(b"/obj"), body_bytes=1_000_000)
+        stream = await store.get_stream("obj", chunk_size=1 << 16)
+        first = await anext(aiter(stream))
+        await direct.put("obj", b"a new version")
+        with pytest.raises(PreconditionFailed):
+            async for chunk in stream:
+                first += chunk
+        assert data.startswith(first) and len(first) < len(data)
+    finally:
+        await store.close()
+        await direct.close()
+        proxy.close()
