@@ -741,21 +741,26 @@ class S3Store(ObjectStore):
             return await self.put(key, bytes(head), metadata, content_type=content_type)
         stats = self.stats
         fed = counted = 0
+        raised: list[BaseException] = []  # what the source (or the part limit) raised
 
         async def feed() -> AsyncIterator[bytes | bytearray]:
             nonlocal fed, counted, head
             piece: bytes | bytearray | None = head
             head = bytearray()  # the first piece is referenced once, by ``piece``
-            while piece is not None:
-                fed += len(piece)
-                parts = -(-fed // part_size)  # parts begun: a part goes out once filled
-                if parts > MAX_PARTS:
-                    raise too_many_parts(key, part_size)
-                stats["put_part"] += parts - counted
-                counted = parts
-                yield piece
-                piece = None  # let it go before waiting for the next
-                piece = await anext(source, None)
+            try:
+                while piece is not None:
+                    fed += len(piece)
+                    parts = -(-fed // part_size)  # parts begun: a part goes out once filled
+                    if parts > MAX_PARTS:
+                        raise too_many_parts(key, part_size)
+                    stats["put_part"] += parts - counted
+                    counted = parts
+                    yield piece
+                    piece = None  # let it go before waiting for the next
+                    piece = await anext(source, None)
+            except BaseException as exc:
+                raised.append(exc)
+                raise
 
         stats["multipart_create"] += 1
         client = self._multipart_client()
@@ -773,6 +778,8 @@ class S3Store(ObjectStore):
             )
         except (obx.BaseError, OSError, ValueError) as exc:
             stats["multipart_abort"] += 1
+            if exc in raised:  # the caller's own error (or ours), not the server's
+                raise
             raise self._map_error(exc, "put_stream", key, _status(exc), None, 0) from None
         except BaseException:
             stats["multipart_abort"] += 1

@@ -101,6 +101,14 @@ async def test_failed_upload_leaves_the_previous_version(store: ObjectStore) -> 
         await store.put_stream("fresh", broken(), part_size=PART)
     assert not await store.exists("fresh")
 
+    async def bad_value() -> AsyncIterator[bytes]:
+        yield b"z" * (PART + 1)
+        raise ValueError("the caller's own error")
+
+    with pytest.raises(ValueError, match="the caller's own error") as info:
+        await store.put_stream("fresh", bad_value(), part_size=PART)
+    assert type(info.value) is ValueError  # passed through as raised, not wrapped
+
 
 async def test_stream_arguments_are_checked(store: ObjectStore) -> None:
     for bad in (1024, MIN_PART_SIZE - 1, True, "8MiB"):
@@ -193,3 +201,16 @@ async def test_download_cut_mid_body_resumes_or_reports_a_change(
         await store.close()
         await direct.close()
         proxy.close()
+
+
+async def test_more_parts_than_s3_allows_is_refused(
+    store: ObjectStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from s3db_async.stores import _file, _memory, _s3
+
+    for module in (_memory, _file, _s3):
+        monkeypatch.setattr(module, "MAX_PARTS", 2)  # S3 allows 10,000; 3 parts here
+    with pytest.raises(ConfigError) as info:
+        await store.put_stream("many", _chunks(_data(), 1 << 20), part_size=PART)
+    assert info.value.metadata["reason"] == "too many parts" and info.value.suggestion
+    assert store.stats["multipart_abort"] == 1 and not await store.exists("many")
