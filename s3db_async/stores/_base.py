@@ -141,11 +141,19 @@ class ObjectStream:
                 out.write(chunk)
     """
 
-    __slots__ = ("_chunks", "info")
+    __slots__ = ("_chunks", "_on_close", "info")
 
-    def __init__(self, info: ObjectInfo, chunks: AsyncIterator[bytes]) -> None:
+    def __init__(
+        self,
+        info: ObjectInfo,
+        chunks: AsyncIterator[bytes],
+        on_close: Callable[[], object] | None = None,
+    ) -> None:
+        """``on_close`` releases what ``chunks`` holds even if it was never started (an
+        async generator that never ran does not run its ``finally`` on ``aclose``)."""
         self.info = info
         self._chunks = chunks
+        self._on_close = on_close
 
     def __aiter__(self) -> AsyncIterator[bytes]:
         return self._chunks
@@ -159,6 +167,9 @@ class ObjectStream:
         close = getattr(self._chunks, "aclose", None)
         if close is not None:
             await close()
+        on_close, self._on_close = self._on_close, None
+        if on_close is not None:
+            on_close()
 
     async def __aenter__(self) -> ObjectStream:
         return self

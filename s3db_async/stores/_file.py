@@ -354,6 +354,20 @@ class _Upload:
             os.unlink(self.path)
 
 
+class _Descriptor:
+    """A file descriptor closed once, by whichever comes first (end of the read, aclose)."""
+
+    __slots__ = ("fd",)
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def close(self) -> None:
+        fd, self.fd = self.fd, -1
+        if fd >= 0:
+            os.close(fd)
+
+
 class _Location:
     """Where one key lives on disk."""
 
@@ -987,23 +1001,25 @@ class FileStore(ObjectStore):
         loc = self._locate(key)
         fd, h, offset = await self._run(self._open_stream_sync, loc)
         info = ObjectInfo(key, h.metadata, h.etag, _when(h.modified_us), h.size, h.content_type)
-        return ObjectStream(info, self._chunks(fd, offset, h.size, max(1, chunk_size), key))
+        body = _Descriptor(fd)
+        chunks = self._chunks(body, offset, h.size, max(1, chunk_size), key)
+        return ObjectStream(info, chunks, on_close=body.close)
 
     async def _chunks(
-        self, fd: int, offset: int, size: int, chunk_size: int, key: str
+        self, body: _Descriptor, offset: int, size: int, chunk_size: int, key: str
     ) -> AsyncIterator[bytes]:
         """The body from an open descriptor (the file as it was opened, whatever replaces it
         meanwhile: a rename never changes an open file)."""
         try:
             end = offset + size
             while offset < end:
-                data = await self._run(os.pread, fd, min(chunk_size, end - offset), offset)
+                data = await self._run(os.pread, body.fd, min(chunk_size, end - offset), offset)
                 if not data:
                     raise self._corrupt(key, _Corrupt("the body is cut short"))
                 offset += len(data)
                 yield data
         finally:
-            os.close(fd)
+            body.close()
 
     async def _probe_capabilities(self) -> Capabilities:
         return await self._run(self._probe_sync)

@@ -7,15 +7,18 @@ bounded by the part size (checked in the backup benchmark with tracemalloc).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 import random
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 
 from s3db_async.errors import ConfigError, NotFoundError, PreconditionFailed
-from s3db_async.stores import MIN_PART_SIZE, ObjectStore, S3Store
+from s3db_async.stores import MIN_PART_SIZE, FileStore, ObjectStore, S3Store
 from s3db_async.stores._base import body_etag, multipart_etag
 from tests._faults import ReplyDroppingProxy
 from tests._servers import CountingProxy, S3Server
@@ -31,6 +34,20 @@ def _data(size: int = SIZE) -> bytes:
 async def _chunks(data: bytes, size: int) -> AsyncIterator[bytes]:
     for i in range(0, len(data), size):
         yield data[i : i + size]
+
+
+def _open_files(root: str) -> list[str]:
+    """Files under ``root`` this process holds open (Linux /proc)."""
+    fds = Path("/proc/self/fd")
+    if not fds.is_dir():
+        return []
+    out = []
+    for fd in fds.iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(fd)
+            if target.startswith(root) and "~s3db" not in target:
+                out.append(target)
+    return out
 
 
 def _expected_etag(data: bytes, part: int = PART) -> str:
@@ -131,6 +148,11 @@ async def test_get_stream_can_stop_early(store: ObjectStore) -> None:
     await stream.aclose()
     assert data.startswith(first)
     assert await (await store.get_stream("mid")).read() == data
+    for _ in range(3):  # closed before the first chunk: nothing is left open
+        async with await store.get_stream("mid"):
+            pass
+    if isinstance(store, FileStore):
+        assert _open_files(store.root) == []
 
 
 @pytest.mark.stores("moto", "seaweedfs")
