@@ -23,9 +23,12 @@ How it works:
   every one of those objects byte for byte, with metadata and content type, plus the
   resource's definition from ``s3db.json``. A restore writes them back, so records, history
   and content come back exactly, whatever their encoding or encryption.
-- **Streaming.** Objects are read one at a time and appended to a temporary archive file
-  (length-prefixed msgpack frames, gzip- or zstd-compressed in a stream, then AES-GCM in
-  1 MiB chunks): memory stays bounded whatever the number of records.
+- **Streaming.** Objects are read ``concurrency`` at a time and appended in key order to a
+  temporary archive file (length-prefixed msgpack frames, gzip- or zstd-compressed in a
+  stream, then AES-GCM in 1 MiB chunks): memory stays bounded whatever the number of
+  records. The ``s3`` destination uploads that file in parts (a multipart upload past
+  ``part_size``) and downloads it in chunks; a restore writes ``concurrency`` objects at a
+  time.
 - **Incremental.** Every backup also stores an index (``{id}/index``: each key present and
   its etag). An incremental backup lists the store, compares each etag with its parent's
   index and copies only the new or changed objects (no clock involved); a restore of an
