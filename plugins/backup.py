@@ -23,9 +23,12 @@ How it works:
   every one of those objects byte for byte, with metadata and content type, plus the
   resource's definition from ``s3db.json``. A restore writes them back, so records, history
   and content come back exactly, whatever their encoding or encryption.
-- **Streaming.** Objects are read one at a time and appended to a temporary archive file
-  (length-prefixed msgpack frames, gzip- or zstd-compressed in a stream, then AES-GCM in
-  1 MiB chunks): memory stays bounded whatever the number of records.
+- **Streaming.** Objects are read ``concurrency`` at a time and appended in key order to a
+  temporary archive file (length-prefixed msgpack frames, gzip- or zstd-compressed in a
+  stream, then AES-GCM in 1 MiB chunks): memory stays bounded whatever the number of
+  records. The ``s3`` destination uploads that file in parts (a multipart upload past
+  ``part_size``) and downloads it in chunks; a restore writes ``concurrency`` objects at a
+  time.
 - **Incremental.** Every backup also stores an index (``{id}/index``: each key present and
   its etag). An incremental backup lists the store, compares each etag with its parent's
   index and copies only the new or changed objects (no clock involved); a restore of an
@@ -42,6 +45,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import base64
+import collections
 import contextlib
 import hashlib
 import importlib
@@ -52,7 +56,7 @@ import shutil
 import struct
 import tempfile
 import zlib
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -66,6 +70,7 @@ from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 from s3db_async import ObjectStore, open_store
 from s3db_async.errors import ConfigError, NotFoundError, PreconditionFailed, S3dbError
 from s3db_async.plugin import JobRun, Plugin, require_dependency
+from s3db_async.stores import DEFAULT_PART_SIZE, MIN_PART_SIZE, StoredObject
 
 __all__ = [
     "BackupCorruptError",
@@ -83,6 +88,7 @@ KINDS = ("full", "incremental")
 COMPRESSIONS = ("gzip", "zstd", "none")
 STRATEGIES = ("all", "any", "priority")
 CHUNK = 1 << 20  # plaintext bytes per AES-GCM chunk
+_INFLATE_SLICE = 1 << 16  # compressed bytes decompressed at a time on read
 _LEN = struct.Struct(">I")
 
 
@@ -241,11 +247,29 @@ class S3Destination(Destination):
 
     name = "s3"
 
-    def __init__(self, url: str | ObjectStore, *, prefix: str = "backups/") -> None:
+    def __init__(
+        self,
+        url: str | ObjectStore,
+        *,
+        prefix: str = "backups/",
+        part_size: int = DEFAULT_PART_SIZE,
+    ) -> None:
         if isinstance(url, str) and not url:
             raise _bad("url", "is empty", "pass url='s3://bucket/prefix'", url)
         self.url = url
         self.prefix = prefix if not prefix or prefix.endswith("/") else prefix + "/"
+        if (
+            isinstance(part_size, bool)
+            or not isinstance(part_size, int)
+            or part_size < MIN_PART_SIZE
+        ):
+            raise _bad(
+                "part_size",
+                f"must be an int of at least {MIN_PART_SIZE} bytes (S3's 5 MiB minimum)",
+                f"leave the default ({DEFAULT_PART_SIZE}) or pass part_size=16 * 2**20",
+                part_size,
+            )
+        self.part_size = part_size
         self.store: ObjectStore | None = url if isinstance(url, ObjectStore) else None
         self._owned = False
 
@@ -272,11 +296,17 @@ class S3Destination(Destination):
         return self.store
 
     async def put_file(self, name: str, path: Path) -> None:
-        await self._store().put(self.prefix + name, await asyncio.to_thread(path.read_bytes))
+        """Upload in parts of ``part_size`` (multipart past one part): memory stays bounded."""
+        await self._store().put_stream(
+            self.prefix + name, _file_chunks(path), part_size=self.part_size
+        )
 
     async def get_file(self, name: str, path: Path) -> None:
-        body = await self.get_bytes(name)
-        await asyncio.to_thread(path.write_bytes, body)
+        """Download in chunks straight into ``path``."""
+        async with await self._store().get_stream(self.prefix + name) as stream:
+            with path.open("wb") as out:
+                async for chunk in stream:
+                    await asyncio.to_thread(out.write, chunk)
 
     async def put_bytes(self, name: str, body: bytes) -> None:
         await self._store().put(self.prefix + name, body)
@@ -400,7 +430,11 @@ def make_destination(config: Any) -> Destination:
         url = config.get("url") or config.get("store")
         if url is None:
             raise _bad("url", "is required for the s3 driver", "pass url='s3://bucket/backups'")
-        return S3Destination(url, prefix=config.get("prefix", "backups/"))
+        return S3Destination(
+            url,
+            prefix=config.get("prefix", "backups/"),
+            part_size=config.get("part_size", DEFAULT_PART_SIZE),
+        )
     if driver == "multi":
         subs = config.get("destinations")
         if not isinstance(subs, Sequence) or isinstance(subs, str) or not subs:
@@ -409,6 +443,13 @@ def make_destination(config: Any) -> Destination:
             [make_destination(s) for s in subs], strategy=config.get("strategy", "all")
         )
     raise _bad("driver", "is not a backup driver", "use filesystem, s3 or multi", driver)
+
+
+async def _file_chunks(path: Path) -> AsyncIterator[bytes]:
+    """A file's bytes, CHUNK at a time (read in a worker thread)."""
+    with path.open("rb") as f:
+        while block := await asyncio.to_thread(f.read, CHUNK):
+            yield block
 
 
 # -- archive format --------------------------------------------------------------------------
@@ -537,11 +578,19 @@ def _read_frames(path: Path, compression: str, key: bytes | None) -> Iterator[_F
             if not ended:
                 raise _corrupt(path, "the encrypted stream is cut short")
 
+    def pieces() -> Iterator[bytes]:
+        """Plaintext in small slices, so one slice never inflates to much (a 1 MiB chunk of
+        repetitive records can decompress to tens of MiB)."""
+        for block in plain():
+            view = memoryview(block)
+            for i in range(0, len(block), _INFLATE_SLICE):
+                yield view[i : i + _INFLATE_SLICE].tobytes()
+
     z = _decompressor(compression)
     buf = bytearray()
-    for block in plain():
+    for piece in pieces():
         try:
-            buf += z.decompress(block) if z else block
+            buf += z.decompress(piece) if z else piece
         except Exception as exc:  # zlib.error, zstd.ZstdError
             raise _corrupt(path, f"does not decompress: {exc}") from exc
         while len(buf) >= 4:
@@ -660,9 +709,12 @@ class BackupPlugin(Plugin):
         tz: str = "UTC",
         temp_dir: str | None = None,
         progress: Callable[[str, int], Any] | None = None,
+        concurrency: int = 16,
         **options: Any,
     ) -> None:
         super().__init__(**options)
+        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+            raise _bad("concurrency", "must be an int >= 1", "pass concurrency=16", concurrency)
         self.destination = make_destination(destination)
         if resources is not None and (
             isinstance(resources, str) or not all(isinstance(r, str) for r in resources)
@@ -709,6 +761,7 @@ class BackupPlugin(Plugin):
         self.tz = tz
         self.temp_dir = temp_dir
         self.progress = progress
+        self.concurrency = concurrency
 
     async def on_install(self) -> None:
         if isinstance(self.destination, FilesystemDestination):
@@ -856,17 +909,26 @@ class BackupPlugin(Plugin):
                 iwriter.write(index)
                 index = _Frame("k", prefix)
 
-        async for entry in store.list(prefix):
-            key, etag = getattr(entry, "key", None), getattr(entry, "etag", None)
-            if key is None:
-                continue  # a common prefix, not an object
-            if before is not None and etag is not None and await before.etag_of(key) == etag:
-                note(key, etag)
-                continue
+        async def fetch(key: str) -> StoredObject | None:
             try:
-                obj = await store.get(key)
+                return await store.get(key)
             except NotFoundError:
-                continue  # deleted while listing
+                return None  # deleted while listing
+
+        # Reads run ahead in a window of `concurrency` GETs; results are written in key order
+        # (the index must be sorted), so memory holds at most that many objects.
+        window: collections.deque[tuple[str, str, asyncio.Task[StoredObject | None] | None]]
+        window = collections.deque()
+
+        async def settle() -> None:
+            nonlocal copied
+            key, etag, task = window.popleft()
+            if task is None:  # unchanged since the parent: indexed, not copied
+                note(key, etag)
+                return
+            obj = await task
+            if obj is None:
+                return
             note(key, obj.etag)
             writer.write(
                 _Frame("o", key, obj.body, dict(obj.metadata), content_type=obj.content_type)
@@ -874,6 +936,24 @@ class BackupPlugin(Plugin):
             copied += 1
             if self.progress is not None and copied % 1000 == 0:
                 self.progress(name, copied)
+
+        try:
+            async for entry in store.list(prefix):
+                key, etag = getattr(entry, "key", None), getattr(entry, "etag", None)
+                if key is None:
+                    continue  # a common prefix, not an object
+                if before is not None and etag is not None and await before.etag_of(key) == etag:
+                    window.append((key, etag, None))
+                else:
+                    window.append((key, etag or "", asyncio.ensure_future(fetch(key))))
+                while len(window) > self.concurrency:
+                    await settle()
+            while window:
+                await settle()
+        finally:
+            for _, _, task in window:
+                if task is not None:
+                    task.cancel()
         iwriter.write(index)  # the last (maybe empty) frame: every resource has one
         if self.progress is not None:
             self.progress(name, copied)
@@ -999,6 +1079,54 @@ class BackupPlugin(Plugin):
         if head.kind != "full":
             final_keys = await self._index_keys(head, wanted)
         self.emit("restore.started", backup_id, names, mode)
+        writes: set[asyncio.Task[bool]] = set()
+
+        async def reap(until: int) -> None:
+            """Wait until at most ``until`` writes are in flight; count the finished ones."""
+            while len(writes) > until:
+                finished, _ = await asyncio.wait(writes, return_when=asyncio.FIRST_COMPLETED)
+                for task in finished:
+                    writes.discard(task)
+                    if task.result():
+                        report.written += 1
+                    else:
+                        report.skipped += 1
+                    handled = report.written + report.skipped
+                    if self.progress is not None and handled % 1000 == 0:
+                        self.progress("restore", handled)
+
+        try:
+            await self._restore_frames(chain, names, wanted, mode, final_keys, done, writes, reap)
+        finally:
+            for task in writes:
+                task.cancel()
+        if mode == "replace":
+            keep = final_keys if final_keys is not None else done
+            for prefix in wanted:
+                stale = [k for k in await store.list_keys(prefix) if k not in keep]
+                if stale:
+                    report.deleted += await store.delete_many(stale)
+        await self.db.reload()
+        await self.db.records_replaced(names)  # caches drop, indexes rebuild
+        if self.progress is not None:
+            self.progress("restore", report.written + report.skipped)
+        self.emit("restore.completed", report)
+        return report
+
+    async def _restore_frames(
+        self,
+        chain: list[BackupInfo],
+        names: list[str],
+        wanted: tuple[str, ...],
+        mode: str,
+        final_keys: set[str] | None,
+        done: set[str],
+        writes: set[asyncio.Task[bool]],
+        reap: Callable[[int], Awaitable[None]],
+    ) -> None:
+        """Write the objects of ``chain`` (newest first), ``concurrency`` writes at a time;
+        ``done`` collects the keys written (to skip older copies along the chain)."""
+        store = self.db.store
         with tempfile.TemporaryDirectory(dir=self.temp_dir) as tmp:
             for depth, info in enumerate(chain):
                 async for frame in self._frames(info, Path(tmp)):
@@ -1013,25 +1141,9 @@ class BackupPlugin(Plugin):
                             continue
                         if len(chain) > 1 or mode == "replace":  # else: each key comes once
                             done.add(frame.key)
-                        if await self._put(store, frame, mode):
-                            report.written += 1
-                        else:
-                            report.skipped += 1
-                        handled = report.written + report.skipped
-                        if self.progress is not None and handled % 1000 == 0:
-                            self.progress("restore", handled)
-            if mode == "replace":
-                keep = final_keys if final_keys is not None else done
-                for prefix in wanted:
-                    stale = [k for k in await store.list_keys(prefix) if k not in keep]
-                    if stale:
-                        report.deleted += await store.delete_many(stale)
-        await self.db.reload()
-        await self.db.records_replaced(names)  # caches drop, indexes rebuild
-        if self.progress is not None:
-            self.progress("restore", report.written + report.skipped)
-        self.emit("restore.completed", report)
-        return report
+                        writes.add(asyncio.ensure_future(self._put(store, frame, mode)))
+                        await reap(self.concurrency - 1)
+            await reap(0)
 
     @staticmethod
     async def _put(store: ObjectStore, frame: _Frame, mode: str) -> bool:

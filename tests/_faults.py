@@ -19,11 +19,15 @@ from typing import Any
 
 from s3db_async.errors import PreconditionFailed, WriteOutcomeUnknownError
 from s3db_async.stores import (
+    DEFAULT_CHUNK_SIZE,
+    DEFAULT_PART_SIZE,
+    ByteChunks,
     Capabilities,
     CommonPrefix,
     ListEntry,
     ObjectInfo,
     ObjectStore,
+    ObjectStream,
     StoredObject,
 )
 
@@ -110,6 +114,22 @@ class LostReplyStore(ObjectStore):
     async def copy(self, src: str, dst: str) -> str:
         return await self.inner.copy(src, dst)
 
+    async def put_stream(
+        self,
+        key: str,
+        chunks: ByteChunks,
+        metadata: Mapping[str, str] | None = None,
+        *,
+        content_type: str | None = None,
+        part_size: int = DEFAULT_PART_SIZE,
+    ) -> str:
+        return await self.inner.put_stream(
+            key, chunks, metadata, content_type=content_type, part_size=part_size
+        )
+
+    async def get_stream(self, key: str, *, chunk_size: int = DEFAULT_CHUNK_SIZE) -> ObjectStream:
+        return await self.inner.get_stream(key, chunk_size=chunk_size)
+
     async def _probe_capabilities(self) -> Capabilities:
         return await self.inner.capabilities()
 
@@ -133,11 +153,17 @@ class ReplyDroppingProxy:
         self._server: asyncio.Server | None = None
         self._left = 0
         self._match: Callable[[bytes], bool] = lambda line: False
+        self._keep: int | None = None
         self.dropped: list[bytes] = []
 
     def drop(self, n: int, match: Callable[[bytes], bool]) -> None:
         """Drop the answers to the next ``n`` requests whose head ``match``es."""
-        self._left, self._match = n, match
+        self._left, self._match, self._keep = n, match, None
+
+    def cut(self, n: int, match: Callable[[bytes], bool], *, body_bytes: int) -> None:
+        """Pass on only the head and the first ``body_bytes`` of the body of the answers to
+        the next ``n`` matching requests, then break the connection (a reply cut mid-body)."""
+        self._left, self._match, self._keep = n, match, body_bytes
 
     def start(self) -> ReplyDroppingProxy:
         loop = self._loop = asyncio.new_event_loop()
@@ -196,6 +222,10 @@ class ReplyDroppingProxy:
                 if self._left > 0 and self._match(head):
                     self._left -= 1
                     self.dropped.append(head.split(b"\r\n", 1)[0])
+                    if self._keep is not None:
+                        end = answer.index(b"\r\n\r\n") + 4 + self._keep
+                        writer.write(answer[:end])
+                        await writer.drain()
                     writer.transport.abort()  # the server applied it; the client never hears
                     return
                 writer.write(answer)

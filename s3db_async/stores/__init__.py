@@ -12,12 +12,17 @@ from __future__ import annotations
 from typing import Any
 
 from ._base import (
+    DEFAULT_CHUNK_SIZE,
+    DEFAULT_PART_SIZE,
     METADATA_LIMIT,
+    MIN_PART_SIZE,
+    ByteChunks,
     Capabilities,
     CommonPrefix,
     ListEntry,
     ObjectInfo,
     ObjectStore,
+    ObjectStream,
     RequestStats,
     StoredObject,
     decode_metadata_value,
@@ -31,7 +36,11 @@ from ._s3 import S3Store
 from ._url import ConnectionConfig, parse_connection_string
 
 __all__ = [
+    "DEFAULT_CHUNK_SIZE",
+    "DEFAULT_PART_SIZE",
     "METADATA_LIMIT",
+    "MIN_PART_SIZE",
+    "ByteChunks",
     "Capabilities",
     "CommonPrefix",
     "FileStore",
@@ -39,6 +48,7 @@ __all__ = [
     "MemoryStore",
     "ObjectInfo",
     "ObjectStore",
+    "ObjectStream",
     "RequestStats",
     "S3Store",
     "StoredObject",

@@ -22,7 +22,7 @@ import collections
 import functools
 import hashlib
 import re
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -30,16 +30,22 @@ from typing import Any
 
 import msgspec
 
-from ..errors import InvalidKeyError, MetadataLimitError
+from ..errors import ConfigError, InvalidKeyError, MetadataLimitError
 
 __all__ = [
+    "DEFAULT_CHUNK_SIZE",
+    "DEFAULT_PART_SIZE",
+    "MAX_PARTS",
     "METADATA_LIMIT",
+    "MIN_PART_SIZE",
+    "ByteChunks",
     "Capabilities",
     "CommonPrefix",
     "ListEntry",
     "ListPage",
     "ObjectInfo",
     "ObjectStore",
+    "ObjectStream",
     "RequestStats",
     "StoredObject",
     "decode_metadata_value",
@@ -50,6 +56,20 @@ __all__ = [
 
 METADATA_LIMIT = 2048
 """S3's user-defined metadata limit in bytes (keys + values, UTF-8)."""
+
+MIN_PART_SIZE = 5 * 1024 * 1024
+"""S3's smallest part of a multipart upload (every part but the last)."""
+MAX_PART_SIZE = 5 * 1024**3
+"""S3's largest part of a multipart upload."""
+DEFAULT_PART_SIZE = 8 * 1024 * 1024
+"""Part size of :meth:`ObjectStore.put_stream` unless told otherwise."""
+MAX_PARTS = 10_000
+"""S3's most parts in one multipart upload."""
+DEFAULT_CHUNK_SIZE = 1024 * 1024
+"""Chunk size (at least) of :meth:`ObjectStore.get_stream` unless told otherwise."""
+
+ByteChunks = AsyncIterable[bytes] | Iterable[bytes]
+"""What :meth:`ObjectStore.put_stream` reads: an (async) iterable of byte chunks of any size."""
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _HEADER_TOKEN = re.compile(r"[0-9a-z._-]+")  # a lowercased metadata key
@@ -108,6 +128,59 @@ class CommonPrefix(msgspec.Struct, frozen=True, gc=False):
     """A "folder" of a delimited listing (``prefix`` ends with the delimiter)."""
 
     prefix: str
+
+
+class ObjectStream:
+    """A body read in chunks, from :meth:`ObjectStore.get_stream`.
+
+    ``info`` holds what the GET answered (metadata, etag, size); iterating yields the body in
+    chunks. Close it (``async with``, or :meth:`aclose`) when stopping early::
+
+        async with await store.get_stream("big") as stream:
+            async for chunk in stream:
+                out.write(chunk)
+    """
+
+    __slots__ = ("_chunks", "_on_close", "info")
+
+    def __init__(
+        self,
+        info: ObjectInfo,
+        chunks: AsyncIterator[bytes],
+        on_close: Callable[[], object] | None = None,
+    ) -> None:
+        """``on_close`` releases what ``chunks`` holds even if it was never started (an
+        async generator that never ran does not run its ``finally`` on ``aclose``)."""
+        self.info = info
+        self._chunks = chunks
+        self._on_close = on_close
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._chunks
+
+    async def read(self) -> bytes:
+        """The rest of the body in one piece (for small objects: it is all in memory)."""
+        return b"".join([chunk async for chunk in self._chunks])
+
+    async def aclose(self) -> None:
+        """Stop reading and release the connection or file (idempotent)."""
+        close = getattr(self._chunks, "aclose", None)
+        if close is not None:
+            await close()
+        on_close, self._on_close = self._on_close, None
+        if on_close is not None:
+            on_close()
+
+    async def __aenter__(self) -> ObjectStream:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
 
 
 ListPage = builtins.list[ListEntry | CommonPrefix]
@@ -218,6 +291,88 @@ def body_etag(body: bytes) -> str:
     """The etag every store gives a single-PUT body: its quoted MD5."""
     digest: str = _md5(body).hexdigest()
     return '"' + digest + '"'
+
+
+def multipart_etag(part_digests: Iterable[bytes]) -> str:
+    """The etag S3 gives a multipart upload: the MD5 of the parts' binary MD5s, a dash and
+    the number of parts (``"<hex>-3"``)."""
+    digests = builtins.list(part_digests)
+    digest: str = _md5(b"".join(digests)).hexdigest()
+    return f'"{digest}-{len(digests)}"'
+
+
+def check_part_size(part_size: int) -> int:
+    """Return ``part_size`` if S3 accepts it for a multipart upload, else raise
+    :class:`ConfigError` (every store checks alike, so code that works on one works on S3)."""
+    if (
+        isinstance(part_size, bool)
+        or not isinstance(part_size, int)
+        or not MIN_PART_SIZE <= part_size <= MAX_PART_SIZE
+    ):
+        raise ConfigError(
+            f"part_size must be an int from {MIN_PART_SIZE} (5 MiB) to {MAX_PART_SIZE} (5 GiB), "
+            f"got {part_size!r}",
+            suggestion=f"leave the default ({DEFAULT_PART_SIZE} bytes) or pass a size in range",
+            metadata={"field": "part_size", "reason": "out of S3's range", "value": part_size},
+        )
+    return part_size
+
+
+def too_many_parts(key: str, part_size: int) -> ConfigError:
+    """The error of an upload that needs more than :data:`MAX_PARTS` parts."""
+    return ConfigError(
+        f"{key!r}: a body over {MAX_PARTS} parts of {part_size} bytes cannot be uploaded",
+        suggestion="pass a larger part_size (S3 allows up to 10,000 parts of up to 5 GiB)",
+        metadata={"field": "part_size", "reason": "too many parts", "key": key},
+    )
+
+
+async def aiter_chunks(chunks: ByteChunks) -> AsyncIterator[bytes]:
+    """The non-empty chunks of a sync or async iterable, as an async iterator."""
+    if isinstance(chunks, bytes | bytearray | memoryview):
+        raise ConfigError(
+            "put_stream() takes an iterable of chunks, not one bytes object",
+            suggestion="use put() for a body already in memory, or wrap it: [body]",
+            metadata={"field": "chunks", "reason": "bytes, not chunks"},
+        )
+    if isinstance(chunks, AsyncIterable):
+        async for chunk in chunks:
+            if chunk:
+                yield bytes(chunk)
+    else:
+        for chunk in chunks:
+            if chunk:
+                yield bytes(chunk)
+
+
+async def read_head(chunks: AsyncIterator[bytes], size: int) -> tuple[bytearray, bool]:
+    """Read more than ``size`` bytes (or to the end): the bytes read, and whether the stream
+    ended within ``size`` bytes (then the body is small enough for one PUT)."""
+    head = bytearray()
+    async for chunk in chunks:
+        head += chunk
+        if len(head) > size:
+            return head, False
+    return head, True
+
+
+async def split_parts(
+    head: bytearray, chunks: AsyncIterator[bytes], part_size: int
+) -> AsyncIterator[bytes]:
+    """``head`` then ``chunks`` regrouped into parts of exactly ``part_size`` bytes (the last
+    one shorter): one part in memory at a time."""
+    buf = head
+    while True:
+        while len(buf) >= part_size:
+            part = bytes(buf[:part_size])
+            del buf[:part_size]
+            yield part
+        try:
+            buf += await anext(chunks)
+        except StopAsyncIteration:
+            break
+    if buf:
+        yield bytes(buf)
 
 
 def _is_header_safe(value: str) -> bool:
@@ -423,6 +578,41 @@ class ObjectStore(abc.ABC):
     @abc.abstractmethod
     async def copy(self, src: str, dst: str) -> str:
         """Server-side copy (body and metadata); return the new etag."""
+
+    @abc.abstractmethod
+    async def put_stream(
+        self,
+        key: str,
+        chunks: ByteChunks,
+        metadata: Mapping[str, str] | None = None,
+        *,
+        content_type: str | None = None,
+        part_size: int = DEFAULT_PART_SIZE,
+    ) -> str:
+        """Write an object from chunks of any size, in memory bounded by ``part_size``;
+        return its etag.
+
+        A body of at most ``part_size`` bytes goes as one PUT (``stats["put"]``, the plain
+        MD5 etag). A larger one goes as a multipart upload: ``stats["multipart_create"]``,
+        one ``stats["put_part"]`` per ``part_size`` bytes, ``stats["multipart_complete"]``;
+        its etag is S3's multipart etag (``"<md5 of the parts' md5s>-<parts>"``), on every
+        store alike. The object appears whole when the upload completes, never in part; an
+        upload that fails (the source raises, a request fails) is aborted
+        (``stats["multipart_abort"]``) and the error raised. No conditional writes.
+
+        :raises ConfigError: ``part_size`` outside 5 MiB .. 5 GiB, or over 10,000 parts.
+        """
+
+    @abc.abstractmethod
+    async def get_stream(self, key: str, *, chunk_size: int = DEFAULT_CHUNK_SIZE) -> ObjectStream:
+        """Read an object in chunks of about ``chunk_size`` bytes (one GET, ``stats["get"]``):
+        memory stays bounded whatever the object's size. The chunks are of the version the
+        GET found; if the connection breaks mid-body, S3Store resumes where it stopped with
+        a ranged GET bound to that version's etag (one more ``get``), and raises
+        :class:`PreconditionFailed` if the object was replaced meanwhile.
+
+        :raises NotFoundError: no such key.
+        """
 
     @abc.abstractmethod
     async def _probe_capabilities(self) -> Capabilities:

@@ -79,15 +79,26 @@ from ..errors import (
     StoreError,
 )
 from ._base import (
+    DEFAULT_CHUNK_SIZE,
+    DEFAULT_PART_SIZE,
+    MAX_PARTS,
+    ByteChunks,
     Capabilities,
     CommonPrefix,
     ListEntry,
     ObjectInfo,
     ObjectStore,
+    ObjectStream,
     StoredObject,
+    aiter_chunks,
     body_etag,
     check_metadata_limit,
+    check_part_size,
+    multipart_etag,
     normalize_metadata,
+    read_head,
+    split_parts,
+    too_many_parts,
     validate_key,
 )
 from ._file_safety import LinkInPath, check_root, link_error, open_dir
@@ -247,6 +258,31 @@ def _read_header(path: str, dir_fd: int | None = None) -> _Header:
     return _decode_header(memoryview(buf)[_PREFIX_LEN:end])
 
 
+def _open_body(path: str, dir_fd: int) -> tuple[int, _Header, int]:
+    """Open an object file for streaming: its descriptor, header and body offset (the
+    caller closes the descriptor; raises OSError, _Corrupt)."""
+    fd = os.open(path, os.O_RDONLY | _O_NOFOLLOW | _O_CLOEXEC, dir_fd=dir_fd)
+    try:
+        buf = os.pread(fd, _FIRST_READ, 0)
+        end = _parse_prefix(buf)
+        while len(buf) < end:
+            more = os.pread(fd, end - len(buf), len(buf))
+            if not more:
+                raise _Corrupt("truncated header")
+            buf += more
+        header = _decode_header(memoryview(buf)[_PREFIX_LEN:end])
+        if os.fstat(fd).st_size != end + header.size:
+            raise _Corrupt(f"body is not the {header.size} bytes its header says")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, header, end
+
+
+def _md5_digest(data: bytes) -> bytes:
+    return hashlib.md5(data, usedforsecurity=False).digest()
+
+
 def _read_object(path: str, dir_fd: int | None = None) -> tuple[_Header, bytes]:
     """Read header and body of an object file (raises OSError, _Corrupt)."""
     fd = os.open(path, os.O_RDONLY | _O_NOFOLLOW | _O_CLOEXEC, dir_fd=dir_fd)
@@ -289,6 +325,47 @@ def _fsync_dir(path: str) -> None:
         pass
     finally:
         os.close(fd)
+
+
+_COPY_BLOCK: Final = 1 << 20
+
+
+class _Upload:
+    """The parts of a :meth:`FileStore.put_stream` so far, in a temp file."""
+
+    __slots__ = ("completed", "fd", "path", "size")
+
+    def __init__(self, path: str, fd: int) -> None:
+        self.path, self.fd, self.size, self.completed = path, fd, 0, False
+
+    def write(self, part: bytes) -> bytes:
+        """Append one part; return its binary MD5."""
+        _write_all(self.fd, [part])
+        self.size += len(part)
+        return _md5_digest(part)
+
+    def discard(self) -> None:
+        """Close and remove the temp file (idempotent)."""
+        if self.fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self.fd)
+            self.fd = -1
+        with contextlib.suppress(OSError):
+            os.unlink(self.path)
+
+
+class _Descriptor:
+    """A file descriptor closed once, by whichever comes first (end of the read, aclose)."""
+
+    __slots__ = ("fd",)
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def close(self) -> None:
+        fd, self.fd = self.fd, -1
+        if fd >= 0:
+            os.close(fd)
 
 
 class _Location:
@@ -498,12 +575,14 @@ class FileStore(ObjectStore):
             self._prepare()
             return os.open(path, flags, 0o644)
 
-    def _write_temp(self, parts: list[bytes]) -> str:
+    def _write_temp(self, parts: list[bytes], *, sync: bool = True) -> str:
+        """Write ``parts`` to a new temp file (fsynced unless ``sync`` is False: more is to
+        be appended)."""
         tmp = os.path.join(self._tmp_dir, f"{os.getpid()}-{secrets.token_hex(8)}")
         fd = self._open_internal(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_CLOEXEC)
         try:
             _write_all(fd, parts)
-            if self.fsync:
+            if self.fsync and sync:
                 os.fsync(fd)
         except BaseException:
             os.close(fd)
@@ -681,6 +760,52 @@ class FileStore(ObjectStore):
             _fsync_dir(dst.dir)
         return header.etag
 
+    def _open_stream_sync(self, loc: _Location) -> tuple[int, _Header, int]:
+        try:
+            with self._dir(loc) as fd:
+                return _open_body(loc.file, fd)
+        except (FileNotFoundError, NotADirectoryError):
+            raise NotFoundError(f"no object at {loc.key!r}", metadata={"key": loc.key}) from None
+        except (OSError, _Corrupt) as exc:
+            raise self._corrupt(loc.key, exc) from exc
+
+    def _start_upload_sync(self) -> _Upload:
+        self._prepare()
+        tmp = os.path.join(self._tmp_dir, f"{os.getpid()}-{secrets.token_hex(8)}.parts")
+        fd = self._open_internal(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | _O_CLOEXEC)
+        return _Upload(tmp, fd)
+
+    def _complete_upload_sync(
+        self, upload: _Upload, loc: _Location, etag: str, metadata: dict[str, str], ctype: str
+    ) -> str:
+        """Write header + the parts' body to a temp file and move it into place."""
+        header = _Header(loc.key, etag, upload.size, time.time_ns() // 1000, ctype, metadata)
+        tmp = self._write_temp([_encode_object(header)], sync=False)
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_APPEND | _O_CLOEXEC)
+            try:
+                offset = 0
+                while offset < upload.size:
+                    block = os.pread(upload.fd, min(_COPY_BLOCK, upload.size - offset), offset)
+                    if not block:
+                        raise StoreError(f"the parts of {loc.key!r} were cut short")
+                    _write_all(fd, [block])
+                    offset += len(block)
+                if self.fsync:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+            with self._locked(loc):
+                self._install(tmp, loc)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        upload.completed = True
+        if self.fsync:
+            _fsync_dir(loc.dir)
+        return etag
+
     def _connect_sync(self) -> None:
         self._ready = False
         self._prepare()
@@ -832,6 +957,69 @@ class FileStore(ObjectStore):
         self.stats["copy"] += 1
         src_loc = self._locate(src)
         return await self._run(self._copy_sync, src_loc, dst_loc)
+
+    async def put_stream(
+        self,
+        key: str,
+        chunks: ByteChunks,
+        metadata: Mapping[str, str] | None = None,
+        *,
+        content_type: str | None = None,
+        part_size: int = DEFAULT_PART_SIZE,
+    ) -> str:
+        check_part_size(part_size)
+        loc = self._locate(key)
+        md = normalize_metadata(metadata)
+        if self.enforce_limits:
+            check_metadata_limit(key, md)
+        source = aiter_chunks(chunks)
+        head, small = await read_head(source, part_size)
+        if small:
+            return await self.put(key, bytes(head), md, content_type=content_type)
+        self.stats["multipart_create"] += 1
+        upload = await self._run(self._start_upload_sync)
+        digests: list[bytes] = []
+        try:
+            async for part in split_parts(head, source, part_size):
+                if len(digests) == MAX_PARTS:
+                    raise too_many_parts(key, part_size)
+                self.stats["put_part"] += 1
+                digests.append(await self._run(upload.write, part))
+            self.stats["multipart_complete"] += 1
+            etag = multipart_etag(digests)
+            ctype = content_type or "application/octet-stream"
+            return await self._run(self._complete_upload_sync, upload, loc, etag, md, ctype)
+        except BaseException:
+            if not upload.completed:
+                self.stats["multipart_abort"] += 1
+            raise
+        finally:
+            upload.discard()
+
+    async def get_stream(self, key: str, *, chunk_size: int = DEFAULT_CHUNK_SIZE) -> ObjectStream:
+        self.stats["get"] += 1
+        loc = self._locate(key)
+        fd, h, offset = await self._run(self._open_stream_sync, loc)
+        info = ObjectInfo(key, h.metadata, h.etag, _when(h.modified_us), h.size, h.content_type)
+        body = _Descriptor(fd)
+        chunks = self._chunks(body, offset, h.size, max(1, chunk_size), key)
+        return ObjectStream(info, chunks, on_close=body.close)
+
+    async def _chunks(
+        self, body: _Descriptor, offset: int, size: int, chunk_size: int, key: str
+    ) -> AsyncIterator[bytes]:
+        """The body from an open descriptor (the file as it was opened, whatever replaces it
+        meanwhile: a rename never changes an open file)."""
+        try:
+            end = offset + size
+            while offset < end:
+                data = await self._run(os.pread, body.fd, min(chunk_size, end - offset), offset)
+                if not data:
+                    raise self._corrupt(key, _Corrupt("the body is cut short"))
+                offset += len(data)
+                yield data
+        finally:
+            body.close()
 
     async def _probe_capabilities(self) -> Capabilities:
         return await self._run(self._probe_sync)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import copy
+import hashlib
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,18 +18,29 @@ from typing import ClassVar
 
 from ..errors import NotFoundError, PreconditionFailed
 from ._base import (
+    DEFAULT_CHUNK_SIZE,
+    DEFAULT_PART_SIZE,
+    MAX_PARTS,
     PAGE_SIZE,
+    ByteChunks,
     Capabilities,
     CommonPrefix,
     ListEntry,
     ListPage,
     ObjectInfo,
     ObjectStore,
+    ObjectStream,
     StoredObject,
+    aiter_chunks,
     body_etag,
     check_metadata_limit,
+    check_part_size,
     flatten_pages,
+    multipart_etag,
     normalize_metadata,
+    read_head,
+    split_parts,
+    too_many_parts,
     validate_key,
 )
 from ._url import ConnectionConfig, parse_connection_string
@@ -310,5 +322,63 @@ class MemoryStore(ObjectStore):
         )
         return o.etag
 
+    async def put_stream(
+        self,
+        key: str,
+        chunks: ByteChunks,
+        metadata: Mapping[str, str] | None = None,
+        *,
+        content_type: str | None = None,
+        part_size: int = DEFAULT_PART_SIZE,
+    ) -> str:
+        check_part_size(part_size)
+        full = self._full(key)
+        md = normalize_metadata(metadata)
+        if self.enforce_limits:
+            check_metadata_limit(key, md)
+        source = aiter_chunks(chunks)
+        head, small = await read_head(source, part_size)
+        if small:
+            return await self.put(key, bytes(head), md, content_type=content_type)
+        self.stats["multipart_create"] += 1
+        parts: list[bytes] = []
+        digests: list[bytes] = []
+        try:
+            async for part in split_parts(head, source, part_size):
+                if len(parts) == MAX_PARTS:
+                    raise too_many_parts(key, part_size)
+                await asyncio.sleep(0)  # a scheduling point, as real I/O has
+                self.stats["put_part"] += 1
+                parts.append(part)
+                digests.append(hashlib.md5(part, usedforsecurity=False).digest())
+        except BaseException:
+            self.stats["multipart_abort"] += 1
+            raise
+        self.stats["multipart_complete"] += 1
+        etag = multipart_etag(digests)
+        body = b"".join(parts)
+        parts.clear()
+        self._data.set(
+            full,
+            _Obj(body, md, etag, datetime.now(UTC), content_type or "application/octet-stream"),
+        )
+        return etag
+
+    async def get_stream(self, key: str, *, chunk_size: int = DEFAULT_CHUNK_SIZE) -> ObjectStream:
+        await asyncio.sleep(0)  # a scheduling point, as real I/O has
+        self.stats["get"] += 1
+        o = self._lookup(key)
+        info = ObjectInfo(
+            key, dict(o.metadata), o.etag, o.last_modified, len(o.body), o.content_type
+        )
+        return ObjectStream(info, _slices(o.body, max(1, chunk_size)))
+
     async def _probe_capabilities(self) -> Capabilities:
         return Capabilities(detail="in-process, atomic by construction")
+
+
+async def _slices(body: bytes, size: int) -> AsyncIterator[bytes]:
+    view = memoryview(body)
+    for i in range(0, len(body), size):
+        await asyncio.sleep(0)
+        yield bytes(view[i : i + size])

@@ -74,26 +74,35 @@ from ..errors import (
     WriteOutcomeUnknownError,
 )
 from ._base import (
+    DEFAULT_CHUNK_SIZE,
+    DEFAULT_PART_SIZE,
+    MAX_PARTS,
     METADATA_LIMIT,
     PAGE_SIZE,
+    ByteChunks,
     Capabilities,
     CommonPrefix,
     ListEntry,
     ListPage,
     ObjectInfo,
     ObjectStore,
+    ObjectStream,
     StoredObject,
+    aiter_chunks,
     check_metadata_limit,
+    check_part_size,
     decode_metadata_value,
     encode_metadata_value,
     flatten_pages,
     normalize_metadata,
+    read_head,
+    too_many_parts,
     validate_key,
 )
 from ._url import ConnectionConfig, parse_connection_string
 
 if TYPE_CHECKING:
-    from obstore import ObjectMeta
+    from obstore import GetOptions, ObjectMeta
     from obstore.store import ClientConfig, RetryConfig
 
 __all__ = ["S3Store"]
@@ -110,6 +119,8 @@ BACKOFF_BASE = 0.05
 BACKOFF_CAP = 5.0
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 CLOSE_TIMEOUT = 5.0
+MULTIPART_CONCURRENCY = 4
+"""Parts of one :meth:`S3Store.put_stream` in flight at once."""
 _DRAIN_SECONDS = 0.005
 
 # Attribute names obstore returns for standard headers (everything else is user metadata).
@@ -286,6 +297,7 @@ class S3Store(ObjectStore):
         )
         self.region = cfg.region or ("us-east-1" if cfg.endpoint else None)
         self._client: _ObstoreS3 | None = None
+        self._mp_client: _ObstoreS3 | None = None
         # obstore's awaitables (asyncio futures at runtime) while they run, for close()
         self._inflight: set[Awaitable[Any]] = set()
         self._connected = False
@@ -302,7 +314,7 @@ class S3Store(ObjectStore):
         }
 
     # -- client ------------------------------------------------------------------------
-    def _build_client(self) -> _ObstoreS3:
+    def _build_client(self, retry: RetryConfig | None = None) -> _ObstoreS3:
         global _used
         cfg = self.config
         kwargs: dict[str, Any] = {}
@@ -332,7 +344,7 @@ class S3Store(ObjectStore):
             "default_content_type": DEFAULT_CONTENT_TYPE,
         }
         # Retries happen in _call so each request on the wire is counted.
-        retry_config: RetryConfig = {"max_retries": 0}
+        retry_config: RetryConfig = retry or {"max_retries": 0}
         try:
             client = _ObstoreS3(
                 cfg.bucket, client_options=client_options, retry_config=retry_config, **kwargs
@@ -644,6 +656,7 @@ class S3Store(ObjectStore):
             if still:
                 await asyncio.wait(still, timeout=1.0)
         self._inflight.clear()
+        self._mp_client = None
         if self._client is not None:
             self._client = None
             # Give obstore's threads a moment (GIL released) to finish handing results over.
@@ -661,15 +674,7 @@ class S3Store(ObjectStore):
         if_match: str | None = None,
     ) -> str:
         full = self._full(key)
-        md = normalize_metadata(metadata)
-        attributes: dict[str, str] = {k: encode_metadata_value(v) for k, v in md.items()}
-        # keys and encoded values are ASCII: len() is the byte count S3 limits
-        if (
-            self.enforce_limits
-            and sum(map(len, attributes)) + sum(map(len, attributes.values())) > METADATA_LIMIT
-        ):
-            check_metadata_limit(key, md)
-        attributes["Content-Type"] = content_type or DEFAULT_CONTENT_TYPE
+        attributes = self._attributes(key, metadata, content_type)
         mode: Any
         condition: str | None
         if if_none_match and if_match is not None:
@@ -697,6 +702,158 @@ class S3Store(ObjectStore):
         if etag is None:  # a server that sends no ETag: ask for it
             return (await self.head(key)).etag
         return etag
+
+    def _attributes(
+        self, key: str, metadata: Mapping[str, str] | None, content_type: str | None
+    ) -> dict[str, str]:
+        """obstore attributes of a write: header-safe metadata and the content type."""
+        md = normalize_metadata(metadata)
+        attributes: dict[str, str] = {k: encode_metadata_value(v) for k, v in md.items()}
+        # keys and encoded values are ASCII: len() is the byte count S3 limits
+        if (
+            self.enforce_limits
+            and sum(map(len, attributes)) + sum(map(len, attributes.values())) > METADATA_LIMIT
+        ):
+            check_metadata_limit(key, md)
+        attributes["Content-Type"] = content_type or DEFAULT_CONTENT_TYPE
+        return attributes
+
+    async def put_stream(
+        self,
+        key: str,
+        chunks: ByteChunks,
+        metadata: Mapping[str, str] | None = None,
+        *,
+        content_type: str | None = None,
+        part_size: int = DEFAULT_PART_SIZE,
+    ) -> str:
+        """See :meth:`ObjectStore.put_stream`. A large body goes up as an S3 multipart
+        upload through obstore, at most :data:`MULTIPART_CONCURRENCY` parts in flight (so
+        about ``part_size`` x that much memory outside Python, one part inside). obstore
+        retries a failed part itself (up to ``max_retries``, within ``deadline``): those
+        retries are the one place where :attr:`stats` does not see every request."""
+        check_part_size(part_size)
+        full = self._full(key)
+        attributes = self._attributes(key, metadata, content_type)
+        source = aiter_chunks(chunks)
+        head, small = await read_head(source, part_size)
+        if small:
+            return await self.put(key, bytes(head), metadata, content_type=content_type)
+        stats = self.stats
+        fed = counted = 0
+        raised: list[BaseException] = []  # what the source (or the part limit) raised
+
+        async def feed() -> AsyncIterator[bytes | bytearray]:
+            nonlocal fed, counted, head
+            piece: bytes | bytearray | None = head
+            head = bytearray()  # the first piece is referenced once, by ``piece``
+            try:
+                while piece is not None:
+                    fed += len(piece)
+                    parts = -(-fed // part_size)  # parts begun: a part goes out once filled
+                    if parts > MAX_PARTS:
+                        raise too_many_parts(key, part_size)
+                    stats["put_part"] += parts - counted
+                    counted = parts
+                    yield piece
+                    piece = None  # let it go before waiting for the next
+                    piece = await anext(source, None)
+            except BaseException as exc:
+                raised.append(exc)
+                raise
+
+        stats["multipart_create"] += 1
+        client = self._multipart_client()
+        try:
+            result = await self._tracked(
+                obstore.put_async(
+                    client,
+                    full,
+                    feed(),
+                    attributes=attributes,
+                    use_multipart=True,
+                    chunk_size=part_size,
+                    max_concurrency=MULTIPART_CONCURRENCY,
+                )
+            )
+        except (obx.BaseError, OSError, ValueError) as exc:
+            stats["multipart_abort"] += 1
+            if exc in raised:  # the caller's own error (or ours), not the server's
+                raise
+            raise self._map_error(exc, "put_stream", key, _status(exc), None, 0) from None
+        except BaseException:
+            stats["multipart_abort"] += 1
+            raise
+        stats["multipart_complete"] += 1
+        etag = result.get("e_tag")
+        if etag is None:
+            return (await self.head(key)).etag
+        return etag
+
+    def _multipart_client(self) -> _ObstoreS3:
+        """A second obstore client for multipart uploads, which retries failed parts itself
+        (our retry loop cannot resend one part of a streamed body)."""
+        if self._mp_client is None:
+            retry: RetryConfig = {
+                "max_retries": self.max_retries,
+                "backoff": {
+                    "init_backoff": timedelta(seconds=BACKOFF_BASE),
+                    "max_backoff": timedelta(seconds=BACKOFF_CAP),
+                    "base": 2,
+                },
+                "retry_timeout": timedelta(seconds=self.deadline),
+            }
+            self._mp_client = self._build_client(retry)
+        return self._mp_client
+
+    async def get_stream(self, key: str, *, chunk_size: int = DEFAULT_CHUNK_SIZE) -> ObjectStream:
+        full = self._full(key)
+        client = self.client
+        res = await self._call("get", key, lambda: obstore.get_async(client, full))
+        meta = res.meta
+        md, ctype = self._split_attributes(res.attributes)
+        info = ObjectInfo(
+            key, md, meta.get("e_tag") or "", meta["last_modified"], meta["size"], ctype
+        )
+        return ObjectStream(info, self._chunks(key, full, res, info, max(1, chunk_size)))
+
+    async def _chunks(
+        self, key: str, full: str, res: Any, info: ObjectInfo, chunk_size: int
+    ) -> AsyncIterator[bytes]:
+        """The body of a GET in chunks; a connection that breaks mid-body is resumed with a
+        ranged GET bound to the etag (412 -> PreconditionFailed if the object changed)."""
+        client = self.client
+        stream = res.stream(min_chunk_size=chunk_size)
+        del res
+        offset = tries = 0
+        while offset < info.size:
+            try:
+                chunk = await self._tracked(stream.__anext__())
+            except StopAsyncIteration:
+                break
+            except (obx.BaseError, OSError, ValueError) as exc:
+                status = _status(exc)
+                if tries >= self.max_retries or not _retriable(exc, status, True):
+                    raise self._map_error(exc, "get", key, status, None, tries) from None
+                tries += 1
+                await asyncio.sleep(_backoff(tries))
+                options: GetOptions = {"range": {"offset": offset}}
+                if info.etag:
+                    options["if_match"] = info.etag
+                again = await self._call(
+                    "get", key, functools.partial(obstore.get_async, client, full, options=options)
+                )
+                stream = again.stream(min_chunk_size=chunk_size)
+                continue
+            offset += len(chunk)
+            yield bytes(chunk)
+        if offset != info.size:
+            raise StoreError(
+                f"get {key!r}: the body ended after {offset} of {info.size} bytes",
+                suggestion="retry the read",
+                metadata={"key": key, "op": "get", "reason": "short body"},
+                retriable=True,
+            )
 
     def _split_attributes(self, attributes: Mapping[str, str]) -> tuple[dict[str, str], str | None]:
         md = {

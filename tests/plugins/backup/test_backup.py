@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
+import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,7 @@ from s3db_async.plugins.backup import BackupCorruptError, MultiDestination
 from s3db_async import Database
 from s3db_async.errors import ConfigError, NotFoundError
 from s3db_async.plugin import MissingDependencyError
+from s3db_async.stores import MIN_PART_SIZE
 from s3db_async.testing import store_url_for
 
 Opener = Callable[..., Awaitable[tuple[Database, BackupPlugin]]]
@@ -30,6 +33,14 @@ def second_url(store_kind: str, request: pytest.FixtureRequest, tmp_path: Path) 
     if store_kind in ("moto", "seaweedfs"):
         server = request.getfixturevalue(f"{store_kind}_server")
     return store_url_for(store_kind, folder=tmp_path / "db2", server=server)
+
+
+@pytest.fixture
+def third_url(store_kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    server = None
+    if store_kind in ("moto", "seaweedfs"):
+        server = request.getfixturevalue(f"{store_kind}_server")
+    return store_url_for(store_kind, folder=tmp_path / "db3", server=server)
 
 
 @pytest.fixture
@@ -287,6 +298,7 @@ async def test_manifest_is_written_last(open_db: Opener, store_url: str, tmp_pat
         ({"retention": {"hourly": 3}}, "retention"),
         ({"encryption_key": "short"}, "encryption_key"),
         ({"destination": "./backups/{day}"}, "path"),
+        ({"concurrency": 0}, "concurrency"),
         ({"destination": {"driver": "multi", "destinations": []}}, "destinations"),
     ],
 )
@@ -345,3 +357,46 @@ async def test_other_compressions_round_trip(
     await plugin2.restore(info.id)
     for name in ("users", "notes"):
         assert await snapshot(dst, name) == await snapshot(src, name)
+
+
+async def test_s3_destination_streams_a_backup_larger_than_a_part(
+    open_db: Opener, store_url: str, second_url: str, third_url: str
+) -> None:
+    """The archive goes up as a multipart upload (parts of ``part_size``, never whole in
+    memory), comes back in chunks for verify and restore, and restores exactly."""
+    dest = {"driver": "s3", "url": second_url, "prefix": "bk/", "part_size": MIN_PART_SIZE}
+    src, plugin = await open_db(store_url, destination=dest, compression="none")
+    blobs = await src.create_resource("blobs", attributes={"name": "string"})
+    rng = random.Random(19)
+    contents = {f"b{i}": rng.randbytes(4 * 2**20 + i) for i in range(3)}  # ~12 MiB in all
+    for rid, body in contents.items():
+        await blobs.insert({"id": rid, "name": rid})
+        await blobs.set_content(rid, body, "application/octet-stream")
+    store = plugin.destination.store
+    assert store is not None
+    store.stats.reset()
+    info = await plugin.backup()
+    parts = math.ceil(info.size / MIN_PART_SIZE)
+    assert info.size > 2 * MIN_PART_SIZE and parts == 3
+    assert store.stats["multipart_create"] == store.stats["multipart_complete"] == 1
+    assert store.stats["put_part"] == parts  # the archive; index and manifest: one PUT each
+    assert store.stats["put"] == 2
+    head = await store.head(f"bk/{info.id}/data")
+    assert head.size == info.size and head.etag.endswith(f'-{parts}"')  # S3's multipart etag
+    store.stats.reset()
+    await plugin.verify(info.id)
+    assert store.stats["get"] == 3  # manifest, archive and index: one GET each, streamed
+
+    dst, plugin2 = await open_db(third_url, destination=dest, compression="none")
+    report = await plugin2.restore(info.id)
+    assert report.written == info.objects
+    restored = dst.get_resource("blobs")
+    for rid, body in contents.items():
+        assert await restored.get_content(rid) == (body, "application/octet-stream")
+        assert (await restored.get(rid))["name"] == rid
+
+
+def test_s3_destination_part_size_is_checked() -> None:
+    with pytest.raises(ConfigError) as info:
+        BackupPlugin(destination={"driver": "s3", "url": "memory://x/y", "part_size": 1024})
+    assert info.value.metadata["field"] == "part_size" and info.value.suggestion
