@@ -23,7 +23,7 @@ from __future__ import annotations
 import calendar
 import os
 import socket
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any
@@ -77,8 +77,11 @@ REQUEST_CLASSES: dict[str, str] = {
     "head": "get",
     "delete": "delete",
     "delete_many": "delete",
+    "multipart_abort": "delete",
 }
-"""Store operation -> price class; an operation missing here is priced as ``put``."""
+"""Store operation -> price class; an operation missing here is priced as ``put`` (so are
+``multipart_create``, ``put_part`` and ``multipart_complete``; S3 does not charge an abort,
+like a DELETE)."""
 
 
 _ATTRIBUTES: dict[str, Any] = {
@@ -110,6 +113,16 @@ def _month_seconds(month: str | date | None, now: float) -> float:
     if not isinstance(month, date):
         raise _bad("month", "is not a date", "pass 'YYYY-MM', a date, or None", month)
     return calendar.monthrange(month.year, month.month)[1] * 86400.0
+
+
+async def _chunks(chunks: Any) -> AsyncIterator[bytes]:
+    """The chunks of a ``put_stream`` body, sync or async iterable."""
+    if hasattr(chunks, "__aiter__"):
+        async for chunk in chunks:
+            yield bytes(chunk)
+    else:
+        for chunk in chunks:
+            yield bytes(chunk)
 
 
 class CostsPlugin(Plugin):
@@ -225,7 +238,10 @@ class CostsPlugin(Plugin):
     def _wrap(self, store: Any) -> None:
         put, copy, delete = store.put, store.copy, store.delete
         delete_many, get = store.delete_many, store.get
-        self._originals = {m: getattr(store, m) for m in ("put", "copy", "delete", "delete_many")}
+        put_stream = store.put_stream
+        self._originals = {
+            m: getattr(store, m) for m in ("put", "put_stream", "copy", "delete", "delete_many")
+        }
 
         async def put_(key: str, body: bytes, *args: Any, **kwargs: Any) -> str:
             try:
@@ -236,6 +252,23 @@ class CostsPlugin(Plugin):
                 self._set(key, len(body))
                 raise
             self._set(key, len(body))
+            return etag
+
+        async def put_stream_(key: str, chunks: Any, *args: Any, **kwargs: Any) -> str:
+            size = 0
+
+            async def counted() -> Any:
+                nonlocal size
+                async for chunk in _chunks(chunks):
+                    size += len(chunk)
+                    yield chunk
+
+            try:
+                etag: str = await put_stream(key, counted(), *args, **kwargs)
+            except WriteOutcomeUnknownError:
+                self._set(key, size)  # as for put: the upload may have completed
+                raise
+            self._set(key, size)
             return etag
 
         async def copy_(src: str, dst: str) -> str:
@@ -257,6 +290,7 @@ class CostsPlugin(Plugin):
             return n
 
         store.put, store.copy, store.delete, store.delete_many = put_, copy_, delete_, delete_many_
+        store.put_stream = put_stream_
         stats = store.stats
         clear = stats.clear
 

@@ -122,6 +122,21 @@ async def test_stored_bytes_follow_resource_writes_exactly(db: Database) -> None
     assert (costs.stored_bytes, len(costs._sizes)) == await listed_bytes(db)
 
 
+async def test_streamed_uploads_are_stored_bytes_and_priced_as_puts(db: Database) -> None:
+    """A multipart upload (``put_stream``, e.g. a backup to an s3 destination) is followed
+    like a put: its size counts in storage, its create/part/complete requests as PUTs."""
+    costs = await db.use_plugin(CostsPlugin())
+    costs.reset()
+    mib = 1024 * 1024
+    parts = [b"x" * mib for _ in range(11)]  # 11 MiB in 5 MiB parts: 3 parts
+    await db.store.put_stream("t/big", iter(parts), part_size=5 * mib)
+    await db.store.put_stream("t/small", [b"abc"])
+    s = costs.summary()
+    assert (costs.stored_bytes, len(costs._sizes)) == await listed_bytes(db)
+    assert s["requests"]["put_part"] == 3
+    assert s["classes"]["put"]["requests"] == 1 + 3 + 1 + 1  # create, parts, done, small
+
+
 async def test_transfer_out_counts_get_bodies(db: Database) -> None:
     costs = await db.use_plugin(CostsPlugin(pricing={"transfer_out_gb": 1.0}))
     costs.reset()
