@@ -28,14 +28,6 @@ Opener = Callable[..., Awaitable[tuple[Database, BackupPlugin]]]
 
 
 @pytest.fixture
-def second_url(store_kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    server = None
-    if store_kind in ("moto", "seaweedfs"):
-        server = request.getfixturevalue(f"{store_kind}_server")
-    return store_url_for(store_kind, folder=tmp_path / "db2", server=server)
-
-
-@pytest.fixture
 def third_url(store_kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
     server = None
     if store_kind in ("moto", "seaweedfs"):

@@ -6,12 +6,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from s3db_async.plugins import BackupPlugin, CachePlugin, TTLPlugin
 
 from s3db_async import Database, Plugin
 from s3db_async.plugin import ManualClock, use_clock
-from s3db_async.testing import store_url_for
 
 
 async def test_a_restore_drops_the_cached_entries_of_what_it_replaced(
@@ -29,14 +27,6 @@ async def test_a_restore_drops_the_cached_entries_of_what_it_replaced(
         db.store.stats.reset()
         assert (await notes.get("n1"))["text"] == "first"
         assert db.store.stats["get"] == 1  # read again, not served from the cache
-
-
-@pytest.fixture
-def second_url(store_kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    server = None
-    if store_kind in ("moto", "seaweedfs"):
-        server = request.getfixturevalue(f"{store_kind}_server")
-    return store_url_for(store_kind, folder=tmp_path / "db2", server=server)
 
 
 async def test_restored_records_are_indexed_by_ttl_and_swept(
