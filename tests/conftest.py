@@ -6,7 +6,7 @@ server that cannot start fails the run instead of skipping it.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -49,12 +49,21 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 @pytest.fixture
-def store_url(store_kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A connection string to an empty namespace on the current store kind."""
+def make_store_url(
+    store_kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> Callable[[str], str]:
+    """``make_store_url(name)``: a connection string to another empty place on the current
+    store kind (a restore target, a second database)."""
     server = None
     if store_kind in ("moto", "seaweedfs"):
         server = request.getfixturevalue(f"{store_kind}_server")
-    return store_url_for(store_kind, folder=tmp_path / "db", server=server)
+    return lambda name: store_url_for(store_kind, folder=tmp_path / name, server=server)
+
+
+@pytest.fixture
+def store_url(make_store_url: Callable[[str], str]) -> str:
+    """A connection string to an empty namespace on the current store kind."""
+    return make_store_url("db")
 
 
 @pytest.fixture

@@ -22,17 +22,13 @@ from s3db_async import Database
 from s3db_async.errors import ConfigError, NotFoundError
 from s3db_async.plugin import MissingDependencyError
 from s3db_async.stores import MIN_PART_SIZE
-from s3db_async.testing import store_url_for
 
 Opener = Callable[..., Awaitable[tuple[Database, BackupPlugin]]]
 
 
 @pytest.fixture
-def third_url(store_kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    server = None
-    if store_kind in ("moto", "seaweedfs"):
-        server = request.getfixturevalue(f"{store_kind}_server")
-    return store_url_for(store_kind, folder=tmp_path / "db3", server=server)
+def third_url(make_store_url: Callable[[str], str]) -> str:
+    return make_store_url("db3")
 
 
 @pytest.fixture

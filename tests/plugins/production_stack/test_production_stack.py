@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
@@ -18,7 +19,6 @@ import pytest
 from s3db_async.plugins import BackupPlugin
 
 from s3db_async import Database
-from s3db_async.testing import store_url_for
 
 pytestmark = pytest.mark.stores("memory", "file", "seaweedfs")
 
@@ -34,12 +34,9 @@ def load() -> ModuleType:
 
 
 @pytest.fixture
-def other_url(store_kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+def other_url(make_store_url: Callable[[str], str]) -> str:
     """An empty place on the same store kind, for the restore."""
-    server = None
-    if store_kind in ("moto", "seaweedfs"):
-        server = request.getfixturevalue(f"{store_kind}_server")
-    return store_url_for(store_kind, folder=tmp_path / "restored", server=server)
+    return make_store_url("restored")
 
 
 async def test_the_production_stack_runs_and_each_plugin_does_its_job(
