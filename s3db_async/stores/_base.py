@@ -22,11 +22,11 @@ import collections
 import functools
 import hashlib
 import re
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 
@@ -38,6 +38,7 @@ __all__ = [
     "MAX_PARTS",
     "METADATA_LIMIT",
     "MIN_PART_SIZE",
+    "AssembledUpload",
     "ByteChunks",
     "Capabilities",
     "CommonPrefix",
@@ -51,6 +52,7 @@ __all__ = [
     "decode_metadata_value",
     "encode_metadata_value",
     "metadata_size",
+    "put_stream_assembled",
     "validate_key",
 ]
 
@@ -373,6 +375,68 @@ async def split_parts(
             break
     if buf:
         yield bytes(buf)
+
+
+class AssembledUpload(Protocol):
+    """A multipart upload that the store assembles itself (memory, file): see
+    :func:`put_stream_assembled`."""
+
+    async def write(self, part: bytes) -> bytes:
+        """Keep one part; return its binary MD5."""
+        ...
+
+    async def complete(self, etag: str) -> str:
+        """Make the object appear whole with ``etag``; return it."""
+        ...
+
+    def discard(self) -> None:
+        """Drop what is kept (after completing too; idempotent)."""
+        ...
+
+
+async def put_stream_assembled(
+    store: ObjectStore,
+    key: str,
+    chunks: ByteChunks,
+    metadata: Mapping[str, str] | None,
+    *,
+    content_type: str | None,
+    part_size: int,
+    enforce_limits: bool,
+    begin: Callable[[dict[str, str], str], Awaitable[AssembledUpload]],
+) -> str:
+    """:meth:`ObjectStore.put_stream` for a store that assembles the parts itself: a small
+    body is one :meth:`~ObjectStore.put`; a larger one goes through ``begin(metadata,
+    content_type)``'s upload, part by part, counted in ``stats`` as S3 counts it."""
+    check_part_size(part_size)
+    md = normalize_metadata(metadata)
+    if enforce_limits:
+        check_metadata_limit(key, md)
+    source = aiter_chunks(chunks)
+    head, small = await read_head(source, part_size)
+    if small:
+        return await store.put(key, bytes(head), md, content_type=content_type)
+    stats = store.stats
+    stats["multipart_create"] += 1
+    upload = await begin(md, content_type or "application/octet-stream")
+    digests: builtins.list[bytes] = []
+    completed = False
+    try:
+        async for part in split_parts(head, source, part_size):
+            if len(digests) == MAX_PARTS:
+                raise too_many_parts(key, part_size)
+            stats["put_part"] += 1
+            digests.append(await upload.write(part))
+        stats["multipart_complete"] += 1
+        etag = await upload.complete(multipart_etag(digests))
+        completed = True
+        return etag
+    except BaseException:
+        if not completed:
+            stats["multipart_abort"] += 1
+        raise
+    finally:
+        upload.discard()
 
 
 def _is_header_safe(value: str) -> bool:

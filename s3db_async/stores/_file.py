@@ -81,7 +81,6 @@ from ..errors import (
 from ._base import (
     DEFAULT_CHUNK_SIZE,
     DEFAULT_PART_SIZE,
-    MAX_PARTS,
     ByteChunks,
     Capabilities,
     CommonPrefix,
@@ -90,15 +89,10 @@ from ._base import (
     ObjectStore,
     ObjectStream,
     StoredObject,
-    aiter_chunks,
     body_etag,
     check_metadata_limit,
-    check_part_size,
-    multipart_etag,
     normalize_metadata,
-    read_head,
-    split_parts,
-    too_many_parts,
+    put_stream_assembled,
     validate_key,
 )
 from ._file_safety import LinkInPath, check_root, link_error, open_dir
@@ -333,16 +327,37 @@ _COPY_BLOCK: Final = 1 << 20
 class _Upload:
     """The parts of a :meth:`FileStore.put_stream` so far, in a temp file."""
 
-    __slots__ = ("completed", "fd", "path", "size")
+    __slots__ = ("completed", "ctype", "fd", "loc", "metadata", "path", "size", "store")
 
     def __init__(self, path: str, fd: int) -> None:
         self.path, self.fd, self.size, self.completed = path, fd, 0, False
+        self.store: FileStore | None = None
+        self.loc: _Location | None = None
+        self.metadata: dict[str, str] = {}
+        self.ctype = "application/octet-stream"
 
-    def write(self, part: bytes) -> bytes:
+    def bind(self, store: FileStore, loc: _Location, metadata: dict[str, str], ctype: str) -> None:
+        """Say where the object goes once the upload completes."""
+        self.store, self.loc, self.metadata, self.ctype = store, loc, metadata, ctype
+
+    def write_sync(self, part: bytes) -> bytes:
         """Append one part; return its binary MD5."""
         _write_all(self.fd, [part])
         self.size += len(part)
         return _md5_digest(part)
+
+    async def write(self, part: bytes) -> bytes:
+        assert self.store is not None
+        digest: bytes = await self.store._run(self.write_sync, part)
+        return digest
+
+    async def complete(self, etag: str) -> str:
+        assert self.store is not None and self.loc is not None
+        store, loc = self.store, self.loc
+        done: str = await store._run(
+            store._complete_upload_sync, self, loc, etag, self.metadata, self.ctype
+        )
+        return done
 
     def discard(self) -> None:
         """Close and remove the temp file (idempotent)."""
@@ -967,34 +982,17 @@ class FileStore(ObjectStore):
         content_type: str | None = None,
         part_size: int = DEFAULT_PART_SIZE,
     ) -> str:
-        check_part_size(part_size)
         loc = self._locate(key)
-        md = normalize_metadata(metadata)
-        if self.enforce_limits:
-            check_metadata_limit(key, md)
-        source = aiter_chunks(chunks)
-        head, small = await read_head(source, part_size)
-        if small:
-            return await self.put(key, bytes(head), md, content_type=content_type)
-        self.stats["multipart_create"] += 1
-        upload = await self._run(self._start_upload_sync)
-        digests: list[bytes] = []
-        try:
-            async for part in split_parts(head, source, part_size):
-                if len(digests) == MAX_PARTS:
-                    raise too_many_parts(key, part_size)
-                self.stats["put_part"] += 1
-                digests.append(await self._run(upload.write, part))
-            self.stats["multipart_complete"] += 1
-            etag = multipart_etag(digests)
-            ctype = content_type or "application/octet-stream"
-            return await self._run(self._complete_upload_sync, upload, loc, etag, md, ctype)
-        except BaseException:
-            if not upload.completed:
-                self.stats["multipart_abort"] += 1
-            raise
-        finally:
-            upload.discard()
+
+        async def begin(md: dict[str, str], ctype: str) -> _Upload:
+            upload: _Upload = await self._run(self._start_upload_sync)
+            upload.bind(self, loc, md, ctype)
+            return upload
+
+        return await put_stream_assembled(
+            self, key, chunks, metadata, content_type=content_type, part_size=part_size,
+            enforce_limits=self.enforce_limits, begin=begin,
+        )  # fmt: skip
 
     async def get_stream(self, key: str, *, chunk_size: int = DEFAULT_CHUNK_SIZE) -> ObjectStream:
         self.stats["get"] += 1

@@ -20,7 +20,6 @@ from ..errors import NotFoundError, PreconditionFailed
 from ._base import (
     DEFAULT_CHUNK_SIZE,
     DEFAULT_PART_SIZE,
-    MAX_PARTS,
     PAGE_SIZE,
     ByteChunks,
     Capabilities,
@@ -31,16 +30,11 @@ from ._base import (
     ObjectStore,
     ObjectStream,
     StoredObject,
-    aiter_chunks,
     body_etag,
     check_metadata_limit,
-    check_part_size,
     flatten_pages,
-    multipart_etag,
     normalize_metadata,
-    read_head,
-    split_parts,
-    too_many_parts,
+    put_stream_assembled,
     validate_key,
 )
 from ._url import ConnectionConfig, parse_connection_string
@@ -331,38 +325,15 @@ class MemoryStore(ObjectStore):
         content_type: str | None = None,
         part_size: int = DEFAULT_PART_SIZE,
     ) -> str:
-        check_part_size(part_size)
         full = self._full(key)
-        md = normalize_metadata(metadata)
-        if self.enforce_limits:
-            check_metadata_limit(key, md)
-        source = aiter_chunks(chunks)
-        head, small = await read_head(source, part_size)
-        if small:
-            return await self.put(key, bytes(head), md, content_type=content_type)
-        self.stats["multipart_create"] += 1
-        parts: list[bytes] = []
-        digests: list[bytes] = []
-        try:
-            async for part in split_parts(head, source, part_size):
-                if len(parts) == MAX_PARTS:
-                    raise too_many_parts(key, part_size)
-                await asyncio.sleep(0)  # a scheduling point, as real I/O has
-                self.stats["put_part"] += 1
-                parts.append(part)
-                digests.append(hashlib.md5(part, usedforsecurity=False).digest())
-        except BaseException:
-            self.stats["multipart_abort"] += 1
-            raise
-        self.stats["multipart_complete"] += 1
-        etag = multipart_etag(digests)
-        body = b"".join(parts)
-        parts.clear()
-        self._data.set(
-            full,
-            _Obj(body, md, etag, datetime.now(UTC), content_type or "application/octet-stream"),
-        )
-        return etag
+
+        async def begin(md: dict[str, str], ctype: str) -> _MemoryUpload:
+            return _MemoryUpload(self, full, md, ctype)
+
+        return await put_stream_assembled(
+            self, key, chunks, metadata, content_type=content_type, part_size=part_size,
+            enforce_limits=self.enforce_limits, begin=begin,
+        )  # fmt: skip
 
     async def get_stream(self, key: str, *, chunk_size: int = DEFAULT_CHUNK_SIZE) -> ObjectStream:
         await asyncio.sleep(0)  # a scheduling point, as real I/O has
@@ -375,6 +346,28 @@ class MemoryStore(ObjectStore):
 
     async def _probe_capabilities(self) -> Capabilities:
         return Capabilities(detail="in-process, atomic by construction")
+
+
+class _MemoryUpload:
+    """The parts of a :meth:`MemoryStore.put_stream`, joined when it completes."""
+
+    def __init__(self, store: MemoryStore, full: str, md: dict[str, str], ctype: str) -> None:
+        self.store, self.full, self.md, self.ctype = store, full, md, ctype
+        self.parts: list[bytes] = []
+
+    async def write(self, part: bytes) -> bytes:
+        await asyncio.sleep(0)  # a scheduling point, as real I/O has
+        self.parts.append(part)
+        return hashlib.md5(part, usedforsecurity=False).digest()
+
+    async def complete(self, etag: str) -> str:
+        body = b"".join(self.parts)
+        self.parts.clear()
+        self.store._data.set(self.full, _Obj(body, self.md, etag, datetime.now(UTC), self.ctype))
+        return etag
+
+    def discard(self) -> None:
+        self.parts.clear()
 
 
 async def _slices(body: bytes, size: int) -> AsyncIterator[bytes]:
