@@ -192,12 +192,8 @@ CATALOG: tuple[PluginEntry, ...] = (
     ),
     _entry("puppeteer", "Puppeteer", "PuppeteerPlugin", "Headless browser pool for automation"),
     _entry(
-        "scheduler",
-        "Scheduler",
-        "SchedulerPlugin",
-        "Cron jobs run once across processes",
-        "scheduler",
-    ),
+        "scheduler", "Scheduler", "SchedulerPlugin", "Cron jobs run once across processes"
+    ),  # croniter (a core dependency) and the runtime's jobs: no extra
     _entry(
         "state_machine", "State Machine", "StateMachinePlugin", "Finite state machine workflows"
     ),
