@@ -336,7 +336,9 @@ class _Upload:
         self.metadata: dict[str, str] = {}
         self.ctype = "application/octet-stream"
 
-    def bind(self, store: FileStore, loc: _Location, metadata: dict[str, str], ctype: str) -> None:
+    def target(
+        self, store: FileStore, loc: _Location, metadata: dict[str, str], ctype: str
+    ) -> None:
         """Say where the object goes once the upload completes."""
         self.store, self.loc, self.metadata, self.ctype = store, loc, metadata, ctype
 
@@ -986,7 +988,7 @@ class FileStore(ObjectStore):
 
         async def begin(md: dict[str, str], ctype: str) -> _Upload:
             upload: _Upload = await self._run(self._start_upload_sync)
-            upload.bind(self, loc, md, ctype)
+            upload.target(self, loc, md, ctype)
             return upload
 
         return await put_stream_assembled(
