@@ -422,7 +422,9 @@ class SchedulerPlugin(Plugin):
         return spec
 
     async def remove_job(self, name: str) -> None:
-        """Unschedule ``name`` here (a run going on is cancelled) and forget its switch.
+        """Unschedule ``name`` in this process (a run going on here is cancelled). The
+        shared state (switch, replay marker) stays: other processes may still run the job;
+        ``uninstall(purge_data=True)`` removes it.
 
         :raises NotFoundError: no such job.
         """
@@ -431,8 +433,6 @@ class SchedulerPlugin(Plugin):
         if job is not None:
             await job.cancel()
         del self.specs[name]
-        await self.get_storage().delete(self._switch_key(name))
-        await self.get_storage().delete(self._last_key(name))
         self.emit("scheduler.job_removed", self._payload(job=name))
 
     async def enable(self, name: str) -> None:

@@ -294,6 +294,22 @@ async def test_disable_is_seen_by_the_leader_of_another_database(
     assert await second.is_enabled("sw")
 
 
+@pytest.mark.stores("memory", "file")
+async def test_remove_job_in_one_process_leaves_the_shared_switch_alone(
+    open_db: Opener,
+) -> None:
+    """remove_job changes *this process's* jobs: a job disabled everywhere stays disabled
+    for the processes that still run it (the switch was deleted, re-enabling it)."""
+    _, first = await open_db({"sw": {"schedule": "1h", "action": lambda db, ctx: None}})
+    _, second = await open_db({"sw": {"schedule": "1h", "action": lambda db, ctx: None}})
+    await first.disable("sw")
+    await second.remove_job("sw")
+    assert "sw" not in second.specs and "sw" in first.jobs
+    assert not await first.is_enabled("sw")
+    await second.add_job("sw", {"schedule": "1h", "action": lambda db, ctx: None})
+    assert not await second.is_enabled("sw")  # re-added: the shared switch still holds
+
+
 @pytest.mark.stores("memory")
 async def test_enabled_false_starts_switched_off_and_run_job_still_runs(open_db: Opener) -> None:
     ran: list[bool] = []
