@@ -636,9 +636,11 @@ class ImporterPlugin(Plugin):
                     first = errs[0].get("field") if errs and isinstance(errs[0], dict) else None
                     fail(n, exc.message, first or exc.metadata.get("field"), row)
 
+        from rich.console import Console
         from rich.progress import Progress
 
-        bar = Progress(transient=False, disable=not progress)
+        # stderr, as documented: stdout stays for the caller's output (the CLI's report)
+        bar = Progress(console=Console(stderr=True), transient=False, disable=not progress)
         task = bar.add_task(f"import {res.name}", total=None)
         with bar:
             async for batch in self._batches(rows, size, report.rows):

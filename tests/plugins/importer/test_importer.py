@@ -340,6 +340,19 @@ async def test_a_row_transform_returning_a_non_row_fails_that_row_only(open_db: 
     assert (report.inserted, report.duplicates, report.failed) == (2, 1, 0)
 
 
+@pytest.mark.stores("memory")
+async def test_progress_bar_goes_to_stderr_not_stdout(
+    open_db: Opener, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, imp, _ = await open_db()
+    capsys.readouterr()
+    report = await imp.import_rows(people(3), resource="users", progress=True)
+    assert report.inserted == 3
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "import users" in captured.err
+
+
 def _optional(module: str) -> Any:
     if os.environ.get("CI") == "true":
         return importlib.import_module(module)
