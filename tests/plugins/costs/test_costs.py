@@ -220,6 +220,15 @@ def test_bad_options_raise_typed_errors() -> None:
     assert CostsPlugin(pricing={"get_per_1000": 0.001}).pricing.get_per_1000 == 0.001
 
 
+async def test_the_class_itself_installs_with_defaults(store_url: str) -> None:
+    """The seed's static ``usePlugin(CostsPlugin)``: the class is instantiated with defaults."""
+    async with Database(store_url, plugins=[CostsPlugin]) as db:
+        costs = db.costs  # type: ignore[attr-defined]
+        assert isinstance(costs, CostsPlugin) and costs.region == "us-east-1"
+        await db.store.put("s/a", b"abc")
+        assert costs.requests()["put"] >= 1
+
+
 async def test_uninstall_restores_the_store_and_db(db: Database) -> None:
     costs = await db.use_plugin(CostsPlugin())
     await costs.uninstall()
