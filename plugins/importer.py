@@ -365,17 +365,19 @@ class ImporterPlugin(Plugin):
             None if concurrency is None else self._positive("concurrency", concurrency)
         )
         self.on_duplicate = self._mode(on_duplicate)
-        if isinstance(max_errors, bool) or not isinstance(max_errors, int) or max_errors < 0:
-            raise _config(
-                "max_errors", "must be an integer >= 0", "pass max_errors=1000", max_errors
-            )
-        self.max_errors = max_errors
+        self.max_errors = self._max_errors(max_errors)
         self.preserve_timestamps = self._flag("preserve_timestamps", preserve_timestamps)
 
     @staticmethod
     def _positive(name: str, value: Any) -> int:
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise _config(name, "must be a positive integer", f"pass {name}=100", value)
+        return value
+
+    @staticmethod
+    def _max_errors(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise _config("max_errors", "must be an integer >= 0", "pass max_errors=1000", value)
         return value
 
     @staticmethod
@@ -458,6 +460,7 @@ class ImporterPlugin(Plugin):
         progress: bool = False,
         error_file: str | Path | None = None,
         preserve_timestamps: bool | None = None,
+        max_errors: int | None = None,
         source: str | None = None,
     ) -> ImportReport:
         """Import rows (dicts) from any iterable or async iterable.
@@ -471,9 +474,11 @@ class ImporterPlugin(Plugin):
         :param coerce: convert string cells to the attribute types (CSV/TSV default).
         :param progress: show a Rich progress bar on stderr.
         :param error_file: also write every row error there, one JSON object per line.
+        :param max_errors: :class:`RowError` kept in the report (default: the plugin's).
         """
         res = resource if isinstance(resource, Resource) else self.db.get_resource(resource)
         mode = self._mode(self.on_duplicate if on_duplicate is None else on_duplicate)
+        kept = self.max_errors if max_errors is None else self._max_errors(max_errors)
         size = self._positive("batch_size", self.batch_size if batch_size is None else batch_size)
         width = self._positive(
             "concurrency",
@@ -550,7 +555,7 @@ class ImporterPlugin(Plugin):
         def fail(n: int, reason: str, field_name: str | None, data: Any) -> None:
             report.failed += 1
             err = RowError(row=n, reason=reason, field=field_name, data=data)
-            if len(report.errors) < self.max_errors:
+            if len(report.errors) < kept:
                 report.errors.append(err)
             if error_file is not None:
                 error_lines.append(json.dumps(asdict(err), default=str) + "\n")

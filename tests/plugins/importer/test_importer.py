@@ -322,6 +322,19 @@ async def test_bad_call_options_are_typed_errors_and_write_nothing(
     assert await users.count() == 0
 
 
+@pytest.mark.stores("memory")
+async def test_max_errors_is_also_a_per_call_option(open_db: Opener) -> None:
+    """The page: plugin options are defaults that every call takes by the same name."""
+    _, imp, _ = await open_db(max_errors=100)
+    rows = [{"age": i} for i in range(5)]  # no name: every row fails
+    report = await imp.import_rows(rows, resource="users", max_errors=2)
+    assert report.failed == 5 and [e.row for e in report.errors] == [1, 2]
+    assert len((await imp.import_rows(rows, resource="users")).errors) == 5
+    with pytest.raises(ConfigError) as exc:
+        await imp.import_rows(rows, resource="users", max_errors=-1)
+    assert exc.value.metadata["field"] == "max_errors"
+
+
 async def test_a_row_transform_returning_a_non_row_fails_that_row_only(open_db: Opener) -> None:
     """Bad rows never block good rows: a ``"*"`` transform that returns neither a row nor
     None fails its row, and an unhashable dedup value (a json cell) still dedups."""
