@@ -61,8 +61,10 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
+from croniter import croniter
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
@@ -256,6 +258,8 @@ class S3Destination(Destination):
     ) -> None:
         if isinstance(url, str) and not url:
             raise _bad("url", "is empty", "pass url='s3://bucket/prefix'", url)
+        if not isinstance(prefix, str):
+            raise _bad("prefix", "must be a string", "pass prefix='backups/'", prefix)
         self.url = url
         self.prefix = prefix if not prefix or prefix.endswith("/") else prefix + "/"
         if (
@@ -422,6 +426,17 @@ def make_destination(config: Any) -> Destination:
     if not isinstance(config, Mapping):
         raise _bad("destination", "must be a dict, a path or a URL", "pass './backups'", config)
     driver = config.get("driver", "filesystem")
+    allowed = _DRIVER_KEYS.get(driver) if isinstance(driver, str) else None
+    if allowed is not None:
+        unknown = sorted(str(k) for k in config if k not in allowed)
+        if unknown:
+            raise _bad(
+                f"destination[{unknown[0]!r}]",
+                f"is not an option of the {driver} driver",
+                f"use {', '.join(sorted(allowed - {'driver'}))} at the top level of the dict"
+                " (no nested 'config'), e.g. {'driver': 'filesystem', 'path': './backups'}",
+                unknown,
+            )
     if driver == "filesystem":
         if "path" not in config:
             raise _bad("path", "is required for the filesystem driver", "pass path='./backups'")
@@ -443,6 +458,14 @@ def make_destination(config: Any) -> Destination:
             [make_destination(s) for s in subs], strategy=config.get("strategy", "all")
         )
     raise _bad("driver", "is not a backup driver", "use filesystem, s3 or multi", driver)
+
+
+_DRIVER_KEYS: dict[str, frozenset[str]] = {
+    "filesystem": frozenset({"driver", "path"}),
+    "s3": frozenset({"driver", "url", "store", "prefix", "part_size"}),
+    "multi": frozenset({"driver", "destinations", "strategy"}),
+}
+"""The keys each destination driver takes in its dict (anything else is a typo)."""
 
 
 async def _file_chunks(path: Path) -> AsyncIterator[bytes]:
@@ -748,6 +771,24 @@ class BackupPlugin(Plugin):
             raise _bad(
                 "schedule", "must be a cron expression or seconds", "pass '0 3 * * *'", schedule
             )
+        if not isinstance(tz, str):
+            raise _bad("tz", "must be a time zone name", "pass tz='Europe/Berlin'", tz)
+        if tz.upper() != "UTC":
+            try:
+                ZoneInfo(tz)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise _bad(
+                    "tz", "is not a known time zone", "use an IANA name like 'UTC'", tz
+                ) from None
+        if isinstance(schedule, str) and not croniter.is_valid(schedule):
+            raise _bad(
+                "schedule",
+                "is not a cron expression",
+                "pass 5 fields like '0 3 * * *', or seconds between backups",
+                schedule,
+            )
+        if progress is not None and not callable(progress):
+            raise _bad("progress", "must be callable", "pass fn(resource, objects)", progress)
         if schedule_kind not in KINDS:
             raise _bad(
                 "schedule_kind", "is not a backup kind", f"use one of {KINDS}", schedule_kind
@@ -792,6 +833,8 @@ class BackupPlugin(Plugin):
     # -- backup ------------------------------------------------------------------------------
     def _chosen(self, resources: Sequence[str] | None) -> list[str]:
         """The resources to back up, in the order of their keys in the store."""
+        if isinstance(resources, str):
+            raise _bad("resources", "must be a list of names", f"pass [{resources!r}]", resources)
         names = list(resources) if resources is not None else self.resources
         if names is None:
             return sorted(self.db.list_resources(), key=_prefix)
@@ -1061,6 +1104,8 @@ class BackupPlugin(Plugin):
         """
         if mode not in MODES:
             raise _bad("mode", "is not a restore mode", f"use one of {MODES}", mode)
+        if isinstance(resources, str):
+            raise _bad("resources", "must be a list of names", f"pass [{resources!r}]", resources)
         chain = await self._chain(backup_id)
         head = chain[0]
         names = sorted(head.resources) if resources is None else sorted(resources)
@@ -1162,11 +1207,13 @@ class BackupPlugin(Plugin):
     # -- retention ---------------------------------------------------------------------------
     async def apply_retention(self) -> list[str]:
         """Delete backups outside the retention policy (newest per day / ISO week / month,
-        ``last`` newest overall); an incremental's chain is kept with it. Returns ids deleted.
+        ``last`` newest overall); an incremental's chain is kept with it. Without a policy
+        (``retention=None``) no backup is deleted. Returns ids deleted.
         """
         backups = await self.list_backups()
-        keep: set[str] = set()
         by_id = {b.id: b for b in backups}
+        # no policy: every complete backup is kept (only crashed leftovers go)
+        keep: set[str] = set() if self.retention else set(by_id)
         newest_first = list(reversed(backups))
         keep.update(b.id for b in newest_first[: self.retention.get("last", 0)])
         for rule, bucket in (

@@ -14,7 +14,8 @@ sent, retries included) and priced by class: PUT/COPY/POST/LIST, GET/HEAD/other,
 which S3 does not charge (s3db.js does). Storage is time-weighted: the plugin takes an
 inventory of the store at install (one LIST per 1,000 keys), then follows every put, copy and
 delete of this process, so an overwrite replaces the old size and a delete removes it; the
-byte-seconds held become GB-months. Transfer out is the bytes of GET bodies. Figures are those
+byte-seconds held become GB-months. Transfer out is the bytes of GET bodies (``get`` and
+``get_stream``). Figures are those
 of this process.
 """
 
@@ -153,7 +154,7 @@ class CostsPlugin(Plugin):
         **options: Any,
     ) -> None:
         super().__init__(**options)
-        if region not in PRICING:
+        if not isinstance(region, str) or region not in PRICING:
             raise _bad(
                 "region",
                 "has no price table",
@@ -163,6 +164,13 @@ class CostsPlugin(Plugin):
         base = PRICING[region]
         if isinstance(pricing, Pricing):
             base = pricing
+        elif pricing is not None and not isinstance(pricing, Mapping):
+            raise _bad(
+                "pricing",
+                "must be a Pricing or a mapping of its fields",
+                "pass pricing={'storage_gb_month': 0.018} or Pricing(...)",
+                pricing,
+            )
         elif pricing is not None:
             fields = set(Pricing.__dataclass_fields__)
             for key, value in pricing.items():
@@ -171,6 +179,9 @@ class CostsPlugin(Plugin):
                 if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
                     raise _bad(f"pricing[{key!r}]", "must be >= 0", "pass a dollar amount", value)
             base = replace(base, **{k: float(v) for k, v in pricing.items()})
+        for flag, value in (("inventory", inventory), ("track_transfer", track_transfer)):
+            if not isinstance(value, bool):
+                raise _bad(flag, "must be True or False", f"pass {flag}=False", value)
         if budget is not None and (
             isinstance(budget, bool) or not isinstance(budget, int | float) or budget < 0
         ):
@@ -255,6 +266,10 @@ class CostsPlugin(Plugin):
             return etag
 
         async def put_stream_(key: str, chunks: Any, *args: Any, **kwargs: Any) -> str:
+            if isinstance(chunks, bytes | bytearray | memoryview | str):
+                # not chunks: the store refuses it with its ConfigError (iterating it here
+                # would turn each byte into a chunk of that many zero bytes)
+                return str(await put_stream(key, chunks, *args, **kwargs))
             size = 0
 
             async def counted() -> Any:
@@ -310,6 +325,27 @@ class CostsPlugin(Plugin):
                 return obj
 
             store.get = get_
+            get_stream = store.get_stream
+            self._originals["get_stream"] = get_stream
+
+            async def get_stream_(key: str, *args: Any, **kwargs: Any) -> Any:
+                stream = await get_stream(key, *args, **kwargs)
+                inner = stream._chunks  # the chunks, counted as they are read
+
+                async def counted() -> AsyncIterator[bytes]:
+                    try:
+                        async for chunk in inner:
+                            self._transfer += len(chunk)
+                            yield chunk
+                    finally:
+                        close = getattr(inner, "aclose", None)
+                        if close is not None:
+                            await close()
+
+                stream._chunks = counted()
+                return stream
+
+            store.get_stream = get_stream_
 
     def _advance(self) -> float:
         now = clock_time()

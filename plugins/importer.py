@@ -318,6 +318,16 @@ def _coerce(value: Any, kind: str) -> Any:
     return value
 
 
+def _hashable(value: Any) -> Any:
+    """``value`` as a dedup key: itself when hashable, else its canonical JSON (a list or a
+    dict cell of a json field)."""
+    try:
+        hash(value)
+    except TypeError:
+        return ("json", json.dumps(value, sort_keys=True, default=str))
+    return value
+
+
 RowTransform = Callable[[dict[str, Any]], "dict[str, Any] | None"]
 Validator = Callable[[dict[str, Any]], Any]
 
@@ -355,13 +365,25 @@ class ImporterPlugin(Plugin):
             None if concurrency is None else self._positive("concurrency", concurrency)
         )
         self.on_duplicate = self._mode(on_duplicate)
-        self.max_errors = max_errors
-        self.preserve_timestamps = preserve_timestamps
+        self.max_errors = self._max_errors(max_errors)
+        self.preserve_timestamps = self._flag("preserve_timestamps", preserve_timestamps)
 
     @staticmethod
     def _positive(name: str, value: Any) -> int:
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise _config(name, "must be a positive integer", f"pass {name}=100", value)
+        return value
+
+    @staticmethod
+    def _max_errors(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise _config("max_errors", "must be an integer >= 0", "pass max_errors=1000", value)
+        return value
+
+    @staticmethod
+    def _flag(name: str, value: Any) -> bool:
+        if not isinstance(value, bool):
+            raise _config(name, "must be True or False", f"pass {name}=True", value)
         return value
 
     @staticmethod
@@ -412,7 +434,8 @@ class ImporterPlugin(Plugin):
             require_dependency("pyarrow", extra="importer", plugin=self.name)
         if fmt == "excel":
             require_dependency("openpyxl", extra="importer", plugin=self.name)
-        batch = options.get("batch_size") or self.batch_size
+        given = options.get("batch_size")
+        batch = self._positive("batch_size", self.batch_size if given is None else given)
         rows = read_rows(
             path, fmt, sheet=sheet, delimiter=delimiter, encoding=encoding, batch_size=batch
         )
@@ -437,6 +460,7 @@ class ImporterPlugin(Plugin):
         progress: bool = False,
         error_file: str | Path | None = None,
         preserve_timestamps: bool | None = None,
+        max_errors: int | None = None,
         source: str | None = None,
     ) -> ImportReport:
         """Import rows (dicts) from any iterable or async iterable.
@@ -450,14 +474,48 @@ class ImporterPlugin(Plugin):
         :param coerce: convert string cells to the attribute types (CSV/TSV default).
         :param progress: show a Rich progress bar on stderr.
         :param error_file: also write every row error there, one JSON object per line.
+        :param max_errors: :class:`RowError` kept in the report (default: the plugin's).
         """
         res = resource if isinstance(resource, Resource) else self.db.get_resource(resource)
-        mode = self._mode(on_duplicate or self.on_duplicate)
-        size = self._positive("batch_size", batch_size or self.batch_size)
+        mode = self._mode(self.on_duplicate if on_duplicate is None else on_duplicate)
+        kept = self.max_errors if max_errors is None else self._max_errors(max_errors)
+        size = self._positive("batch_size", self.batch_size if batch_size is None else batch_size)
         width = self._positive(
-            "concurrency", concurrency or self.concurrency or self.db.parallelism
+            "concurrency",
+            concurrency if concurrency is not None else self.concurrency or self.db.parallelism,
         )
-        keep_ts = self.preserve_timestamps if preserve_timestamps is None else preserve_timestamps
+        keep_ts = (
+            self.preserve_timestamps
+            if preserve_timestamps is None
+            else self._flag("preserve_timestamps", preserve_timestamps)
+        )
+        if mapping is not None and (
+            not isinstance(mapping, Mapping)
+            or not all(v is None or isinstance(v, str) for v in mapping.values())
+        ):
+            raise _config(
+                "mapping",
+                "must be a dict of column -> field name (or None to drop it)",
+                "pass mapping={'E-mail': 'email', 'junk': None}",
+                mapping,
+            )
+        if validate is not None and not callable(validate):
+            raise _config(
+                "validate", "is not callable", "pass fn(row) -> None or a reason", validate
+            )
+        if id_field is not None and not isinstance(id_field, str):
+            raise _config("id_field", "must be a field name", "pass id_field='email'", id_field)
+        if dedup_key is not None and (
+            not isinstance(dedup_key, str | Sequence)
+            or not dedup_key
+            or (not isinstance(dedup_key, str) and not all(isinstance(k, str) for k in dedup_key))
+        ):
+            raise _config(
+                "dedup_key",
+                "must be a field name or a list of field names",
+                "pass dedup_key='email' or ['first', 'last']",
+                dedup_key,
+            )
         if job_id is not None and (not isinstance(job_id, str) or not _JOB_ID.match(job_id)):
             raise _config(
                 "job_id",
@@ -497,7 +555,7 @@ class ImporterPlugin(Plugin):
         def fail(n: int, reason: str, field_name: str | None, data: Any) -> None:
             report.failed += 1
             err = RowError(row=n, reason=reason, field=field_name, data=data)
-            if len(report.errors) < self.max_errors:
+            if len(report.errors) < kept:
                 report.errors.append(err)
             if error_file is not None:
                 error_lines.append(json.dumps(asdict(err), default=str) + "\n")
@@ -531,6 +589,10 @@ class ImporterPlugin(Plugin):
                 if out is None:
                     report.skipped += 1
                     return None
+                if not isinstance(out, Mapping):
+                    reason = f"transform returned a {type(out).__name__}, not a row or None"
+                    fail(n, reason, "*", dict(raw))
+                    return None
                 row = dict(out)
             if validate is not None:
                 try:
@@ -542,7 +604,7 @@ class ImporterPlugin(Plugin):
                     fail(n, verdict or "rejected by validate", None, row)
                     return None
             if keys:
-                key = tuple(row.get(k) for k in keys)
+                key = tuple(_hashable(row.get(k)) for k in keys)
                 if key in seen:
                     report.duplicates += 1
                     return None
@@ -579,9 +641,11 @@ class ImporterPlugin(Plugin):
                     first = errs[0].get("field") if errs and isinstance(errs[0], dict) else None
                     fail(n, exc.message, first or exc.metadata.get("field"), row)
 
+        from rich.console import Console
         from rich.progress import Progress
 
-        bar = Progress(transient=False, disable=not progress)
+        # stderr, as documented: stdout stays for the caller's output (the CLI's report)
+        bar = Progress(console=Console(stderr=True), transient=False, disable=not progress)
         task = bar.add_task(f"import {res.name}", total=None)
         with bar:
             async for batch in self._batches(rows, size, report.rows):

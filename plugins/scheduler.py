@@ -62,6 +62,7 @@ _MACROS = {
     "@hourly": "0 * * * *",
 }
 _CATCH_UP = ("coalesce", "replay")
+_STATUSES = ("succeeded", "failed", "timeout")
 _SCAN_LIMIT = 1_000_000  # ticks scanned back to the last one done (replay policy)
 _JOB_KEYS = {
     "schedule",
@@ -158,6 +159,21 @@ class JobSpec:
             raise _bad(
                 name, "action", "must be callable", "pass 'action': fn with fn(db, ctx)", action
             )
+        try:
+            signature = inspect.signature(action)
+        except (TypeError, ValueError):  # some builtins have none: called as given
+            signature = None
+        if signature is not None:
+            try:
+                signature.bind(None, None)
+            except TypeError:
+                raise _bad(
+                    name,
+                    "action",
+                    "does not take (db, ctx)",
+                    "define it as fn(db, ctx) (ctx is a JobContext; ignore it if unused)",
+                    action,
+                ) from None
         schedule = config.get("schedule")
         if schedule is None or isinstance(schedule, bool):
             raise _bad(
@@ -297,9 +313,24 @@ class SchedulerPlugin(Plugin):
         self.specs: dict[str, JobSpec] = {
             name: JobSpec.from_config(name, config) for name, config in (jobs or {}).items()
         }
+        if not isinstance(history, bool):
+            raise _bad("*", "history", "must be True or False", "pass history=False", history)
+        if (
+            isinstance(max_error_length, bool)
+            or not isinstance(max_error_length, int)
+            or max_error_length < 0
+        ):
+            raise _bad(
+                "*",
+                "max_error_length",
+                "must be an integer >= 0",
+                "pass max_error_length=2000",
+                max_error_length,
+            )
         self.history_enabled = history
         self.lease_ttl = float(_number("*", "lease_ttl", lease_ttl, minimum=0.01, allow_none=False))
         self.max_error_length = max_error_length
+        self._manual: set[str] = set()  # jobs being run by run_job() in this process
         self.history: Resource | None = None
         self._started = False
 
@@ -391,7 +422,9 @@ class SchedulerPlugin(Plugin):
         return spec
 
     async def remove_job(self, name: str) -> None:
-        """Unschedule ``name`` here (a run going on is cancelled) and forget its switch.
+        """Unschedule ``name`` in this process (a run going on here is cancelled). The
+        shared state (switch, replay marker) stays: other processes may still run the job;
+        ``uninstall(purge_data=True)`` removes it.
 
         :raises NotFoundError: no such job.
         """
@@ -400,8 +433,6 @@ class SchedulerPlugin(Plugin):
         if job is not None:
             await job.cancel()
         del self.specs[name]
-        await self.get_storage().delete(self._switch_key(name))
-        await self.get_storage().delete(self._last_key(name))
         self.emit("scheduler.job_removed", self._payload(job=name))
 
     async def enable(self, name: str) -> None:
@@ -435,14 +466,18 @@ class SchedulerPlugin(Plugin):
         """
         spec = self._spec(name)
         job = self.jobs.get(name)
-        if job is not None and job.running:
+        if name in self._manual or (job is not None and job.running):
             raise PluginError(
                 f"scheduler job {name!r} is running",
                 suggestion="wait for it (plugin.job(name).wait_idle()) and try again",
                 metadata={"field": "name", "reason": "running", "job": name},
             )
-        now = datetime.fromtimestamp(clock_time(), UTC)
-        return await self._run_tick(spec, now, fence=None, scheduled=False, replayed=False)
+        self._manual.add(name)
+        try:
+            now = datetime.fromtimestamp(clock_time(), UTC)
+            return await self._run_tick(spec, now, fence=None, scheduled=False, replayed=False)
+        finally:
+            self._manual.discard(name)
 
     async def get_history(
         self, name: str | None = None, *, status: str | None = None, limit: int | None = None
@@ -457,6 +492,14 @@ class SchedulerPlugin(Plugin):
                 suggestion="create the plugin with history=True",
                 metadata={"field": "history", "reason": "disabled"},
             )
+        if status is not None and status not in _STATUSES:
+            raise _bad(
+                "*", "status", "is not a run status", f"pass one of {', '.join(_STATUSES)}", status
+            )
+        if limit is not None and (
+            isinstance(limit, bool) or not isinstance(limit, int) or limit < 0
+        ):
+            raise _bad("*", "limit", "must be an integer >= 0", "pass limit=10 or None", limit)
         if name is not None:
             records = await self.history.list(partition="by_job", partition_values={"job": name})
         else:

@@ -229,6 +229,32 @@ async def test_retention_keeps_newest_per_bucket(open_db: Opener, store_url: str
     assert [b.id for b in await plugin.list_backups()] == ids[-2:]
 
 
+async def test_apply_retention_without_a_policy_deletes_nothing(
+    open_db: Opener, store_url: str
+) -> None:
+    """``retention=None`` means keep everything: calling apply_retention() by hand must not
+    delete every backup (it kept none of them before)."""
+    db, plugin = await open_db(store_url)
+    await fill(db)
+    ids = [(await plugin.backup(resources=["notes"])).id for _ in range(2)]
+    assert await plugin.apply_retention() == []
+    assert [b.id for b in await plugin.list_backups()] == ids
+
+
+async def test_resources_given_as_one_string_is_a_config_error(
+    open_db: Opener, store_url: str
+) -> None:
+    db, plugin = await open_db(store_url)
+    await fill(db)
+    with pytest.raises(ConfigError) as info:
+        await plugin.backup(resources="notes")  # type: ignore[arg-type]
+    assert info.value.metadata["field"] == "resources" and "['notes']" in info.value.suggestion
+    backup_id = (await plugin.backup(resources=["notes"])).id
+    with pytest.raises(ConfigError) as info:
+        await plugin.restore(backup_id, resources="notes")  # type: ignore[arg-type]
+    assert info.value.metadata["field"] == "resources"
+
+
 async def test_date_in_the_path_puts_each_backup_in_its_day_and_sees_every_day(
     open_db: Opener, store_url: str, tmp_path: Path
 ) -> None:
@@ -288,6 +314,21 @@ async def test_manifest_is_written_last(open_db: Opener, store_url: str, tmp_pat
         ({"destination": "./backups/{day}"}, "path"),
         ({"concurrency": 0}, "concurrency"),
         ({"destination": {"driver": "multi", "destinations": []}}, "destinations"),
+        # the seed's nested form, and typos, are not silently ignored
+        (
+            {"destination": {"driver": "filesystem", "config": {"path": "./b"}}},
+            "destination['config']",
+        ),
+        (
+            {"destination": {"driver": "s3", "url": "memory://b", "prefx": "x/"}},
+            "destination['prefx']",
+        ),
+        ({"destination": {"driver": "s3", "url": "memory://b", "prefix": 3}}, "prefix"),
+        # checked when created, not when the schedule starts
+        ({"schedule": "every night"}, "schedule"),
+        ({"schedule": "0 3 * * *", "tz": "Mars/Olympus"}, "tz"),
+        ({"tz": 1}, "tz"),
+        ({"progress": "bar"}, "progress"),
     ],
 )
 def test_bad_options_are_typed_errors(options: dict[str, Any], field: str) -> None:

@@ -148,6 +148,34 @@ async def test_transfer_out_counts_get_bodies(db: Database) -> None:
     assert s["transfer_out"]["cost"] == pytest.approx(8192 / GB)
 
 
+async def test_streamed_reads_count_as_transfer_out(db: Database) -> None:
+    """``get_stream`` (backup verify/restore from an s3 destination) sends GET bodies too:
+    the bytes read count as transfer out, like ``get``'s."""
+    costs = await db.use_plugin(CostsPlugin())
+    costs.reset()
+    await db.store.put("t/s", b"s" * 5000)
+    async with await db.store.get_stream("t/s", chunk_size=1024) as stream:
+        assert await stream.read() == b"s" * 5000
+    assert costs.summary()["transfer_out"]["bytes"] == 5000
+    async with await db.store.get_stream("t/s", chunk_size=1024) as stream:
+        async for _ in stream:
+            break  # stopped early: what was read counts (S3 may hand it all in one chunk)
+    assert 5000 < costs.summary()["transfer_out"]["bytes"] <= 10000
+    await costs.uninstall()
+    assert "get_stream" not in vars(db.store)
+
+
+async def test_put_stream_of_one_bytes_object_is_refused_not_corrupted(db: Database) -> None:
+    """Without the plugin ``put_stream(key, b"...")`` raises ConfigError; the plugin's
+    counting wrapper must not turn each byte into a chunk of zero bytes instead."""
+    costs = await db.use_plugin(CostsPlugin())
+    with pytest.raises(ConfigError) as err:
+        await db.store.put_stream("t/bytes", b"abc")
+    assert err.value.metadata["field"] == "chunks"
+    assert not await db.store.exists("t/bytes")
+    assert "t/bytes" not in costs._sizes
+
+
 async def test_estimate_scales_observed_rates_to_the_month(db: Database) -> None:
     with use_clock(ManualClock(1_800_000_000.0)) as clock:
         assert isinstance(clock, ManualClock)
@@ -177,9 +205,28 @@ def test_bad_options_raise_typed_errors() -> None:
         CostsPlugin(pricing={"put_per_1000": -1})
     with pytest.raises(ConfigError):
         CostsPlugin(pricing={"bogus": 1})
+    for bad in ([0.1], 3.0, "cheap"):
+        with pytest.raises(ConfigError) as err:
+            CostsPlugin(pricing=bad)  # type: ignore[arg-type]
+        assert err.value.metadata["field"] == "pricing" and err.value.suggestion
+    for flag in ("inventory", "track_transfer"):
+        with pytest.raises(ConfigError) as err:
+            CostsPlugin(**{flag: "no"})
+        assert err.value.metadata["field"] == flag
+    with pytest.raises(ConfigError):
+        CostsPlugin(region=["us-east-1"])  # type: ignore[arg-type]
     custom = Pricing(1.0, 1.0, 1.0, 1.0)
     assert CostsPlugin(pricing=custom).pricing is custom
     assert CostsPlugin(pricing={"get_per_1000": 0.001}).pricing.get_per_1000 == 0.001
+
+
+async def test_the_class_itself_installs_with_defaults(store_url: str) -> None:
+    """The seed's static ``usePlugin(CostsPlugin)``: the class is instantiated with defaults."""
+    async with Database(store_url, plugins=[CostsPlugin]) as db:
+        costs = db.costs  # type: ignore[attr-defined]
+        assert isinstance(costs, CostsPlugin) and costs.region == "us-east-1"
+        await db.store.put("s/a", b"abc")
+        assert costs.requests()["put"] >= 1
 
 
 async def test_uninstall_restores_the_store_and_db(db: Database) -> None:

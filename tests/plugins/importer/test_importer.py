@@ -282,6 +282,90 @@ async def test_events_and_bad_options(open_db: Opener, tmp_path: Path) -> None:
         await imp.import_rows([], resource="users", transforms={"age": 3})
 
 
+@pytest.mark.parametrize(
+    ("options", "field"),
+    [
+        ({"max_errors": -1}, "max_errors"),
+        ({"max_errors": "10"}, "max_errors"),
+        ({"preserve_timestamps": "yes"}, "preserve_timestamps"),
+    ],
+)
+def test_bad_plugin_options_are_typed_errors(options: dict[str, Any], field: str) -> None:
+    with pytest.raises(ConfigError) as exc:
+        ImporterPlugin(**options)
+    assert exc.value.metadata["field"] == field and exc.value.suggestion
+
+
+@pytest.mark.parametrize(
+    ("options", "field"),
+    [
+        # 0 is a bad value, not "use the default" (it silently was)
+        ({"batch_size": 0}, "batch_size"),
+        ({"concurrency": 0}, "concurrency"),
+        ({"on_duplicate": ""}, "on_duplicate"),
+        ({"mapping": ["name"]}, "mapping"),
+        ({"mapping": {"Name": 1}}, "mapping"),
+        ({"dedup_key": 5}, "dedup_key"),
+        ({"dedup_key": []}, "dedup_key"),
+        ({"validate": "strict"}, "validate"),
+        ({"id_field": 3}, "id_field"),
+        ({"preserve_timestamps": 1}, "preserve_timestamps"),
+    ],
+)
+async def test_bad_call_options_are_typed_errors_and_write_nothing(
+    open_db: Opener, options: dict[str, Any], field: str
+) -> None:
+    _, imp, users = await open_db()
+    with pytest.raises(ConfigError) as exc:
+        await imp.import_rows(people(2), resource="users", **options)
+    assert exc.value.metadata["field"] == field and exc.value.suggestion
+    assert await users.count() == 0
+
+
+@pytest.mark.stores("memory")
+async def test_max_errors_is_also_a_per_call_option(open_db: Opener) -> None:
+    """The page: plugin options are defaults that every call takes by the same name."""
+    _, imp, _ = await open_db(max_errors=100)
+    rows = [{"age": i} for i in range(5)]  # no name: every row fails
+    report = await imp.import_rows(rows, resource="users", max_errors=2)
+    assert report.failed == 5 and [e.row for e in report.errors] == [1, 2]
+    assert len((await imp.import_rows(rows, resource="users")).errors) == 5
+    with pytest.raises(ConfigError) as exc:
+        await imp.import_rows(rows, resource="users", max_errors=-1)
+    assert exc.value.metadata["field"] == "max_errors"
+
+
+async def test_a_row_transform_returning_a_non_row_fails_that_row_only(open_db: Opener) -> None:
+    """Bad rows never block good rows: a ``"*"`` transform that returns neither a row nor
+    None fails its row, and an unhashable dedup value (a json cell) still dedups."""
+    db, imp, _ = await open_db()
+    report = await imp.import_rows(
+        people(4),
+        resource="users",
+        transforms={"*": lambda row: row if row["age"] % 2 == 0 else [row["name"]]},
+    )
+    assert (report.inserted, report.failed) == (2, 2)
+    assert [e.row for e in report.errors] == [2, 4] and report.errors[0].field == "*"
+    tags = await db.create_resource("tags", attributes={"t": "json"})
+    report = await imp.import_rows(
+        [{"t": [1, 2]}, {"t": [1, 2]}, {"t": {"a": 1}}], resource=tags, dedup_key="t"
+    )
+    assert (report.inserted, report.duplicates, report.failed) == (2, 1, 0)
+
+
+@pytest.mark.stores("memory")
+async def test_progress_bar_goes_to_stderr_not_stdout(
+    open_db: Opener, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, imp, _ = await open_db()
+    capsys.readouterr()
+    report = await imp.import_rows(people(3), resource="users", progress=True)
+    assert report.inserted == 3
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "import users" in captured.err
+
+
 def _optional(module: str) -> Any:
     if os.environ.get("CI") == "true":
         return importlib.import_module(module)

@@ -99,6 +99,8 @@ def test_intervals_and_macros_parse() -> None:
         ({"schedule": "@daily", "action": print, "timeout": 0}, "timeout"),
         ({"schedule": "@daily", "action": print, "catch_up": "all"}, "catch_up"),
         ({"schedule": "@daily", "action": print, "every": 3}, "every"),
+        # s3db.js's action(db): refused when configured, not a failed run at every tick
+        ({"schedule": "@daily", "action": lambda db: None}, "action"),
     ],
 )
 def test_bad_job_options_are_typed_errors(config: dict[str, Any], field: str) -> None:
@@ -106,6 +108,21 @@ def test_bad_job_options_are_typed_errors(config: dict[str, Any], field: str) ->
         SchedulerPlugin(jobs={"job": config})
     assert info.value.metadata["field"] == field and info.value.metadata["job"] == "job"
     assert info.value.suggestion
+
+
+@pytest.mark.parametrize(
+    ("options", "field"),
+    [
+        ({"history": "yes"}, "history"),
+        ({"max_error_length": -1}, "max_error_length"),
+        ({"max_error_length": "2000"}, "max_error_length"),
+        ({"lease_ttl": 0}, "lease_ttl"),
+    ],
+)
+def test_bad_plugin_options_are_typed_errors(options: dict[str, Any], field: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        SchedulerPlugin(jobs={}, **options)
+    assert info.value.metadata["field"] == field and info.value.suggestion
 
 
 # -- schedules -------------------------------------------------------------------------------
@@ -277,6 +294,22 @@ async def test_disable_is_seen_by_the_leader_of_another_database(
     assert await second.is_enabled("sw")
 
 
+@pytest.mark.stores("memory", "file")
+async def test_remove_job_in_one_process_leaves_the_shared_switch_alone(
+    open_db: Opener,
+) -> None:
+    """remove_job changes *this process's* jobs: a job disabled everywhere stays disabled
+    for the processes that still run it (the switch was deleted, re-enabling it)."""
+    _, first = await open_db({"sw": {"schedule": "1h", "action": lambda db, ctx: None}})
+    _, second = await open_db({"sw": {"schedule": "1h", "action": lambda db, ctx: None}})
+    await first.disable("sw")
+    await second.remove_job("sw")
+    assert "sw" not in second.specs and "sw" in first.jobs
+    assert not await first.is_enabled("sw")
+    await second.add_job("sw", {"schedule": "1h", "action": lambda db, ctx: None})
+    assert not await second.is_enabled("sw")  # re-added: the shared switch still holds
+
+
 @pytest.mark.stores("memory")
 async def test_enabled_false_starts_switched_off_and_run_job_still_runs(open_db: Opener) -> None:
     ran: list[bool] = []
@@ -371,6 +404,36 @@ async def test_run_job_refuses_while_running_and_history_off(open_db: Opener) ->
     assert await run
     with pytest.raises(PluginError):
         await plugin.get_history()
+
+
+@pytest.mark.stores("memory")
+async def test_run_job_refuses_a_second_manual_run_while_the_first_goes_on(
+    open_db: Opener,
+) -> None:
+    """The docs: run_job raises PluginError "if it is running here" - a manual run too."""
+    gate = asyncio.Event()
+    calls: list[int] = []
+
+    async def wait(db: Database, ctx: JobContext) -> None:
+        calls.append(ctx.attempt)
+        await gate.wait()
+
+    _, plugin = await open_db({"w": {"schedule": "1h", "action": wait}})
+    first = asyncio.ensure_future(plugin.run_job("w"))
+    await until(lambda: calls == [1], "the first run")
+    with pytest.raises(PluginError) as info:
+        await asyncio.wait_for(plugin.run_job("w"), 10)  # bounded: it must refuse at once
+    assert info.value.metadata["reason"] == "running"
+    gate.set()
+    assert (await first)["status"] == "succeeded" and calls == [1]
+    assert (await plugin.run_job("w"))["status"] == "succeeded"  # free again
+    with pytest.raises(ConfigError) as bad:
+        await plugin.get_history("w", status="ok")
+    assert bad.value.metadata["field"] == "status"
+    with pytest.raises(ConfigError) as bad:
+        await plugin.get_history("w", limit=-1)
+    assert bad.value.metadata["field"] == "limit"
+    assert len(await plugin.get_history("w", status="succeeded", limit=1)) == 1
 
 
 @pytest.mark.stores("memory", "file")
