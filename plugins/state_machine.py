@@ -250,14 +250,30 @@ class _StateHelper:
         """``await resource.state(id)``: the current state of record ``id``."""
         return await self._plugin.get_state(self._machine, id)
 
-    async def send(self, id: str, event: str, context: Mapping[str, Any] | None = None) -> Any:
-        return await self._plugin.send(self._machine, id, event, context)
+    async def send(
+        self,
+        id: str,
+        event: str,
+        context: Mapping[str, Any] | None = None,
+        *,
+        expected_version: int | None = None,
+    ) -> Any:
+        """``plugin.send(machine, id, event, context, expected_version=)``."""
+        return await self._plugin.send(
+            self._machine, id, event, context, expected_version=expected_version
+        )
 
     async def get(self, id: str) -> str:
+        """The current state of ``id``."""
         return await self._plugin.get_state(self._machine, id)
 
-    async def can(self, id: str, event: str) -> bool:
-        return await self._plugin.can(self._machine, id, event)
+    async def get_context(self, id: str) -> dict[str, Any]:
+        """The context of ``id``."""
+        return await self._plugin.get_context(self._machine, id)
+
+    async def can(self, id: str, event: str, context: Mapping[str, Any] | None = None) -> bool:
+        """True when ``event`` would apply now (``context`` as the event payload)."""
+        return await self._plugin.can(self._machine, id, event, context)
 
     async def available_events(self, id: str) -> list[str]:
         return await self._plugin.available_events(self._machine, id)
