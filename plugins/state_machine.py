@@ -164,7 +164,12 @@ class Machine:
             if kind not in (None, "final", "normal"):
                 raise _bad(swhere, "type", "must be 'final' or absent", "pass type='final'", kind)
             on: dict[str, Transition] = {}
-            for event, spec in (scfg.get("on") or {}).items():
+            raw_on = scfg.get("on") or {}
+            if not isinstance(raw_on, Mapping):
+                raise _bad(
+                    swhere, "on", "must be a dict of events", "pass {'GO': 'done'}", raw_on
+                )
+            for event, spec in raw_on.items():
                 if isinstance(spec, str):
                     spec = {"target": spec}
                 if not isinstance(spec, Mapping) or set(spec) - _TRANSITION_KEYS:
@@ -186,7 +191,13 @@ class Machine:
                     )
                 guard = spec.get("guard")
                 if guard is not None and not (callable(guard) or isinstance(guard, str)):
-                    raise _bad(swhere, f"on.{event}.guard", "must be callable or a name", "")
+                    raise _bad(
+                        swhere,
+                        f"on.{event}.guard",
+                        "must be callable or a name",
+                        "pass guard='paid' with guards={'paid': fn}",
+                        guard,
+                    )
                 on[str(event)] = Transition(
                     str(sname),
                     str(event),
@@ -205,7 +216,13 @@ class Machine:
                     (isinstance(delay, int | float) and math.isfinite(delay) and delay >= 0)
                     or (isinstance(delay, str) and delay)
                 ):
-                    raise _bad(swhere, "after", "keys must be seconds or a context field", "")
+                    raise _bad(
+                        swhere,
+                        "after",
+                        "keys must be seconds or a context field",
+                        "use {3600: 'EXPIRE'} or {'due_at': 'EXPIRE'}",
+                        delay,
+                    )
                 if event not in on:
                     raise _bad(
                         swhere,
@@ -230,6 +247,8 @@ class Machine:
             raise _bad(where, "field", "needs resource=", "pass resource='orders'", fld)
         if resource is not None and not (isinstance(resource, str) and resource):
             raise _bad(where, "resource", "must be a resource name", "pass 'orders'", resource)
+        if fld is not None and not (isinstance(fld, str) and fld):
+            raise _bad(where, "field", "must be a field name", "pass field='status'", fld)
         ctx = config.get("context") or {}
         if not isinstance(ctx, Mapping):
             raise _bad(where, "context", "must be a dict", "pass context={}", ctx)
@@ -299,6 +318,18 @@ class StateMachinePlugin(Plugin):
         **options: Any,
     ) -> None:
         super().__init__(**options)
+        for name, given in (
+            ("machines", machines),
+            ("state_machines", state_machines),
+            ("guards", guards),
+            ("actions", actions),
+        ):
+            if given is not None and not isinstance(given, Mapping):
+                raise _bad("options", name, "must be a dict", f"pass {name}={{'name': ...}}", given)
+        for name, fns in (("guards", guards or {}), ("actions", actions or {})):
+            for key, fn in fns.items():
+                if not callable(fn):
+                    raise _bad("options", f"{name}.{key}", "must be callable", "pass a function", fn)
         merged = {**(state_machines or {}), **(machines or {})}
         self.machines = {n: Machine.from_config(n, c) for n, c in merged.items()}
         self.guards = dict(guards or {})
@@ -477,6 +508,20 @@ class StateMachinePlugin(Plugin):
         m = self._machine(machine)
         if not isinstance(id, str) or not id:
             raise _bad(f"machine {machine!r}", "id", "must be a non-empty string", "pass 'o1'", id)
+        if context is not None and not isinstance(context, Mapping):
+            raise _bad(
+                f"machine {machine!r}", "context", "must be a dict", "pass {'paid': True}", context
+            )
+        if expected_version is not None and (
+            isinstance(expected_version, bool) or not isinstance(expected_version, int)
+        ):
+            raise _bad(
+                f"machine {machine!r}",
+                "expected_version",
+                "must be an int",
+                "pass the version of a transition or of get_state's entity",
+                expected_version,
+            )
         payload = dict(context or {})
         found: dict[str, Any] = {}
         token = secrets.token_hex(8)  # recognises our own write after a lost answer

@@ -373,3 +373,53 @@ async def test_history_rows_lost_by_a_crash_after_the_commit_come_back(
     assert await sm.get_state("door", "d1") == "closed"
     hist = await sm.history("door", "d1")
     assert [(h["version"], h["event"]) for h in hist] == [(1, "OPEN"), (2, "CLOSE")]
+
+
+# -- audit (issue 20): what the page promises --------------------------------------------
+async def test_resource_state_helpers_take_the_plugins_arguments(open_db: Opener) -> None:
+    """The page: resource.state.send/get/can/... "take the id and drop the machine name",
+    so ``can`` takes the payload and ``send`` takes ``expected_version`` like the plugin's."""
+    db, _ = await open_db(machines={"orders": order_machine(resource="orders", field="status")})
+    orders = await db.create_resource("orders", attributes={"status": "string|optional"})
+    state: Any = orders.state  # type: ignore[attr-defined]
+    await state.send("o1", "CONFIRM", expected_version=0)
+    assert await state.can("o1", "SHIP", {"paid": True})
+    assert not await state.can("o1", "SHIP")
+    with pytest.raises(TransitionError) as info:
+        await state.send("o1", "SHIP", {"paid": True}, expected_version=0)
+    assert info.value.metadata["reason"] == "moved on"
+    moved = await state.send("o1", "SHIP", {"paid": True}, expected_version=1)
+    assert moved["to"] == "shipped" and (await state.get_context("o1"))["paid"] is True
+
+
+@pytest.mark.parametrize(
+    ("options", "field"),
+    [
+        ({"machines": 5}, "machines"),
+        ({"guards": ["paid"]}, "guards"),
+        ({"actions": {"notify": "send_mail"}}, "actions.notify"),
+        ({"machines": {"m": {"initial": "a", "states": {"a": {"on": "GO"}}}}}, "on"),
+        (
+            {"machines": {"m": {"initial": "a", "resource": "r", "field": 5, "states": {"a": {}}}}},
+            "field",
+        ),
+        ({"machines": {"m": {"initial": "a", "states": {"a": {"after": {-1: "GO"}}}}}}, "after"),
+    ],
+)
+def test_bad_options_are_typed_errors_with_suggestions(
+    options: dict[str, Any], field: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        StateMachinePlugin(**options)
+    assert info.value.metadata["field"] == field and info.value.suggestion
+
+
+async def test_bad_send_arguments_are_typed_errors(open_db: Opener) -> None:
+    _, sm = await open_db()
+    with pytest.raises(ConfigError) as info:
+        await sm.send("orders", "o1", "CONFIRM", ["paid"])  # type: ignore[arg-type]
+    assert info.value.metadata["field"] == "context"
+    with pytest.raises(ConfigError) as info:
+        await sm.send("orders", "o1", "CONFIRM", expected_version="0")  # type: ignore[arg-type]
+    assert info.value.metadata["field"] == "expected_version" and info.value.suggestion
+    assert await sm.get_state("orders", "o1") == "pending"
