@@ -166,9 +166,7 @@ class Machine:
             on: dict[str, Transition] = {}
             raw_on = scfg.get("on") or {}
             if not isinstance(raw_on, Mapping):
-                raise _bad(
-                    swhere, "on", "must be a dict of events", "pass {'GO': 'done'}", raw_on
-                )
+                raise _bad(swhere, "on", "must be a dict of events", "pass {'GO': 'done'}", raw_on)
             for event, spec in raw_on.items():
                 if isinstance(spec, str):
                     spec = {"target": spec}
@@ -329,7 +327,9 @@ class StateMachinePlugin(Plugin):
         for name, fns in (("guards", guards or {}), ("actions", actions or {})):
             for key, fn in fns.items():
                 if not callable(fn):
-                    raise _bad("options", f"{name}.{key}", "must be callable", "pass a function", fn)
+                    raise _bad(
+                        "options", f"{name}.{key}", "must be callable", "pass a function", fn
+                    )
         merged = {**(state_machines or {}), **(machines or {})}
         self.machines = {n: Machine.from_config(n, c) for n, c in merged.items()}
         self.guards = dict(guards or {})
