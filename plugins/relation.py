@@ -131,8 +131,16 @@ class Relation:
                 raise _bad(where, "other_key", "is required", "name the junction's target key")
         elif through is not None or other is not None:
             raise _bad(where, "through", f"does not apply to {kind}", "use belongs_to_many")
+        if "local_key" in config and kind == "belongs_to":
+            raise _bad(
+                where,
+                "local_key",
+                "does not apply to belongs_to",
+                "a belongs_to foreign key holds the related record's id; omit local_key",
+                config["local_key"],
+            )
         local_key = config.get("local_key", "id")
-        if not isinstance(local_key, str):
+        if not isinstance(local_key, str) or not local_key:
             raise _bad(where, "local_key", "must be a field name", "omit it to use id", local_key)
         return cls(owner, name, kind, target, fk, local_key, through, other, on_delete)
 
@@ -211,6 +219,14 @@ class RelationPlugin(Plugin):
             )
         self.partition_keys_max = partition_keys_max
         self.relations: dict[str, dict[str, Relation]] = {}
+        if relations is not None and not isinstance(relations, Mapping):
+            raise _bad(
+                "options",
+                "relations",
+                "must be a dict",
+                "pass relations={'users': {'posts': {'type': 'has_many', ...}}}",
+                relations,
+            )
         for owner, rels in (relations or {}).items():
             if not isinstance(rels, Mapping):
                 raise _bad(owner, "relations", "must be a dict", "map names to relation dicts")

@@ -89,6 +89,7 @@ BASE = {"type": "has_many", "resource": "posts", "foreign_key": "user_id"}
         ({**BASE, "type": "belongs_to_many"}, "through"),
         ({**BASE, "type": "belongs_to_many", "through": "j"}, "other_key"),
         ({**BASE, "fk": 1}, "fk"),
+        ({**BASE, "type": "belongs_to", "local_key": "uid"}, "local_key"),  # was ignored
     ],
 )
 def test_bad_options_raise_typed_errors_with_suggestions(
@@ -303,3 +304,28 @@ async def test_delete_many_cascades_too(db: Database) -> None:
     result = await db.get_resource("users").delete_many(["u0", "u2"])
     assert result.all_ok
     assert sorted(await db.get_resource("posts").list_ids()) == ["u1p0", "u1p1"]
+
+
+# -- audit (issue 20): what the page promises --------------------------------------------
+def test_relations_must_be_a_dict() -> None:
+    with pytest.raises(ConfigError) as info:
+        RelationPlugin(relations=[("users", {})])  # type: ignore[arg-type]
+    assert info.value.metadata["field"] == "relations" and info.value.suggestion
+
+
+async def test_insert_many_checks_references_item_by_item(db: Database) -> None:
+    """The page said insert_many is not checked; it is, per item: a missing reference
+    fails that item alone and the others are written."""
+    await setup(db, users=1, check_references=True)
+    posts = db.get_resource("posts")
+    result = await posts.insert_many(
+        [
+            {"id": "bad", "user_id": "ghost", "title": "t"},
+            {"id": "good", "user_id": "u0", "title": "t"},
+        ]
+    )
+    by_id = {item.id: item for item in result}
+    assert by_id["good"].ok and not by_id["bad"].ok
+    error = by_id["bad"].error
+    assert isinstance(error, ValidationError) and error.metadata["field"] == "user_id"
+    assert await posts.exists("good") and not await posts.exists("bad")
