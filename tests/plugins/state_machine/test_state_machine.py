@@ -406,9 +406,7 @@ async def test_resource_state_helpers_take_the_plugins_arguments(open_db: Opener
         ({"machines": {"m": {"initial": "a", "states": {"a": {"after": {-1: "GO"}}}}}}, "after"),
     ],
 )
-def test_bad_options_are_typed_errors_with_suggestions(
-    options: dict[str, Any], field: str
-) -> None:
+def test_bad_options_are_typed_errors_with_suggestions(options: dict[str, Any], field: str) -> None:
     with pytest.raises(ConfigError) as info:
         StateMachinePlugin(**options)
     assert info.value.metadata["field"] == field and info.value.suggestion
