@@ -57,7 +57,7 @@ from dataclasses import field as _field
 from typing import Any
 
 from s3db_async import Resource
-from s3db_async.errors import ConfigError, NotFoundError, PluginError
+from s3db_async.errors import ConfigError, NotFoundError, PluginError, ValidationError
 from s3db_async.plugin import Plugin, clock_time
 
 from .ttl import to_timestamp  # one parser of expiry/trigger times for both plugins
@@ -255,6 +255,22 @@ class Machine:
     def transitions(self) -> list[Transition]:
         """Every edge of the machine, state by state."""
         return [t for s in self.states.values() for t in s.on.values()]
+
+
+def _check_dates(m: Machine, state: str, context: Mapping[str, Any]) -> None:
+    """The context fields of ``state``'s date triggers must be dates (or absent): a value
+    that is no date would set no timer, so it is refused before anything is written."""
+    for trigger, event in m.states[state].after:
+        if isinstance(trigger, str):
+            value = context.get(trigger)
+            if value is not None and to_timestamp(value) is None:
+                raise ValidationError(
+                    f"{m.name}: context field {trigger!r} = {value!r} is not a date, so the "
+                    f"{event!r} trigger of state {state!r} could never fire",
+                    errors=[{"field": trigger, "rule": "date", "message": "not a date"}],
+                    suggestion="pass a datetime, an ISO 8601 string or epoch seconds",
+                    metadata={"field": trigger, "reason": "not a date", "value": repr(value)},
+                )
 
 
 class _StateHelper:
@@ -471,8 +487,17 @@ class StateMachinePlugin(Plugin):
         timers of the initial state and an initial context.
         """
         m = self._machine(machine)
+        if context is not None and not isinstance(context, Mapping):
+            raise _bad(
+                f"machine {machine!r}",
+                "context",
+                "must be a dict",
+                "pass {'ends_at': ...}",
+                context,
+            )
         now = clock_time()
         ctx = {**m.context, **(context or {})}
+        _check_dates(m, m.initial, ctx)
         created: list[bool] = []
 
         def step(current: Any) -> Any:
@@ -552,6 +577,7 @@ class StateMachinePlugin(Plugin):
                     metadata={**where, "field": "event", "reason": "not allowed"},
                 )
             merged = {**cur["context"], **payload}
+            _check_dates(m, t.target, merged)
             if not await self._guard_ok(t, merged, payload, id):
                 raise TransitionError(
                     f"{machine} {id!r}: guard of {cur['state']!r} --{event}--> "

@@ -17,7 +17,7 @@ from s3db_async.plugins import StateMachinePlugin
 from s3db_async.plugins.state_machine import TransitionError
 
 from s3db_async import Database
-from s3db_async.errors import ConfigError, NotFoundError
+from s3db_async.errors import ConfigError, NotFoundError, ValidationError
 from s3db_async.plugin import ManualClock, use_clock
 from s3db_async.stores import open_store
 from tests._faults import LostReplyStore
@@ -421,3 +421,29 @@ async def test_bad_send_arguments_are_typed_errors(open_db: Opener) -> None:
         await sm.send("orders", "o1", "CONFIRM", expected_version="0")  # type: ignore[arg-type]
     assert info.value.metadata["field"] == "expected_version" and info.value.suggestion
     assert await sm.get_state("orders", "o1") == "pending"
+
+
+async def test_a_date_trigger_field_that_is_no_date_is_refused_before_the_write(
+    open_db: Opener,
+) -> None:
+    """The page: the trigger's context field holds "a datetime, ISO 8601 string or epoch
+    seconds". Anything else used to be stored and the timer silently never set."""
+    machine = {
+        "initial": "draft",
+        "states": {
+            "draft": {"on": {"SCHEDULE": "scheduled"}, "after": {"expires": "SCHEDULE"}},
+            "scheduled": {"on": {"PUBLISH": "published"}, "after": {"publish_at": "PUBLISH"}},
+            "published": {"type": "final"},
+        },
+    }
+    _, sm = await open_db(machines={"posts": machine})
+    with pytest.raises(ValidationError) as info:
+        await sm.send("posts", "p1", "SCHEDULE", {"publish_at": "next tuesday"})
+    assert info.value.metadata["field"] == "publish_at" and info.value.suggestion
+    assert await sm.get_state("posts", "p1") == "draft"
+    with pytest.raises(ValidationError) as info:
+        await sm.initialize("posts", "p2", {"expires": "soon"})
+    assert info.value.metadata["field"] == "expires"
+    assert await sm.initialize("posts", "p2", {"expires": "2030-01-01T00:00:00Z"})
+    moved = await sm.send("posts", "p1", "SCHEDULE", {"publish_at": "2030-01-01T00:00:00Z"})
+    assert moved["to"] == "scheduled"
