@@ -85,7 +85,7 @@ def _check_weight(what: str, value: Any, name: str = "weight") -> float:
 def _check_depth(what: str, value: Any) -> int | None:
     if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
         raise _bad_input(what, "max_depth", "must be an integer >= 0 or None", "pass 3", value)
-    return value  # type: ignore[no-any-return]
+    return value
 
 
 def _check_properties(what: str, value: Any) -> None:

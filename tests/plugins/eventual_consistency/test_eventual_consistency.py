@@ -342,9 +342,9 @@ async def test_namespaced_instances_side_by_side_and_uninstall_keeps_data(db: Da
 async def test_a_record_created_after_consolidation_gets_the_value_on_the_next_one(
     db: Database,
 ) -> None:
-    """ "Records that do not exist (yet) keep their value in the state; the next
+    """The page: "Records that do not exist (yet) keep their value in the state; the next
     consolidation after the record is created writes it", even with nothing pending."""
-    _, plugin = await setup(db, create=False, job=False)
+    await setup(db, create=False, job=False)
     wallets = await db.create_resource("wallets", attributes=ATTRS)
     await wallets.add("w9", 10)
     assert await wallets.consolidate("w9") == 10  # no record yet: the state keeps it
