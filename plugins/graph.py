@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import heapq
+import inspect
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -557,8 +558,16 @@ class GraphPlugin(Plugin):
             if heuristic is None:
                 return 0.0
             value = heuristic(vertex, target)
-            if not isinstance(value, int | float):
+            if inspect.isawaitable(value):
                 value = await value
+            if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
+                raise _bad_input(
+                    "shortest_path",
+                    "heuristic",
+                    f"returned {value!r} for {vertex!r}, not a number",
+                    "return a float estimate that never overestimates the remaining cost",
+                    value,
+                )
             return float(value)
 
         best: dict[str, float] = {source: 0.0}

@@ -323,6 +323,9 @@ async def test_bad_arguments_name_their_field(open_db: Opener) -> None:
         with pytest.raises(ValidationError) as info:
             await call()
         assert info.value.metadata["field"] == "properties" and info.value.suggestion
+    with pytest.raises(ValidationError) as info:  # was a TypeError from `await "far"`
+        await g.shortest_path("a", "b", algorithm="astar", heuristic=lambda v, t: "far")
+    assert info.value.metadata["field"] == "heuristic"
     for walk in (g.bfs, g.dfs):
         with pytest.raises(ValidationError) as info:
             await collect(walk("a", max_depth="2"))  # type: ignore[arg-type]
