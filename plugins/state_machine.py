@@ -690,8 +690,9 @@ class StateMachinePlugin(Plugin):
                 try:
                     await self.send(machine, id, event, expected_version=int(version))
                     fired += 1
-                except TransitionError:
-                    pass  # moved on, or the guard refused: the timer is void
+                except (TransitionError, ValidationError):
+                    pass  # moved on, the guard refused, or the target's date trigger field
+                    # holds no date: the timer is void (one bad entity never stops the job)
             await storage.delete(key)  # last: a crash before it retries, CAS makes it a no-op
         return fired
 

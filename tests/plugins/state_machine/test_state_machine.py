@@ -447,3 +447,23 @@ async def test_a_date_trigger_field_that_is_no_date_is_refused_before_the_write(
     assert await sm.initialize("posts", "p2", {"expires": "2030-01-01T00:00:00Z"})
     moved = await sm.send("posts", "p1", "SCHEDULE", {"publish_at": "2030-01-01T00:00:00Z"})
     assert moved["to"] == "scheduled"
+
+
+async def test_a_timer_into_a_state_whose_date_field_is_no_date_is_void(
+    open_db: Opener, clock: ManualClock
+) -> None:
+    machine = {
+        "initial": "draft",
+        "states": {
+            "draft": {"on": {"SCHEDULE": "scheduled"}, "after": {60: "SCHEDULE"}},
+            "scheduled": {"on": {"PUBLISH": "published"}, "after": {"publish_at": "PUBLISH"}},
+            "published": {"type": "final"},
+        },
+    }
+    _, sm = await open_db(machines={"posts": machine})
+    await sm.initialize("posts", "bad", {"publish_at": "whenever"})  # another state's field
+    await sm.initialize("posts", "good", {"publish_at": START + 3600})
+    clock.advance(61)
+    assert await sm.fire_due_timers() == 1  # the bad one does not stop the job
+    assert await sm.get_state("posts", "bad") == "draft"
+    assert await sm.get_state("posts", "good") == "scheduled"
