@@ -467,12 +467,12 @@ class RelationPlugin(Plugin):
         rel = self._many(resource, name)
         assert rel.through is not None and rel.other_key is not None
         junction = self.db.get_resource(rel.through)
+        key = await self._local_value(rel, record_id)
         linked = {
-            r.get(rel.other_key)
-            for r in await self._by_field(rel.through, rel.foreign_key, [record_id])
+            r.get(rel.other_key) for r in await self._by_field(rel.through, rel.foreign_key, [key])
         }
         rows = [
-            {"id": self.junction_id(record_id, t), rel.foreign_key: record_id, rel.other_key: t}
+            {"id": self.junction_id(record_id, t), rel.foreign_key: key, rel.other_key: t}
             for t in dict.fromkeys(target_ids)
             if t not in linked
         ]
@@ -495,6 +495,23 @@ class RelationPlugin(Plugin):
                 raise item.error
         return created
 
+    async def _local_value(self, rel: Relation, record_id: str) -> Any:
+        """What the junction's foreign key holds for record ``record_id``: its id, or the
+        value of ``local_key`` (one GET of the record) when the relation names one."""
+        if rel.local_key == "id":
+            return record_id
+        owner = await self.db.get_resource(rel.owner).get(record_id)
+        value = owner.get(rel.local_key)
+        if value is None:
+            raise ValidationError(
+                f"{rel.owner} {record_id!r} has no {rel.local_key!r}, the local_key of "
+                f"{rel.owner}.{rel.name}",
+                errors=[{"field": rel.local_key, "rule": "required", "message": "missing"}],
+                suggestion=f"set {rel.local_key!r} on the record before linking it",
+                metadata={"field": rel.local_key, "reason": "missing local key"},
+            )
+        return value
+
     async def _exists(self, resource: str, record_id: str) -> bool:
         return await self.db.get_resource(resource).exists(record_id)
 
@@ -502,7 +519,8 @@ class RelationPlugin(Plugin):
         """Unlink targets (all of them when none is given); returns junction rows deleted."""
         rel = self._many(resource, name)
         assert rel.through is not None and rel.other_key is not None
-        rows = await self._by_field(rel.through, rel.foreign_key, [record_id])
+        key = await self._local_value(rel, record_id)
+        rows = await self._by_field(rel.through, rel.foreign_key, [key])
         wanted = set(target_ids)
         ids = [r.id for r in rows if not wanted or r.get(rel.other_key) in wanted]
         if ids:
