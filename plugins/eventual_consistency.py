@@ -149,6 +149,24 @@ class EventualConsistencyPlugin(Plugin):
                     suggestion=f"pass {name}=60",
                     metadata={"field": name, "reason": "not a positive number"},
                 )
+        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+            raise ConfigError(
+                f"concurrency must be a positive int, got {concurrency!r}",
+                suggestion="pass concurrency=8",
+                metadata={"field": "concurrency", "reason": "not a positive int"},
+            )
+        if not callable(clock):
+            raise ConfigError(
+                f"clock must be a callable returning epoch seconds, got {clock!r}",
+                suggestion="pass clock=time.time",
+                metadata={"field": "clock", "reason": "not callable"},
+            )
+        if resources is not None and not isinstance(resources, Mapping):
+            raise ConfigError(
+                f"resources must be a dict, got {resources!r}",
+                suggestion="pass resources={'wallets': {'balance': {}}}",
+                metadata={"field": "resources", "reason": "not a dict"},
+            )
         spec: dict[str, Any] = dict(resources or {})
         if resource is not None or field is not None:
             if not resource or not field:
@@ -426,6 +444,16 @@ class EventualConsistencyPlugin(Plugin):
                 return
             seq = int(state["seq"])  # someone committed meanwhile: write theirs too
 
+    async def _fill_record(self, spec: _Field, record_id: str, state: Mapping[str, Any]) -> None:
+        """Bring a record created after its transactions were consolidated up to date: one
+        GET of the record, and when its field differs, the writes of :meth:`_sync_record`."""
+        resource = self._resources.get(spec.resource)
+        if resource is None:
+            return
+        record = await resource.get_or_none(record_id)
+        if record is not None and record.get(spec.field) != state["value"]:
+            await self._sync_record(spec, record_id, int(state["seq"]))
+
     async def consolidate(self, resource: str, record_id: str, field: str) -> _Number:
         """Apply every pending transaction of one record; returns the consolidated value.
 
@@ -467,6 +495,8 @@ class EventualConsistencyPlugin(Plugin):
         fresh: list[Transaction] = outcome.get("fresh", [])
         if fresh or outcome["leftovers"]:
             await self._sync_record(spec, record_id, int(state["seq"]))
+        elif state.get("seq"):  # nothing pending: a record created since gets the value
+            await self._fill_record(spec, record_id, state)
         if fresh:
             await self._finish(spec, record_id, state, fresh)
             self._emit(
@@ -675,6 +705,13 @@ class EventualConsistencyPlugin(Plugin):
                 suggestion=f"use one of: {', '.join(PERIODS)}",
                 metadata={"field": "period", "reason": "unknown period"},
             )
+        for name, when in (("start", start), ("end", end)):
+            if when is not None and (not isinstance(when, datetime) or when.tzinfo is None):
+                raise ConfigError(
+                    f"{name} must be a timezone-aware datetime, got {when!r}",
+                    suggestion=f"pass {name}=datetime(2026, 1, 1, tzinfo=UTC)",
+                    metadata={"field": name, "reason": "not an aware datetime"},
+                )
         stats: dict[str, dict[str, Any]] = {}
         for _rid, txs in await self._archived_txs(await self._archives(spec, record_id)):
             for tx in txs:
@@ -716,6 +753,12 @@ class EventualConsistencyPlugin(Plugin):
                 suggestion="use by='sum' or by='count'",
                 metadata={"field": "by", "reason": "unknown ranking"},
             )
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ConfigError(
+                f"limit must be a positive int, got {limit!r}",
+                suggestion="pass limit=10",
+                metadata={"field": "limit", "reason": "not a positive int"},
+            )
         totals: dict[str, dict[str, _Number]] = {}
         for rid, txs in await self._archived_txs(await self._archives(spec)):
             t = totals.setdefault(rid, {"count": 0, "sum": 0})
@@ -755,12 +798,20 @@ def _dispatcher(resource: Resource, method: str) -> Callable[..., Any]:
             field, rest = kwargs.pop("field"), args
         else:  # the single-field form: wallets.add("w1", 10)
             field, rest = _only_field(resource.name, sorted(fields)), args
-        plugin = fields.get(field) or (peers[0] if peers else None)
-        if plugin is None:
+        if not peers:
             raise PluginError(
                 f"no EventualConsistencyPlugin serves {resource.name!r} any more",
                 suggestion="install the plugin again",
                 metadata={"field": field, "resource": resource.name, "reason": "uninstalled"},
+            )
+        plugin = fields.get(field)
+        if plugin is None:
+            raise ConfigError(
+                f"{field!r} is not a counter field of {resource.name!r}",
+                suggestion=f"use one of {sorted(fields)}, e.g. add(id, {sorted(fields)[0]!r}, 10)"
+                if fields
+                else "declare it in the plugin's resources=",
+                metadata={"field": field, "resource": resource.name, "reason": "not declared"},
             )
         target = getattr(plugin, "current" if method == "get_counter" else method)
         return await target(resource.name, record_id, field, *rest, **kwargs)

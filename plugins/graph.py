@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import heapq
+import inspect
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -76,10 +77,23 @@ def _check_id(what: str, field_name: str, value: Any) -> str:
     return value
 
 
-def _check_weight(what: str, value: Any) -> float:
+def _check_weight(what: str, value: Any, name: str = "weight") -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise _bad_input(what, "weight", "must be a finite number", "pass weight=1.0", value)
+        raise _bad_input(what, name, "must be a finite number", f"pass {name}=1.0", value)
     return float(value)
+
+
+def _check_depth(what: str, value: Any) -> int | None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+        raise _bad_input(what, "max_depth", "must be an integer >= 0 or None", "pass 3", value)
+    return value
+
+
+def _check_properties(what: str, value: Any) -> None:
+    if value is not None and not isinstance(value, Mapping):
+        raise _bad_input(
+            what, "properties", "must be a dict", "pass properties={'name': 'Lisbon'}", value
+        )
 
 
 def _check_direction(what: str, direction: str) -> str:
@@ -170,7 +184,14 @@ class GraphPlugin(Plugin):
                 suggestion="pass concurrency=16",
                 metadata={"field": "concurrency", "reason": "not >= 1", "value": repr(concurrency)},
             )
-        self.default_weight = _check_weight("__init__", default_weight)
+        try:
+            self.default_weight = _check_weight("__init__", default_weight, "default_weight")
+        except ValidationError as exc:  # an option: a ConfigError like the others
+            raise ConfigError(
+                str(exc.args[0]) if exc.args else "GraphPlugin: bad default_weight",
+                suggestion="pass default_weight=1.0",
+                metadata=dict(exc.metadata),
+            ) from None
         self.vertices_name = vertices
         self.edges_name = edges
         self.directed = directed
@@ -257,6 +278,7 @@ class GraphPlugin(Plugin):
     ) -> dict[str, Any]:
         """Create or replace vertex ``vertex_id`` (an upsert: one PUT)."""
         _check_id("add_vertex", "vertex_id", vertex_id)
+        _check_properties("add_vertex", properties)
         data: dict[str, Any] = {"id": vertex_id, **fields}
         if label is not None:
             data["label"] = label
@@ -305,16 +327,19 @@ class GraphPlugin(Plugin):
         _check_id("add_edge", "target", target)
         if not isinstance(label, str):
             raise _bad_input("add_edge", "label", "must be a string", "pass label='road'", label)
+        _check_properties("add_edge", properties)
         w = self.default_weight if weight is None else _check_weight("add_edge", weight)
         eid = edge_id if edge_id is not None else self.edge_id(source, target, label)
         _check_id("add_edge", "edge_id", eid)
-        for vertex in dict.fromkeys((source, target)):
+        ends = {source: "source"}
+        ends.setdefault(target, "target")
+        for vertex, end in ends.items():
             if not await self.vertices.exists(vertex):
                 if not create_vertices:
                     raise NotFoundError(
-                        f"GraphPlugin.add_edge: vertex {vertex!r} does not exist",
+                        f"GraphPlugin.add_edge: {end} vertex {vertex!r} does not exist",
                         suggestion="add_vertex() it first or pass create_vertices=True",
-                        metadata={"field": "source/target", "reason": "missing", "value": vertex},
+                        metadata={"field": end, "reason": "missing", "value": vertex},
                     )
                 await self.vertices.upsert({"id": vertex})
         old = await self.edges.get_or_none(eid)
@@ -441,6 +466,7 @@ class GraphPlugin(Plugin):
         level's adjacency lists are read in parallel."""
         _check_id("bfs", "start", start)
         _check_direction("bfs", direction)
+        _check_depth("bfs", max_depth)
         seen = {start}
         level = [start]
         depth = 0
@@ -463,6 +489,7 @@ class GraphPlugin(Plugin):
         """Depth-first pre-order ``(vertex, depth)`` from ``start``, neighbours in key order."""
         _check_id("dfs", "start", start)
         _check_direction("dfs", direction)
+        _check_depth("dfs", max_depth)
         seen: set[str] = set()
         stack: list[tuple[str, int]] = [(start, 0)]
         while stack:
@@ -531,8 +558,16 @@ class GraphPlugin(Plugin):
             if heuristic is None:
                 return 0.0
             value = heuristic(vertex, target)
-            if not isinstance(value, int | float):
+            if inspect.isawaitable(value):
                 value = await value
+            if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
+                raise _bad_input(
+                    "shortest_path",
+                    "heuristic",
+                    f"returned {value!r} for {vertex!r}, not a number",
+                    "return a float estimate that never overestimates the remaining cost",
+                    value,
+                )
             return float(value)
 
         best: dict[str, float] = {source: 0.0}

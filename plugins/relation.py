@@ -131,8 +131,16 @@ class Relation:
                 raise _bad(where, "other_key", "is required", "name the junction's target key")
         elif through is not None or other is not None:
             raise _bad(where, "through", f"does not apply to {kind}", "use belongs_to_many")
+        if "local_key" in config and kind == "belongs_to":
+            raise _bad(
+                where,
+                "local_key",
+                "does not apply to belongs_to",
+                "a belongs_to foreign key holds the related record's id; omit local_key",
+                config["local_key"],
+            )
         local_key = config.get("local_key", "id")
-        if not isinstance(local_key, str):
+        if not isinstance(local_key, str) or not local_key:
             raise _bad(where, "local_key", "must be a field name", "omit it to use id", local_key)
         return cls(owner, name, kind, target, fk, local_key, through, other, on_delete)
 
@@ -211,6 +219,14 @@ class RelationPlugin(Plugin):
             )
         self.partition_keys_max = partition_keys_max
         self.relations: dict[str, dict[str, Relation]] = {}
+        if relations is not None and not isinstance(relations, Mapping):
+            raise _bad(
+                "options",
+                "relations",
+                "must be a dict",
+                "pass relations={'users': {'posts': {'type': 'has_many', ...}}}",
+                relations,
+            )
         for owner, rels in (relations or {}).items():
             if not isinstance(rels, Mapping):
                 raise _bad(owner, "relations", "must be a dict", "map names to relation dicts")
@@ -451,12 +467,12 @@ class RelationPlugin(Plugin):
         rel = self._many(resource, name)
         assert rel.through is not None and rel.other_key is not None
         junction = self.db.get_resource(rel.through)
+        key = await self._local_value(rel, record_id)
         linked = {
-            r.get(rel.other_key)
-            for r in await self._by_field(rel.through, rel.foreign_key, [record_id])
+            r.get(rel.other_key) for r in await self._by_field(rel.through, rel.foreign_key, [key])
         }
         rows = [
-            {"id": self.junction_id(record_id, t), rel.foreign_key: record_id, rel.other_key: t}
+            {"id": self.junction_id(record_id, t), rel.foreign_key: key, rel.other_key: t}
             for t in dict.fromkeys(target_ids)
             if t not in linked
         ]
@@ -479,6 +495,23 @@ class RelationPlugin(Plugin):
                 raise item.error
         return created
 
+    async def _local_value(self, rel: Relation, record_id: str) -> Any:
+        """What the junction's foreign key holds for record ``record_id``: its id, or the
+        value of ``local_key`` (one GET of the record) when the relation names one."""
+        if rel.local_key == "id":
+            return record_id
+        owner = await self.db.get_resource(rel.owner).get(record_id)
+        value = owner.get(rel.local_key)
+        if value is None:
+            raise ValidationError(
+                f"{rel.owner} {record_id!r} has no {rel.local_key!r}, the local_key of "
+                f"{rel.owner}.{rel.name}",
+                errors=[{"field": rel.local_key, "rule": "required", "message": "missing"}],
+                suggestion=f"set {rel.local_key!r} on the record before linking it",
+                metadata={"field": rel.local_key, "reason": "missing local key"},
+            )
+        return value
+
     async def _exists(self, resource: str, record_id: str) -> bool:
         return await self.db.get_resource(resource).exists(record_id)
 
@@ -486,7 +519,8 @@ class RelationPlugin(Plugin):
         """Unlink targets (all of them when none is given); returns junction rows deleted."""
         rel = self._many(resource, name)
         assert rel.through is not None and rel.other_key is not None
-        rows = await self._by_field(rel.through, rel.foreign_key, [record_id])
+        key = await self._local_value(rel, record_id)
+        rows = await self._by_field(rel.through, rel.foreign_key, [key])
         wanted = set(target_ids)
         ids = [r.id for r in rows if not wanted or r.get(rel.other_key) in wanted]
         if ids:

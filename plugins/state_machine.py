@@ -57,7 +57,7 @@ from dataclasses import field as _field
 from typing import Any
 
 from s3db_async import Resource
-from s3db_async.errors import ConfigError, NotFoundError, PluginError
+from s3db_async.errors import ConfigError, NotFoundError, PluginError, ValidationError
 from s3db_async.plugin import Plugin, clock_time
 
 from .ttl import to_timestamp  # one parser of expiry/trigger times for both plugins
@@ -164,7 +164,10 @@ class Machine:
             if kind not in (None, "final", "normal"):
                 raise _bad(swhere, "type", "must be 'final' or absent", "pass type='final'", kind)
             on: dict[str, Transition] = {}
-            for event, spec in (scfg.get("on") or {}).items():
+            raw_on = scfg.get("on") or {}
+            if not isinstance(raw_on, Mapping):
+                raise _bad(swhere, "on", "must be a dict of events", "pass {'GO': 'done'}", raw_on)
+            for event, spec in raw_on.items():
                 if isinstance(spec, str):
                     spec = {"target": spec}
                 if not isinstance(spec, Mapping) or set(spec) - _TRANSITION_KEYS:
@@ -186,7 +189,13 @@ class Machine:
                     )
                 guard = spec.get("guard")
                 if guard is not None and not (callable(guard) or isinstance(guard, str)):
-                    raise _bad(swhere, f"on.{event}.guard", "must be callable or a name", "")
+                    raise _bad(
+                        swhere,
+                        f"on.{event}.guard",
+                        "must be callable or a name",
+                        "pass guard='paid' with guards={'paid': fn}",
+                        guard,
+                    )
                 on[str(event)] = Transition(
                     str(sname),
                     str(event),
@@ -205,7 +214,13 @@ class Machine:
                     (isinstance(delay, int | float) and math.isfinite(delay) and delay >= 0)
                     or (isinstance(delay, str) and delay)
                 ):
-                    raise _bad(swhere, "after", "keys must be seconds or a context field", "")
+                    raise _bad(
+                        swhere,
+                        "after",
+                        "keys must be seconds or a context field",
+                        "use {3600: 'EXPIRE'} or {'due_at': 'EXPIRE'}",
+                        delay,
+                    )
                 if event not in on:
                     raise _bad(
                         swhere,
@@ -230,6 +245,8 @@ class Machine:
             raise _bad(where, "field", "needs resource=", "pass resource='orders'", fld)
         if resource is not None and not (isinstance(resource, str) and resource):
             raise _bad(where, "resource", "must be a resource name", "pass 'orders'", resource)
+        if fld is not None and not (isinstance(fld, str) and fld):
+            raise _bad(where, "field", "must be a field name", "pass field='status'", fld)
         ctx = config.get("context") or {}
         if not isinstance(ctx, Mapping):
             raise _bad(where, "context", "must be a dict", "pass context={}", ctx)
@@ -238,6 +255,22 @@ class Machine:
     def transitions(self) -> list[Transition]:
         """Every edge of the machine, state by state."""
         return [t for s in self.states.values() for t in s.on.values()]
+
+
+def _check_dates(m: Machine, state: str, context: Mapping[str, Any]) -> None:
+    """The context fields of ``state``'s date triggers must be dates (or absent): a value
+    that is no date would set no timer, so it is refused before anything is written."""
+    for trigger, event in m.states[state].after:
+        if isinstance(trigger, str):
+            value = context.get(trigger)
+            if value is not None and to_timestamp(value) is None:
+                raise ValidationError(
+                    f"{m.name}: context field {trigger!r} = {value!r} is not a date, so the "
+                    f"{event!r} trigger of state {state!r} could never fire",
+                    errors=[{"field": trigger, "rule": "date", "message": "not a date"}],
+                    suggestion="pass a datetime, an ISO 8601 string or epoch seconds",
+                    metadata={"field": trigger, "reason": "not a date", "value": repr(value)},
+                )
 
 
 class _StateHelper:
@@ -250,14 +283,30 @@ class _StateHelper:
         """``await resource.state(id)``: the current state of record ``id``."""
         return await self._plugin.get_state(self._machine, id)
 
-    async def send(self, id: str, event: str, context: Mapping[str, Any] | None = None) -> Any:
-        return await self._plugin.send(self._machine, id, event, context)
+    async def send(
+        self,
+        id: str,
+        event: str,
+        context: Mapping[str, Any] | None = None,
+        *,
+        expected_version: int | None = None,
+    ) -> Any:
+        """``plugin.send(machine, id, event, context, expected_version=)``."""
+        return await self._plugin.send(
+            self._machine, id, event, context, expected_version=expected_version
+        )
 
     async def get(self, id: str) -> str:
+        """The current state of ``id``."""
         return await self._plugin.get_state(self._machine, id)
 
-    async def can(self, id: str, event: str) -> bool:
-        return await self._plugin.can(self._machine, id, event)
+    async def get_context(self, id: str) -> dict[str, Any]:
+        """The context of ``id``."""
+        return await self._plugin.get_context(self._machine, id)
+
+    async def can(self, id: str, event: str, context: Mapping[str, Any] | None = None) -> bool:
+        """True when ``event`` would apply now (``context`` as the event payload)."""
+        return await self._plugin.can(self._machine, id, event, context)
 
     async def available_events(self, id: str) -> list[str]:
         return await self._plugin.available_events(self._machine, id)
@@ -283,6 +332,20 @@ class StateMachinePlugin(Plugin):
         **options: Any,
     ) -> None:
         super().__init__(**options)
+        for name, given in (
+            ("machines", machines),
+            ("state_machines", state_machines),
+            ("guards", guards),
+            ("actions", actions),
+        ):
+            if given is not None and not isinstance(given, Mapping):
+                raise _bad("options", name, "must be a dict", f"pass {name}={{'name': ...}}", given)
+        for name, fns in (("guards", guards or {}), ("actions", actions or {})):
+            for key, fn in fns.items():
+                if not callable(fn):
+                    raise _bad(
+                        "options", f"{name}.{key}", "must be callable", "pass a function", fn
+                    )
         merged = {**(state_machines or {}), **(machines or {})}
         self.machines = {n: Machine.from_config(n, c) for n, c in merged.items()}
         self.guards = dict(guards or {})
@@ -424,8 +487,17 @@ class StateMachinePlugin(Plugin):
         timers of the initial state and an initial context.
         """
         m = self._machine(machine)
+        if context is not None and not isinstance(context, Mapping):
+            raise _bad(
+                f"machine {machine!r}",
+                "context",
+                "must be a dict",
+                "pass {'ends_at': ...}",
+                context,
+            )
         now = clock_time()
         ctx = {**m.context, **(context or {})}
+        _check_dates(m, m.initial, ctx)
         created: list[bool] = []
 
         def step(current: Any) -> Any:
@@ -461,6 +533,20 @@ class StateMachinePlugin(Plugin):
         m = self._machine(machine)
         if not isinstance(id, str) or not id:
             raise _bad(f"machine {machine!r}", "id", "must be a non-empty string", "pass 'o1'", id)
+        if context is not None and not isinstance(context, Mapping):
+            raise _bad(
+                f"machine {machine!r}", "context", "must be a dict", "pass {'paid': True}", context
+            )
+        if expected_version is not None and (
+            isinstance(expected_version, bool) or not isinstance(expected_version, int)
+        ):
+            raise _bad(
+                f"machine {machine!r}",
+                "expected_version",
+                "must be an int",
+                "pass the version of a transition or of get_state's entity",
+                expected_version,
+            )
         payload = dict(context or {})
         found: dict[str, Any] = {}
         token = secrets.token_hex(8)  # recognises our own write after a lost answer
@@ -491,6 +577,7 @@ class StateMachinePlugin(Plugin):
                     metadata={**where, "field": "event", "reason": "not allowed"},
                 )
             merged = {**cur["context"], **payload}
+            _check_dates(m, t.target, merged)
             if not await self._guard_ok(t, merged, payload, id):
                 raise TransitionError(
                     f"{machine} {id!r}: guard of {cur['state']!r} --{event}--> "
@@ -603,8 +690,9 @@ class StateMachinePlugin(Plugin):
                 try:
                     await self.send(machine, id, event, expected_version=int(version))
                     fired += 1
-                except TransitionError:
-                    pass  # moved on, or the guard refused: the timer is void
+                except (TransitionError, ValidationError):
+                    pass  # moved on, the guard refused, or the target's date trigger field
+                    # holds no date: the timer is void (one bad entity never stops the job)
             await storage.delete(key)  # last: a crash before it retries, CAS makes it a no-op
         return fired
 

@@ -29,7 +29,9 @@ How it works:
 
 from __future__ import annotations
 
+import asyncio
 import copy
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,6 +44,7 @@ __all__ = ["DRIVERS", "TreePlugin", "TreeReport"]
 
 DRIVERS = ("nested_set", "adjacency")
 _RULE_KEYS = {"driver"}
+_HEAD_MAX = 50  # attach_many checks up to this many new ids with HEADs, more with one listing
 
 
 def _config_error(field_: str, reason: str, suggestion: str, value: Any = None) -> ConfigError:
@@ -139,6 +142,13 @@ class TreePlugin(Plugin):
     ) -> None:
         super().__init__(**options)
         rules: dict[str, str] = {}
+        if resources is not None and not isinstance(resources, Mapping):
+            raise _config_error(
+                "resources",
+                "must be a dict",
+                "pass resources={'categories': 'nested_set'}",
+                resources,
+            )
         given = dict(resources or {})
         if resource is not None:
             given.setdefault(resource, {"driver": driver})
@@ -160,10 +170,22 @@ class TreePlugin(Plugin):
             raise _config_error(
                 "resources", "is empty", "pass resources={'categories': {'driver': 'nested_set'}}"
             )
-        if lock_ttl <= 0 or lock_timeout < 0:
-            raise _config_error(
-                "lock_ttl", "must be positive", "pass lock_ttl=30, lock_timeout=60", lock_ttl
-            )
+        for name, value in (("lock_ttl", lock_ttl), ("lock_timeout", lock_timeout)):
+            number = not isinstance(value, bool) and isinstance(value, int | float)
+            if (
+                not number
+                or not math.isfinite(value)
+                or value < 0
+                or (name == "lock_ttl" and not value)
+            ):
+                raise _config_error(
+                    name,
+                    "must be a positive number of seconds"
+                    if name == "lock_ttl"
+                    else "must be a number of seconds >= 0",
+                    "pass lock_ttl=30, lock_timeout=60",
+                    value,
+                )
         self.drivers = rules
         self.lock_ttl = float(lock_ttl)
         self.lock_timeout = float(lock_timeout)
@@ -303,9 +325,37 @@ class TreePlugin(Plugin):
                     self._link(doc, resource, k, pending.pop(k))
 
         self._driver(resource)
-        before = len((await self._doc(resource))["nodes"])
+        current = await self._doc(resource)
+        before = len(current["nodes"])
+        await self._require_records(resource, [k for k in wanted if k not in current["nodes"]])
         doc = await self._mutate(resource, link_all)
         return len(doc["nodes"]) - before
+
+    async def _require_records(self, resource: str, ids: list[str]) -> None:
+        """Raise ``ValidationError`` naming the first of ``ids`` without a record: one HEAD
+        per id (16 at a time) for a few ids, one listing of the resource's ids for many."""
+        if not ids:
+            return
+        res = self._res(resource)
+        if len(ids) > _HEAD_MAX:
+            stored = set(await res.list_ids())
+            missing = [i for i in ids if i not in stored]
+        else:
+            sem = asyncio.Semaphore(16)
+
+            async def exists(nid: str) -> bool:
+                async with sem:
+                    return await res.exists(nid)
+
+            found = await asyncio.gather(*(exists(i) for i in ids))
+            missing = [i for i, ok in zip(ids, found, strict=True) if not ok]
+        if missing:
+            raise _invalid(
+                "links",
+                "names ids without a record",
+                "insert the records first (attach_many links existing records)",
+                missing[:20],
+            )
 
     def _move(self, doc: dict[str, Any], resource: str, nid: str, new_parent: str | None) -> None:
         nodes = doc["nodes"]

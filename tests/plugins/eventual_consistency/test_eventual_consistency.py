@@ -336,3 +336,41 @@ async def test_namespaced_instances_side_by_side_and_uninstall_keeps_data(db: Da
         await wallets.add("w1", "balance", 1)
     await db.uninstall_plugin("us")
     assert not hasattr(wallets, "add")
+
+
+# -- audit (issue 20): what the page promises --------------------------------------------
+async def test_a_record_created_after_consolidation_gets_the_value_on_the_next_one(
+    db: Database,
+) -> None:
+    """The page: "Records that do not exist (yet) keep their value in the state; the next
+    consolidation after the record is created writes it", even with nothing pending."""
+    await setup(db, create=False, job=False)
+    wallets = await db.create_resource("wallets", attributes=ATTRS)
+    await wallets.add("w9", 10)
+    assert await wallets.consolidate("w9") == 10  # no record yet: the state keeps it
+    await wallets.insert({"id": "w9", "owner": "bob"})
+    assert (await wallets.get("w9")).get("balance") is None
+    db.store.stats.reset()
+    assert await wallets.consolidate("w9") == 10
+    assert (await wallets.get("w9"))["balance"] == 10
+    db.store.stats.reset()  # once up to date, a no-op consolidation writes nothing
+    assert await wallets.consolidate("w9") == 10
+    assert db.store.stats["put"] == 0
+
+
+async def test_bad_plugin_and_analytics_arguments_raise_typed_errors(db: Database) -> None:
+    for kwargs in ({"concurrency": 0}, {"concurrency": "8"}, {"clock": 5}, {"resources": 5}):
+        with pytest.raises(ConfigError) as info:
+            EventualConsistencyPlugin(**{"resource": "wallets", "field": "balance", **kwargs})
+        assert info.value.suggestion and info.value.metadata["field"] in kwargs, kwargs
+    wallets, plugin = await setup(db, analytics=True, job=False)
+    with pytest.raises(ConfigError) as info:  # a string that is no counter field
+        await wallets.add("w1", "balanse", 1)
+    assert info.value.metadata["field"] == "balanse" and "balance" in info.value.suggestion
+    with pytest.raises(ConfigError) as info:
+        await plugin.analytics("wallets", "balance", start=datetime(2026, 1, 1))  # naive
+    assert info.value.metadata["field"] == "start"
+    for limit in (0, "3"):
+        with pytest.raises(ConfigError) as info:
+            await plugin.top_records("wallets", "balance", limit=limit)  # type: ignore[arg-type]
+        assert info.value.metadata["field"] == "limit"

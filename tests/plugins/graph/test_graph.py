@@ -48,6 +48,7 @@ async def collect(it: AsyncIterator[tuple[str, int]]) -> list[tuple[str, int]]:
         ({"vertices": ""}, "vertices"),
         ({"directed": "yes"}, "directed"),
         ({"concurrency": 0}, "concurrency"),
+        ({"default_weight": "1"}, "default_weight"),  # was a ValidationError naming "weight"
     ],
 )
 def test_bad_options_are_typed_errors(options: dict[str, Any], field: str) -> None:
@@ -303,3 +304,38 @@ async def test_namespaces_are_separate_graphs_and_purge_drops_everything(
     assert not db.resource_exists(vertices) and not db.resource_exists(edges)
     assert await db.store.list_keys("plugin=graph/adj/") == []
     assert await social.neighbors("a") == ["c"]
+
+
+# -- audit (issue 20): what the page promises --------------------------------------------
+async def test_bad_arguments_name_their_field(open_db: Opener) -> None:
+    _, g = await open_db()
+    await g.add_vertex("a")
+    with pytest.raises(NotFoundError) as missing:
+        await g.add_edge("a", "b", create_vertices=False)
+    assert missing.value.metadata["field"] == "target" and missing.value.metadata["value"] == "b"
+    with pytest.raises(NotFoundError) as missing:
+        await g.add_edge("c", "a", create_vertices=False)
+    assert missing.value.metadata["field"] == "source"
+    for call in (
+        lambda: g.add_vertex("v", properties=["name"]),  # type: ignore[arg-type]
+        lambda: g.add_edge("a", "b", properties="heavy"),  # type: ignore[arg-type]
+    ):
+        with pytest.raises(ValidationError) as info:
+            await call()
+        assert info.value.metadata["field"] == "properties" and info.value.suggestion
+    with pytest.raises(ValidationError) as info:  # was a TypeError from `await "far"`
+        await g.shortest_path("a", "b", algorithm="astar", heuristic=lambda v, t: "far")
+    assert info.value.metadata["field"] == "heuristic"
+    for walk in (g.bfs, g.dfs):
+        with pytest.raises(ValidationError) as info:
+            await collect(walk("a", max_depth="2"))  # type: ignore[arg-type]
+        assert info.value.metadata["field"] == "max_depth"
+
+
+async def test_to_networkx_and_subgraph_take_vertex_ids_as_documented(open_db: Opener) -> None:
+    _, g = await open_db()
+    await g.add_edge("a", "b")
+    await g.add_edge("b", "c")
+    part = await g.to_networkx(vertex_ids=["a", "b"])
+    assert sorted(part.nodes) == ["a", "b"] and part.number_of_edges() == 1
+    assert sorted((await g.subgraph(vertex_ids=["b", "c"])).vertices) == ["b", "c"]

@@ -89,6 +89,7 @@ BASE = {"type": "has_many", "resource": "posts", "foreign_key": "user_id"}
         ({**BASE, "type": "belongs_to_many"}, "through"),
         ({**BASE, "type": "belongs_to_many", "through": "j"}, "other_key"),
         ({**BASE, "fk": 1}, "fk"),
+        ({**BASE, "type": "belongs_to", "local_key": "uid"}, "local_key"),  # was ignored
     ],
 )
 def test_bad_options_raise_typed_errors_with_suggestions(
@@ -303,3 +304,84 @@ async def test_delete_many_cascades_too(db: Database) -> None:
     result = await db.get_resource("users").delete_many(["u0", "u2"])
     assert result.all_ok
     assert sorted(await db.get_resource("posts").list_ids()) == ["u1p0", "u1p1"]
+
+
+# -- audit (issue 20): what the page promises --------------------------------------------
+def test_relations_must_be_a_dict() -> None:
+    with pytest.raises(ConfigError) as info:
+        RelationPlugin(relations=[("users", {})])  # type: ignore[arg-type]
+    assert info.value.metadata["field"] == "relations" and info.value.suggestion
+
+
+async def test_insert_many_checks_references_item_by_item(db: Database) -> None:
+    """The page said insert_many is not checked; it is, per item: a missing reference
+    fails that item alone and the others are written."""
+    await setup(db, users=1, check_references=True)
+    posts = db.get_resource("posts")
+    result = await posts.insert_many(
+        [
+            {"id": "bad", "user_id": "ghost", "title": "t"},
+            {"id": "good", "user_id": "u0", "title": "t"},
+        ]
+    )
+    by_id = {item.id: item for item in result}
+    assert by_id["good"].ok and not by_id["bad"].ok
+    error = by_id["bad"].error
+    assert isinstance(error, ValidationError) and error.metadata["field"] == "user_id"
+    assert await posts.exists("good") and not await posts.exists("bad")
+
+
+async def test_local_key_is_used_by_include_cascade_attach_and_detach(db: Database) -> None:
+    """local_key (the page: "the field of this record that the foreign key matches") was
+    ignored by attach/detach, which wrote the record's id into the junction: the rows they
+    made were never found by include=."""
+    rel = await db.use_plugin(
+        RelationPlugin(
+            relations={
+                "users": {
+                    "posts": {
+                        "type": "has_many",
+                        "resource": "posts",
+                        "foreign_key": "author_email",
+                        "local_key": "email",
+                        "on_delete": "cascade",
+                    }
+                },
+                "posts": {
+                    "tags": {
+                        "type": "belongs_to_many",
+                        "resource": "tags",
+                        "through": "post_tags",
+                        "foreign_key": "post_slug",
+                        "other_key": "tag_id",
+                        "local_key": "slug",
+                    }
+                },
+            }
+        )
+    )
+    users = await db.create_resource("users", attributes={"email": "string"})
+    posts = await db.create_resource(
+        "posts", attributes={"author_email": "string", "slug": "string|optional"}
+    )
+    tags = await db.create_resource("tags", attributes={"label": "string"})
+    junction = await db.create_resource(
+        "post_tags", attributes={"post_slug": "string", "tag_id": "string"}
+    )
+    await users.insert({"id": "u1", "email": "ann@example.com"})
+    await posts.insert({"id": "p1", "author_email": "ann@example.com", "slug": "hello"})
+    await posts.insert({"id": "p2", "author_email": "ann@example.com"})  # no slug
+    await tags.insert({"id": "t1", "label": "T"})
+    got = await users.get("u1", include="posts")
+    assert sorted(p.id for p in got["posts"]) == ["p1", "p2"]
+    assert await rel.attach("posts", "p1", "tags", "t1") == 1
+    assert [r["post_slug"] for r in await junction.list()] == ["hello"]
+    assert [t.id for t in (await posts.get("p1", include="tags"))["tags"]] == ["t1"]
+    assert await rel.attach("posts", "p1", "tags", "t1") == 0  # already linked
+    with pytest.raises(ValidationError) as info:
+        await rel.attach("posts", "p2", "tags", "t1")
+    assert info.value.metadata["field"] == "slug" and info.value.suggestion
+    assert await rel.detach("posts", "p1", "tags") == 1
+    assert await posts.related("p1", "tags") == []
+    await users.delete("u1")
+    assert not await posts.exists("p1") and not await posts.exists("p2")

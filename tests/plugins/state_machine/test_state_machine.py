@@ -17,7 +17,7 @@ from s3db_async.plugins import StateMachinePlugin
 from s3db_async.plugins.state_machine import TransitionError
 
 from s3db_async import Database
-from s3db_async.errors import ConfigError, NotFoundError
+from s3db_async.errors import ConfigError, NotFoundError, ValidationError
 from s3db_async.plugin import ManualClock, use_clock
 from s3db_async.stores import open_store
 from tests._faults import LostReplyStore
@@ -373,3 +373,97 @@ async def test_history_rows_lost_by_a_crash_after_the_commit_come_back(
     assert await sm.get_state("door", "d1") == "closed"
     hist = await sm.history("door", "d1")
     assert [(h["version"], h["event"]) for h in hist] == [(1, "OPEN"), (2, "CLOSE")]
+
+
+# -- audit (issue 20): what the page promises --------------------------------------------
+async def test_resource_state_helpers_take_the_plugins_arguments(open_db: Opener) -> None:
+    """The page: resource.state.send/get/can/... "take the id and drop the machine name",
+    so ``can`` takes the payload and ``send`` takes ``expected_version`` like the plugin's."""
+    db, _ = await open_db(machines={"orders": order_machine(resource="orders", field="status")})
+    orders = await db.create_resource("orders", attributes={"status": "string|optional"})
+    state: Any = orders.state  # type: ignore[attr-defined]
+    await state.send("o1", "CONFIRM", expected_version=0)
+    assert await state.can("o1", "SHIP", {"paid": True})
+    assert not await state.can("o1", "SHIP")
+    with pytest.raises(TransitionError) as info:
+        await state.send("o1", "SHIP", {"paid": True}, expected_version=0)
+    assert info.value.metadata["reason"] == "moved on"
+    moved = await state.send("o1", "SHIP", {"paid": True}, expected_version=1)
+    assert moved["to"] == "shipped" and (await state.get_context("o1"))["paid"] is True
+
+
+@pytest.mark.parametrize(
+    ("options", "field"),
+    [
+        ({"machines": 5}, "machines"),
+        ({"guards": ["paid"]}, "guards"),
+        ({"actions": {"notify": "send_mail"}}, "actions.notify"),
+        ({"machines": {"m": {"initial": "a", "states": {"a": {"on": "GO"}}}}}, "on"),
+        (
+            {"machines": {"m": {"initial": "a", "resource": "r", "field": 5, "states": {"a": {}}}}},
+            "field",
+        ),
+        ({"machines": {"m": {"initial": "a", "states": {"a": {"after": {-1: "GO"}}}}}}, "after"),
+    ],
+)
+def test_bad_options_are_typed_errors_with_suggestions(options: dict[str, Any], field: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        StateMachinePlugin(**options)
+    assert info.value.metadata["field"] == field and info.value.suggestion
+
+
+async def test_bad_send_arguments_are_typed_errors(open_db: Opener) -> None:
+    _, sm = await open_db()
+    with pytest.raises(ConfigError) as info:
+        await sm.send("orders", "o1", "CONFIRM", ["paid"])  # type: ignore[arg-type]
+    assert info.value.metadata["field"] == "context"
+    with pytest.raises(ConfigError) as info:
+        await sm.send("orders", "o1", "CONFIRM", expected_version="0")  # type: ignore[arg-type]
+    assert info.value.metadata["field"] == "expected_version" and info.value.suggestion
+    assert await sm.get_state("orders", "o1") == "pending"
+
+
+async def test_a_date_trigger_field_that_is_no_date_is_refused_before_the_write(
+    open_db: Opener,
+) -> None:
+    """The page: the trigger's context field holds "a datetime, ISO 8601 string or epoch
+    seconds". Anything else used to be stored and the timer silently never set."""
+    machine = {
+        "initial": "draft",
+        "states": {
+            "draft": {"on": {"SCHEDULE": "scheduled"}, "after": {"expires": "SCHEDULE"}},
+            "scheduled": {"on": {"PUBLISH": "published"}, "after": {"publish_at": "PUBLISH"}},
+            "published": {"type": "final"},
+        },
+    }
+    _, sm = await open_db(machines={"posts": machine})
+    with pytest.raises(ValidationError) as info:
+        await sm.send("posts", "p1", "SCHEDULE", {"publish_at": "next tuesday"})
+    assert info.value.metadata["field"] == "publish_at" and info.value.suggestion
+    assert await sm.get_state("posts", "p1") == "draft"
+    with pytest.raises(ValidationError) as info:
+        await sm.initialize("posts", "p2", {"expires": "soon"})
+    assert info.value.metadata["field"] == "expires"
+    assert await sm.initialize("posts", "p2", {"expires": "2030-01-01T00:00:00Z"})
+    moved = await sm.send("posts", "p1", "SCHEDULE", {"publish_at": "2030-01-01T00:00:00Z"})
+    assert moved["to"] == "scheduled"
+
+
+async def test_a_timer_into_a_state_whose_date_field_is_no_date_is_void(
+    open_db: Opener, clock: ManualClock
+) -> None:
+    machine = {
+        "initial": "draft",
+        "states": {
+            "draft": {"on": {"SCHEDULE": "scheduled"}, "after": {60: "SCHEDULE"}},
+            "scheduled": {"on": {"PUBLISH": "published"}, "after": {"publish_at": "PUBLISH"}},
+            "published": {"type": "final"},
+        },
+    }
+    _, sm = await open_db(machines={"posts": machine})
+    await sm.initialize("posts", "bad", {"publish_at": "whenever"})  # another state's field
+    await sm.initialize("posts", "good", {"publish_at": START + 3600})
+    clock.advance(61)
+    assert await sm.fire_due_timers() == 1  # the bad one does not stop the job
+    assert await sm.get_state("posts", "bad") == "draft"
+    assert await sm.get_state("posts", "good") == "scheduled"

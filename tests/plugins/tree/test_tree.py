@@ -205,7 +205,8 @@ async def test_attach_many_imports_links_in_any_order_and_rejects_cycles(
         await cats.insert({"id": rid, "name": rid})
     db.store.stats.reset()
     assert await tree.attach_many("cats", {"d": "b", "c": "a", "b": "a", "a": None}) == 4
-    assert sum(db.store.stats.values()) <= 6  # one structure write, not one per node
+    # one structure write, not one per node (plus a HEAD per new id: the records exist)
+    assert db.store.stats["head"] <= 4 and sum(db.store.stats.values()) <= 6 + 4
     assert await tree.descendants("cats", "a") in (["c", "b", "d"], ["b", "d", "c"])
     assert await tree.path("cats", "d") == ["a", "b", "d"]
     with pytest.raises(ValidationError) as err:
@@ -230,3 +231,41 @@ async def test_an_add_child_costs_the_insert_the_lock_and_one_cas(
     # PUT on stores without conditional deletes (S3)
     assert db.store.stats.get("put") in (3, 4), dict(db.store.stats)
     assert sum(db.store.stats.values()) <= 8, dict(db.store.stats)
+
+
+# -- audit (issue 20): what the page promises --------------------------------------------
+async def test_attach_many_links_existing_records_only(env: tuple[Database, TreePlugin]) -> None:
+    """attach_many "links existing records", like attach: an id without a record is a
+    ValidationError and nothing is linked (it used to make a node verify() calls broken)."""
+    db, tree = env
+    cats = db.get_resource("cats")
+    await cats.insert({"id": "a", "name": "a"})
+    with pytest.raises(ValidationError) as err:
+        await tree.attach_many("cats", {"a": None, "ghost": "a"})
+    assert err.value.metadata["field"] == "links" and "ghost" in err.value.metadata["value"]
+    assert err.value.suggestion
+    assert await tree.roots("cats") == []
+    many = {f"n{i}": ("n0" if i else None) for i in range(60)}  # above the HEAD limit: a LIST
+    await cats.insert_many([{"id": k, "name": k} for k in many if k != "n59"])
+    db.store.stats.reset()
+    with pytest.raises(ValidationError) as err:
+        await tree.attach_many("cats", many)
+    assert "n59" in err.value.metadata["value"] and db.store.stats["head"] == 0
+    await cats.insert({"id": "n59", "name": "n59"})
+    assert await tree.attach_many("cats", many) == 60
+    assert (await tree.verify("cats")).ok
+
+
+@pytest.mark.parametrize(
+    ("options", "field"),
+    [
+        ({"resources": ["cats"]}, "resources"),
+        ({"resource": "cats", "lock_ttl": "30"}, "lock_ttl"),
+        ({"resource": "cats", "lock_ttl": 0}, "lock_ttl"),
+        ({"resource": "cats", "lock_timeout": -1}, "lock_timeout"),
+    ],
+)
+def test_bad_options_name_their_field(options: dict[str, Any], field: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        TreePlugin(**options)
+    assert err.value.metadata["field"] == field and err.value.suggestion
