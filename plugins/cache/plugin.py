@@ -239,10 +239,11 @@ class CachePlugin(Plugin):
         name = resource.name
         if name in self.exclude:
             return False
-        if self.resources is not None:
-            return name in self.resources
-        if name.startswith("plg_"):
+        if self.resources is not None and name not in self.resources:
             return False
+        if self.resources is None and name.startswith("plg_"):
+            return False
+        # naming a resource in ``resources`` does not opt its secrets into a shared driver
         if resource.schema.sensitive_fields and self.driver.persistent and not self.cache_secrets:
             self.log.warning(
                 "not caching %s: it has secret fields and the %s driver stores values "
@@ -310,13 +311,22 @@ class CachePlugin(Plugin):
     async def _lookup(self, state: _State, op: str, key: str, rid: str | None = None) -> Any:
         name = state.resource.name
         raw = await self._driver_get(key)
+        value: Any = _MISS
+        if raw is not None:
+            value = await self._decode(key, raw)
+            if value is _MISS:
+                raw = None
         if raw is not None:
             stamp, expires = _HEADER.unpack_from(raw)
             now = self.clock()
             if expires and now >= expires:
                 raw = None
             elif self.max_staleness is not None and now - stamp > self.max_staleness:
-                raw = await self._revalidate(state, key, raw, rid) if rid is not None else None
+                raw = (
+                    await self._revalidate(state, key, raw, rid, value)
+                    if rid is not None
+                    else None
+                )
                 if raw is None:
                     self._count(name, op, "stale")
         if raw is None:
@@ -327,11 +337,30 @@ class CachePlugin(Plugin):
         self._count(name, op, "hits")
         if self.has_listeners("cache.hit"):
             self.emit("cache.hit", {"resource": name, "op": op, "key": key})
-        return pickle.loads(memoryview(raw)[_HEADER.size :])
+        return value
 
-    async def _revalidate(self, state: _State, key: str, raw: bytes, rid: str) -> bytes | None:
+    async def _decode(self, key: str, raw: bytes) -> Any:
+        """The value of an entry; ``_MISS`` (logged, counted, entry dropped) when it cannot
+        be read: a truncated file, a foreign or incompatible value must not fail the read."""
+        try:
+            if len(raw) < _HEADER.size:
+                raise ValueError(f"{len(raw)} bytes, shorter than the entry header")
+            return pickle.loads(memoryview(raw)[_HEADER.size :])
+        except Exception as exc:
+            self._count("-", "decode", "errors")
+            self.log.warning(
+                "cache entry %s is unreadable (%s): treated as a miss",
+                key,
+                exc,
+                extra={"op": "decode", "driver": self.driver.NAME},
+            )
+            await self._driver_delete(key)
+            return _MISS
+
+    async def _revalidate(
+        self, state: _State, key: str, raw: bytes, rid: str, record: Any
+    ) -> bytes | None:
         """One HEAD: the stored record still has the cached etag -> stamp it again."""
-        record = pickle.loads(memoryview(raw)[_HEADER.size :])
         started = self.clock()
         try:
             info = await self.db.store.head(state.resource.key_for(rid))
@@ -631,7 +660,8 @@ class CachePlugin(Plugin):
                 await self._guard("clear", self.driver.clear(namespace=name + "/"))
             if self._bus is not None:
                 await self._bus.publish({"c": None})
-        self.emit("cache.cleared", {"resource": None if resource is None else str(resource)})
+        name = None if resource is None else resource if isinstance(resource, str) else resource.name
+        self.emit("cache.cleared", {"resource": name})
 
     async def warm(
         self,
