@@ -205,7 +205,11 @@ class MetricsPlugin(Plugin):
                 "operations", f"has unknown methods {unknown}" if unknown else "is empty",
                 f"choose from: {', '.join(DEFAULT_OPERATIONS)}", operations,
             )  # fmt: skip
-        bounds = tuple(float(b) for b in buckets) if all(_positive(b) for b in buckets) else ()
+        try:
+            values = list(buckets)
+        except TypeError:
+            values = []
+        bounds = tuple(float(b) for b in values) if all(_positive(b) for b in values) else ()
         if not bounds or list(bounds) != sorted(set(bounds)):
             raise _bad(
                 "buckets", "must be increasing positive seconds",
@@ -242,6 +246,8 @@ class MetricsPlugin(Plugin):
             not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535
         ):
             raise _bad("port", "must be 0..65535 or None", "e.g. port=9464", port)
+        if not isinstance(host, str) or not host:
+            raise _bad("host", "must be an address string", "e.g. host='127.0.0.1'", host)
         if not isinstance(prefix, str) or not prefix.replace("_", "").isalnum():
             raise _bad("prefix", "must be letters, digits and '_'", "e.g. prefix='s3db'", prefix)
         self.slow_threshold = None if slow_threshold_ms is None else slow_threshold_ms / 1000

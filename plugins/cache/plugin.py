@@ -158,6 +158,13 @@ class CachePlugin(Plugin):
         from .drivers import make_driver
 
         self.ttl = _positive("ttl", ttl) or 300.0
+        if resource_ttl is not None and not isinstance(resource_ttl, Mapping):
+            raise ConfigError(
+                f"CachePlugin resource_ttl must be a dict of resource name -> seconds, "
+                f"not {resource_ttl!r}",
+                suggestion="resource_ttl={'sessions': 30}",
+                metadata={"field": "resource_ttl", "reason": "not a dict"},
+            )
         self.resource_ttl = {
             str(name): _positive(f"resource_ttl[{name!r}]", seconds) or self.ttl
             for name, seconds in (resource_ttl or {}).items()
@@ -323,9 +330,7 @@ class CachePlugin(Plugin):
                 raw = None
             elif self.max_staleness is not None and now - stamp > self.max_staleness:
                 raw = (
-                    await self._revalidate(state, key, raw, rid, value)
-                    if rid is not None
-                    else None
+                    await self._revalidate(state, key, raw, rid, value) if rid is not None else None
                 )
                 if raw is None:
                     self._count(name, op, "stale")
@@ -660,7 +665,9 @@ class CachePlugin(Plugin):
                 await self._guard("clear", self.driver.clear(namespace=name + "/"))
             if self._bus is not None:
                 await self._bus.publish({"c": None})
-        name = None if resource is None else resource if isinstance(resource, str) else resource.name
+        name = (
+            None if resource is None else resource if isinstance(resource, str) else resource.name
+        )
         self.emit("cache.cleared", {"resource": name})
 
     async def warm(

@@ -80,3 +80,13 @@ async def test_an_unreadable_entry_is_a_miss_not_a_failed_read(
         db.store.stats.reset()
         assert (await notes.get(rec["id"]))["text"] == "x"  # stored again, good this time
         assert db.store.stats["get"] == 0
+
+
+@pytest.mark.stores("memory")
+@pytest.mark.parametrize("bad", [5, ["sessions"], "sessions"])
+def test_resource_ttl_must_be_a_dict(bad: Any) -> None:
+    from s3db_async.errors import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        CachePlugin(resource_ttl=bad)
+    assert err.value.metadata["field"] == "resource_ttl" and err.value.suggestion
