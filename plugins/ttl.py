@@ -276,6 +276,7 @@ class TTLPlugin(Plugin):
         if rule.field is None:
             await self.add_plugin_attribute(resource, EXPIRES_FIELD, "number|optional")
             self.add_resource_hook(resource, "before_insert", self._stamp(rule))
+            self.add_middleware(resource, "replace", self._keep_expiry(resource))
         if rule.on_expire == "soft-delete":
             with contextlib.suppress(SchemaError):  # a user field of that name is fine
                 await self.add_plugin_attribute(resource, rule.delete_field, "string|optional")
@@ -317,6 +318,28 @@ class TTLPlugin(Plugin):
             return data
 
         return stamp
+
+    def _keep_expiry(self, resource: Resource) -> Callable[..., Any]:
+        """``replace`` without ``_expires_at`` keeps the stored expiry (one GET), as an
+        ``update`` does: a replaced record must not stop expiring."""
+
+        async def middleware(next_: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+            data = args[1] if len(args) > 1 else kwargs.get("data")
+            if not isinstance(data, Mapping) or data.get(EXPIRES_FIELD) is not None:
+                return await next_(*args, **kwargs)
+            rid = args[0] if args else kwargs.get("record_id")
+            with self.including_expired():
+                current = await resource.get_or_none(rid)
+            stored = None if current is None else current.get(EXPIRES_FIELD)
+            if stored is not None:
+                data = {**data, EXPIRES_FIELD: stored}
+                if len(args) > 1:
+                    args = (args[0], data, *args[2:])
+                else:
+                    kwargs = {**kwargs, "data": data}
+            return await next_(*args, **kwargs)
+
+        return middleware
 
     def expires_at(self, resource: str, record: Mapping[str, Any]) -> float | None:
         """The expiry time of ``record`` (epoch seconds), ``None`` if it never expires."""
