@@ -58,7 +58,8 @@ async def test_cleared_event_names_the_resource_given_as_an_object(store_url: st
 # after the filesystem driver's 8-byte expiry (far future): a value shorter than the
 # plugin's header, then a header followed by something that does not unpickle
 @pytest.mark.parametrize(
-    "garbage", [b"\x7f" * 8 + b"short", b"\x7f" * 8 + b"\x00" * 16 + b"not a pickle"],
+    "garbage",
+    [b"\x7f" * 8 + b"short", b"\x7f" * 8 + b"\x00" * 16 + b"not a pickle"],
     ids=["short", "not-a-pickle"],
 )
 async def test_an_unreadable_entry_is_a_miss_not_a_failed_read(
