@@ -357,6 +357,8 @@ class AuditPlugin(Plugin):
         Reads only the segments of the named resource and of the dates in range (one LIST,
         one GET per segment).
         """
+        if operation is not None:
+            operation = _EVENT_NAMES.get(operation, operation)
         if operation is not None and operation not in _OPERATIONS:
             raise ValidationError(
                 f"unknown operation {operation!r}",

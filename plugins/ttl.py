@@ -212,6 +212,13 @@ class TTLPlugin(Plugin):
                 suggestion="pass resources={'sessions': {'ttl': 3600}}",
                 metadata={"field": "resources", "reason": "not a dict"},
             )
+        for name in resources or {}:
+            if not isinstance(name, str) or not name:
+                raise ConfigError(
+                    f"TTLPlugin(resources=...) keys are resource names, not {name!r}",
+                    suggestion="pass resources={'sessions': {'ttl': 3600}}",
+                    metadata={"field": "resources", "reason": "not a resource name"},
+                )
         self.rules = {
             name: ExpiryRule.from_config(name, cfg) for name, cfg in (resources or {}).items()
         }

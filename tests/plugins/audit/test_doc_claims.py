@@ -50,3 +50,17 @@ async def test_bad_limit_and_batch_size_raise_typed_errors(store_url: str) -> No
                 await audit.get_audit_logs(limit=bad)  # type: ignore[arg-type]
             assert err.value.metadata["field"] == "limit" and err.value.suggestion
         assert await audit.get_audit_logs(limit=0) == []
+
+
+async def test_operation_filter_accepts_the_event_names_like_the_option(store_url: str) -> None:
+    async with Database(store_url) as db:
+        orders = await db.create_resource("orders", attributes={"item": "string"})
+        audit = await db.use_plugin(
+            AuditPlugin(resources=["orders"], operations=["inserted"], poll_interval=None)
+        )
+        await orders.insert({"item": "tea"})
+        await audit.flush()
+        assert [e["operation"] for e in await audit.get_audit_logs(operation="inserted")] == [
+            "insert"
+        ]
+        assert await audit.get_audit_logs(operation="deleted") == []

@@ -34,3 +34,12 @@ async def test_a_replaced_record_keeps_its_expiry(store_url: str) -> None:
             assert report.expired == 1
             with ttl.including_expired():
                 assert await sessions.get_or_none(s["id"]) is None  # hard-deleted
+
+
+@pytest.mark.parametrize("name", [5, ""])
+def test_a_resources_key_that_is_not_a_name_raises_config_error(name: object) -> None:
+    from s3db_async.errors import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        TTLPlugin(resources={name: 60})  # type: ignore[dict-item]
+    assert err.value.metadata["field"] == "resources" and err.value.suggestion
