@@ -331,19 +331,15 @@ class TTLPlugin(Plugin):
         ``update`` does: a replaced record must not stop expiring."""
 
         async def middleware(next_: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-            data = args[1] if len(args) > 1 else kwargs.get("data")
+            # Resource.replace passes (record_id, data) positionally
+            data = args[1] if len(args) > 1 else None
             if not isinstance(data, Mapping) or data.get(EXPIRES_FIELD) is not None:
                 return await next_(*args, **kwargs)
-            rid = args[0] if args else kwargs.get("record_id")
             with self.including_expired():
-                current = await resource.get_or_none(rid)
+                current = await resource.get_or_none(str(args[0]))
             stored = None if current is None else current.get(EXPIRES_FIELD)
             if stored is not None:
-                data = {**data, EXPIRES_FIELD: stored}
-                if len(args) > 1:
-                    args = (args[0], data, *args[2:])
-                else:
-                    kwargs = {**kwargs, "data": data}
+                args = (args[0], {**data, EXPIRES_FIELD: stored}, *args[2:])
             return await next_(*args, **kwargs)
 
         return middleware

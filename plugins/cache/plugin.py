@@ -665,10 +665,10 @@ class CachePlugin(Plugin):
                 await self._guard("clear", self.driver.clear(namespace=name + "/"))
             if self._bus is not None:
                 await self._bus.publish({"c": None})
-        name = (
-            None if resource is None else resource if isinstance(resource, str) else resource.name
-        )
-        self.emit("cache.cleared", {"resource": name})
+        cleared: str | None = None
+        if resource is not None:
+            cleared = resource if isinstance(resource, str) else resource.name
+        self.emit("cache.cleared", {"resource": cleared})
 
     async def warm(
         self,
