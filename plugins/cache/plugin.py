@@ -170,6 +170,12 @@ class CachePlugin(Plugin):
             for name, seconds in (resource_ttl or {}).items()
         }
         self.max_staleness = _positive("max_staleness", max_staleness, allow_none=True)
+        if isinstance(operations, str):
+            raise ConfigError(
+                "CachePlugin operations take a list of read operations, not a string",
+                suggestion=f"operations=[{operations!r}]",
+                metadata={"field": "operations", "reason": "a string"},
+            )
         ops = tuple(operations)
         unknown = sorted(set(ops) - set(CACHED_OPERATIONS))
         if unknown:
@@ -179,12 +185,13 @@ class CachePlugin(Plugin):
                 metadata={"field": "operations", "reason": "unknown operation"},
             )
         self.operations = ops
-        if isinstance(resources, str) or isinstance(exclude, str):
-            raise ConfigError(
-                "CachePlugin resources/exclude take a list of names, not a string",
-                suggestion="resources=['users']",
-                metadata={"field": "resources", "reason": "a string"},
-            )
+        for option, names in (("resources", resources), ("exclude", exclude)):
+            if isinstance(names, str):
+                raise ConfigError(
+                    f"CachePlugin {option} takes a list of names, not a string",
+                    suggestion=f"{option}=[{names!r}]",
+                    metadata={"field": option, "reason": "a string"},
+                )
         self.resources = None if resources is None else frozenset(resources)
         self.exclude = frozenset(exclude)
         if pubsub is not None and not (

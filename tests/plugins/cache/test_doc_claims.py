@@ -91,3 +91,14 @@ def test_resource_ttl_must_be_a_dict(bad: Any) -> None:
     with pytest.raises(ConfigError) as err:
         CachePlugin(resource_ttl=bad)
     assert err.value.metadata["field"] == "resource_ttl" and err.value.suggestion
+
+
+@pytest.mark.stores("memory")
+@pytest.mark.parametrize("field", ["operations", "resources", "exclude"])
+def test_a_string_where_a_list_is_due_names_its_field(field: str) -> None:
+    from s3db_async.errors import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        CachePlugin(**{field: "get"})
+    assert err.value.metadata["field"] == field
+    assert err.value.suggestion == f"{field}=['get']"
