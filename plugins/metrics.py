@@ -75,12 +75,17 @@ class _Series:
     __slots__ = ("buckets", "count", "error_types", "errors", "max", "slow", "sum")
 
     def __init__(self, n_buckets: int) -> None:
+        self.buckets = [0] * (n_buckets + 1)  # per bucket (not cumulative); last is +Inf
+        self.clear()
+
+    def clear(self) -> None:
+        """Zero the figures in place (the middlewares hold this object)."""
         self.count = 0
         self.errors = 0
         self.slow = 0
         self.sum = 0.0
         self.max = 0.0
-        self.buckets = [0] * (n_buckets + 1)  # per bucket (not cumulative); last is +Inf
+        self.buckets = [0] * len(self.buckets)
         self.error_types: dict[str, int] = {}
 
     def copy(self) -> _Series:
@@ -397,8 +402,8 @@ class MetricsPlugin(Plugin):
 
     def reset(self) -> None:
         """Zero this process's figures and slow log (flushed snapshots stay)."""
-        for key in self._series:
-            self._series[key] = _Series(len(self.bounds))
+        for series in self._series.values():
+            series.clear()  # in place: each middleware closes over its series
         self._flushed.clear()
         self.slow_log.clear()
         self._slow_total = self._slow_flushed = 0
