@@ -697,8 +697,15 @@ class CachePlugin(Plugin):
             )
         before = self._sets(r.name)
         wanted = list(ids) if ids is not None else await r.list_ids()
-        for start in range(0, len(wanted), 1000):
-            await r.get_many(wanted[start : start + 1000])
+        if "get_many" in self.operations:
+            for start in range(0, len(wanted), 1000):
+                await r.get_many(wanted[start : start + 1000])
+        elif "get" in self.operations:  # the same entries, filled one get at a time
+            for rid in wanted:
+                try:
+                    await r.get(rid)
+                except NotFoundError:
+                    pass
         if lists:
             await r.list()
             await r.count()

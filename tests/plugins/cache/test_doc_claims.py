@@ -102,3 +102,15 @@ def test_a_string_where_a_list_is_due_names_its_field(field: str) -> None:
         CachePlugin(**{field: "get"})
     assert err.value.metadata["field"] == field
     assert err.value.suggestion == f"{field}=['get']"
+
+
+async def test_warm_fills_get_entries_when_only_get_is_cached(store_url: str) -> None:
+    cache = CachePlugin(operations=["get"])
+    async with Database(store_url, plugins=[cache]) as db:
+        notes = await db.create_resource("notes", attributes={"text": "string"})
+        ids = [(await notes.insert({"text": t}))["id"] for t in "abc"]
+        assert await cache.warm("notes", [*ids, "missing"]) == 3
+        db.store.stats.reset()
+        for rid in ids:
+            await notes.get(rid)
+        assert db.store.stats["get"] == 0
