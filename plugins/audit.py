@@ -173,7 +173,11 @@ class AuditPlugin(Plugin):
                 continue
             if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
                 raise _bad(field, "must be a positive number of seconds", f"e.g. {field}=1", value)
-        if not isinstance(batch_size, int) or not 1 <= batch_size <= 10_000:
+        if (
+            not isinstance(batch_size, int)
+            or isinstance(batch_size, bool)
+            or not 1 <= batch_size <= 10_000
+        ):
             raise _bad("batch_size", "must be 1..10000", "e.g. batch_size=200", batch_size)
         self.include_data = include_data
         self.diff_only = diff_only
@@ -261,7 +265,17 @@ class AuditPlugin(Plugin):
     def _entry(self, change: Change) -> dict[str, Any]:
         who = change.actor
         if who is None and self.resolve_actor is not None:
-            who = self.resolve_actor(change)
+            try:
+                who = self.resolve_actor(change)
+            except Exception as exc:  # a raising resolver must not block the trail forever
+                self.log.warning(
+                    "audit: actor(change) raised for %s/%s: %s; actor recorded as None",
+                    change.resource,
+                    change.id,
+                    exc,
+                    extra={"op": "audit", "resource": change.resource, "id": change.id},
+                )
+                who = None
         entry: dict[str, Any] = {
             "id": change.change_id,
             "resource": change.resource,
@@ -343,12 +357,23 @@ class AuditPlugin(Plugin):
         Reads only the segments of the named resource and of the dates in range (one LIST,
         one GET per segment).
         """
+        if operation is not None:
+            operation = _EVENT_NAMES.get(operation, operation)
         if operation is not None and operation not in _OPERATIONS:
             raise ValidationError(
                 f"unknown operation {operation!r}",
                 errors=[{"field": "operation", "rule": "enum", "message": "unknown"}],
                 suggestion=f"use one of: {', '.join(_OPERATIONS)}",
                 metadata={"field": "operation", "reason": "unknown operation"},
+            )
+        if limit is not None and (
+            not isinstance(limit, int) or isinstance(limit, bool) or limit < 0
+        ):
+            raise ValidationError(
+                f"limit must be a non-negative integer or None, not {limit!r}",
+                errors=[{"field": "limit", "rule": "integer", "message": "not a count"}],
+                suggestion="pass limit=100, or None for every entry",
+                metadata={"field": "limit", "reason": "not a non-negative integer"},
             )
         lo = _as_datetime(since, "since")
         hi = _as_datetime(until, "until")

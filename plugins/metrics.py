@@ -75,12 +75,17 @@ class _Series:
     __slots__ = ("buckets", "count", "error_types", "errors", "max", "slow", "sum")
 
     def __init__(self, n_buckets: int) -> None:
+        self.buckets = [0] * (n_buckets + 1)  # per bucket (not cumulative); last is +Inf
+        self.clear()
+
+    def clear(self) -> None:
+        """Zero the figures in place (the middlewares hold this object)."""
         self.count = 0
         self.errors = 0
         self.slow = 0
         self.sum = 0.0
         self.max = 0.0
-        self.buckets = [0] * (n_buckets + 1)  # per bucket (not cumulative); last is +Inf
+        self.buckets = [0] * len(self.buckets)
         self.error_types: dict[str, int] = {}
 
     def copy(self) -> _Series:
@@ -205,7 +210,11 @@ class MetricsPlugin(Plugin):
                 "operations", f"has unknown methods {unknown}" if unknown else "is empty",
                 f"choose from: {', '.join(DEFAULT_OPERATIONS)}", operations,
             )  # fmt: skip
-        bounds = tuple(float(b) for b in buckets) if all(_positive(b) for b in buckets) else ()
+        try:
+            values = list(buckets)
+        except TypeError:
+            values = []
+        bounds = tuple(float(b) for b in values) if all(_positive(b) for b in values) else ()
         if not bounds or list(bounds) != sorted(set(bounds)):
             raise _bad(
                 "buckets", "must be increasing positive seconds",
@@ -242,6 +251,8 @@ class MetricsPlugin(Plugin):
             not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535
         ):
             raise _bad("port", "must be 0..65535 or None", "e.g. port=9464", port)
+        if not isinstance(host, str) or not host:
+            raise _bad("host", "must be an address string", "e.g. host='127.0.0.1'", host)
         if not isinstance(prefix, str) or not prefix.replace("_", "").isalnum():
             raise _bad("prefix", "must be letters, digits and '_'", "e.g. prefix='s3db'", prefix)
         self.slow_threshold = None if slow_threshold_ms is None else slow_threshold_ms / 1000
@@ -391,8 +402,8 @@ class MetricsPlugin(Plugin):
 
     def reset(self) -> None:
         """Zero this process's figures and slow log (flushed snapshots stay)."""
-        for key in self._series:
-            self._series[key] = _Series(len(self.bounds))
+        for series in self._series.values():
+            series.clear()  # in place: each middleware closes over its series
         self._flushed.clear()
         self.slow_log.clear()
         self._slow_total = self._slow_flushed = 0

@@ -212,6 +212,13 @@ class TTLPlugin(Plugin):
                 suggestion="pass resources={'sessions': {'ttl': 3600}}",
                 metadata={"field": "resources", "reason": "not a dict"},
             )
+        for name in resources or {}:
+            if not isinstance(name, str) or not name:
+                raise ConfigError(
+                    f"TTLPlugin(resources=...) keys are resource names, not {name!r}",
+                    suggestion="pass resources={'sessions': {'ttl': 3600}}",
+                    metadata={"field": "resources", "reason": "not a resource name"},
+                )
         self.rules = {
             name: ExpiryRule.from_config(name, cfg) for name, cfg in (resources or {}).items()
         }
@@ -276,6 +283,7 @@ class TTLPlugin(Plugin):
         if rule.field is None:
             await self.add_plugin_attribute(resource, EXPIRES_FIELD, "number|optional")
             self.add_resource_hook(resource, "before_insert", self._stamp(rule))
+            self.add_middleware(resource, "replace", self._keep_expiry(resource))
         if rule.on_expire == "soft-delete":
             with contextlib.suppress(SchemaError):  # a user field of that name is fine
                 await self.add_plugin_attribute(resource, rule.delete_field, "string|optional")
@@ -317,6 +325,24 @@ class TTLPlugin(Plugin):
             return data
 
         return stamp
+
+    def _keep_expiry(self, resource: Resource) -> Callable[..., Any]:
+        """``replace`` without ``_expires_at`` keeps the stored expiry (one GET), as an
+        ``update`` does: a replaced record must not stop expiring."""
+
+        async def middleware(next_: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+            # Resource.replace passes (record_id, data) positionally
+            data = args[1] if len(args) > 1 else None
+            if not isinstance(data, Mapping) or data.get(EXPIRES_FIELD) is not None:
+                return await next_(*args, **kwargs)
+            with self.including_expired():
+                current = await resource.get_or_none(str(args[0]))
+            stored = None if current is None else current.get(EXPIRES_FIELD)
+            if stored is not None:
+                args = (args[0], {**data, EXPIRES_FIELD: stored}, *args[2:])
+            return await next_(*args, **kwargs)
+
+        return middleware
 
     def expires_at(self, resource: str, record: Mapping[str, Any]) -> float | None:
         """The expiry time of ``record`` (epoch seconds), ``None`` if it never expires."""

@@ -158,11 +158,24 @@ class CachePlugin(Plugin):
         from .drivers import make_driver
 
         self.ttl = _positive("ttl", ttl) or 300.0
+        if resource_ttl is not None and not isinstance(resource_ttl, Mapping):
+            raise ConfigError(
+                f"CachePlugin resource_ttl must be a dict of resource name -> seconds, "
+                f"not {resource_ttl!r}",
+                suggestion="resource_ttl={'sessions': 30}",
+                metadata={"field": "resource_ttl", "reason": "not a dict"},
+            )
         self.resource_ttl = {
             str(name): _positive(f"resource_ttl[{name!r}]", seconds) or self.ttl
             for name, seconds in (resource_ttl or {}).items()
         }
         self.max_staleness = _positive("max_staleness", max_staleness, allow_none=True)
+        if isinstance(operations, str):
+            raise ConfigError(
+                "CachePlugin operations take a list of read operations, not a string",
+                suggestion=f"operations=[{operations!r}]",
+                metadata={"field": "operations", "reason": "a string"},
+            )
         ops = tuple(operations)
         unknown = sorted(set(ops) - set(CACHED_OPERATIONS))
         if unknown:
@@ -172,12 +185,13 @@ class CachePlugin(Plugin):
                 metadata={"field": "operations", "reason": "unknown operation"},
             )
         self.operations = ops
-        if isinstance(resources, str) or isinstance(exclude, str):
-            raise ConfigError(
-                "CachePlugin resources/exclude take a list of names, not a string",
-                suggestion="resources=['users']",
-                metadata={"field": "resources", "reason": "a string"},
-            )
+        for option, names in (("resources", resources), ("exclude", exclude)):
+            if isinstance(names, str):
+                raise ConfigError(
+                    f"CachePlugin {option} takes a list of names, not a string",
+                    suggestion=f"{option}=[{names!r}]",
+                    metadata={"field": option, "reason": "a string"},
+                )
         self.resources = None if resources is None else frozenset(resources)
         self.exclude = frozenset(exclude)
         if pubsub is not None and not (
@@ -239,10 +253,11 @@ class CachePlugin(Plugin):
         name = resource.name
         if name in self.exclude:
             return False
-        if self.resources is not None:
-            return name in self.resources
-        if name.startswith("plg_"):
+        if self.resources is not None and name not in self.resources:
             return False
+        if self.resources is None and name.startswith("plg_"):
+            return False
+        # naming a resource in ``resources`` does not opt its secrets into a shared driver
         if resource.schema.sensitive_fields and self.driver.persistent and not self.cache_secrets:
             self.log.warning(
                 "not caching %s: it has secret fields and the %s driver stores values "
@@ -310,13 +325,20 @@ class CachePlugin(Plugin):
     async def _lookup(self, state: _State, op: str, key: str, rid: str | None = None) -> Any:
         name = state.resource.name
         raw = await self._driver_get(key)
+        value: Any = _MISS
+        if raw is not None:
+            value = await self._decode(key, raw)
+            if value is _MISS:
+                raw = None
         if raw is not None:
             stamp, expires = _HEADER.unpack_from(raw)
             now = self.clock()
             if expires and now >= expires:
                 raw = None
             elif self.max_staleness is not None and now - stamp > self.max_staleness:
-                raw = await self._revalidate(state, key, raw, rid) if rid is not None else None
+                raw = (
+                    await self._revalidate(state, key, raw, rid, value) if rid is not None else None
+                )
                 if raw is None:
                     self._count(name, op, "stale")
         if raw is None:
@@ -327,11 +349,30 @@ class CachePlugin(Plugin):
         self._count(name, op, "hits")
         if self.has_listeners("cache.hit"):
             self.emit("cache.hit", {"resource": name, "op": op, "key": key})
-        return pickle.loads(memoryview(raw)[_HEADER.size :])
+        return value
 
-    async def _revalidate(self, state: _State, key: str, raw: bytes, rid: str) -> bytes | None:
+    async def _decode(self, key: str, raw: bytes) -> Any:
+        """The value of an entry; ``_MISS`` (logged, counted, entry dropped) when it cannot
+        be read: a truncated file, a foreign or incompatible value must not fail the read."""
+        try:
+            if len(raw) < _HEADER.size:
+                raise ValueError(f"{len(raw)} bytes, shorter than the entry header")
+            return pickle.loads(memoryview(raw)[_HEADER.size :])
+        except Exception as exc:
+            self._count("-", "decode", "errors")
+            self.log.warning(
+                "cache entry %s is unreadable (%s): treated as a miss",
+                key,
+                exc,
+                extra={"op": "decode", "driver": self.driver.NAME},
+            )
+            await self._driver_delete(key)
+            return _MISS
+
+    async def _revalidate(
+        self, state: _State, key: str, raw: bytes, rid: str, record: Any
+    ) -> bytes | None:
         """One HEAD: the stored record still has the cached etag -> stamp it again."""
-        record = pickle.loads(memoryview(raw)[_HEADER.size :])
         started = self.clock()
         try:
             info = await self.db.store.head(state.resource.key_for(rid))
@@ -631,7 +672,10 @@ class CachePlugin(Plugin):
                 await self._guard("clear", self.driver.clear(namespace=name + "/"))
             if self._bus is not None:
                 await self._bus.publish({"c": None})
-        self.emit("cache.cleared", {"resource": None if resource is None else str(resource)})
+        cleared: str | None = None
+        if resource is not None:
+            cleared = resource if isinstance(resource, str) else resource.name
+        self.emit("cache.cleared", {"resource": cleared})
 
     async def warm(
         self,
@@ -653,8 +697,15 @@ class CachePlugin(Plugin):
             )
         before = self._sets(r.name)
         wanted = list(ids) if ids is not None else await r.list_ids()
-        for start in range(0, len(wanted), 1000):
-            await r.get_many(wanted[start : start + 1000])
+        if "get_many" in self.operations:
+            for start in range(0, len(wanted), 1000):
+                await r.get_many(wanted[start : start + 1000])
+        elif "get" in self.operations:  # the same entries, filled one get at a time
+            for rid in wanted:
+                try:
+                    await r.get(rid)
+                except NotFoundError:
+                    pass
         if lists:
             await r.list()
             await r.count()
