@@ -514,15 +514,12 @@ class Subscription:
         key = self.resource.key_for(rid)
         try:
             if forms is None:
-                info = await self.store.head(key)
-            else:
-                obj = await self.store.get(key)
-                info = obj
+                return str((await self.store.head(key)).metadata.get(CHANGE_KEY) or NO_ID)
+            obj = await self.store.get(key)
         except NotFoundError:
             return ABSENT
-        cid = str(info.metadata.get(CHANGE_KEY) or NO_ID)
-        if forms is not None:
-            forms[rid] = (cid, StoredForm(dict(obj.metadata), obj.body))
+        cid = str(obj.metadata.get(CHANGE_KEY) or NO_ID)
+        forms[rid] = (cid, StoredForm(dict(obj.metadata), obj.body))
         return cid
 
     async def _list(self, *, deep: bool = False) -> None:
@@ -583,26 +580,16 @@ class Subscription:
     async def _changes(
         self, emits: list[Emit], forms: Mapping[str, tuple[str, StoredForm]]
     ) -> list[Change]:
-        name = self.resource.name
         out: dict[int, Change] = {}
         rest: list[Emit] = []
         for i, e in enumerate(emits):
-            form = forms.get(e.key.id)
-            if e.key.op == "insert" and e.key.actor_known and form and form[0] == e.key.cid:
+            k, form = e.key, forms.get(e.key.id)
+            if k.op == "insert" and k.actor_known and form and form[0] == k.cid:
                 # the record still carries this insert: its stored form is the insert's after
-                after = self._decode(e.key.id, form[1])
-                out[i] = Change(
-                    op="insert",
-                    resource=name,
-                    id=e.key.id,
-                    before=None,
-                    after=after,
-                    changed=tuple(sorted(k for k in (after or {}) if k != "id")),
-                    version=record_version(form[1].m) or self.resource.version,
-                    at=change_time(e.key.cid),
-                    actor=e.key.actor,
-                    change_id=e.key.cid,
-                )
+                version = record_version(form[1].m) or self.resource.version
+                after = self._decode(k.id, form[1])
+                at = change_time(k.cid)
+                out[i] = self._change(k, "insert", None, after, version, at, k.actor)
             else:
                 rest.append(e)
         read = iter(await self._read_changes(rest))
@@ -627,7 +614,6 @@ class Subscription:
             )
         )
         out: list[Change | None] = []
-        name = self.resource.name
         for e in emits:
             intent = bodies.get(e.key.key)
             if intent is None:
@@ -640,26 +626,42 @@ class Subscription:
                 last = bodies.get(e.before_of.key)
                 if last is not None and last.after is not None:
                     before = self._decode(intent.id, last.after)
-            changed = tuple(sorted(k for k in (after or {}) if k != "id"))
-            if intent.op == "update":
-                changed = _changed(before, after)
-            elif intent.op == "delete":
-                changed = ()
+            at = datetime.fromtimestamp(intent.at, UTC)
             out.append(
-                Change(
-                    op=intent.op,
-                    resource=name,
-                    id=intent.id,
-                    before=before,
-                    after=after,
-                    changed=changed,
-                    version=intent.version,
-                    at=datetime.fromtimestamp(intent.at, UTC),
-                    actor=intent.actor,
-                    change_id=e.key.cid,
-                )
+                self._change(e.key, intent.op, before, after, intent.version, at, intent.actor)
             )
         return out
+
+    def _change(
+        self,
+        key: IntentKey,
+        op: str,
+        before: dict[str, Any] | None,
+        after: dict[str, Any] | None,
+        version: str,
+        at: datetime,
+        actor: str | None,
+    ) -> Change:
+        """The :class:`Change` of ``key`` (``changed``: the fields an update changed, every
+        field of an insert, none for a delete)."""
+        if op == "update":
+            changed = _changed(before, after)
+        elif op == "delete":
+            changed = ()
+        else:
+            changed = tuple(sorted(k for k in (after or {}) if k != "id"))
+        return Change(
+            op=op,
+            resource=self.resource.name,
+            id=key.id,
+            before=before,
+            after=after,
+            changed=changed,
+            version=version,
+            at=at,
+            actor=actor,
+            change_id=key.cid,
+        )
 
     async def _deliver(self, changes: list[Change]) -> None:
         attempt = 0
