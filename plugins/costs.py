@@ -31,6 +31,7 @@ from typing import Any
 
 from s3db_async.errors import ConfigError, WriteOutcomeUnknownError
 from s3db_async.plugin import Plugin, clock_time
+from s3db_async.stores import aiter_chunks
 
 __all__ = ["PRICING", "REQUEST_CLASSES", "CostsPlugin", "Pricing"]
 
@@ -114,16 +115,6 @@ def _month_seconds(month: str | date | None, now: float) -> float:
     if not isinstance(month, date):
         raise _bad("month", "is not a date", "pass 'YYYY-MM', a date, or None", month)
     return calendar.monthrange(month.year, month.month)[1] * 86400.0
-
-
-async def _chunks(chunks: Any) -> AsyncIterator[bytes]:
-    """The chunks of a ``put_stream`` body, sync or async iterable."""
-    if hasattr(chunks, "__aiter__"):
-        async for chunk in chunks:
-            yield bytes(chunk)
-    else:
-        for chunk in chunks:
-            yield bytes(chunk)
 
 
 class CostsPlugin(Plugin):
@@ -266,15 +257,11 @@ class CostsPlugin(Plugin):
             return etag
 
         async def put_stream_(key: str, chunks: Any, *args: Any, **kwargs: Any) -> str:
-            if isinstance(chunks, bytes | bytearray | memoryview | str):
-                # not chunks: the store refuses it with its ConfigError (iterating it here
-                # would turn each byte into a chunk of that many zero bytes)
-                return str(await put_stream(key, chunks, *args, **kwargs))
             size = 0
 
             async def counted() -> Any:
                 nonlocal size
-                async for chunk in _chunks(chunks):
+                async for chunk in aiter_chunks(chunks):  # refuses one bytes object
                     size += len(chunk)
                     yield chunk
 
