@@ -64,6 +64,7 @@ from .._resource.feed import (
 from ..errors import ConfigError, NotFoundError, S3dbError
 from ..stores import ListEntry
 from .feed_rules import ABSENT, NO_ID, Emit, decide
+from .leases import is_lease_name
 
 if TYPE_CHECKING:
     from .._database import Database
@@ -82,7 +83,6 @@ __all__ = [
 
 log = logging.getLogger("s3db_async.feed")
 
-_LEASE_SAFE = re.compile(r"^[A-Za-z0-9_.-]+$")
 _CONSUMER_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,99}$")
 _END = "~"  # sorts after every change id (Crockford base32 is digits and capitals)
 _HANDLER_BACKOFF = Backoff(base=0.05, cap=5.0)
@@ -373,7 +373,7 @@ class Subscription:
     def lease_name(self) -> str:
         """The plugin lease under which the loop polls (one poller per consumer name)."""
         name = f"feed.{self.resource.name}.{self.consumer}"
-        if len(name) > 100 or not _LEASE_SAFE.match(name):
+        if not is_lease_name(name):
             name = "feed." + hashlib.sha256(name.encode()).hexdigest()[:32]
         return name
 

@@ -69,7 +69,7 @@ if TYPE_CHECKING:
     from .base import Plugin
     from .storage import PluginStorage
 
-__all__ = ["FENCE_METADATA", "Fence", "Lease", "check_lease_name", "fence_epoch"]
+__all__ = ["FENCE_METADATA", "Fence", "Lease", "check_lease_name", "fence_epoch", "is_lease_name"]
 
 T = TypeVar("T")
 
@@ -82,9 +82,14 @@ _STOP_TIMEOUT = 10.0  # seconds a release on stop may take before it is abandone
 _log = logging.getLogger("s3db_async.plugin.leases")
 
 
+def is_lease_name(name: object) -> bool:
+    """True when ``name`` is a valid lease (or job) name: 1-100 of ``[A-Za-z0-9_.-]``."""
+    return isinstance(name, str) and _NAME_RE.match(name) is not None
+
+
 def check_lease_name(name: str, what: str = "lease") -> str:
     """``name`` if it is a valid lease (or job) name, else :class:`ConfigError`."""
-    if not isinstance(name, str) or not _NAME_RE.match(name):
+    if not is_lease_name(name):
         raise ConfigError(
             f"invalid {what} name {name!r}",
             suggestion="use 1-100 ASCII letters, digits, '_', '-' or '.' (e.g. 'compactor')",
