@@ -45,7 +45,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
@@ -63,7 +63,7 @@ RESENDS = 3
 """Resends of one conditional write after ambiguous outcomes proven not applied."""
 
 
-async def conditional_put(
+def conditional_put(
     store: ObjectStore,
     key: str,
     body: bytes,
@@ -72,13 +72,37 @@ async def conditional_put(
     content_type: str | None = None,
     if_match: str | None = None,
     if_none_match: bool = False,
-) -> str:
+) -> Coroutine[Any, Any, str]:
     """``store.put`` with a condition, resolving lost answers (see the module docstring).
+
+    On a store that always answers (:attr:`ObjectStore.always_answers`: memory, file)
+    there is nothing to resolve, and this is ``store.put`` itself, without a layer.
 
     :returns: the etag of our write.
     :raises PreconditionFailed: the condition did not hold (a definite answer).
     :raises WriteOutcomeUnknownError: whether the write landed cannot be proven.
     """
+    if store.always_answers:
+        return store.put(
+            key,
+            body,
+            metadata,
+            content_type=content_type,
+            if_match=if_match,
+            if_none_match=if_none_match,
+        )
+    return _resolved_put(store, key, body, metadata, content_type, if_match, if_none_match)
+
+
+async def _resolved_put(
+    store: ObjectStore,
+    key: str,
+    body: bytes,
+    metadata: Mapping[str, str] | None,
+    content_type: str | None,
+    if_match: str | None,
+    if_none_match: bool,
+) -> str:
     unknown: WriteOutcomeUnknownError | None = None
     for _ in range(RESENDS + 1):
         try:

@@ -24,7 +24,6 @@ ignored (decode an old record with the codec of its own version, see
 
 from __future__ import annotations
 
-import base64
 import random
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -39,6 +38,7 @@ from .._schema.encoding import (
     EMPTY_LIST,
     NULL,
     b62,
+    b64_token,
     bool_text,
     dec_bytes,
     dec_date,
@@ -634,10 +634,10 @@ _randbits = random.getrandbits  # a nonce must be unique, not secret (reseeded a
 
 def _stamp(body: bytes) -> bytes:
     """Add a random write nonce to a JSON-object body (or make one)."""
-    nonce = base64.urlsafe_b64encode(_randbits(72).to_bytes(9, "big")).decode("ascii")
+    nonce = b64_token(_randbits(72))
     if not body or body == b"{}":
-        return b'{"_n":"' + nonce.encode("ascii") + b'"}'
-    return body[:-1] + b',"_n":"' + nonce.encode("ascii") + b'"}'
+        return b'{"_n":"' + nonce + b'"}'
+    return body[:-1] + b',"_n":"' + nonce + b'"}'
 
 
 def _cutter(value: str) -> Callable[[int], str | None]:

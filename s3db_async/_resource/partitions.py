@@ -47,6 +47,7 @@ import msgspec
 
 from .._cas import Backoff, body_etag, conditional_put
 from .._concurrency import bounded_gather
+from .._schema.encoding import b64_token
 from .._schema.fields import sensitive_field
 from ..errors import (
     NotFoundError,
@@ -88,6 +89,12 @@ _log = logging.getLogger("s3db_async.partitions")
 
 def get_path(record: Mapping[str, Any], path: str) -> Any:
     """Value at a dotted ``path`` of a nested dict, or a private sentinel when absent."""
+    if "." not in path:
+        if type(record) is dict:
+            return record.get(path, _MISSING)
+        if not isinstance(record, Mapping):
+            return _MISSING
+        return record[path] if path in record else _MISSING
     cur: Any = record
     for part in path.split("."):
         if not isinstance(cur, Mapping) or part not in cur:
@@ -118,11 +125,14 @@ def new_token() -> str:
     Unique, not secret: ``random`` (reseeded in every forked child) is enough, and cheaper
     than a system call per write.
     """
-    return base64.urlsafe_b64encode(_randbits(72).to_bytes(9, "big")).decode("ascii")
+    return b64_token(_randbits(72)).decode("ascii")
 
 
 def encode_tokens(tokens: Mapping[str, str]) -> str:
     """``_pt`` metadata value: ``name:token`` pairs joined by commas."""
+    if len(tokens) == 1:
+        ((name, token),) = tokens.items()
+        return f"{name}:{token}"
     return ",".join(f"{name}:{token}" for name, token in sorted(tokens.items()))
 
 
@@ -255,6 +265,8 @@ async def reconcile_refs(
 
 def encode_partition_value(value: Any, maxlength: int | None = None) -> str:
     """The key-safe string form of a partition value."""
+    if type(value) is str and value.isascii() and value.isalnum():  # quote() keeps it as is
+        return value if maxlength is None else value[:maxlength]
     if isinstance(value, bool):
         text = "true" if value else "false"
     elif isinstance(value, str):

@@ -15,7 +15,7 @@ intent before each record write and the record carries its id (see
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .._cas import conditional_put
@@ -120,13 +120,16 @@ class RecordWriter:
         if kept:
             encoded.metadata[TOKENS_KEY] = encode_tokens(kept)
 
-    async def _put_refs(self, rid: str, refs: Mapping[str, str], rounds: int) -> bool:
+    def _put_refs(self, rid: str, refs: Mapping[str, str], rounds: int) -> Awaitable[bool]:
         """Make ``{key: token}`` live; False (what was put handed back) when contention on
         a key outlasted ``rounds``."""
-        db = self.resource.db
         if len(refs) == 1:  # the usual case (one partition): nothing to hand back on failure
             ((key, token),) = refs.items()
-            return await put_ref(db.store, key, token, rounds)
+            return put_ref(self.resource.db.store, key, token, rounds)
+        return self._put_many_refs(rid, refs, rounds)
+
+    async def _put_many_refs(self, rid: str, refs: Mapping[str, str], rounds: int) -> bool:
+        db = self.resource.db
         done = await put_refs(db.store, refs, db.parallelism, rounds)
         if len(done) == len(refs):
             return True
@@ -141,9 +144,11 @@ class RecordWriter:
         """
         res = self.resource
         refs = res._ref_keys(record, rid)
-        token = new_token()
-        self._stamp(encoded, dict.fromkeys(refs, token))
-        pre = dict.fromkeys(refs.values(), token)
+        pre: dict[str, str] = {}
+        if refs:
+            token = new_token()
+            encoded.metadata[TOKENS_KEY] = encode_tokens(dict.fromkeys(refs, token))
+            pre = dict.fromkeys(refs.values(), token)
         intent = None if self.feed is None else await self._intent("insert", rid, None, encoded)
         if pre and not await self._put_refs(rid, pre, CREATE_ROUNDS):
             await self._drop(intent)

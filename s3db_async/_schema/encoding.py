@@ -47,6 +47,7 @@ other tzinfo implementations come back as the fixed offset they had.
 from __future__ import annotations
 
 import base64
+import binascii
 import math
 import re
 import string
@@ -61,6 +62,7 @@ from zoneinfo import ZoneInfo
 import msgspec
 
 __all__ = [
+    "b64_token",
     "NULL",
     "is_utf8",
     "b62",
@@ -137,6 +139,14 @@ def unb62(text: str) -> int:
 def b64u(raw: bytes) -> str:
     """Unpadded base64url text of ``raw`` (``A-Z a-z 0-9 - _``; never ``.``, ``:``, ``,``)."""
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
+
+
+def b64_token(bits72: int) -> bytes:
+    """12 base64url characters of a 72-bit number (write nonces, reference tokens)."""
+    return binascii.b2a_base64(bits72.to_bytes(9, "big"), newline=False).translate(_URLSAFE)
 
 
 def unb64u(text: str) -> bytes:

@@ -26,7 +26,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, I
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 import msgspec
 
@@ -527,6 +527,14 @@ def normalize_metadata(metadata: Mapping[str, str] | None) -> dict[str, str]:
 
 def check_metadata_limit(key: str, metadata: Mapping[str, str]) -> None:
     """Raise :class:`MetadataLimitError` when metadata is over 2 KB."""
+    values = "".join(metadata.values())
+    # ASCII values travel in at most 15 + 4/3 of their length (RFC 2047 base64 of an
+    # unsafe one): when even that bound fits, the exact count is not needed
+    if (
+        values.isascii()
+        and sum(map(len, metadata)) + 2 * len(values) + 15 * len(metadata) <= METADATA_LIMIT
+    ):
+        return
     size = metadata_size(metadata)
     if size > METADATA_LIMIT:
         raise MetadataLimitError(
@@ -544,6 +552,11 @@ class ObjectStore(abc.ABC):
 
     url: str
     """The connection string this store was opened from (credentials masked)."""
+
+    always_answers: ClassVar[bool] = False
+    """True when every write either applies or fails with a definite error, never with
+    :class:`~s3db_async.errors.WriteOutcomeUnknownError` (in-process stores): a
+    conditional write then needs no read-back (see :func:`s3db_async._cas.conditional_put`)."""
 
     def __init__(self) -> None:
         self.stats = RequestStats()

@@ -424,6 +424,8 @@ class FileStore(ObjectStore):
         else raises at the first :meth:`connect` or write (reads never create it).
     """
 
+    always_answers = True  # in-process: a write applies or fails, never an unknown outcome
+
     def __init__(
         self,
         config: ConnectionConfig | str,

@@ -9,10 +9,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from s3db_async import Database
-from s3db_async.errors import ConnectionStringError, InvalidKeyError, ValidationError
+from s3db_async._resource.ids import check_id, validate_id
+from s3db_async.errors import (
+    ConnectionStringError,
+    InvalidKeyError,
+    MetadataLimitError,
+    ValidationError,
+)
 from s3db_async.stores import S3Store, open_store
 from s3db_async.stores._base import (
+    METADATA_LIMIT,
     check_key,
+    check_metadata_limit,
     encode_metadata_value,
     metadata_size,
     validate_key,
@@ -192,6 +200,30 @@ def test_key_fast_path_agrees_with_the_rules(key: str) -> None:
     assert got == expected
 
 
+_ID_ALPHABET = "aZ09_-./ \x00\x1f\x7fé\ud800~"
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.one_of(
+        st.text(alphabet=_ID_ALPHABET, max_size=8),
+        st.text(alphabet="ab", min_size=250, max_size=260),
+        st.integers(-5, 5),
+        st.booleans(),
+        st.none(),
+    )
+)
+def test_id_fast_path_agrees_with_the_rules(value: object) -> None:
+    """validate_id's fast path answers exactly like the rule-by-rule check."""
+    outcomes = []
+    for check in (check_id, validate_id):
+        try:
+            outcomes.append(check(value, resource="r"))
+        except ValidationError as exc:
+            outcomes.append(str(exc))
+    assert outcomes[0] == outcomes[1]
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.dictionaries(st.text("aZ_-.ü", min_size=1, max_size=5), st.text(" a=?Bé\t~", max_size=8)))
 def test_metadata_size_fast_path_counts_like_s3(metadata: dict[str, str]) -> None:
@@ -200,3 +232,21 @@ def test_metadata_size_fast_path_counts_like_s3(metadata: dict[str, str]) -> Non
         for k, v in metadata.items()
     )
     assert metadata_size(metadata) == slow
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.dictionaries(
+        st.text("abz_-.", min_size=1, max_size=40),
+        st.text(" a=?Bé\t~\x00", max_size=400),
+        max_size=12,
+    )
+)
+def test_metadata_limit_bound_never_lets_an_oversize_through(metadata: dict[str, str]) -> None:
+    """check_metadata_limit's quick bound refuses exactly what the exact count refuses."""
+    try:
+        check_metadata_limit("k", metadata)
+        refused = False
+    except MetadataLimitError:
+        refused = True
+    assert refused == (metadata_size(metadata) > METADATA_LIMIT)
