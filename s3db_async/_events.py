@@ -212,7 +212,10 @@ class EventEmitter:
 
     def emit(self, event: str, *args: Any) -> None:
         """Notify the handlers of ``event`` (never raises)."""
-        for handler in list(self._handlers.get(event, ())):
+        handlers = self._handlers.get(event)
+        if not handlers:
+            return
+        for handler in list(handlers):
             try:
                 result = handler(*args)
                 if inspect.isawaitable(result):

@@ -69,6 +69,28 @@ class Record(dict[str, Any]):
     __str__ = __repr__
 
 
+_new_dict = dict.__new__
+
+
+def new_record(
+    rid: str,
+    fields: Mapping[str, Any],
+    *,
+    etag: str | None,
+    version: str | None,
+    masked: tuple[str, ...],
+) -> Record:
+    """``Record({"id": rid, **fields}, ...)`` without running ``__init__`` in Python: the
+    record paths build one per operation."""
+    rec: Record = _new_dict(Record)
+    rec["id"] = rid
+    rec.update(fields)
+    rec.etag = etag
+    rec.version = version
+    rec.masked = masked
+    return rec
+
+
 MASK = "***"
 """What ``repr()`` shows instead of a secret or password value."""
 

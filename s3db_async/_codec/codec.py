@@ -501,6 +501,10 @@ class RecordCodec:
         return encoded
 
     def _encode(self, record: Mapping[str, Any]) -> EncodedRecord:
+        if self.behavior != "body-only":
+            flat = self._encode_flat(record)
+            if flat is not None:
+                return flat
         pairs: list[tuple[_Leaf, Any]] = []
         extra: list[tuple[tuple[str, ...], Any]] = []
         self._walk(self._root, record, (), pairs, extra)
@@ -532,6 +536,31 @@ class RecordCodec:
         if self.behavior == "truncate-data":
             return self._truncate(slots, total)
         return self._overflow(slots, total)
+
+    def _encode_flat(self, record: Mapping[str, Any]) -> EncodedRecord | None:
+        """The usual record in one loop: every field a top-level leaf, all in metadata.
+        ``None`` for anything else (nested objects, extra fields, over the limit), which
+        :meth:`_encode` then encodes the general way."""
+        root = self._root
+        md = {"_v": self.version}
+        total = self._base
+        for key, value in record.items():
+            ent = root.get(key)
+            if type(ent) is not _Leaf:
+                if ent is None and key == "id":
+                    continue
+                return None
+            if value is None:
+                text = NULL
+            elif type(value) is str and len(value) > METADATA_LIMIT:
+                return None  # overflows: not encoded twice
+            else:
+                text = ent.enc(value)
+            md[ent.id] = text
+            total += ent.cost_key + len(text)
+            if total > METADATA_LIMIT:
+                return None
+        return EncodedRecord(md, b"", _CONTENT_TYPE)
 
     def _overflow(self, slots: list[Slot], total: int) -> EncodedRecord:
         budget = METADATA_LIMIT - self._base - 3  # "_b" + "1"

@@ -8,6 +8,7 @@ advanced by compare-and-swap) or any callable returning a string (or an awaitabl
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import secrets
@@ -104,8 +105,7 @@ def make_id_generator(
             metadata={"option": "id_size"},
         )
     if name == "nanoid":
-        n = size or 22
-        return lambda: nanoid(n)
+        return functools.partial(nanoid, size or 22)
     if name == "uuid4":
         return lambda: str(uuid.uuid4())
     if name == "uuid7":

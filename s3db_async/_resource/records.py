@@ -17,7 +17,7 @@ import anyio.to_thread
 from .._cas import DEFAULT_BACKOFF, RETRY, Backoff, _Retry, cas_loop, conditional_put
 from .._codec.codec import EncodedRecord
 from .._concurrency import bounded_gather
-from .._record import BatchResult, ItemResult, Record
+from .._record import BatchResult, ItemResult, Record, new_record
 from ..errors import (
     AlreadyExistsError,
     ConfigError,
@@ -78,7 +78,7 @@ class Records:
             generated = self.resource._id_generator()
             if type(generated) is not str and inspect.isawaitable(generated):
                 generated = await generated
-            rid = self.resource._id(generated)
+            rid = generated if self.resource._ids_checked else self.resource._id(generated)
         if self.resource.timestamps:
             stamp_new(data, preserve=preserve_timestamps)
         schema = self.resource.schema
@@ -96,10 +96,9 @@ class Records:
                 suggestion="use update() or upsert(), or omit 'id' to get a new one",
                 metadata={"resource": self.resource.name, "id": rid},
             ) from None
-        result = Record(
-            {"id": rid}, etag=etag, version=self.resource.version, masked=self.resource._masked
+        result = new_record(
+            rid, record, etag=etag, version=self.resource.version, masked=self.resource._masked
         )
-        result.update(record)
         if self.resource._hooks.has("after_insert"):
             result = await self.resource._hooks.run("after_insert", result)
         self.resource.emit("inserted", result)
@@ -216,9 +215,7 @@ class Records:
             raise
         except Exception as exc:  # anything a damaged object makes the codec raise
             raise self.resource._corrupt.decode_failed(rid, exc) from exc
-        rec = Record({"id": rid}, etag=etag, version=version, masked=self.resource._masked)
-        rec.update(data)
-        return rec
+        return new_record(rid, data, etag=etag, version=version, masked=self.resource._masked)
 
     async def modify(
         self,
@@ -244,10 +241,9 @@ class Records:
                 if if_match is not None:
                     raise self.etag_changed(rid, if_match, None)
                 return RETRY
-            result = Record(
-                {"id": rid}, etag=etag, version=self.resource.version, masked=self.resource._masked
+            result = new_record(
+                rid, record, etag=etag, version=self.resource.version, masked=self.resource._masked
             )
-            result.update(record)
             if self.resource._hooks.has("after_update"):
                 result = await self.resource._hooks.run("after_update", result, current)
             self.resource.emit("updated", result, current)

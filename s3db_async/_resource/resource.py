@@ -129,6 +129,7 @@ class Resource(
         self.keeps_history: bool = bool(definition.get("history", False))
         gen = definition.get("id_generator") or "nanoid"
         start = parse_incremental(gen)
+        self._ids_checked = False  # True: generated ids are valid by construction
         if start is not None:
             self._id_generator = self.db._sequence_ids(self.name, start)
         elif gen == "custom" and self._custom_id_generator:
@@ -137,6 +138,7 @@ class Resource(
             self._id_generator = make_id_generator(
                 "nanoid" if gen == "custom" else gen, size=definition.get("id_size")
             )
+            self._ids_checked = isinstance(gen, str)  # a built-in generator
         self.schema = self._build_schema(definition)
         self.partitions: dict[str, Partition] = parse_partitions(
             definition.get("partitions"),

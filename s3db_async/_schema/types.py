@@ -356,7 +356,7 @@ def object_converter(value: Any) -> Any:
 
 def _string(value: Any) -> Any:
     if type(value) is str:
-        return value if is_utf8(value) else _surrogate("string", value)
+        return value if value.isascii() or is_utf8(value) else _surrogate("string", value)
     if isinstance(value, str):
         return _string(str(value))
     fail("string", "must be a string", value)

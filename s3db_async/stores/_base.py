@@ -52,6 +52,7 @@ __all__ = [
     "decode_metadata_value",
     "encode_metadata_value",
     "metadata_size",
+    "checked_metadata",
     "put_stream_assembled",
     "validate_key",
 ]
@@ -409,9 +410,7 @@ async def put_stream_assembled(
     body is one :meth:`~ObjectStore.put`; a larger one goes through ``begin(metadata,
     content_type)``'s upload, part by part, counted in ``stats`` as S3 counts it."""
     check_part_size(part_size)
-    md = normalize_metadata(metadata)
-    if enforce_limits:
-        check_metadata_limit(key, md)
+    md = checked_metadata(key, metadata, enforce_limits)
     source = aiter_chunks(chunks)
     head, small = await read_head(source, part_size)
     if small:
@@ -523,6 +522,31 @@ def normalize_metadata(metadata: Mapping[str, str] | None) -> dict[str, str]:
         if lk == k and len(good) < _GOOD_KEYS_CAP:
             good.add(k)
     return out
+
+
+def checked_metadata(
+    key: str, metadata: Mapping[str, str] | None, enforce_limits: bool
+) -> dict[str, str]:
+    """:func:`normalize_metadata`, then (``enforce_limits``) :func:`check_metadata_limit`:
+    a few C calls in the usual case (keys seen before, ASCII values well under the limit).
+    """
+    if not metadata:
+        return {}
+    if type(metadata) is dict and _GOOD_METADATA_KEYS.issuperset(metadata):
+        try:
+            values = "".join(metadata.values())  # also proves every value is a str
+        except TypeError:
+            pass  # the slow path names the bad value
+        else:
+            if not enforce_limits or (
+                values.isascii()
+                and len("".join(metadata)) + 2 * len(values) + 15 * len(metadata) <= METADATA_LIMIT
+            ):
+                return dict(metadata)
+    md = normalize_metadata(metadata)
+    if enforce_limits:
+        check_metadata_limit(key, md)
+    return md
 
 
 def check_metadata_limit(key: str, metadata: Mapping[str, str]) -> None:

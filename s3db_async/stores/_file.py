@@ -90,8 +90,7 @@ from ._base import (
     ObjectStream,
     StoredObject,
     body_etag,
-    check_metadata_limit,
-    normalize_metadata,
+    checked_metadata,
     put_stream_assembled,
     validate_key,
 )
@@ -907,9 +906,7 @@ class FileStore(ObjectStore):
         if_match: str | None = None,
     ) -> str:
         loc = self._locate(key)
-        md = normalize_metadata(metadata)
-        if self.enforce_limits:
-            check_metadata_limit(key, md)
+        md = checked_metadata(key, metadata, self.enforce_limits)
         self.stats["put"] += 1
         return await self._run(
             self._put_sync,

@@ -11,7 +11,6 @@ import asyncio
 import bisect
 import copy
 import hashlib
-import time
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -32,9 +31,8 @@ from ._base import (
     ObjectStream,
     StoredObject,
     body_etag,
-    check_metadata_limit,
+    checked_metadata,
     flatten_pages,
-    normalize_metadata,
     put_stream_assembled,
     validate_key,
 )
@@ -42,33 +40,29 @@ from ._url import ConnectionConfig, parse_connection_string
 
 __all__ = ["MemoryStore"]
 
-POLL_EVERY = 0.001
-"""Seconds of back-to-back requests after which a request suspends even with nothing ready."""
-_next_poll = 0.0
+SUSPEND_EVERY = 64
+"""A request suspends at least once in this many, even with nothing else ready."""
+_unsuspended = 0
 
 
 def _suspend() -> bool:
     """Whether a request should suspend the calling task (``await asyncio.sleep(0)``).
 
     Every request is a scheduling point, as real I/O is, whenever something else could
-    run: another task or callback ready, a timer due (so timeouts and cancellation fire),
-    or ``POLL_EVERY`` since the loop last polled for I/O. When nothing else could run, a
-    suspension would only cost a loop iteration (3-4 us, more than the request itself)
-    and change nothing, so it is skipped. Concurrent callers still interleave at every
-    request. Loops other than asyncio's own (uvloop ...) always suspend.
+    run: another task or callback is ready. When nothing is, a suspension would only
+    cost a loop iteration (3-4 us, more than the request itself) and change nothing, so
+    it is skipped, except once in ``SUSPEND_EVERY`` requests, which lets the loop run
+    due timers (timeouts, cancellation) and poll I/O during a long run of requests.
+    Concurrent callers still interleave at every request. Loops other than asyncio's
+    own (uvloop ...) always suspend.
     """
-    global _next_poll
-    loop = asyncio.get_running_loop()
-    ready = getattr(loop, "_ready", None)
-    if ready is None:
+    global _unsuspended
+    ready = getattr(asyncio.get_running_loop(), "_ready", None)
+    if ready is None or ready or _unsuspended >= SUSPEND_EVERY:
+        _unsuspended = 0
         return True
-    now = time.monotonic()
-    if not ready and now < _next_poll:
-        scheduled = getattr(loop, "_scheduled", None)
-        if not scheduled or scheduled[0].when() > loop.time():
-            return False
-    _next_poll = now + POLL_EVERY
-    return True
+    _unsuspended += 1
+    return False
 
 
 @dataclass(slots=True)
@@ -191,10 +185,9 @@ class MemoryStore(ObjectStore):
         if_match: str | None = None,
     ) -> str:
         full = self.prefix + validate_key(key)
-        md = normalize_metadata(metadata)
-        if self.enforce_limits:
-            check_metadata_limit(key, md)
-        body = bytes(body)
+        md = checked_metadata(key, metadata, self.enforce_limits)
+        if type(body) is not bytes:
+            body = bytes(body)
         if _suspend():  # a scheduling point, as real I/O has
             await asyncio.sleep(0)
         self.stats["put"] += 1
