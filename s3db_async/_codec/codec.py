@@ -626,7 +626,15 @@ class RecordCodec:
                     ent = by_id.get(low)
                 if ent is None:
                     continue
-            value = None if text == NULL else _decode_one(ent, text, False)
+            if text == NULL:
+                value = None
+            else:  # _decode_one inline: no call per field on the read path
+                try:
+                    value = ent.dec(text)
+                except DecryptionError:
+                    raise
+                except _DECODE_ERRORS as exc:
+                    raise _corrupt(ent.path, exc) from None
             parts = ent.parts
             if len(parts) == 1:
                 out[parts[0]] = value
@@ -673,12 +681,16 @@ def _cutter(value: str) -> Callable[[int], str | None]:
     return lambda max_len: truncate_text(value, max_len)
 
 
+_DECODE_ERRORS = (ValueError, KeyError, IndexError, TypeError, msgspec.DecodeError)
+"""What a damaged stored value makes a decoder raise (reported as corrupt)."""
+
+
 def _decode_one(ent: _Leaf, raw: Any, from_body: bool) -> Any:
     try:
         return ent.from_json(raw) if from_body else ent.dec(raw)
     except DecryptionError:
         raise
-    except (ValueError, KeyError, IndexError, TypeError, msgspec.DecodeError) as exc:
+    except _DECODE_ERRORS as exc:
         raise _corrupt(ent.path, exc) from None
 
 

@@ -312,6 +312,13 @@ class Partition:
 
     def ref_key(self, resource: str, record: Mapping[str, Any], record_id: str) -> str | None:
         """The reference key of ``record``, or ``None`` when a field is missing."""
+        if len(self.fields) == 1:  # the usual partition: one field, in one f-string
+            ((path, maxlength),) = self.fields
+            value = get_path(record, path)
+            if value is _MISSING or value is None:
+                return None
+            text = encode_partition_value(value, maxlength)
+            return f"resource={resource}/partition={self.name}/{path}={text}/id={record_id}"
         segments = []
         for path, maxlength in self.fields:
             value = get_path(record, path)

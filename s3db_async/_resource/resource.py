@@ -735,12 +735,12 @@ class Resource(
         :raises ValidationError: the data does not satisfy the schema (nothing is written).
         :raises AlreadyExistsError: a record with this id exists (it is not overwritten).
         """
-        return await self._call(
-            "insert",
-            self._records.insert_impl,
-            {**(data or {}), **fields},
-            **preserve_kw(preserve_timestamps),
-        )
+        record = {**data, **fields} if data else fields  # a new dict either way
+        if preserve_timestamps:
+            return await self._call(
+                "insert", self._records.insert_impl, record, preserve_timestamps=True
+            )
+        return await self._call("insert", self._records.insert_impl, record)
 
     async def insert_many(
         self, items: Iterable[Mapping[str, Any]], *, preserve_timestamps: bool = False
