@@ -25,8 +25,8 @@ ignored (decode an old record with the codec of its own version, see
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -386,11 +386,11 @@ class EncodedRecord:
     metadata: dict[str, str]
     body: bytes
     content_type: str
-    overflowed: list[str] = field(default_factory=list)
+    overflowed: Sequence[str] = ()
     """Paths stored in the body because metadata was full (body-overflow, user-managed)."""
-    truncated: list[str] = field(default_factory=list)
+    truncated: Sequence[str] = ()
     """Paths whose string value was cut to fit (truncate-data)."""
-    dropped: list[str] = field(default_factory=list)
+    dropped: Sequence[str] = ()
     """Paths left out because they did not fit and could not be cut (truncate-data)."""
 
 
@@ -437,6 +437,12 @@ class RecordCodec:
         self._base = metadata_size({"_v": version}) + reserved_metadata
         self._by_id: dict[str, _Leaf] = {}
         self._root = self._build(schema.root)
+        self._flat: dict[str, tuple[str, Fn]] | None = (
+            {name: (ent.id, ent.enc) for name, ent in self._root.items() if type(ent) is _Leaf}
+            if all(type(ent) is _Leaf for ent in self._root.values())
+            else None
+        )
+        """``{field: (id, encoder)}`` when every field is a top-level leaf."""
 
     def __repr__(self) -> str:
         return f"RecordCodec(version={self.version!r}, behavior={self.behavior!r})"
@@ -501,25 +507,21 @@ class RecordCodec:
         return encoded
 
     def _encode(self, record: Mapping[str, Any]) -> EncodedRecord:
-        if self.behavior != "body-only":
-            flat = self._encode_flat(record)
-            if flat is not None:
-                return flat
-        pairs: list[tuple[_Leaf, Any]] = []
-        extra: list[tuple[tuple[str, ...], Any]] = []
-        self._walk(self._root, record, (), pairs, extra)
-        if extra:
-            pairs.append((_EXTRA, _blob(extra)))
         if self.behavior == "body-only":
-            return self._body_only(pairs)
-        md = {"_v": self.version}
-        total = self._base
-        for ent, value in pairs:
-            text = NULL if value is None else ent.enc(value)
-            md[ent.id] = text
-            total += ent.cost_key + len(text)
+            return self._body_only(self._pairs(record))
+        md = self._encode_flat(record) if self._flat is not None else None
+        pairs = None
+        if md is None:
+            pairs = self._pairs(record)
+            md = {"_v": self.version}
+            for ent, value in pairs:
+                md[ent.id] = NULL if value is None else ent.enc(value)
+        # ids and texts are ASCII: their lengths are the bytes S3 counts
+        total = self.reserved_metadata + len("".join([*md, *md.values()]))
         if total <= METADATA_LIMIT:
             return EncodedRecord(md, b"", _CONTENT_TYPE)
+        if pairs is None:
+            pairs = [(self._root[k], v) for k, v in record.items() if k != "id"]  # type: ignore[misc]
         slots = [
             Slot(
                 ent.id,
@@ -537,30 +539,29 @@ class RecordCodec:
             return self._truncate(slots, total)
         return self._overflow(slots, total)
 
-    def _encode_flat(self, record: Mapping[str, Any]) -> EncodedRecord | None:
-        """The usual record in one loop: every field a top-level leaf, all in metadata.
-        ``None`` for anything else (nested objects, extra fields, over the limit), which
-        :meth:`_encode` then encodes the general way."""
-        root = self._root
+    def _pairs(self, record: Mapping[str, Any]) -> list[tuple[_Leaf, Any]]:
+        """``(leaf, value)`` of every field of ``record``, extra fields as one ``_x`` blob."""
+        pairs: list[tuple[_Leaf, Any]] = []
+        extra: list[tuple[tuple[str, ...], Any]] = []
+        self._walk(self._root, record, (), pairs, extra)
+        if extra:
+            pairs.append((_EXTRA, _blob(extra)))
+        return pairs
+
+    def _encode_flat(self, record: Mapping[str, Any]) -> dict[str, str] | None:
+        """The metadata of a record of a schema without nested objects, in one loop;
+        ``None`` when it has a field the schema does not know (the general way then)."""
+        flat = self._flat
+        assert flat is not None
         md = {"_v": self.version}
-        total = self._base
         for key, value in record.items():
-            ent = root.get(key)
-            if type(ent) is not _Leaf:
-                if ent is None and key == "id":
+            leaf = flat.get(key)
+            if leaf is None:
+                if key == "id":
                     continue
                 return None
-            if value is None:
-                text = NULL
-            elif type(value) is str and len(value) > METADATA_LIMIT:
-                return None  # overflows: not encoded twice
-            else:
-                text = ent.enc(value)
-            md[ent.id] = text
-            total += ent.cost_key + len(text)
-            if total > METADATA_LIMIT:
-                return None
-        return EncodedRecord(md, b"", _CONTENT_TYPE)
+            md[leaf[0]] = NULL if value is None else leaf[1](value)
+        return md
 
     def _overflow(self, slots: list[Slot], total: int) -> EncodedRecord:
         budget = METADATA_LIMIT - self._base - 3  # "_b" + "1"

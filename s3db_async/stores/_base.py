@@ -533,14 +533,13 @@ def checked_metadata(
     if not metadata:
         return {}
     if type(metadata) is dict and _GOOD_METADATA_KEYS.issuperset(metadata):
-        try:
-            values = "".join(metadata.values())  # also proves every value is a str
+        try:  # keys and values in one string; also proves every value is a str
+            joined = "".join([*metadata, *metadata.values()])
         except TypeError:
             pass  # the slow path names the bad value
-        else:
+        else:  # check_metadata_limit's bound, with the keys counted twice (looser, still safe)
             if not enforce_limits or (
-                values.isascii()
-                and len("".join(metadata)) + 2 * len(values) + 15 * len(metadata) <= METADATA_LIMIT
+                joined.isascii() and 2 * len(joined) + 15 * len(metadata) <= METADATA_LIMIT
             ):
                 return dict(metadata)
     md = normalize_metadata(metadata)

@@ -41,6 +41,7 @@ from ._url import ConnectionConfig, parse_connection_string
 
 __all__ = ["MemoryStore"]
 
+_OCTET_STREAM = "application/octet-stream"
 SUSPEND_EVERY = 64
 """A request suspends at least once in this many, even with nothing else ready."""
 _unsuspended = 0
@@ -198,7 +199,8 @@ class MemoryStore(ObjectStore):
         if _suspend():  # a scheduling point, as real I/O has
             await _pause()
         self.stats["put"] += 1
-        current = self._data.objects.get(full)
+        data = self._data
+        current = data.objects.get(full)
         if if_none_match and current is not None:
             raise PreconditionFailed(
                 f"{key!r} already exists", metadata={"key": key, "condition": "If-None-Match"}
@@ -211,10 +213,7 @@ class MemoryStore(ObjectStore):
                 metadata={"key": key, "condition": "If-Match", "expected": if_match},
             )
         etag = body_etag(body)
-        self._data.set(
-            full,
-            _Obj(body, md, etag, datetime.now(UTC), content_type or "application/octet-stream"),
-        )
+        data.set(full, _Obj(body, md, etag, datetime.now(UTC), content_type or _OCTET_STREAM))
         return etag
 
     def _lookup(self, key: str) -> _Obj:

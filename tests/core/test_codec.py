@@ -350,7 +350,7 @@ def test_exactly_2048_bytes_stays_in_metadata(behavior: str) -> None:
         return
     assert metadata_size(enc.metadata) == 2048
     assert "_b" not in enc.metadata and set(msgspec.json.decode(enc.body)) == {"_n"}
-    assert (enc.overflowed, enc.truncated, enc.dropped) == ([], [], [])
+    assert (enc.overflowed, enc.truncated, enc.dropped) == ((), (), ())
     assert codec.decode(enc.metadata, enc.body) == sized(2048)
 
 

@@ -21,8 +21,10 @@ from s3db_async.stores._base import (
     METADATA_LIMIT,
     check_key,
     check_metadata_limit,
+    checked_metadata,
     encode_metadata_value,
     metadata_size,
+    normalize_metadata,
     validate_key,
 )
 from s3db_async.stores._url import parse_connection_string
@@ -250,3 +252,33 @@ def test_metadata_limit_bound_never_lets_an_oversize_through(metadata: dict[str,
     except MetadataLimitError:
         refused = True
     assert refused == (metadata_size(metadata) > METADATA_LIMIT)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.dictionaries(
+        st.sampled_from(["_v", "0", "1", "name", "Name", "bad key", "content-type"]),
+        st.one_of(st.text(" a=?Bé\t~\x00", max_size=300), st.integers()),
+        max_size=8,
+    ),
+    st.booleans(),
+)
+def test_checked_metadata_answers_like_normalize_then_check(
+    metadata: dict[str, Any], enforce: bool
+) -> None:
+    """The one-pass fast path keeps, refuses and sizes exactly like the two steps."""
+
+    def outcome(fn: Any) -> Any:
+        try:
+            return fn()
+        except (InvalidKeyError, MetadataLimitError) as exc:
+            return type(exc).__name__
+
+    def two_steps() -> dict[str, str]:
+        md = normalize_metadata(metadata)
+        if enforce:
+            check_metadata_limit("k", md)
+        return md
+
+    for _ in range(2):  # the second time the keys are known ("good"): the fast path
+        assert outcome(lambda: checked_metadata("k", metadata, enforce)) == outcome(two_steps)
