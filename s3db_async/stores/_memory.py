@@ -13,9 +13,10 @@ import copy
 import hashlib
 import types
 from collections.abc import AsyncIterator, Generator, Iterable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import ClassVar
+
+import msgspec
 
 from ..errors import NotFoundError, PreconditionFailed
 from ._base import (
@@ -73,8 +74,10 @@ def _suspend() -> bool:
     return False
 
 
-@dataclass(slots=True)
-class _Obj:
+class _Obj(msgspec.Struct, gc=False):
+    """One stored object (untracked by the cycle collector: it holds no containers but
+    its metadata dict of strings, so a store of many objects costs collections nothing)."""
+
     body: bytes
     metadata: dict[str, str]
     etag: str
