@@ -436,6 +436,7 @@ class RecordCodec:
         self._box: _Box = secret_box or _NoPassphrase(resource)
         self._base = metadata_size({"_v": version}) + reserved_metadata
         self._by_id: dict[str, _Leaf] = {}
+        self._by_path: dict[str, _Leaf] = {}
         self._root = self._build(schema.root)
         self._flat: dict[str, tuple[str, Fn]] | None = (
             {name: (ent.id, ent.enc) for name, ent in self._root.items() if type(ent) is _Leaf}
@@ -465,6 +466,7 @@ class RecordCodec:
             cut = child.type == "string" and child.enum is None
             leaf = _Leaf(fid, child.path, _field_funcs(child, self._box), cut)
             self._by_id[fid] = leaf
+            self._by_path[child.path] = leaf
             out[name] = leaf
         return out
 
@@ -605,6 +607,35 @@ class RecordCodec:
         return EncodedRecord(md, msgspec.json.encode(body), _CONTENT_TYPE)
 
     # -- decode ------------------------------------------------------------------------
+    def decode_fields(
+        self, metadata: Mapping[str, str], paths: Iterable[str]
+    ) -> dict[str, Any] | None:
+        """The fields at ``paths`` alone (nested like :meth:`decode`; absent ones left
+        out), read from the metadata; ``None`` when one may be in the body, or the
+        metadata keys are not in their usual lowercase form (then use :meth:`decode`).
+
+        :raises ValidationError: a stored value is corrupt.
+        """
+        if "_b" in metadata:
+            return None
+        out: dict[str, Any] = {}
+        by_path = self._by_path
+        for path in paths:
+            ent = by_path.get(path)
+            if ent is None:
+                continue  # a field this version does not have
+            text = metadata.get(ent.id)
+            if text is None:
+                if any(k != k.lower() for k in metadata):
+                    return None
+                continue
+            value = None if text == NULL else _decode_one(ent, text, False)
+            if len(ent.parts) == 1:
+                out[ent.name] = value
+            else:
+                _set_path(out, ent.parts, value)
+        return out
+
     def decode(self, metadata: Mapping[str, str], body: bytes) -> dict[str, Any]:
         """Rebuild the nested record from metadata and body.
 

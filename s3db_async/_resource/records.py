@@ -184,15 +184,31 @@ class Records:
         except CorruptObjectError:
             return True  # there, though unreadable (a damaged file)
 
-    async def read(self, rid: str) -> tuple[StoredObject, Record]:
+    async def fetch(self, rid: str) -> StoredObject:
+        """The stored object of record ``rid`` (one GET), undecoded.
+
+        :raises NotFoundError: no such record.
+        :raises CorruptRecordError: the object cannot be read.
+        """
         try:
+            return await self.resource.db.store.get(self.resource.key_for(rid))
+        except NotFoundError:
+            raise self.not_found(rid) from None
+        except CorruptObjectError as exc:
+            raise self.resource._corrupt.unreadable(rid, exc) from exc
+
+    def not_found(self, rid: str) -> NotFoundError:
+        return NotFoundError(
+            f"{self.resource.name} record {rid!r} not found",
+            suggestion="check the id, or use get_or_none()",
+            metadata={"resource": self.resource.name, "id": rid},
+        )
+
+    async def read(self, rid: str) -> tuple[StoredObject, Record]:
+        try:  # fetch() inline: the read path has no coroutine layer to spare
             obj = await self.resource.db.store.get(self.resource.key_for(rid))
         except NotFoundError:
-            raise NotFoundError(
-                f"{self.resource.name} record {rid!r} not found",
-                suggestion="check the id, or use get_or_none()",
-                metadata={"resource": self.resource.name, "id": rid},
-            ) from None
+            raise self.not_found(rid) from None
         except CorruptObjectError as exc:
             raise self.resource._corrupt.unreadable(rid, exc) from exc
         res = self.resource
@@ -208,7 +224,9 @@ class Records:
 
     def decode(self, rid: str, metadata: Mapping[str, str], body: bytes, etag: str) -> Record:
         """Decode a stored record; :class:`CorruptRecordError` when it cannot be."""
-        version = self.resource._corrupt.stored_version(rid, metadata)
+        version = metadata.get("_v")
+        if version != self.resource.version:  # the current version needs no checks
+            version = self.resource._corrupt.stored_version(rid, metadata)
         try:
             data = self.resource._codec_for(version).decode(metadata, body)
         except DecryptionError:
@@ -417,10 +435,22 @@ class Records:
             or self.resource._writer.feed is not None
         )
 
+    def delete_sees_record(self) -> bool:
+        """Whether something gets the deleted record (hooks, ``deleted`` listeners, the
+        change feed); if not, a delete decodes only its partition fields."""
+        res = self.resource
+        return bool(
+            res._hooks.has("before_delete")
+            or res._hooks.has("after_delete")
+            or res.has_listeners("deleted")
+            or res._writer.feed is not None
+        )
+
     async def delete_impl(self, record_id: str, *, must_exist: bool) -> bool:
         rid = self.resource._id(record_id)
         res = self.resource
         store = res.db.store
+        record: Record | None = None
         try:
             if res.keeps_history:
                 return (
@@ -431,7 +461,11 @@ class Records:
                 await store.delete_many([res.key_for(rid), res.content_key_for(rid)])
                 return True
             try:
-                obj, record = await self.read(rid)
+                if self.delete_sees_record():
+                    obj, record = await self.read(rid)
+                    refs = res._writer.ref_tokens(record, rid, obj.metadata)
+                else:
+                    refs = await self.stored_refs(rid)
             except NotFoundError:
                 if must_exist:
                     raise
@@ -439,16 +473,39 @@ class Records:
         except CorruptRecordError:
             await res._corrupt.delete(rid)
             return True
-        if res._hooks.has("before_delete"):
-            await res._hooks.run("before_delete", record)
-        if res._writer.feed is not None:
-            await res._writer.deleting(rid, obj)
+        if record is not None:
+            if res._hooks.has("before_delete"):
+                await res._hooks.run("before_delete", record)
+            if res._writer.feed is not None:
+                await res._writer.deleting(rid, obj)
         await store.delete_many([res.key_for(rid), res.content_key_for(rid)])
-        await kill_refs(
-            store, res._writer.ref_tokens(record, rid, obj.metadata), res.db.parallelism
-        )
-        await self.after_delete(record)
+        await kill_refs(store, refs, res.db.parallelism)
+        if record is not None:
+            await self.after_delete(record)
         return True
+
+    async def stored_refs(self, rid: str) -> dict[str, str]:
+        """``{reference key: token}`` of a stored record, decoding only its partition
+        fields (the whole record when they cannot be read alone).
+
+        :raises NotFoundError: no such record.
+        :raises CorruptRecordError: it cannot be decoded.
+        """
+        res = self.resource
+        obj = await self.fetch(rid)
+        version = obj.metadata.get("_v")
+        if version != res.version:
+            if version not in res._versions:
+                await res._corrupt.learn_version(obj.metadata)
+            version = res._corrupt.stored_version(rid, obj.metadata)
+        paths = [f for p in res.partitions.values() for f, _ in p.fields]
+        try:
+            fields = res._codec_for(version).decode_fields(obj.metadata, paths)
+        except Exception as exc:  # anything a damaged object makes the codec raise
+            raise res._corrupt.decode_failed(rid, exc) from exc
+        if fields is None:
+            fields = self.decode(rid, obj.metadata, obj.body, obj.etag)
+        return res._writer.ref_tokens(fields, rid, obj.metadata)
 
     async def after_delete(self, record: Record) -> None:
         if self.resource._hooks.has("after_delete"):

@@ -292,3 +292,97 @@ async def test_failed_kill_never_fails_the_write(store_url: str) -> None:
         assert sorted((await live_refs(res)).values()) == ["eu", "us"]  # stale, not missing
         await check_partitions(res, exact=False)
         assert await res.list(partition="by_region", partition_values={"region": "eu"}) == []
+
+
+# -- deletes that decode only the partition fields ------------------------------------------
+async def test_unobserved_delete_kills_refs_of_every_field_placement(db: Database) -> None:
+    """With partitions but no delete hooks or listeners, a delete decodes only the partition
+    fields: from metadata, nested, null, absent, or (overflowed) from the body."""
+    res = await db.create_resource(
+        "placed",
+        attributes={
+            "region": "string|optional",
+            "geo": {"city": "string|optional"},
+            "bio": "string|optional",
+        },
+        partitions={
+            "by_region": {"fields": {"region": "string"}},
+            "by_city": {"fields": {"geo.city": "string"}},
+        },
+    )
+    rows = [
+        {"region": "eu", "geo": {"city": "Lisbon"}},
+        {"region": None, "geo": {"city": "Porto"}},
+        {"geo": {"city": "Faro"}},
+        {"region": "us"},
+        {"region": "é ~ /odd", "geo": {"city": "=?x"}},
+        {"region": "big", "geo": {"city": "Braga"}, "bio": "x" * 5000},  # body overflow
+        {"region": "r" * 900, "geo": {"city": "c" * 900}, "bio": "b" * 900},  # some in the body
+    ]
+    ids = [(await res.insert(row))["id"] for row in rows]
+    assert len(await live_refs_all(res)) == 11
+    for i in (5, 6):  # these have a body: decoded the whole way
+        assert "_b" in (await db.store.head(res.key_for(ids[i]))).metadata
+    assert not res._records.delete_sees_record()
+    for rid in ids:
+        assert await res.delete(rid) is True
+    assert await live_refs_all(res) == set()
+    assert await res.delete(ids[0]) is False
+    with pytest.raises(NotFoundError):
+        await res.delete(ids[0], must_exist=True)
+
+
+async def live_refs_all(res: Resource) -> set[str]:
+    return {
+        e.key
+        async for e in res.db.store.list(f"resource={res.name}/partition=")
+        if isinstance(e, ListEntry) and e.size != len(DEAD_REF)
+    }
+
+
+async def test_delete_decodes_fields_like_the_whole_record(db: Database) -> None:
+    """The partition-fields-only decode gives the reference keys the full decode gives,
+    including for records written under an older schema version."""
+    res = await partitioned(db)
+    ids = [(await res.insert({"region": REGIONS[i % 4], "n": i}))["id"] for i in range(6)]
+    res = await db.create_resource(  # v2: a new field, same partition
+        "things",
+        attributes={
+            "region": "string|optional",
+            "n": "integer|optional",
+            "note": "string|optional",
+        },
+        partitions={"by_region": {"fields": {"region": "string"}}},
+    )
+    assert res.version != "v1"
+    for rid in ids:
+        obj = await db.store.get(res.key_for(rid))
+        _, record = await res._records.read(rid)
+        full = res._writer.ref_tokens(record, rid, obj.metadata)
+        assert await res._records.stored_refs(rid) == full
+    for rid in ids:
+        await res.delete(rid)
+    assert await live_refs(res) == {}
+
+
+async def test_unobserved_delete_of_a_corrupt_partition_value_lists_its_refs(
+    db: Database,
+) -> None:
+    res = await partitioned(db)
+    rid = (await res.insert({"region": "eu", "n": 1}))["id"]
+    obj = await db.store.get(res.key_for(rid))
+    fid = res.codec._by_path["region"].id
+    await db.store.put(res.key_for(rid), obj.body, {**obj.metadata, fid: "~zz"})  # bad escape
+    assert await res.delete(rid) is True
+    assert await live_refs(res) == {}
+
+
+async def test_observed_delete_still_hands_the_whole_record_over(db: Database) -> None:
+    res = await partitioned(db)
+    rid = (await res.insert({"region": "eu", "n": 7}))["id"]
+    seen: list[dict[str, object]] = []
+    res.on("deleted", lambda record: seen.append(dict(record)))
+    assert res._records.delete_sees_record()
+    await res.delete(rid)
+    assert seen == [{"id": rid, "region": "eu", "n": 7}]
+    assert await live_refs(res) == {}
