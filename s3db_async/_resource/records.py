@@ -68,44 +68,45 @@ class Records:
     async def insert_impl(
         self, data: Mapping[str, Any], *, preserve_timestamps: bool = False
     ) -> Record:
+        res = self.resource
         data = dict(data)
-        if self.resource._hooks.has("before_insert"):
-            data = dict(await self.resource._hooks.run("before_insert", data))
+        if res._hooks.has("before_insert"):
+            data = dict(await res._hooks.run("before_insert", data))
         raw_id = data.pop("id", None)
         if raw_id is not None:
-            rid = self.resource._id(raw_id)
+            rid = res._id(raw_id)
         else:
-            generated = self.resource._id_generator()
+            generated = res._id_generator()
             if type(generated) is not str and inspect.isawaitable(generated):
                 generated = await generated
-            rid = generated if self.resource._ids_checked else self.resource._id(generated)
-        if self.resource.timestamps:
+            rid = generated if res._ids_checked else res._id(generated)
+        if res.timestamps:
             stamp_new(data, preserve=preserve_timestamps)
-        schema = self.resource.schema
+        schema = res.schema
         record = (
             await self.validate(data) if schema.has_passwords else schema.validate(data)
         )  # no coroutine unless a password is hashed in a worker thread
         encoded = self.encode(record, rid)
         try:
-            etag = await self.resource._writer.create(rid, record, encoded)
+            etag = await res._writer.create(rid, record, encoded)
         except ConflictError:
             raise
         except PreconditionFailed:
             raise AlreadyExistsError(
-                f"{self.resource.name} record {rid!r} already exists",
+                f"{res.name} record {rid!r} already exists",
                 suggestion="use update() or upsert(), or omit 'id' to get a new one",
-                metadata={"resource": self.resource.name, "id": rid},
+                metadata={"resource": res.name, "id": rid},
             ) from None
-        result = new_record(
-            rid, record, etag=etag, version=self.resource.version, masked=self.resource._masked
-        )
-        if self.resource._hooks.has("after_insert"):
-            result = await self.resource._hooks.run("after_insert", result)
-        self.resource.emit("inserted", result)
+        result = new_record(rid, record, etag=etag, version=res.version, masked=res._masked)
+        if res._hooks.has("after_insert"):
+            result = await res._hooks.run("after_insert", result)
+        res.emit("inserted", result)
         return result
 
     def encode(self, record: Mapping[str, Any], rid: str) -> Any:
         encoded = self.resource.codec.encode(record)
+        if not (encoded.overflowed or encoded.truncated):
+            return encoded
         if encoded.overflowed and self.resource.behavior == "user-managed":
             self.resource.emit("limits_exceeded", {"id": rid, "fields": list(encoded.overflowed)})
         if encoded.truncated:

@@ -196,7 +196,7 @@ class MemoryStore(ObjectStore):
         if_match: str | None = None,
     ) -> str:
         full = self.prefix + validate_key(key)
-        md = checked_metadata(key, metadata, self.enforce_limits)
+        md = checked_metadata(key, metadata, self.enforce_limits) if metadata else {}
         if type(body) is not bytes:
             body = bytes(body)
         if _suspend():  # a scheduling point, as real I/O has
@@ -220,7 +220,7 @@ class MemoryStore(ObjectStore):
         return etag
 
     def _lookup(self, key: str) -> _Obj:
-        obj = self._data.objects.get(self._full(key))
+        obj = self._data.objects.get(self.prefix + validate_key(key))
         if obj is None:
             raise NotFoundError(f"no object at {key!r}", metadata={"key": key})
         return obj
