@@ -63,6 +63,13 @@ RESENDS = 3
 """Resends of one conditional write after ambiguous outcomes proven not applied."""
 
 
+_PutArgs = tuple[
+    "ObjectStore", str, bytes, "Mapping[str, str] | None", "str | None", "str | None", bool
+]
+"""A conditional PUT's arguments: store, key, body, metadata, content type, if_match,
+if_none_match."""
+
+
 def conditional_put(
     store: ObjectStore,
     key: str,
@@ -82,19 +89,11 @@ def conditional_put(
     :raises PreconditionFailed: the condition did not hold (a definite answer).
     :raises WriteOutcomeUnknownError: whether the write landed cannot be proven.
     """
-    if store.always_answers:
-        return store.put(
-            key,
-            body,
-            metadata,
-            content_type=content_type,
-            if_match=if_match,
-            if_none_match=if_none_match,
-        )
-    return _resolved_put(store, key, body, metadata, content_type, if_match, if_none_match)
+    args: _PutArgs = (store, key, body, metadata, content_type, if_match, if_none_match)
+    return _send(*args) if store.always_answers else _resolved_put(args)
 
 
-async def _resolved_put(
+def _send(
     store: ObjectStore,
     key: str,
     body: bytes,
@@ -102,18 +101,25 @@ async def _resolved_put(
     content_type: str | None,
     if_match: str | None,
     if_none_match: bool,
-) -> str:
+) -> Coroutine[Any, Any, str]:
+    """One attempt: the store's conditional PUT."""
+    return store.put(
+        key,
+        body,
+        metadata,
+        content_type=content_type,
+        if_match=if_match,
+        if_none_match=if_none_match,
+    )
+
+
+async def _resolved_put(args: _PutArgs) -> str:
+    """Attempts of one conditional PUT until a definite answer (module docstring)."""
+    store, key, body, _, _, if_match, if_none_match = args
     unknown: WriteOutcomeUnknownError | None = None
     for _ in range(RESENDS + 1):
         try:
-            return await store.put(
-                key,
-                body,
-                metadata,
-                content_type=content_type,
-                if_match=if_match,
-                if_none_match=if_none_match,
-            )
+            return await _send(*args)
         except WriteOutcomeUnknownError as exc:
             unknown = exc
         except PreconditionFailed:

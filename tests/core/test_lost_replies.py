@@ -16,7 +16,7 @@ import pytest
 from s3db_async import Database, PluginStorage
 from s3db_async._cas import RETRY, Backoff, body_etag, cas_loop, conditional_put
 from s3db_async.errors import ConflictError, PreconditionFailed, WriteOutcomeUnknownError
-from s3db_async.stores import MemoryStore, open_store
+from s3db_async.stores import FileStore, MemoryStore, ObjectStore, S3Store, open_store
 
 from .._faults import LostReplyStore
 
@@ -220,3 +220,11 @@ async def test_cas_loop_deadline_and_attempts() -> None:
     with pytest.raises(ConflictError):
         await cas_loop(lose, what="k", backoff=Backoff(base=0, attempts=2))
     assert calls == [0, 1]
+
+
+def test_only_in_process_stores_skip_the_read_back() -> None:
+    """A conditional PUT resolves lost answers on every store that may lose one: S3 and
+    any wrapper (the default), not the in-process stores that always answer."""
+    assert MemoryStore.always_answers and FileStore.always_answers
+    assert not S3Store.always_answers and not ObjectStore.always_answers
+    assert not LostReplyStore.always_answers
