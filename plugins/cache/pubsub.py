@@ -66,6 +66,7 @@ class InvalidationBus:
         """Apply messages until cancelled; on a lost connection, drop the local entries
         (messages may have been missed) and subscribe again."""
         delay = 0.1
+        task = asyncio.current_task()
         while True:
             try:
                 if self.pubsub is None:
@@ -74,6 +75,10 @@ class InvalidationBus:
                     self.reconnects += 1
                 while True:
                     msg = await self.pubsub.get_message(timeout=1.0)
+                    if task is not None and task.cancelling():
+                        # The read's own timeout (asyncio.timeout on 3.11) can absorb a
+                        # cancel that lands as it expires: the stop still stands.
+                        raise asyncio.CancelledError
                     if msg is None or msg.get("type") != "message":
                         continue
                     delay = 0.1

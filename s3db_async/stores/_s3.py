@@ -416,6 +416,11 @@ class S3Store(ObjectStore):
                     op, key, attempt, idempotent=idempotent, retries=retries, condition=condition
                 )
         except TimeoutError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                # a cancel that landed as the deadline expired was absorbed into the
+                # timeout (asyncio.timeout on 3.11): the cancel stands, not the deadline
+                raise asyncio.CancelledError from None
             # a conditional write past its deadline may have landed: the caller's read-back
             # (s3db_async._cas) resolves it, so it gets the "outcome unknown" error
             error = StoreError if idempotent else WriteOutcomeUnknownError

@@ -7,6 +7,7 @@ time beyond "it returned".
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import struct
 import threading
@@ -147,3 +148,28 @@ async def test_a_reset_conditional_put_is_an_unknown_outcome(resetting: _Loopbac
     with pytest.raises(WriteOutcomeUnknownError) as info:
         await store.put("k", b"1", if_none_match=True)
     assert info.value.retriable and store.stats["put"] == 1  # not resent blindly
+
+
+async def test_a_cancel_absorbed_into_the_deadline_still_cancels(
+    stalled: _Loopback, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cancel that lands as the deadline expires can come out of asyncio.timeout (3.11)
+    as a TimeoutError: the store raises CancelledError for it, not a 504 StoreError, so a
+    cancelled caller stops instead of handling a timeout."""
+    store = S3Store(stalled.url("max_retries=0"))
+    started = asyncio.Event()
+
+    async def absorbing_send(*args: object, **kwargs: object) -> object:
+        started.set()
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            raise TimeoutError from None  # what an absorbed cancel looks like
+        return None
+
+    monkeypatch.setattr(store, "_send", absorbing_send)
+    task = asyncio.create_task(store.get("k"))
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task

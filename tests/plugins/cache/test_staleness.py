@@ -172,3 +172,39 @@ async def test_a_lost_pubsub_connection_drops_the_memory_entries(
         db.store.stats.reset()
         await notes.get(n["id"])
         assert db.store.stats["get"] == 1
+
+
+class _AbsorbingPubSub:
+    """A pub/sub whose read swallows a cancel, as redis-py's read timeout (asyncio.timeout
+    on Python 3.11) does when the cancel lands in the same turn as the timeout expires."""
+
+    def __init__(self) -> None:
+        self.reads = 0
+
+    async def get_message(self, timeout: float) -> None:
+        self.reads += 1
+        try:
+            await asyncio.sleep(timeout)
+        except asyncio.CancelledError:
+            return None  # absorbed: the caller sees an ordinary "no message"
+        return None
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def test_the_listener_stops_even_when_a_read_absorbs_the_cancel(redis_url: str) -> None:
+    """Seen in CI: Database.disconnect() waited forever for a listener whose cancel redis-py
+    had absorbed. A cancel still pending after a read ends the listener."""
+    from s3db_async.plugins.cache.pubsub import InvalidationBus
+
+    bus = InvalidationBus(CachePlugin(pubsub=redis_url), redis_url, channel="absorbing")
+    fake = _AbsorbingPubSub()
+    bus.pubsub = fake
+    listener = asyncio.create_task(bus.listen())
+    while fake.reads == 0:
+        await asyncio.sleep(0)
+    listener.cancel()
+    done, _ = await asyncio.wait({listener}, timeout=5)
+    assert done and listener.cancelled() and fake.reads == 1
+    await bus.close()
