@@ -318,7 +318,7 @@ class Partition:
             if value is _MISSING or value is None:
                 return None
             text = encode_partition_value(value, maxlength)
-            return f"resource={resource}/partition={self.name}/{path}={text}/id={record_id}"
+            return f"{self.base(resource)}{path}={text}/id={record_id}"
         segments = []
         for path, maxlength in self.fields:
             value = get_path(record, path)

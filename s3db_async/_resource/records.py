@@ -223,11 +223,16 @@ class Records:
             else await self.resource._migrations.upgrade(record)
         )
 
+    def version_of(self, rid: str, metadata: Mapping[str, str]) -> str:
+        """The schema version a stored record names; corrupt when missing or unknown."""
+        version = metadata.get("_v")
+        if version == self.resource.version:  # the current version needs no checks
+            return version
+        return self.resource._corrupt.stored_version(rid, metadata)
+
     def decode(self, rid: str, metadata: Mapping[str, str], body: bytes, etag: str) -> Record:
         """Decode a stored record; :class:`CorruptRecordError` when it cannot be."""
-        version = metadata.get("_v")
-        if version != self.resource.version:  # the current version needs no checks
-            version = self.resource._corrupt.stored_version(rid, metadata)
+        version = self.version_of(rid, metadata)
         try:
             data = self.resource._codec_for(version).decode(metadata, body)
         except DecryptionError:
@@ -428,13 +433,9 @@ class Records:
 
     # -- deletes ---------------------------------------------------------------
     def delete_observed(self) -> bool:
-        return bool(
-            self.resource.partitions
-            or self.resource._hooks.has("before_delete")
-            or self.resource._hooks.has("after_delete")
-            or self.resource.has_listeners("deleted")
-            or self.resource._writer.feed is not None
-        )
+        """Whether a delete must read the record first (its references, or someone who
+        gets it); if not, it is one blind DELETE."""
+        return bool(self.resource.partitions) or self.delete_sees_record()
 
     def delete_sees_record(self) -> bool:
         """Whether something gets the deleted record (hooks, ``deleted`` listeners, the
@@ -494,14 +495,13 @@ class Records:
         """
         res = self.resource
         obj = await self.fetch(rid)
-        version = obj.metadata.get("_v")
-        if version != res.version:
-            if version not in res._versions:
-                await res._corrupt.learn_version(obj.metadata)
-            version = res._corrupt.stored_version(rid, obj.metadata)
+        stored = obj.metadata.get("_v")
+        if stored != res.version and stored not in res._versions:  # as in read()
+            await res._corrupt.learn_version(obj.metadata)
+        codec = res._codec_for(self.version_of(rid, obj.metadata))
         paths = [f for p in res.partitions.values() for f, _ in p.fields]
         try:
-            fields = res._codec_for(version).decode_fields(obj.metadata, paths)
+            fields = codec.decode_fields(obj.metadata, paths)
         except Exception as exc:  # anything a damaged object makes the codec raise
             raise res._corrupt.decode_failed(rid, exc) from exc
         if fields is None:

@@ -147,7 +147,7 @@ class RecordWriter:
         pre: dict[str, str] = {}
         if refs:
             token = new_token()
-            encoded.metadata[TOKENS_KEY] = encode_tokens(dict.fromkeys(refs, token))
+            self._stamp(encoded, dict.fromkeys(refs, token))
             pre = dict.fromkeys(refs.values(), token)
         intent = None if self.feed is None else await self._intent("insert", rid, None, encoded)
         if pre and not await self._put_refs(rid, pre, CREATE_ROUNDS):

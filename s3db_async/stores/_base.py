@@ -524,6 +524,14 @@ def normalize_metadata(metadata: Mapping[str, str] | None) -> dict[str, str]:
     return out
 
 
+def _surely_fits(joined: str, entries: int) -> bool:
+    """True when metadata of ``entries`` pairs whose keys and values join to ``joined`` is
+    under the limit however it is encoded, so its exact size is not needed: ASCII keys
+    travel as they are, ASCII values in at most 15 + 4/3 of their length (RFC 2047 base64
+    of an unsafe one); counting every character twice covers both."""
+    return joined.isascii() and 2 * len(joined) + 15 * entries <= METADATA_LIMIT
+
+
 def checked_metadata(
     key: str, metadata: Mapping[str, str] | None, enforce_limits: bool
 ) -> dict[str, str]:
@@ -537,10 +545,8 @@ def checked_metadata(
             joined = "".join([*metadata, *metadata.values()])
         except TypeError:
             pass  # the slow path names the bad value
-        else:  # check_metadata_limit's bound, with the keys counted twice (looser, still safe)
-            if not enforce_limits or (
-                joined.isascii() and 2 * len(joined) + 15 * len(metadata) <= METADATA_LIMIT
-            ):
+        else:
+            if not enforce_limits or _surely_fits(joined, len(metadata)):
                 return dict(metadata)
     md = normalize_metadata(metadata)
     if enforce_limits:
@@ -550,13 +556,7 @@ def checked_metadata(
 
 def check_metadata_limit(key: str, metadata: Mapping[str, str]) -> None:
     """Raise :class:`MetadataLimitError` when metadata is over 2 KB."""
-    values = "".join(metadata.values())
-    # ASCII values travel in at most 15 + 4/3 of their length (RFC 2047 base64 of an
-    # unsafe one): when even that bound fits, the exact count is not needed
-    if (
-        values.isascii()
-        and sum(map(len, metadata)) + 2 * len(values) + 15 * len(metadata) <= METADATA_LIMIT
-    ):
+    if _surely_fits("".join([*metadata, *metadata.values()]), len(metadata)):
         return
     size = metadata_size(metadata)
     if size > METADATA_LIMIT:

@@ -195,7 +195,7 @@ class MemoryStore(ObjectStore):
         if_none_match: bool = False,
         if_match: str | None = None,
     ) -> str:
-        full = self.prefix + validate_key(key)
+        full = self._full(key)
         md = checked_metadata(key, metadata, self.enforce_limits) if metadata else {}
         if type(body) is not bytes:
             body = bytes(body)
@@ -220,7 +220,7 @@ class MemoryStore(ObjectStore):
         return etag
 
     def _lookup(self, key: str) -> _Obj:
-        obj = self._data.objects.get(self.prefix + validate_key(key))
+        obj = self._data.objects.get(self._full(key))
         if obj is None:
             raise NotFoundError(f"no object at {key!r}", metadata={"key": key})
         return obj
